@@ -1,0 +1,188 @@
+"""Backbones, the SimSiam wrapper (Chen & He 2021) and the exportable encoder.
+
+Every backbone maps a log-mel batch `[B, 1, N_MELS, frames]` to `[B, D]`; SimSiam takes the backbone as a
+parameter, like facebookresearch/simsiam's builder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+import torchvision
+from torch import nn
+
+from siamrec.errors import ModelError
+from siamrec.features import LogMel
+
+RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
+BACKBONES = ("cnn", *RESNETS, "transformer")
+CHECKPOINT_FORMAT = "siamrec-checkpoint-1"
+
+
+class ConvNet(nn.Module):
+    """A small VGG-style CNN for CPU training and fast CPU inference (`width` sets every layer's size)."""
+
+    def __init__(self, width: int = 32, blocks: int = 4) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [nn.BatchNorm2d(1)]
+        channels = 1
+        for i in range(blocks):
+            out = width * 2 ** min(i, 3)
+            layers += [
+                nn.Conv2d(channels, out, 3, padding=1, bias=False),
+                nn.BatchNorm2d(out),
+                nn.ReLU(inplace=True),
+                nn.MaxPool2d(2),
+            ]
+            channels = out
+        self.features = nn.Sequential(*layers)
+        self.dim = 2 * channels
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        x = self.features(mel)  # B x C x F' x T'
+        # mean + max over time and frequency: the max keeps short salient events (a drum hit).
+        return torch.cat([x.mean(dim=(2, 3)), x.amax(dim=(2, 3))], dim=1)  # B x 2C
+
+
+def _resnet(name: str) -> tuple[nn.Module, int]:
+    net = getattr(torchvision.models, name)(weights=None)
+    net.conv1 = nn.Conv2d(1, 64, kernel_size=7, stride=2, padding=3, bias=False)  # one-channel log-mel
+    dim = net.fc.in_features
+    net.fc = nn.Identity()
+    return net, dim
+
+
+def _transformer(width: int) -> tuple[nn.Module, int]:
+    from siamrec.transformer import SpectrogramTransformer
+
+    net = SpectrogramTransformer(embed_dim=width)
+    return net, net.dim
+
+
+def build_backbone(name: str, width: int = 32) -> tuple[nn.Module, int]:
+    """Return (backbone, output dimension); `width` sizes `cnn` and `transformer`, resnets are fixed."""
+    if name == "cnn":
+        net = ConvNet(width=width)
+        return net, net.dim
+    if name in RESNETS:
+        return _resnet(name)
+    if name == "transformer":
+        return _transformer(width)
+    raise ModelError(f"unknown backbone {name!r}: choose one of {', '.join(BACKBONES)}")
+
+
+def projection_mlp(in_dim: int, dim: int) -> nn.Sequential:
+    """SimSiam's 3-layer projector; the last BatchNorm has no affine, as in the paper."""
+    return nn.Sequential(
+        nn.Linear(in_dim, dim, bias=False),
+        nn.BatchNorm1d(dim),
+        nn.ReLU(inplace=True),
+        nn.Linear(dim, dim, bias=False),
+        nn.BatchNorm1d(dim),
+        nn.ReLU(inplace=True),
+        nn.Linear(dim, dim, bias=False),
+        nn.BatchNorm1d(dim, affine=False),
+    )
+
+
+def prediction_mlp(dim: int, pred_dim: int) -> nn.Sequential:
+    """SimSiam's bottleneck predictor h."""
+    return nn.Sequential(
+        nn.Linear(dim, pred_dim, bias=False),
+        nn.BatchNorm1d(pred_dim),
+        nn.ReLU(inplace=True),
+        nn.Linear(pred_dim, dim),
+    )
+
+
+@dataclass
+class ModelConfig:
+    """Everything needed to rebuild a SimSiam model from a checkpoint."""
+
+    backbone: str = "cnn"
+    width: int = 32
+    proj_dim: int = 512
+    pred_dim: int = 128
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class SimSiam(nn.Module):
+    """Front end + backbone f + projector g + predictor h; the stop-gradient lives in `forward`."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.frontend = LogMel()
+        self.backbone, self.backbone_dim = build_backbone(config.backbone, config.width)
+        self.projector = projection_mlp(self.backbone_dim, config.proj_dim)
+        self.predictor = prediction_mlp(config.proj_dim, config.pred_dim)
+
+    def forward(
+        self, mel1: torch.Tensor, mel2: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Input: two log-mel views `[B, 1, F, T]`. Output: p1, p2, z1.detach(), z2.detach() (`[B, proj_dim]`)."""
+        z1 = self.projector(self.backbone(mel1))
+        z2 = self.projector(self.backbone(mel2))
+        return self.predictor(z1), self.predictor(z2), z1.detach(), z2.detach()
+
+
+class Encoder(nn.Module):
+    """What ships: waveform `[B, WINDOW_SAMPLES]` → standardised embedding `[B, D]` (front end inside)."""
+
+    def __init__(self, frontend: nn.Module, backbone: nn.Module, dim: int) -> None:
+        super().__init__()
+        self.frontend = frontend
+        self.backbone = backbone
+        self.dim = dim
+        # Per-dimension statistics measured on a corpus: centring the embedding makes cosine similarity
+        # compare what differs between tracks instead of what every track shares.
+        self.register_buffer("feature_mean", torch.zeros(dim))
+        self.register_buffer("feature_std", torch.ones(dim))
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        x = self.backbone(self.frontend(waveform))  # B x D
+        return (x - self.feature_mean) / self.feature_std
+
+    @torch.no_grad()
+    def set_standardisation(self, embeddings: torch.Tensor) -> None:
+        """Measure mean/std from raw backbone embeddings `[N, D]` of a corpus."""
+        self.feature_mean.copy_(embeddings.mean(dim=0))
+        self.feature_std.copy_(embeddings.std(dim=0).clamp_min(1e-6))
+
+
+def save_checkpoint(path: str, model: SimSiam, **state: Any) -> None:
+    """Write a checkpoint that `encoder_from_checkpoint` can read; `state` adds epoch, optimiser, etc."""
+    torch.save(
+        {"format": CHECKPOINT_FORMAT, "config": asdict(model.config), "model": model.state_dict(), **state},
+        path,
+    )
+
+
+def load_checkpoint(path: str) -> dict[str, Any]:
+    """Read a checkpoint written by `save_checkpoint`; a foreign file is a ModelError, not a KeyError."""
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    except (OSError, RuntimeError, EOFError, ValueError) as exc:
+        raise ModelError(f"cannot read checkpoint {path}: {exc}") from exc
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
+        raise ModelError(f"{path} is not a siamrec checkpoint (train one with `siamrec train`)")
+    return checkpoint
+
+
+def model_from_checkpoint(checkpoint: dict[str, Any]) -> SimSiam:
+    model = SimSiam(ModelConfig(**checkpoint["config"]))
+    model.load_state_dict(checkpoint["model"])
+    return model
+
+
+def encoder_from_checkpoint(checkpoint: dict[str, Any]) -> Encoder:
+    """The exportable encoder (front end + backbone, standardised if the checkpoint measured it)."""
+    model = model_from_checkpoint(checkpoint)
+    encoder = Encoder(model.frontend, model.backbone, model.backbone_dim)
+    stats = checkpoint.get("feature_stats")
+    if stats is not None:
+        encoder.feature_mean.copy_(torch.as_tensor(stats["mean"]))
+        encoder.feature_std.copy_(torch.as_tensor(stats["std"]))
+    return encoder.eval()

@@ -1,0 +1,118 @@
+"""Recommendation queries: new tracks for a playlist, playlists for a new track, each with its reasons."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from qdrant_client import models as qm
+
+from siamrec import constants as C
+from siamrec.errors import NotFoundError, SiamrecError
+from siamrec.store import (
+    PlaylistRecord,
+    Store,
+    StoredTrack,
+    TrackRecord,
+    playlist_centroid,
+    playlist_from_payload,
+    point_id,
+    track_from_payload,
+)
+
+STRATEGIES = ("mean", "best-score")
+REASONS_PER_RESULT = 3
+
+
+@dataclass(frozen=True)
+class Reason:
+    """A stored track that pulled a result in, with its cosine similarity to the result."""
+
+    track_uri: str
+    title: str
+    artist: str
+    similarity: float
+
+
+@dataclass(frozen=True)
+class TrackSuggestion:
+    track: TrackRecord
+    score: float
+    because_of: list[Reason]
+
+
+@dataclass(frozen=True)
+class PlaylistSuggestion:
+    playlist: PlaylistRecord
+    score: float
+    because_of: list[Reason]
+
+
+def _reasons(result_vectors: np.ndarray, seeds: list[StoredTrack]) -> list[list[Reason]]:
+    """For each result, the seeds most similar to it (one matrix product for all results)."""
+    seed_matrix = np.stack([s.vector for s in seeds if s.vector is not None])  # S x D
+    similarity = result_vectors @ seed_matrix.T  # R x S
+    order = np.argsort(-similarity, axis=1)[:, :REASONS_PER_RESULT]
+    return [
+        [
+            Reason(seeds[j].record.track_uri, seeds[j].record.title, seeds[j].record.artist, float(similarity[i, j]))
+            for j in row
+        ]
+        for i, row in enumerate(order)
+    ]
+
+
+def _vectors_of(points: list[qm.ScoredPoint], name: str) -> np.ndarray:
+    return np.stack([np.asarray(p.vector[name], dtype=np.float32) for p in points])  # type: ignore[index]
+
+
+def playlist_seeds(store: Store, playlist: PlaylistRecord) -> list[StoredTrack]:
+    """The playlist's tracks that have vectors; none is an error the user can fix by adding audio."""
+    tracks = store.get_tracks(playlist.track_uris, with_vectors=True)
+    seeds = [tracks[u] for u in playlist.track_uris if u in tracks and tracks[u].vector is not None]
+    if not seeds:
+        raise NotFoundError(
+            f"playlist {playlist.name!r} has no tracks with audio yet: add its audio with `siamrec add-track` "
+            "or sync with --fetch-audio/--audio-dir"
+        )
+    return seeds
+
+
+def recommend_tracks(
+    store: Store, playlist: PlaylistRecord, k: int = 20, strategy: str = "mean", include_warm: bool = False
+) -> list[TrackSuggestion]:
+    """Top-k tracks not in the playlist (cold ones only unless `include_warm`), best first."""
+    if strategy not in STRATEGIES:
+        raise SiamrecError(f"unknown strategy {strategy!r}: choose one of {', '.join(STRATEGIES)}")
+    seeds = playlist_seeds(store, playlist)
+    if strategy == "mean":
+        query: object = playlist_centroid(np.stack([s.vector for s in seeds])).tolist()  # type: ignore[misc]
+    else:
+        query = qm.RecommendQuery(
+            recommend=qm.RecommendInput(
+                positive=[point_id(s.record.track_uri) for s in seeds], strategy=qm.RecommendStrategy.BEST_SCORE
+            )
+        )
+    points = store.query(query, limit=k, exclude_uris=playlist.track_uris, cold_only=not include_warm)
+    if not points:
+        return []
+    reasons = _reasons(_vectors_of(points, store.vector_name), seeds)
+    return [
+        TrackSuggestion(track_from_payload(p.payload or {}), p.score, r) for p, r in zip(points, reasons, strict=True)
+    ]
+
+
+def recommend_playlists(
+    store: Store, vector: np.ndarray, k: int = 10, exclude_track_uri: str | None = None
+) -> list[PlaylistSuggestion]:
+    """Playlists whose centroid is nearest to a track vector, best first (those holding the track left out)."""
+    holding = [p.playlist_uri for p in store.iter_playlists() if exclude_track_uri in p.track_uris]
+    points = store.query(
+        vector.tolist(), limit=k, exclude_uris=holding, cold_only=False, collection=C.PLAYLISTS_COLLECTION
+    )
+    suggestions = []
+    for point in points:
+        playlist = playlist_from_payload(point.payload or {})
+        seeds = playlist_seeds(store, playlist)
+        suggestions.append(PlaylistSuggestion(playlist, point.score, _reasons(vector[None, :], seeds)[0]))
+    return suggestions
