@@ -27,10 +27,9 @@ from siamrec.store import Store, StoredTrack
 
 
 def _print_failures(report: AddReport) -> None:
+    """One plain line per skipped file (no wrapping, so each stays greppable)."""
     for path, reason in report.failed:
-        console.print(
-            f"[yellow]skipped[/] {reason if path in reason else f'{path}: {reason}'}", markup=True, highlight=False
-        )
+        sys.stderr.write(f"skipped: {reason if path in reason else f'{path}: {reason}'}\n")
 
 
 def _add_with_progress(store: Store, settings: Settings, items: list[AudioItem]) -> AddReport:

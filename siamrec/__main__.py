@@ -1,0 +1,3 @@
+from siamrec.cli import main
+
+main()

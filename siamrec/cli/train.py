@@ -1,0 +1,157 @@
+"""`siamrec train`: SimSiam pretraining on an audio folder, the FMA layout or a siamrec corpus."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from siamrec.cli.common import console, json_option, print_json
+from siamrec.config import resolve_settings
+from siamrec.errors import ConfigError
+
+
+def _load_tracks(data: str | None, fma: str | None, corpus: str | None) -> tuple[Any, str]:
+    """The one source the user named, and a description of it for the checkpoint and model card."""
+    from siamrec.data import corpus_tracks, fma_tracks, folder_tracks
+
+    given = [(kind, value) for kind, value in (("data", data), ("fma", fma), ("corpus", corpus)) if value]
+    if len(given) != 1:
+        raise ConfigError("name exactly one of --data DIR, --fma DIR or --corpus DIR")
+    kind, root = given[0]
+    loader = {"data": folder_tracks, "fma": fma_tracks, "corpus": corpus_tracks}[kind]
+    return loader(root), f"{kind}:{Path(root).expanduser().resolve()}"
+
+
+def _decode(tracks: Any, cache: Path, workers: int) -> tuple[Any, list[Path]]:
+    from siamrec.data import build_cache
+
+    with Progress(TextColumn("[bold]decoding"), BarColumn(), MofNCompleteColumn(), console=console) as bar:
+        task = bar.add_task("decode", total=len(tracks.tracks))
+        kept, files, skipped = build_cache(tracks, cache, workers, on_done=lambda n: bar.advance(task, n))
+    for reason in skipped:
+        console.print(f"[yellow]skipped[/] {reason}", markup=True, highlight=False)
+    return kept, files
+
+
+@click.command("train")
+@click.option("--data", type=click.Path(), help="Audio folder (recursive; first-level sub-folders = playlists).")
+@click.option("--fma", type=click.Path(), help="FMA folder (fma_*/000/000002.mp3 + fma_metadata/tracks.csv).")
+@click.option("--corpus", type=click.Path(), help="siamrec corpus (playlists.json + tracks.tsv).")
+@click.option("--out", "out", required=True, type=click.Path(), help="Run folder: last.pt, log.csv.")
+@click.option("--backbone", default="cnn", show_default=True, help="cnn|resnet18|…|resnet152|transformer.")
+@click.option("--width", default=32, show_default=True, help="Width of the cnn / transformer backbones.")
+@click.option("--augment", default="all", show_default=True, help="Comma list of effects,mix,spec (or all, none).")
+@click.option("--pairs", type=click.Choice(["same-crop", "two-crops"]), default="two-crops", show_default=True)
+@click.option("--epochs", type=int, help="Epochs (default 100; with --resume, extends the run).")
+@click.option("--batch-size", default=64, show_default=True)
+@click.option("--crops-per-track", default=4, show_default=True, help="Random crops of each track per epoch.")
+@click.option("--optimizer", type=click.Choice(["sgd", "adam"]), default="sgd", show_default=True)
+@click.option("--lr", "base_lr", type=float, help="Base lr (SGD: scaled by batch/256; default 0.05, Adam 1e-3).")
+@click.option("--workers", default=2, show_default=True, help="DataLoader workers (waveform augmentation).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--seed", default=0, show_default=True)
+@click.option("--val-fraction", default=0.3, show_default=True, help="Fraction of playlists held out.")
+@click.option("--val-every", default=1, show_default=True, help="Validate every N epochs.")
+@click.option("--max-steps-per-epoch", type=int, help="Cap on steps per epoch.")
+@click.option("--cache", type=click.Path(), help="Decoded-audio cache (default SIAMREC_HOME/cache/decoded).")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last.pt.")
+@json_option
+def train_command(**opts: Any) -> None:
+    """Pretrain a SimSiam audio encoder; export it afterwards with `siamrec export RUN/last.pt`."""
+    from siamrec.augment import parse_augment
+
+    run = _prepare(opts)
+    trainer, config = run["trainer"], run["config"]
+    history = _fit(trainer, config.epochs)
+    summary = {"checkpoint": str(trainer.checkpoint_path), "held_out_playlists": run["held"], "history": history}
+    if opts["as_json"]:
+        print_json(summary)
+    else:
+        last = history[-1] if history else {}
+        console.print(
+            f"checkpoint: {trainer.checkpoint_path}  ({len(history)} epochs, augment "
+            f"{','.join(parse_augment(','.join(config.augment))) or 'none'})",
+            highlight=False,
+        )
+        if "r_precision" in last:
+            console.print(
+                f"held-out R-precision {last['r_precision']:.3f}, reward {last['reward']:.2f} "
+                f"(chance {last['reward_chance']:.2f})",
+                highlight=False,
+            )
+
+
+def _prepare(opts: dict[str, Any]) -> dict[str, Any]:
+    """Config (fresh, or the run's own when resuming), data, split, cache and a Trainer."""
+    from siamrec.augment import parse_augment
+    from siamrec.data import split_by_playlist
+    from siamrec.models import load_checkpoint
+    from siamrec.train import CHECKPOINT_NAME, TrainConfig, Trainer
+
+    out = Path(opts["out"]).expanduser()
+    tracks, source = _load_tracks(opts["data"], opts["fma"], opts["corpus"])
+    if opts["resume"]:
+        checkpoint_path = out / CHECKPOINT_NAME
+        if not checkpoint_path.is_file():
+            raise ConfigError(f"--resume: no checkpoint at {checkpoint_path}")
+        checkpoint = load_checkpoint(str(checkpoint_path))
+        config = TrainConfig.from_dict(checkpoint["train_config"])
+        config.epochs = opts["epochs"] or config.epochs
+        val_fraction, split_seed = checkpoint["val_fraction"], checkpoint["split_seed"]
+    else:
+        config = TrainConfig(
+            backbone=opts["backbone"], width=opts["width"], augment=parse_augment(opts["augment"]),
+            pairs=opts["pairs"], epochs=opts["epochs"] or 100, crops_per_track=opts["crops_per_track"],
+            batch_size=opts["batch_size"], optimizer=opts["optimizer"], base_lr=opts["base_lr"],
+            workers=opts["workers"], device=opts["device"], seed=opts["seed"], val_every=opts["val_every"],
+            max_steps_per_epoch=opts["max_steps_per_epoch"],
+        )  # fmt: skip
+        val_fraction, split_seed = opts["val_fraction"], opts["seed"]
+    train_set, val_set, held = split_by_playlist(tracks, val_fraction, split_seed)
+    cache = Path(opts["cache"]).expanduser() if opts["cache"] else resolve_settings().cache_dir / "decoded"
+    train_set, train_files = _decode(train_set, cache, config.workers)
+    val_set, val_files = _decode(val_set, cache, config.workers)
+    trained_on = f"{source} minus held-out playlists {', '.join(held)}" if held else source
+    extra = {"val_playlists": held, "val_fraction": val_fraction, "split_seed": split_seed, "source": source}
+    trainer = Trainer(config, out, train_files, (val_set, val_files), trained_on, extra)
+    if opts["resume"]:
+        trainer.resume()
+    console.print(
+        f"{len(train_files)} training tracks, {len(val_files)} held out ({len(held)} playlists); "
+        f"{config.backbone} on {trainer.device}, {trainer.steps_per_epoch()} steps/epoch",
+        highlight=False,
+    )
+    return {"trainer": trainer, "config": config, "held": held}
+
+
+def _fit(trainer: Any, epochs: int) -> list[dict[str, float]]:
+    """Run with a progress bar showing loss and the collapse figure; warn when the figure nears 0."""
+    from siamrec.train import COLLAPSE_WARNING
+
+    columns = (TextColumn("[bold]epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("loss {task.fields[loss]:+.3f}  collapse {task.fields[collapse]:.2f}"),
+               TextColumn("{task.fields[val]}"), TimeElapsedColumn())  # fmt: skip
+    with Progress(*columns, console=console) as bar:
+        steps = trainer.steps_per_epoch()
+        task = bar.add_task("train", total=epochs * steps, completed=trainer.state.step,
+                            epoch=trainer.state.epoch + 1, loss=0.0, collapse=1.0, val="")  # fmt: skip
+
+        def on_step(loss: float, collapse: float) -> None:
+            bar.update(task, advance=1, loss=loss, collapse=collapse)
+
+        def on_epoch(row: dict[str, float]) -> None:
+            val = f"R-prec {row['r_precision']:.3f}" if "r_precision" in row else ""
+            bar.update(task, epoch=int(row["epoch"]) + 1, val=val)
+            if row["collapse"] < COLLAPSE_WARNING:
+                console.print(
+                    f"[yellow]warning:[/] epoch {int(row['epoch'])}: collapse figure "
+                    f"{row['collapse']:.2f} is falling toward 0 (representation collapsing)"
+                )
+
+        return trainer.fit(on_step, on_epoch)
+
+
+COMMANDS = [train_command]

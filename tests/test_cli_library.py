@@ -1,0 +1,173 @@
+"""The library path through the real CLI process: one-line errors, exit codes, an intact store."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mutagen.flac import FLAC
+
+from siamrec import constants as C
+from siamrec.audio import file_sha1
+from siamrec.config import resolve_settings
+from siamrec.store import Store
+from siamrec.testing import chord, drums, write_audio
+
+
+def siamrec(*args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run([sys.executable, "-m", "siamrec", *args], capture_output=True, text=True, env=os.environ)
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def stored_state() -> dict[str, list[float]]:
+    with Store.open(resolve_settings()) as store:
+        model = store.stored_model()
+        assert model is not None
+        store.bind_model(*model, create=False)
+        return {t.record.track_uri: t.vector.round(6).tolist() for t in store.iter_tracks()}
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], fragment: str) -> None:
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("siamrec: error:")]
+    assert len(lines) == 1 and fragment in lines[0], result.stderr
+
+
+@pytest.fixture
+def filled_home(home: Path, library_files: dict[str, Path]) -> Path:
+    siamrec("add-track", str(library_files["chord_a.wav"].parent), check=True)
+    return home
+
+
+def test_add_track_twice_keeps_one_point(home: Path, library_files: dict[str, Path]) -> None:
+    first = json.loads(siamrec("add-track", "--json", str(library_files["chord_a.wav"]), check=True).stdout)
+    again = json.loads(siamrec("add-track", "--json", str(library_files["chord_a.wav"]), check=True).stdout)
+    assert (first["added"], again["added"], again["updated"]) == (1, 0, 1)
+    assert again["tracks_in_store"] == 1
+
+
+def test_tags_and_overrides(home: Path, tmp_path: Path) -> None:
+    path = write_audio(tmp_path / "song.flac", chord(3.0, 196.0))
+    tagged = FLAC(str(path))  # tags written the way a tagger would
+    tagged["title"], tagged["artist"] = "Tagged Title", "Tagged Artist"
+    tagged.save()
+    siamrec("add-track", str(path), check=True)
+    siamrec("add-track", str(path), "--uri", "spotify:track:abc", "--artist", "Override", check=True)
+    with Store.open(resolve_settings()) as store:
+        store.bind_model(*store.stored_model(), create=False)
+        tracks = store.get_tracks([f"local:track:{file_sha1(path)}", "spotify:track:abc"])
+    records = {uri: t.record for uri, t in tracks.items()}
+    assert records["spotify:track:abc"].artist == "Override"
+    assert records["spotify:track:abc"].title == "Tagged Title"
+    local = next(r for u, r in records.items() if u.startswith("local:"))
+    assert (local.title, local.artist) == ("Tagged Title", "Tagged Artist")
+
+
+@pytest.mark.parametrize(
+    ("maker", "fragment"),
+    [
+        (
+            lambda d, lib: (d / "notes.mp3").write_text("not audio at all\n" * 40) and d / "notes.mp3",
+            "not an audio file",
+        ),
+        (
+            lambda d, lib: (d / "cut.mp3").write_bytes(lib["bright_e.mp3"].read_bytes()[:600]) and d / "cut.mp3",
+            "cut.mp3",
+        ),
+        (lambda d, lib: (d / "zero.ogg").touch() or d / "zero.ogg", "empty"),
+        (lambda d, lib: write_audio(d / "blip.wav", chord(0.2)), "at least"),
+        (lambda d, lib: write_audio(d / "silence.wav", np.zeros(10 * C.SAMPLE_RATE, np.float32)), "silence"),
+    ],
+    ids=["text-as-mp3", "truncated-mp3", "zero-bytes", "0.2s-clip", "digital-silence"],
+)
+def test_bad_files_fail_cleanly_and_keep_the_store(
+    filled_home: Path, tmp_path: Path, library_files: dict[str, Path], maker, fragment: str
+) -> None:
+    before = stored_state()
+    bad = maker(tmp_path, library_files)
+    result = siamrec("add-track", str(bad))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    skipped = [line for line in result.stderr.splitlines() if line.startswith("skipped:")]
+    assert len(skipped) == 1 and fragment in skipped[0], result.stderr
+    assert stored_state() == before
+
+
+def test_eight_channel_96k_wav_is_added(home: Path, tmp_path: Path) -> None:
+    path = write_audio(tmp_path / "surround.wav", drums(4.0, sample_rate=96_000), 96_000, channels=8)
+    summary = json.loads(siamrec("add-track", "--json", str(path), check=True).stdout)
+    assert summary["added"] == 1 and summary["failed"] == []
+
+
+def test_folder_mixing_good_and_bad_files(home: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "mixed"
+    write_audio(folder / "a" / "good1.wav", chord(3.0, 220.0))
+    write_audio(folder / "b" / "good2.ogg", drums(3.0))
+    (folder / "b" / "broken.flac").write_bytes(b"fLaC" + b"\0" * 100)
+    (folder / "cover.jpg").write_bytes(b"\xff\xd8 not audio, not listed")
+    result = siamrec("add-track", "--json", str(folder))
+    summary = json.loads(result.stdout)
+    assert result.returncode == 1
+    assert summary["added"] == 2 and [Path(f["path"]).name for f in summary["failed"]] == ["broken.flac"]
+    assert len(stored_state()) == 2
+
+
+def test_playlist_recommend_and_m3u(filled_home: Path, library_files: dict[str, Path], tmp_path: Path) -> None:
+    m3u = tmp_path / "chords.m3u"
+    m3u.write_text(f"#EXTM3U\n#EXTINF:4,chord a\n{library_files['chord_a.wav']}\nchord_c.flac\n")
+    (tmp_path / "chord_c.flac").symlink_to(library_files["chord_c.flac"])
+    siamrec("playlist", "import", str(m3u), check=True)
+    listed = json.loads(siamrec("playlist", "list", "--json", check=True).stdout)
+    assert [(p["name"], p["tracks"]) for p in listed] == [("chords", 2)]
+    out = tmp_path / "next.m3u"
+    result = json.loads(
+        siamrec("recommend", "--playlist", "chords", "-k", "3", "--json", "--m3u", str(out), check=True).stdout
+    )
+    assert len(result["results"]) == 3
+    assert all(
+        r["path"] not in {str(library_files["chord_a.wav"]), str(library_files["chord_c.flac"])}
+        for r in result["results"]
+    )
+    assert all(r["because_of"] for r in result["results"])
+    assert out.read_text().count("#EXTINF") == 3
+    by_track = json.loads(
+        siamrec("recommend", "--track", str(library_files["chord_a.wav"]), "--json", check=True).stdout
+    )
+    assert by_track["results"][0]["name"] == "chords"
+
+
+def test_unknown_playlist_is_one_line(filled_home: Path) -> None:
+    assert_one_line_error(siamrec("recommend", "--playlist", "No Such List"), "no playlist named 'No Such List'")
+
+
+def test_missing_model_is_one_line(home: Path, library_files: dict[str, Path], monkeypatch) -> None:
+    monkeypatch.setenv("SIAMREC_MODEL", str(home / "missing.onnx"))
+    assert_one_line_error(siamrec("add-track", str(library_files["noise.ogg"])), "missing.onnx not found")
+
+
+def test_mismatched_model_is_one_line(
+    filled_home: Path, tmp_path: Path, library_files: dict[str, Path], monkeypatch
+) -> None:
+    from siamrec.testing import tiny_encoder_onnx
+
+    other = tiny_encoder_onnx(tmp_path / "other.onnx", name="other", width=6)
+    monkeypatch.setenv("SIAMREC_MODEL", str(other))
+    before = stored_state()
+    assert_one_line_error(siamrec("add-track", str(library_files["noise.ogg"])), "holds vectors of model 'tiny'")
+    assert stored_state() == before
+
+
+def test_second_process_on_the_embedded_store(filled_home: Path) -> None:
+    holder = Store.open(resolve_settings())  # this process holds the embedded store
+    try:
+        assert_one_line_error(siamrec("playlist", "list"), "in use by another siamrec process")
+    finally:
+        holder.close()
+    siamrec("playlist", "list", check=True)

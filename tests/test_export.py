@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from export.onnx_export import export_checkpoint, export_encoder, parity_max_diff
+from siamrec import constants as C
+from siamrec.audio import track_windows
+from siamrec.embed import TrackEncoder
+from siamrec.errors import ModelError
+from siamrec.models import Encoder, ModelConfig, SimSiam, encoder_from_checkpoint, load_checkpoint, save_checkpoint
+
+CORPUS_TRACK = Path("~/data/siamrec-dev/audio/naev-askyel/combat1.ogg").expanduser()
+
+
+def _real_windows(library_files: dict[str, Path]) -> np.ndarray:
+    files = [library_files["bright_e.mp3"], library_files["drums_120.wav"], library_files["noise.ogg"]]
+    if CORPUS_TRACK.is_file():  # real music from the dev corpus when it is built on this machine
+        files.append(CORPUS_TRACK)
+    return np.concatenate([track_windows(f, 2)[0] for f in files])
+
+
+def test_checkpoint_exports_with_parity_and_metadata(tmp_path: Path, library_files: dict[str, Path]) -> None:
+    torch.manual_seed(1)
+    model = SimSiam(ModelConfig(backbone="cnn", width=8))
+    checkpoint = tmp_path / "run.pt"
+    save_checkpoint(str(checkpoint), model, epoch=3, name="parity-test", trained_on="unit test")
+    windows = _real_windows(library_files)
+    report = export_checkpoint(checkpoint, tmp_path / "model.onnx", parity_windows=windows)
+    assert report.max_abs_diff <= 1e-4
+    meta = {p.key: p.value for p in onnx.load(str(tmp_path / "model.onnx")).metadata_props}
+    assert meta[C.META_NAME] == "parity-test" and meta[C.META_TRAINED_ON] == "unit test"
+    assert meta[C.META_DIM] == str(model.backbone_dim) and meta[C.META_SAMPLE_RATE] == "16000"
+    assert not (tmp_path / "model.onnx.data").exists()  # one file, no external weights
+    encoder = TrackEncoder(tmp_path / "model.onnx", device="cpu")
+    # Dynamic batch: one window and many windows give the same per-window embeddings.
+    single = encoder.embed_windows(windows[:1])
+    assert np.allclose(single, encoder.embed_windows(windows)[:1], atol=1e-5)
+    torch_out = encoder_from_checkpoint(load_checkpoint(str(checkpoint)))(torch.from_numpy(windows)).detach().numpy()
+    assert np.abs(torch_out - encoder.embed_windows(windows)).max() <= 1e-4
+
+
+def test_standardisation_is_inside_the_graph(tmp_path: Path, library_files: dict[str, Path]) -> None:
+    model = SimSiam(ModelConfig(backbone="cnn", width=4)).eval()
+    encoder = Encoder(model.frontend, model.backbone, model.backbone_dim)
+    windows = _real_windows(library_files)
+    with torch.no_grad():
+        encoder.set_standardisation(encoder.backbone(encoder.frontend(torch.from_numpy(windows))))
+    export_encoder(encoder, tmp_path / "std.onnx", name="std", backbone="cnn")
+    out = TrackEncoder(tmp_path / "std.onnx").embed_windows(windows)
+    assert np.allclose(out.mean(axis=0), 0.0, atol=1e-3)
+    assert parity_max_diff(encoder, tmp_path / "std.onnx", windows) <= 1e-4
+
+
+def test_parity_failure_removes_the_file(tmp_path: Path) -> None:
+    model = SimSiam(ModelConfig(backbone="cnn", width=4)).eval()
+    encoder = Encoder(model.frontend, model.backbone, model.backbone_dim)
+    with pytest.raises(ModelError, match="parity check failed"):
+        export_encoder(encoder, tmp_path / "m.onnx", name="m", backbone="cnn", tolerance=-1.0)
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_foreign_or_mismatched_models_are_refused(tmp_path: Path, tiny_model: Path) -> None:
+    model = onnx.load(str(tiny_model))
+    for prop in model.metadata_props:
+        if prop.key == C.META_SAMPLE_RATE:
+            prop.value = "22050"
+    onnx.save(model, str(tmp_path / "other_rate.onnx"))
+    with pytest.raises(ModelError, match="22050 Hz"):
+        TrackEncoder(tmp_path / "other_rate.onnx")
+    del model.metadata_props[:]
+    onnx.save(model, str(tmp_path / "foreign.onnx"))
+    with pytest.raises(ModelError, match="not a siamrec model"):
+        TrackEncoder(tmp_path / "foreign.onnx")
+    (tmp_path / "junk.onnx").write_text("not a model")
+    with pytest.raises(ModelError, match="cannot load model"):
+        TrackEncoder(tmp_path / "junk.onnx")
+
+
+def test_track_vectors_batch_across_tracks(tiny_model: Path, library_files: dict[str, Path]) -> None:
+    encoder = TrackEncoder(tiny_model, batch_size=3)
+    per_track = [track_windows(p)[0] for p in library_files.values()]
+    together = encoder.track_vectors(per_track)
+    one_by_one = np.concatenate([encoder.track_vectors([w]) for w in per_track])
+    assert together.shape == (len(per_track), encoder.dim)
+    assert np.allclose(together, one_by_one, atol=1e-5)
+    assert np.allclose(np.linalg.norm(together, axis=1), 1.0, atol=1e-5)
+
+
+def test_inference_does_not_import_torch(tiny_model: Path, library_files: dict[str, Path]) -> None:
+    code = (
+        "import sys; from siamrec.embed import TrackEncoder; from siamrec.audio import track_windows; "
+        "import siamrec.library, siamrec.store, siamrec.recommend, siamrec.cli; "
+        f"e = TrackEncoder({str(tiny_model)!r}); "
+        f"e.track_vectors([track_windows({str(library_files['noise.ogg'])!r})[0]]); "
+        "assert 'torch' not in sys.modules, 'torch was imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from siamrec.errors import ModelError, NotFoundError
+from siamrec.recommend import recommend_playlists, recommend_tracks
+from siamrec.store import PlaylistRecord, Store, TrackRecord, point_id
+
+
+def unit(*values: float) -> np.ndarray:
+    v = np.asarray(values, dtype=np.float32)
+    return v / np.linalg.norm(v)
+
+
+@pytest.fixture
+def hand_store(memory_store: Store) -> Store:
+    """Two playlists around the x and y axes, cold tracks placed by hand, one warm track."""
+    store = memory_store
+    store.bind_model("hand", 3)
+    tracks = {
+        "x1": unit(1, 0.1, 0),
+        "x2": unit(1, -0.1, 0),  # playlist X
+        "y1": unit(0.1, 1, 0),
+        "y2": unit(-0.1, 1, 0),  # playlist Y
+        "near_x": unit(1, 0.03, 0.15),  # the cold track nearest to X
+        "mid": unit(1, 1, 0.3),  # cold, in between
+        "far": unit(0, 0, 1),  # cold, far from both
+        "warm_x": unit(1, 0, 0),  # nearest of all to X, but already in playlist Y: warm
+    }
+    store.upsert_tracks([TrackRecord(track_uri=u, title=u) for u in tracks], list(tracks.values()))
+    store.save_playlist(PlaylistRecord("pl:x", "X", track_uris=["x1", "x2"]))
+    store.save_playlist(PlaylistRecord("pl:y", "Y", track_uris=["y1", "y2", "warm_x"]))
+    return store
+
+
+@pytest.mark.parametrize("strategy", ["mean", "best-score"])
+def test_recommend_ranks_the_nearest_cold_track_first(hand_store: Store, strategy: str) -> None:
+    playlist = hand_store.find_playlist("X")
+    results = recommend_tracks(hand_store, playlist, k=10, strategy=strategy)
+    uris = [r.track.track_uri for r in results]
+    assert uris[0] == "near_x"
+    assert not {"x1", "x2"} & set(uris)  # never the playlist's own tracks
+    assert "warm_x" not in uris and set(uris) == {"near_x", "mid", "far"}  # cold only by default
+    assert {r.track_uri for r in results[0].because_of} == {"x1", "x2"}
+
+
+@pytest.mark.parametrize("strategy", ["mean", "best-score"])
+def test_include_warm_widens_the_candidates(hand_store: Store, strategy: str) -> None:
+    results = recommend_tracks(hand_store, hand_store.find_playlist("X"), k=10, strategy=strategy, include_warm=True)
+    uris = [r.track.track_uri for r in results]
+    assert uris[0] == "warm_x" and "x1" not in uris and "y1" in uris
+
+
+def test_recommend_playlists_for_a_track(hand_store: Store) -> None:
+    results = recommend_playlists(hand_store, unit(0.05, 1, 0.1))
+    assert [r.playlist.name for r in results] == ["Y", "X"]
+    assert results[0].because_of[0].track_uri in {"y1", "y2"}
+    stored = hand_store.get_tracks(["warm_x"], with_vectors=True)["warm_x"]
+    names = [r.playlist.name for r in recommend_playlists(hand_store, stored.vector, exclude_track_uri="warm_x")]
+    assert names == ["X"]  # the playlist that already holds the track is left out
+
+
+def test_same_track_twice_is_one_point_and_keeps_membership(hand_store: Store) -> None:
+    before = hand_store.count_tracks()
+    hand_store.upsert_tracks([TrackRecord(track_uri="x1", title="x1 again")], [unit(1, 0.1, 0)])
+    assert hand_store.count_tracks() == before
+    record = hand_store.get_tracks(["x1"])["x1"].record
+    assert record.title == "x1 again" and record.playlists == ["pl:x"]
+
+
+def test_playlist_membership_and_centroid_follow_edits(hand_store: Store) -> None:
+    hand_store.save_playlist(PlaylistRecord("pl:x", "X", track_uris=["x1", "near_x"]))
+    tracks = hand_store.get_tracks(["x2", "near_x"])
+    assert tracks["x2"].record.playlists == [] and tracks["near_x"].record.playlists == ["pl:x"]
+    point = hand_store.client.retrieve("playlists", [point_id("pl:x")], with_vectors=True)[0]
+    expected = unit(*(unit(1, 0.1, 0) + unit(1, 0.03, 0.15)))
+    assert np.allclose(point.vector["hand"], expected, atol=1e-5)
+
+
+def test_a_different_model_is_refused(hand_store: Store) -> None:
+    with pytest.raises(ModelError, match="holds vectors of model 'hand' \\(dim 3\\)"):
+        hand_store.bind_model("other", 3)
+    with pytest.raises(ModelError):
+        hand_store.bind_model("hand", 4)
+
+
+def test_unknown_playlist_and_empty_store(memory_store: Store, hand_store: Store) -> None:
+    with pytest.raises(NotFoundError, match="no playlist named 'Z'"):
+        hand_store.find_playlist("Z")
+    hand_store.client.delete_collection("tracks")
+    with pytest.raises(NotFoundError, match="store is empty"):
+        hand_store.bind_model("hand", 3, create=False)
