@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -68,3 +69,14 @@ def test_seeking_reader_matches_full_decode(tmp_path: Path) -> None:
     assert info.sample_rate == 22_050 and abs(info.duration_s - 24.0) < 0.01
     # Resampling each window separately differs from resampling the whole file only at the window edges.
     assert np.abs(seeked[:, 1000:-1000] - full[:, 1000:-1000]).max() < 0.05
+
+
+def test_m4a_goes_through_ffmpeg(tmp_path: Path, library_files: dict[str, Path]) -> None:
+    m4a = tmp_path / "song.m4a"
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(library_files["drums_120.wav"]), "-c:a", "aac", str(m4a)],
+                   check=True)
+    signal = decode(m4a)
+    reference = decode(library_files["drums_120.wav"])
+    assert abs(signal.size - reference.size) < 0.1 * C.SAMPLE_RATE  # AAC adds priming samples
+    windows, info = track_windows(m4a)
+    assert windows.shape == (1, C.WINDOW_SAMPLES) and info.sample_rate == C.SAMPLE_RATE

@@ -1,0 +1,29 @@
+# The two set-up commands of the README. Both work on a fresh machine with Python 3.11.
+PYTHON ?= python3
+VENV ?= .venv
+DEMO_HOME ?= .siamrec-demo
+SIAMREC = SIAMREC_HOME=$(DEMO_HOME) $(VENV)/bin/siamrec
+DEMO_PLAYLIST ?= Orchestral fantasy (Battle for Wesnoth)
+
+.PHONY: demo test ffmpeg
+
+# Install siamrec (inference only: no torch) and recommend for an example playlist on the embedded store.
+demo:
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check .
+	$(SIAMREC) add-track examples/audio
+	$(SIAMREC) playlist import examples/playlists/*.m3u
+	$(SIAMREC) recommend --playlist "$(DEMO_PLAYLIST)" -k 8
+
+# ffmpeg is only needed for formats libsndfile cannot read and for yt-dlp's conversion (tests use both).
+ffmpeg:
+	@command -v ffmpeg >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+		apt-get install -y -qq --no-install-recommends ffmpeg >/dev/null; } || \
+		{ echo "install ffmpeg (apt-get install ffmpeg)"; exit 1; }
+
+# Install everything (training stack, dev tools) and run the linters and the default test suite.
+test: ffmpeg
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -e ".[train,dev]"
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pytest -q
