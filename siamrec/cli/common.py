@@ -24,13 +24,17 @@ def console_error(message: str) -> None:
     sys.stderr.write(f"siamrec: error: {message}\n")
 
 
-def store_options(func: F) -> F:
-    """--home, --qdrant-url, --qdrant-api-key, --model, --device; resolved into a Settings `settings` kwarg."""
+def store_options(func: F | None = None, *, model_option: bool = True) -> Any:
+    """--home, --qdrant-url, --qdrant-api-key, --model, --device → one Settings `settings` kwarg.
+
+    `model_option=False` leaves --model out, for commands where it means something else (bench's methods).
+    """
+    if func is None:
+        return functools.partial(store_options, model_option=model_option)
     options = [
         click.option("--home", envvar="SIAMREC_HOME", help="Data folder (default ~/.siamrec)."),
         click.option("--qdrant-url", envvar="SIAMREC_QDRANT_URL", help="Qdrant server or cluster URL."),
         click.option("--qdrant-api-key", envvar="SIAMREC_QDRANT_API_KEY", help="Qdrant API key."),
-        click.option("--model", "model", envvar="SIAMREC_MODEL", help="ONNX encoder (default: shipped)."),
         click.option(
             "--device",
             type=click.Choice(["auto", "cpu", "cuda"]),
@@ -39,6 +43,10 @@ def store_options(func: F) -> F:
             help="Where ONNX inference runs.",
         ),
     ]
+    if model_option:
+        options.append(
+            click.option("--model", "model", envvar="SIAMREC_MODEL", help="ONNX encoder (default: shipped).")
+        )
 
     @functools.wraps(func)  # keeps options declared below this decorator (click stores them on func)
     def wrapper(**kwargs: Any) -> Any:
@@ -46,14 +54,14 @@ def store_options(func: F) -> F:
             home=kwargs.pop("home"),
             qdrant_url=kwargs.pop("qdrant_url"),
             qdrant_api_key=kwargs.pop("qdrant_api_key"),
-            model=kwargs.pop("model"),
+            model=kwargs.pop("model", None),
             device=kwargs.pop("device"),
         )
         return func(**kwargs)
 
     for option in reversed(options):
         wrapper = option(wrapper)
-    return wrapper  # type: ignore[return-value]
+    return wrapper
 
 
 def json_option(func: F) -> F:

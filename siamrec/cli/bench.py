@@ -1,0 +1,205 @@
+"""`siamrec bench` (the masked-playlist protocol against chance and baselines) and `siamrec map`."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from siamrec.bench import (
+    BASELINES,
+    CANDIDATE_SETS,
+    STRATEGIES,
+    BenchResult,
+    SplitResult,
+    audio_methods,
+    check_setting,
+    parse_masks,
+    read_library,
+    run_bench,
+)
+from siamrec.cli.common import console, json_option, print_json, progress, stdout, store_options
+from siamrec.config import Settings
+from siamrec.metrics import LOWER_IS_BETTER, METRICS
+from siamrec.store import Store
+
+F = TypeVar("F", bound=Callable[..., Any])
+PIPE_WIDTH = 200  # a table written to a file or pipe is not wrapped to 80 columns
+COLUMN_TITLES = {
+    "reward": "reward/100",
+    "r_precision": "R-prec",
+    "ndcg": "NDCG",
+    "clicks": "clicks",
+    "hit_rate@10": "HR@10",
+    "mrr": "MRR",
+}
+
+
+def _cell(value: tuple[float, float], metric: str) -> str:
+    digits = {"reward": 1, "clicks": 2}.get(metric, 3)
+    return f"{value[0]:.{digits}f} ± {value[1]:.{digits}f}"
+
+
+def _best(split: SplitResult, metric: str) -> str:
+    pick = min if metric in LOWER_IS_BETTER else max
+    return pick(split.methods, key=lambda name: split.methods[name][metric][0])
+
+
+def _table(result: BenchResult) -> Table:
+    """Methods × metrics per split (mean ± std over the draws), the exact chance level on its own row."""
+    table = Table(
+        title=f"siamrec bench: {result.seeds} random splits, strategy {result.strategy}, "
+        f"candidates {result.candidates}, {result.n_tracks} tracks",
+        caption="best per split in bold; reward per 100 playlists (paper Eq. 3); clicks: lower is better",
+    )
+    table.add_column("mask (seeds/masked)", no_wrap=True)
+    table.add_column("playlists used", no_wrap=True)
+    table.add_column("method", no_wrap=True)
+    for metric in METRICS:
+        table.add_column(COLUMN_TITLES.get(metric, metric), justify="right", no_wrap=True)
+    for split in result.splits:
+        best = {metric: _best(split, metric) for metric in METRICS}
+        used = f"{split.playlists_used} ({split.playlists_skipped} too short)"
+        for index, (name, scores) in enumerate(split.methods.items()):
+            cells = [_cell(scores[m], m) if best[m] != name else f"[bold]{_cell(scores[m], m)}[/bold]" for m in METRICS]
+            table.add_row(split.label if index == 0 else "", used if index == 0 else "", name, *cells)
+        chance = [_cell((split.chance[m], 0.0), m).split(" ±")[0] for m in METRICS]
+        table.add_row("", "", "[italic]chance (exact)[/italic]", *chance, end_section=True)
+    return table
+
+
+def _report_skipped(result: BenchResult) -> None:
+    for uri, reason in result.skipped_tracks.items():
+        sys.stderr.write(f"skipped: {uri}: {reason}\n")
+    for note in result.notes:
+        sys.stderr.write(f"note: {note}\n")
+
+
+@click.command("bench")
+@click.option(
+    "--mask",
+    default="10/5",
+    show_default=True,
+    help="SEEDS/MASKED: per playlist, MASKED songs are hidden and up to SEEDS of the others are the query "
+    "(15/5 = keep up to 15 seeds, mask 5). Several comma-separated, or `all` for the paper's 10/10, 13/7, 15/5, "
+    "18/2. Playlists shorter than MASKED + 1 are skipped and counted.",
+)
+@click.option("--seeds", default=10, show_default=True, help="Random splits; every figure is mean ± std over them.")
+@click.option(
+    "--strategy",
+    type=click.Choice(STRATEGIES),
+    default="mean",
+    show_default=True,
+    help="mean: cosine to the seeds' mean. best-score: best cosine to any seed (Qdrant's BEST_SCORE "
+    "recommend strategy with positive examples only).",
+)
+@click.option(
+    "--candidates",
+    type=click.Choice(CANDIDATE_SETS),
+    default="masked",
+    show_default=True,
+    help="masked: all masked songs of all playlists (the paper). library: every track in the store.",
+)
+@click.option(
+    "--baseline",
+    "baselines",
+    default="random,mfcc",
+    show_default=True,
+    help=f"Comma-separated baselines scored on the same splits ({', '.join(BASELINES)}), or none.",
+)
+@click.option(
+    "--musicnn",
+    "musicnn_path",
+    envvar="SIAMREC_MUSICNN",
+    type=click.Path(path_type=Path),
+    help="musicnn_msd.onnx for the musicnn baseline (or SIAMREC_MUSICNN).",
+)
+@click.option(
+    "--model",
+    "model_paths",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Another siamrec ONNX model to compare (repeatable); tracks are embedded from their audio, cached.",
+)
+@click.option("--plot", "plot_path", type=click.Path(path_type=Path), help="Also draw the metrics to this PNG.")
+@click.option("--rng-seed", default=0, show_default=True, help="Seed of the random splits (same seed, same splits).")
+@store_options(model_option=False)
+@json_option
+def bench(
+    mask: str,
+    seeds: int,
+    strategy: str,
+    candidates: str,
+    baselines: str,
+    musicnn_path: Path | None,
+    model_paths: tuple[Path, ...],
+    plot_path: Path | None,
+    rng_seed: int,
+    settings: Settings,
+    as_json: bool,
+) -> None:
+    """Score the store's vectors on the paper's masked-playlist protocol, beside chance and baselines."""
+    masks = parse_masks(mask)
+    for max_seeds, n_masked in masks:
+        check_setting(n_masked, max_seeds, seeds, candidates)
+    chosen = [] if baselines.strip().lower() == "none" else [b.strip() for b in baselines.split(",") if b.strip()]
+    methods = audio_methods(chosen, musicnn_path, list(model_paths), settings.device)
+    with Store.open(settings) as store:
+        library = read_library(store)
+    with progress(transient=True) as bar:
+        task = bar.add_task("embedding audio", total=len(library.records) if methods else 0)
+        result = run_bench(
+            library, masks, methods, settings.cache_dir / "bench", chosen, seeds, strategy, candidates, rng_seed,
+            on_progress=lambda n: bar.advance(task, n),
+        )  # fmt: skip
+    if plot_path is not None:
+        from siamrec.plots import plot_bench
+
+        plot_bench(result, plot_path)
+    if as_json:
+        print_json(result.as_dict() | ({"plot": str(plot_path)} if plot_path else {}))
+    else:
+        wide = stdout if stdout.is_terminal else Console(width=PIPE_WIDTH)
+        wide.print(_table(result))
+        if plot_path is not None:
+            console.print(f"plot written to {plot_path}")
+    _report_skipped(result)
+    if result.skipped_tracks:
+        sys.exit(1)
+
+
+@click.command("map")
+@click.option("--png", "png_path", required=True, type=click.Path(path_type=Path), help="Picture to write.")
+@click.option(
+    "--method",
+    type=click.Choice(["tsne", "pca"]),
+    default="tsne",
+    show_default=True,
+    help="tsne: t-SNE on cosine distances (neighbourhoods, like the paper's figures); pca: fast, linear.",
+)
+@click.option("--rng-seed", default=0, show_default=True, help="Seed of t-SNE.")
+@store_options
+@json_option
+def map_command(png_path: Path, method: str, rng_seed: int, settings: Settings, as_json: bool) -> None:
+    """Draw a 2-D map of the library's track vectors, coloured by playlist."""
+    from siamrec.plots import embed_2d, playlist_labels, plot_map
+
+    with Store.open(settings) as store:
+        library = read_library(store, need_playlists=False)
+    with console.status(f"{method} of {len(library.records)} tracks"):
+        coords = embed_2d(library.vectors, method, rng_seed)
+    labels, names = playlist_labels(len(library.records), library.playlists, library.playlist_names)
+    title = f"{library.model[0]}: {len(library.records)} tracks ({method})"
+    plot_map(coords, labels, names, png_path, title)
+    if as_json:
+        print_json({"path": str(png_path), "method": method, "tracks": len(library.records), "playlists": names})
+    else:
+        stdout.print(f"map of {len(library.records)} tracks written to {png_path}")
+
+
+COMMANDS = [bench, map_command]
