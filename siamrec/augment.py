@@ -226,16 +226,18 @@ class SpecAugment(nn.Module):
         theta = torch.zeros(mel.shape[0], 2, 3, device=mel.device, dtype=mel.dtype)
         theta[:, 0, 0], theta[:, 0, 2], theta[:, 1, 1] = scale, shift, 1.0
         grid = F.affine_grid(theta, list(mel.shape), align_corners=False)
-        return F.grid_sample(mel, grid, mode="bilinear", padding_mode="border", align_corners=False)
+        cropped = F.grid_sample(mel, grid, mode="bilinear", padding_mode="border", align_corners=False)
+        return torch.where(apply.view(-1, 1, 1, 1), cropped, mel)  # untouched samples stay bit-exact
 
     def jitter(self, mel: torch.Tensor) -> torch.Tensor:
         """Brightness (overall level) and contrast (dynamic range) of the log-mel."""
         s = self.settings
-        apply = (self._rand(mel, 1, 1, 1) < s.jitter_probability).to(mel.dtype)
+        apply = self._rand(mel, 1, 1, 1) < s.jitter_probability
         mean = mel.mean(dim=(1, 2, 3), keepdim=True)
-        contrast = 1.0 + apply * s.contrast * (2.0 * self._rand(mel, 1, 1, 1) - 1.0)
-        brightness = apply * s.brightness * (2.0 * self._rand(mel, 1, 1, 1) - 1.0)
-        return ((mel - mean) * contrast + mean + brightness).clamp_min(0.0)  # log10(1 + x) >= 0
+        contrast = 1.0 + s.contrast * (2.0 * self._rand(mel, 1, 1, 1) - 1.0)
+        brightness = s.brightness * (2.0 * self._rand(mel, 1, 1, 1) - 1.0)
+        jittered = ((mel - mean) * contrast + mean + brightness).clamp_min(0.0)  # log10(1 + x) >= 0
+        return torch.where(apply, jittered, mel)
 
     def _mask(self, mel: torch.Tensor, axis: int, fraction: float) -> torch.Tensor:
         """One band per sample along `axis` (2 = mel bands, 3 = frames), up to `fraction` of it wide."""

@@ -2,9 +2,9 @@
 memory-mapped 16 kHz arrays, hold playlists out for validation, and serve random 3 s crops.
 
 Decoding an mp3/ogg costs far more than a training step's worth of crops, so every file is decoded once into
-`<cache>/<key>.npy` (float16: half the disk and page cache of float32, ~-90 dB quantisation noise, far below
-anything a log-mel of music resolves) and read back with `np.load(mmap_mode="r")`: a crop touches only its own
-pages, and DataLoader workers share the page cache instead of copying arrays.
+`<cache>/<key>.npy` and read back with `np.load(mmap_mode="r")`: a crop touches only its own pages, and
+DataLoader workers share the page cache instead of copying arrays. float16 halves disk and page cache; its
+11-bit mantissa keeps rounding error about 66 dB below the signal, under the log-mel front end's floor.
 """
 
 from __future__ import annotations

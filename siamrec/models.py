@@ -6,6 +6,7 @@ parameter, like facebookresearch/simsiam's builder.
 
 from __future__ import annotations
 
+import pickle
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -164,7 +165,7 @@ def load_checkpoint(path: str) -> dict[str, Any]:
     """Read a checkpoint written by `save_checkpoint`; a foreign file is a ModelError, not a KeyError."""
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    except (OSError, RuntimeError, EOFError, ValueError) as exc:
+    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as exc:
         raise ModelError(f"cannot read checkpoint {path}: {exc}") from exc
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
         raise ModelError(f"{path} is not a siamrec checkpoint (train one with `siamrec train`)")

@@ -65,7 +65,11 @@ def train_command(**opts: Any) -> None:
 
     run = _prepare(opts)
     trainer, config = run["trainer"], run["config"]
-    history = _fit(trainer, config.epochs)
+    try:
+        history = _fit(trainer, config.epochs)
+    except KeyboardInterrupt:
+        console.print(f"interrupted: {trainer.checkpoint_path} holds the weights so far; add --resume to go on")
+        raise
     summary = {"checkpoint": str(trainer.checkpoint_path), "held_out_playlists": run["held"], "history": history}
     if opts["as_json"]:
         print_json(summary)
@@ -88,7 +92,7 @@ def _prepare(opts: dict[str, Any]) -> dict[str, Any]:
     """Config (fresh, or the run's own when resuming), data, split, cache and a Trainer."""
     from siamrec.augment import parse_augment
     from siamrec.data import split_by_playlist
-    from siamrec.models import load_checkpoint
+    from siamrec.models import ModelConfig, load_checkpoint
     from siamrec.train import CHECKPOINT_NAME, TrainConfig, Trainer
 
     out = Path(opts["out"]).expanduser()
@@ -103,7 +107,7 @@ def _prepare(opts: dict[str, Any]) -> dict[str, Any]:
         val_fraction, split_seed = checkpoint["val_fraction"], checkpoint["split_seed"]
     else:
         config = TrainConfig(
-            backbone=opts["backbone"], width=opts["width"], augment=parse_augment(opts["augment"]),
+            model=ModelConfig(backbone=opts["backbone"], width=opts["width"]), augment=parse_augment(opts["augment"]),
             pairs=opts["pairs"], epochs=opts["epochs"] or 100, crops_per_track=opts["crops_per_track"],
             batch_size=opts["batch_size"], optimizer=opts["optimizer"], base_lr=opts["base_lr"],
             workers=opts["workers"], device=opts["device"], seed=opts["seed"], val_every=opts["val_every"],
@@ -121,7 +125,7 @@ def _prepare(opts: dict[str, Any]) -> dict[str, Any]:
         trainer.resume()
     console.print(
         f"{len(train_files)} training tracks, {len(val_files)} held out ({len(held)} playlists); "
-        f"{config.backbone} on {trainer.device}, {trainer.steps_per_epoch()} steps/epoch",
+        f"{config.model.backbone} on {trainer.device}, {trainer.steps_per_epoch()} steps/epoch",
         highlight=False,
     )
     return {"trainer": trainer, "config": config, "held": held}
@@ -144,7 +148,7 @@ def _fit(trainer: Any, epochs: int) -> list[dict[str, float]]:
 
         def on_epoch(row: dict[str, float]) -> None:
             val = f"R-prec {row['r_precision']:.3f}" if "r_precision" in row else ""
-            bar.update(task, epoch=int(row["epoch"]) + 1, val=val)
+            bar.update(task, epoch=min(int(row["epoch"]) + 1, epochs), val=val)
             if row["collapse"] < COLLAPSE_WARNING:
                 console.print(
                     f"[yellow]warning:[/] epoch {int(row['epoch'])}: collapse figure "
