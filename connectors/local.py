@@ -1,45 +1,91 @@
-"""Local playlists: M3U/M3U8 files (entries are paths, relative to the list, or track URIs)."""
+"""Local playlists: M3U/M3U8 and PLS files, and one-folder-per-playlist layouts.
+
+Entries are paths (relative to the playlist file) or track URIs. A local file's track URI is
+`local:track:<sha1 of its bytes>`, so the same audio is one track whichever list or folder names it.
+"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
+from connectors.base import Problem, SourcePlaylist, SourceTrack
+from siamrec import constants as C
+from siamrec.audio import file_sha1, is_audio_path
 from siamrec.errors import ConnectorError
+from siamrec.playlists import local_playlist_uri
+from siamrec.tags import read_tags
 
 URI_SCHEMES = ("spotify:", "local:", "http://", "https://", "file://")
+PLAYLIST_SUFFIXES = frozenset({".m3u", ".m3u8", ".pls"})
+SOURCE = "local"
+_PLS_FILE = re.compile(r"^file(\d+)=(.*)$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
 class PlaylistEntries:
-    """A playlist read from disk: its name and its entries (files that may or may not exist, or URIs)."""
+    """A playlist read from disk: its name and its entries in order (files that may not exist, or URIs)."""
 
     name: str
-    files: list[Path]
-    uris: list[str]
+    entries: list[Path | str]
+
+    @property
+    def files(self) -> list[Path]:
+        return [entry for entry in self.entries if isinstance(entry, Path)]
+
+    @property
+    def uris(self) -> list[str]:
+        return [entry for entry in self.entries if isinstance(entry, str)]
+
+
+def _entry(location: str, base: Path) -> Path | str:
+    """A path (made absolute against the list's folder) or a URI kept as it is."""
+    if location.startswith("file://"):
+        return Path(unquote(urlparse(location).path))
+    if location.startswith(URI_SCHEMES):
+        return location
+    entry = Path(location)
+    return entry if entry.is_absolute() else base / entry
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8-sig", errors="replace")
+    except OSError as exc:
+        raise ConnectorError(f"cannot read playlist {path}: {exc.strerror or exc}") from exc
 
 
 def read_m3u(path: Path) -> PlaylistEntries:
     """Parse an M3U/M3U8 file; `#EXTM3U`/`#EXTINF` lines are comments for our purpose."""
-    try:
-        text = path.read_text(encoding="utf-8-sig", errors="replace")
-    except OSError as exc:
-        raise ConnectorError(f"cannot read playlist {path}: {exc.strerror or exc}") from exc
-    files: list[Path] = []
-    uris: list[str] = []
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("file://"):
-            files.append(Path(line.removeprefix("file://")))
-        elif line.startswith(URI_SCHEMES):
-            uris.append(line)
-        else:
-            entry = Path(line)
-            files.append(entry if entry.is_absolute() else (path.parent / entry))
+    text = _read_text(path)
+    entries = [
+        _entry(line.strip(), path.parent)
+        for line in text.splitlines()
+        if line.strip() and not line.strip().startswith("#")
+    ]
     name = next((line[10:].strip() for line in text.splitlines() if line.startswith("#PLAYLIST:")), path.stem)
-    return PlaylistEntries(name=name, files=files, uris=uris)
+    return PlaylistEntries(name=name, entries=entries)
+
+
+def read_pls(path: Path) -> PlaylistEntries:
+    """Parse a PLS file (`[playlist]`, `File1=…`, `Title1=…`): entries in the order of their numbers."""
+    text = _read_text(path)
+    numbered = []
+    for line in text.splitlines():
+        match = _PLS_FILE.match(line.strip())
+        if match and match.group(2).strip():
+            numbered.append((int(match.group(1)), match.group(2).strip()))
+    if not numbered and "[playlist]" not in text.casefold():
+        raise ConnectorError(f"{path}: not a PLS playlist (no [playlist] section)")
+    return PlaylistEntries(name=path.stem, entries=[_entry(location, path.parent) for _, location in sorted(numbered)])
+
+
+def read_playlist_file(path: Path) -> PlaylistEntries:
+    """M3U/M3U8 or PLS, by suffix."""
+    return read_pls(path) if path.suffix.lower() == ".pls" else read_m3u(path)
 
 
 def write_m3u(path: Path, entries: list[tuple[str, str, float | None]]) -> None:
@@ -49,3 +95,72 @@ def write_m3u(path: Path, entries: list[tuple[str, str, float | None]]) -> None:
         lines.append(f"#EXTINF:{int(duration) if duration else -1},{label}")
         lines.append(location)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def local_track(path: Path) -> SourceTrack:
+    """A file as a track: URI from its bytes, names from its tags (the decoder judges the audio later)."""
+    tags = read_tags(path)
+    return SourceTrack(
+        uri=f"{C.LOCAL_TRACK_PREFIX}{file_sha1(path)}",
+        title=tags["title"],
+        artist=tags["artist"],
+        album=tags["album"],
+        path=path.resolve(),
+    )
+
+
+def folder_playlists(root: Path) -> list[tuple[str, list[Path]]]:
+    """(name, audio files) for each subfolder of `root` (searched recursively), plus `root`'s loose files."""
+    if not root.is_dir():
+        raise ConnectorError(f"{root}: no such folder")
+    found = []
+    loose = sorted(p for p in root.iterdir() if p.is_file() and is_audio_path(p))
+    if loose:
+        found.append((root.resolve().name, loose))
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        files = sorted(p for p in folder.rglob("*") if p.is_file() and is_audio_path(p))
+        if files:
+            found.append((folder.name, files))
+    return found
+
+
+class LocalSource:
+    """Playlists from M3U/M3U8/PLS files and from folders (one subfolder per playlist)."""
+
+    label = "local files"
+
+    def __init__(self, playlist_files: Iterable[Path] = (), folders: Iterable[Path] = ()) -> None:
+        self.playlist_files = list(playlist_files)
+        self.folders = list(folders)
+        self.problems: list[Problem] = []
+
+    def playlists(self) -> Iterator[SourcePlaylist]:
+        for path in self.playlist_files:
+            try:
+                entries = read_playlist_file(path)
+            except ConnectorError as exc:
+                self.problems.append(Problem(str(path), str(exc).removeprefix(f"{path}: ")))
+                continue
+            yield self._playlist(entries.name, entries.entries, where=path.name)
+        for root in self.folders:
+            for name, files in folder_playlists(root):
+                yield self._playlist(name, list(files), where=f"{root}/{name}")
+
+    def _playlist(self, name: str, entries: list[Path | str], where: str) -> SourcePlaylist:
+        tracks = [track for track in (self._track(entry, where) for entry in entries) if track is not None]
+        return SourcePlaylist(uri=local_playlist_uri(name), name=name, source=SOURCE, tracks=tracks)
+
+    def _track(self, entry: Path | str, where: str) -> SourceTrack | None:
+        if isinstance(entry, str):
+            return SourceTrack(uri=entry)
+        if not entry.is_file():
+            self.problems.append(Problem(f"{where}: {entry}", "no such file"))
+            return None
+        if not is_audio_path(entry):
+            self.problems.append(Problem(f"{where}: {entry}", "not an audio file (unknown suffix)"))
+            return None
+        try:
+            return local_track(entry)
+        except OSError as exc:
+            self.problems.append(Problem(f"{where}: {entry}", f"unreadable ({exc.strerror or exc})"))
+            return None

@@ -247,6 +247,19 @@ class Store:
         points = self._call("retrieve", self.client.retrieve, C.PLAYLISTS_COLLECTION, [point_id(uri)])
         return playlist_from_payload(points[0].payload) if points else None
 
+    def get_playlists(self, uris: Iterable[str]) -> dict[str, tuple[PlaylistRecord, np.ndarray | None]]:
+        """The stored playlists among `uris` with their centroids (None: no track had a vector)."""
+        points = self._call(
+            "retrieve",
+            self.client.retrieve,
+            C.PLAYLISTS_COLLECTION,
+            [point_id(uri) for uri in uris],
+            with_payload=True,
+            with_vectors=[self.vector_name],
+        )
+        records = [playlist_from_payload(point.payload or {}) for point in points]
+        return {r.playlist_uri: (r, self._vector_of(point)) for r, point in zip(records, points, strict=True)}
+
     def iter_playlists(self) -> Iterator[PlaylistRecord]:
         offset = None
         while True:

@@ -1,0 +1,60 @@
+"""The one interface every playlist source implements (like a beets plugin): it yields playlists.
+
+A source knows playlists and track metadata; audio is resolved afterwards (connectors.audio) unless the
+source has the files itself (local playlists set `SourceTrack.path`). Problems that concern one slice, one
+playlist or one entry are collected in `problems` and iteration goes on; a problem that stops the whole
+source (bad credentials, no network) raises ConnectorError.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class SourceTrack:
+    """A track as a source describes it; `path` only when the source itself holds the audio."""
+
+    uri: str
+    title: str = ""
+    artist: str = ""
+    album: str = ""
+    duration_s: float | None = None
+    path: Path | None = None
+
+
+@dataclass
+class SourcePlaylist:
+    """A playlist as a source describes it, tracks in playlist order."""
+
+    uri: str
+    name: str
+    source: str
+    tracks: list[SourceTrack] = field(default_factory=list)
+    followers: int | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something a source skipped: where (a file, a playlist, an entry) and why, for the sync summary."""
+
+    where: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.reason}"
+
+
+class PlaylistSource(Protocol):
+    """What `siamrec sync-playlists` needs from a source."""
+
+    label: str
+    problems: list[Problem]
+
+    def playlists(self) -> Iterator[SourcePlaylist]:
+        """Yield playlists one at a time (a source may hold far more than fits in memory)."""
+        ...

@@ -1,0 +1,264 @@
+"""Spotify Web API playlists through spotipy: by URL, URI or ID, all of a user's, or your own (OAuth).
+
+Credentials are spotipy's environment variables: SPOTIPY_CLIENT_ID and SPOTIPY_CLIENT_SECRET (client
+credentials, public playlists), plus SPOTIPY_REDIRECT_URI for your own playlists (`--spotify-user me`, the
+OAuth authorization-code flow; the token is cached under SIAMREC_HOME). The Web API gives new apps no
+previews and no audio features since late 2024, so audio comes from connectors.audio or local files; and
+since March 2026 Development Mode apps may read the tracks of their user's own playlists only.
+
+spotipy's urllib3 retries sleep for whatever Retry-After says and then lose the header, so spotipy runs with
+retries off and `SpotifyCaller` retries 429 (honouring Retry-After), 5xx and network failures itself, with
+exponential backoff inside a bounded time budget. SIAMREC_SPOTIFY_API and SIAMREC_SPOTIFY_TOKEN_URL point
+the client at another server (the tests' local one).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+import warnings
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import requests
+import spotipy
+from spotipy.cache_handler import CacheFileHandler, MemoryCacheHandler
+from spotipy.exceptions import SpotifyException, SpotifyOauthError
+
+from connectors.base import Problem, SourcePlaylist, SourceTrack
+from siamrec.errors import ConnectorError
+
+SOURCE = "spotify"
+API_ENV = "SIAMREC_SPOTIFY_API"
+TOKEN_URL_ENV = "SIAMREC_SPOTIFY_TOKEN_URL"
+USER_SCOPE = "playlist-read-private playlist-read-collaborative"
+ME = "me"
+ITEMS_PAGE = 100  # the API's maximum page sizes
+PLAYLISTS_PAGE = 50
+PLAYLIST_FIELDS = "id,uri,name,description,followers(total)"
+_ID = re.compile(r"^[0-9A-Za-z]{22}$")
+_REF = re.compile(r"(?:open\.spotify\.com/(?:[\w-]+/)*playlist/|spotify:(?:user:[^:]+:)?playlist:)([0-9A-Za-z]{22})")
+CREDENTIALS_HINT = (
+    "set SPOTIPY_CLIENT_ID and SPOTIPY_CLIENT_SECRET from your app at https://developer.spotify.com/dashboard"
+)
+T = TypeVar("T")
+
+
+class PlaylistUnavailable(ConnectorError):
+    """One playlist cannot be read (unknown, private, or not the user's): skipped, the others go on."""
+
+
+def playlist_id(ref: str) -> str:
+    """The 22-character ID in a playlist URL (`open.spotify.com/playlist/…`), URI (`spotify:playlist:…`) or ID."""
+    ref = ref.strip()
+    if _ID.match(ref):
+        return ref
+    match = _REF.search(ref)
+    if match is None:
+        raise ConnectorError(f"{ref!r} is not a Spotify playlist URL, URI or ID")
+    return match.group(1)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Retries for 429, 5xx and network failures: exponential backoff, never past `budget_s` of waiting."""
+
+    attempts: int = 6
+    budget_s: float = 120.0
+    backoff_s: float = 1.0
+    max_backoff_s: float = 30.0
+
+    def backoff(self, attempt: int) -> float:
+        return min(self.max_backoff_s, self.backoff_s * 2**attempt)
+
+
+def make_client(user_auth: bool, cache_dir: Path, timeout_s: float = 10.0) -> spotipy.Spotify:
+    """A spotipy client with retries off (SpotifyCaller retries); client credentials, or OAuth for `me`."""
+    try:
+        if user_auth:
+            cache_dir.mkdir(parents=True, exist_ok=True)
+            auth: spotipy.SpotifyAuthBase = spotipy.SpotifyOAuth(
+                scope=USER_SCOPE,
+                cache_handler=CacheFileHandler(cache_path=str(cache_dir / "spotify-token.json")),
+                requests_timeout=timeout_s,
+            )
+        else:
+            auth = spotipy.SpotifyClientCredentials(cache_handler=MemoryCacheHandler(), requests_timeout=timeout_s)
+    except SpotifyOauthError as exc:
+        extra = " and SPOTIPY_REDIRECT_URI (registered for the app)" if user_auth else ""
+        raise ConnectorError(f"Spotify credentials missing ({exc}): {CREDENTIALS_HINT}{extra}") from exc
+    token_url = os.environ.get(TOKEN_URL_ENV)
+    if token_url:
+        auth.OAUTH_TOKEN_URL = token_url  # instance attribute: the class default stays Spotify's
+    client = spotipy.Spotify(
+        auth_manager=auth,
+        requests_session=requests.Session(),  # a plain session: no urllib3 retry adapter
+        requests_timeout=timeout_s,
+        retries=0,
+        status_retries=0,
+    )
+    api = os.environ.get(API_ENV)
+    if api:
+        client.prefix = api.rstrip("/") + "/"
+    return client
+
+
+class SpotifyCaller:
+    """Runs one spotipy call, retrying what is worth retrying and turning the rest into one-line errors."""
+
+    def __init__(self, policy: RetryPolicy | None = None, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.policy = policy or RetryPolicy()
+        self.sleep = sleep
+
+    def __call__(self, what: str, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        waited = 0.0
+        error = ""
+        for attempt in range(self.policy.attempts):
+            try:
+                return func(*args, **kwargs)
+            except SpotifyOauthError as exc:
+                raise ConnectorError(f"Spotify refused the app credentials ({exc}): {CREDENTIALS_HINT}") from exc
+            except SpotifyException as exc:
+                delay, error = self._after_http_error(exc, what, attempt)
+            except requests.exceptions.RequestException as exc:
+                delay, error = self.policy.backoff(attempt), f"cannot reach Spotify for {what} ({_first_line(exc)})"
+            if waited + delay > self.policy.budget_s:
+                budget = self.policy.budget_s
+                raise ConnectorError(f"{error}; gave up after {waited:.0f} s of retries (budget {budget:.0f} s)")
+            self.sleep(delay)
+            waited += delay
+        raise ConnectorError(f"{error}; gave up after {self.policy.attempts} attempts")
+
+    def _after_http_error(self, exc: SpotifyException, what: str, attempt: int) -> tuple[float, str]:
+        """(seconds to wait, message) for a retryable status; raises for the others."""
+        status = exc.http_status
+        message = _first_line(exc.msg.split("\n", 1)[-1] if exc.msg else "") or "no message"
+        if status == 429:
+            return _retry_after(exc) or self.policy.backoff(attempt), f"Spotify rate limit (429) for {what}"
+        if status >= 500:
+            return _retry_after(exc) or self.policy.backoff(attempt), f"Spotify server error {status} for {what}"
+        if status == 401:
+            raise ConnectorError(
+                f"Spotify rejected the access token (401: {message}): check SPOTIPY_CLIENT_ID and "
+                "SPOTIPY_CLIENT_SECRET, or delete the cached spotify-token.json and log in again"
+            )
+        if status == 404:
+            raise PlaylistUnavailable(f"{what}: not found on Spotify (404); check the URL, URI or ID")
+        if status == 403:
+            raise PlaylistUnavailable(
+                f"{what}: Spotify refused access (403: {message}); Development Mode apps may read only the tracks "
+                "of their user's own playlists (--spotify-user me), or ask Spotify for extended quota"
+            )
+        raise ConnectorError(f"Spotify answered {status} for {what}: {message}")
+
+
+def _retry_after(exc: SpotifyException) -> float | None:
+    value = (exc.headers or {}).get("Retry-After")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _first_line(value: object) -> str:
+    text = str(value).strip()
+    return text.splitlines()[0] if text else ""
+
+
+def track_of(item: dict[str, Any]) -> SourceTrack | None:
+    """A playlist item's track (`item`, or `track` before the 2026 rename); None for episodes and gaps."""
+    entry = item.get("item") or item.get("track")
+    if not isinstance(entry, dict) or entry.get("type", "track") != "track" or not entry.get("uri"):
+        return None
+    artists = ", ".join(a["name"] for a in entry.get("artists") or [] if isinstance(a, dict) and a.get("name"))
+    duration_ms = entry.get("duration_ms")
+    return SourceTrack(
+        uri=entry["uri"],
+        title=entry.get("name") or "",
+        artist=artists,
+        album=(entry.get("album") or {}).get("name") or "",
+        duration_s=duration_ms / 1000 if isinstance(duration_ms, int | float) and duration_ms > 0 else None,
+    )
+
+
+class SpotifySource:
+    """Playlists named by URL/URI/ID, and all playlists of users (`me`: your own, through OAuth)."""
+
+    label = "Spotify"
+
+    def __init__(
+        self,
+        playlist_refs: Iterable[str] = (),
+        users: Iterable[str] = (),
+        cache_dir: Path = Path("."),
+        caller: SpotifyCaller | None = None,
+    ) -> None:
+        self.playlist_ids = [playlist_id(ref) for ref in playlist_refs]
+        self.users = list(users)
+        self.cache_dir = cache_dir
+        self.call = caller or SpotifyCaller()
+        self.problems: list[Problem] = []
+        self._clients: dict[bool, spotipy.Spotify] = {}
+
+    def client(self, user_auth: bool = False) -> spotipy.Spotify:
+        if user_auth not in self._clients:
+            self._clients[user_auth] = make_client(user_auth, self.cache_dir)
+        return self._clients[user_auth]
+
+    def playlists(self) -> Iterator[SourcePlaylist]:
+        for pid in self.playlist_ids:
+            yield from self._read(pid, self.client())
+        for user in self.users:
+            client = self.client(user_auth=user == ME)
+            for pid in self._user_playlist_ids(user, client):
+                yield from self._read(pid, client)
+
+    def _read(self, pid: str, client: spotipy.Spotify) -> Iterator[SourcePlaylist]:
+        try:
+            yield self._playlist(pid, client)
+        except PlaylistUnavailable as exc:
+            self.problems.append(Problem(f"spotify:playlist:{pid}", str(exc).removeprefix(f"playlist {pid}: ")))
+
+    def _playlist(self, pid: str, client: spotipy.Spotify) -> SourcePlaylist:
+        what = f"playlist {pid}"
+        meta = self.call(what, client.playlist, pid, fields=PLAYLIST_FIELDS, additional_types=("track",))
+        tracks = [track for item in self._pages(what, client, pid) if (track := track_of(item)) is not None]
+        followers = (meta.get("followers") or {}).get("total")
+        return SourcePlaylist(
+            uri=meta.get("uri") or f"spotify:playlist:{pid}",
+            name=meta.get("name") or pid,
+            source=SOURCE,
+            tracks=tracks,
+            followers=followers if isinstance(followers, int) else None,
+            description=meta.get("description") or "",
+        )
+
+    def _pages(self, what: str, client: spotipy.Spotify, pid: str) -> Iterator[dict[str, Any]]:
+        page = self.call(what, client.playlist_items, pid, limit=ITEMS_PAGE, additional_types=("track",))
+        while page:
+            yield from (item for item in page.get("items") or [] if isinstance(item, dict))
+            page = self.call(what, client.next, page) if page.get("next") else None
+
+    def _user_playlist_ids(self, user: str, client: spotipy.Spotify) -> Iterator[str]:
+        what = "your playlists" if user == ME else f"playlists of user {user}"
+        with warnings.catch_warnings():  # spotipy flags user_playlists as deprecated (Development Mode lost it)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            if user == ME:
+                page = self.call(what, client.current_user_playlists, limit=PLAYLISTS_PAGE)
+            else:
+                page = self._user_page(what, client, user)
+        while page:
+            yield from (item["id"] for item in page.get("items") or [] if isinstance(item, dict) and item.get("id"))
+            page = self.call(what, client.next, page) if page.get("next") else None
+
+    def _user_page(self, what: str, client: spotipy.Spotify, user: str) -> dict[str, Any]:
+        try:
+            return self.call(what, client.user_playlists, user, limit=PLAYLISTS_PAGE)
+        except PlaylistUnavailable as exc:
+            raise ConnectorError(
+                f"{str(exc).split(' (')[0]}: unknown user, or an app in Development Mode (which cannot list other "
+                "users' playlists since March 2026); name the playlists with --spotify instead"
+            ) from exc
