@@ -192,7 +192,11 @@ class Store:
         return None if vector is None else np.asarray(vector, dtype=np.float32)
 
     def upsert_tracks(self, records: list[TrackRecord], vectors: np.ndarray | list[np.ndarray | None]) -> None:
-        """Write tracks (vector None = metadata only), keeping the playlists and added_at already stored."""
+        """Write tracks, keeping the playlists and added_at already stored.
+
+        A vector of None writes metadata only and *replaces* a stored vector with none (Qdrant upserts whole
+        points): pass the stored vector back to keep it.
+        """
         existing = self.get_tracks([r.track_uri for r in records])
         points = []
         for record, vector in zip(records, vectors, strict=True):
