@@ -59,7 +59,9 @@ def main(corpus: Path, out: Path) -> None:
             row = rows[track["track_uri"]]
             target = out / "audio" / playlist_id / f"{Path(row['path']).stem}.ogg"
             target.parent.mkdir(parents=True, exist_ok=True)
-            sf.write(str(target), excerpt(corpus / row["path"]), RATE, format="OGG", subtype="VORBIS")
+            with sf.SoundFile(str(target), "w", RATE, 1, format="OGG", subtype="VORBIS") as handle:
+                handle.title, handle.artist, handle.album = track["track_name"], track["artist_name"], name
+                handle.write(excerpt(corpus / row["path"]))
             relative = target.relative_to(out)
             in_playlist = i < IN_PLAYLIST
             if in_playlist:
