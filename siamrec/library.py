@@ -136,7 +136,6 @@ def add_audio(
 
 def _store_chunk(store: Store, encoder: TrackEncoder, good: list[_Loaded], report: AddReport) -> None:
     records = [loaded.record for loaded in good if loaded.record is not None]
-    existing = store.get_tracks(r.track_uri for r in records)
     vectors = encoder.track_vectors([loaded.windows for loaded in good if loaded.windows is not None])
     seen: set[str] = set()
     unique = []
@@ -146,11 +145,13 @@ def _store_chunk(store: Store, encoder: TrackEncoder, good: list[_Loaded], repor
             continue
         seen.add(record.track_uri)
         unique.append((record, vector))
+    existing = store.upsert_tracks([r for r, _ in unique], [v for _, v in unique])
+    for record, _ in unique:
         (report.updated if record.track_uri in existing else report.added).append(record.track_uri)
-    store.upsert_tracks([r for r, _ in unique], [v for _, v in unique])
-    touched = store.playlists_of_tracks(r.track_uri for r, _ in unique)
+    # upsert_tracks merged the stored membership into the records: no second read of the tracks needed.
+    touched = store.get_playlists({p for record, _ in unique for p in record.playlists})
     if touched:
-        store.refresh_centroids(touched)
+        store.refresh_centroids([playlist for playlist, _ in touched.values()])
 
 
 def add_paths(

@@ -191,11 +191,11 @@ class Store:
         vector = vectors.get(self.vector_name)
         return None if vector is None else np.asarray(vector, dtype=np.float32)
 
-    def upsert_tracks(self, records: list[TrackRecord], vectors: np.ndarray | list[np.ndarray | None]) -> None:
-        """Write tracks, keeping the playlists and added_at already stored.
+    def upsert_tracks(self, records: list[TrackRecord], vectors: np.ndarray | list[np.ndarray | None]) -> set[str]:
+        """Write tracks, keeping the playlists and added_at already stored; returns the URIs that were stored.
 
-        A vector of None writes metadata only and *replaces* a stored vector with none (Qdrant upserts whole
-        points): pass the stored vector back to keep it.
+        The records are updated in place with the merged playlists. A vector of None writes metadata only and
+        *replaces* a stored vector with none (Qdrant upserts whole points): pass the stored vector back to keep it.
         """
         existing = self.get_tracks([r.track_uri for r in records])
         points = []
@@ -213,6 +213,7 @@ class Store:
             )
         for start in range(0, len(points), WRITE_BATCH):
             self._call("upsert", self.client.upsert, C.TRACKS_COLLECTION, points[start : start + WRITE_BATCH])
+        return set(existing)
 
     def set_track_payload(self, uri: str, payload: dict[str, Any]) -> None:
         self._call("set payload", self.client.set_payload, C.TRACKS_COLLECTION, payload, [point_id(uri)])
@@ -295,7 +296,11 @@ class Store:
         return matches[0]
 
     def save_playlist(self, playlist: PlaylistRecord) -> None:
-        """Store the playlist, mark membership in its tracks' payloads, and refresh its centroid."""
+        """Store the playlist, mark membership in its tracks' payloads, and refresh its centroid.
+
+        Member URIs not stored yet get a metadata-only point, so audio added for them later (add-track --uri,
+        sync) finds its playlist and refreshes the centroid.
+        """
         previous = self.get_playlist(playlist.playlist_uri)
         dropped = set(previous.track_uris) - set(playlist.track_uris) if previous else set()
         stored = self.get_tracks(set(playlist.track_uris) | dropped)
@@ -304,6 +309,10 @@ class Store:
             wanted = members - {playlist.playlist_uri} if uri in dropped else members | {playlist.playlist_uri}
             if wanted != members:
                 self.set_track_payload(uri, {"playlists": sorted(wanted)})
+        unseen = [uri for uri in dict.fromkeys(playlist.track_uris) if uri not in stored]
+        if unseen:
+            records = [TrackRecord(uri, source=playlist.source, playlists=[playlist.playlist_uri]) for uri in unseen]
+            self.upsert_tracks(records, [None] * len(records))
         self.refresh_centroids([playlist])
 
     def refresh_centroids(self, playlists: list[PlaylistRecord]) -> None:
@@ -322,12 +331,6 @@ class Store:
             )
         for start in range(0, len(points), WRITE_BATCH):
             self._call("upsert", self.client.upsert, C.PLAYLISTS_COLLECTION, points[start : start + WRITE_BATCH])
-
-    def playlists_of_tracks(self, uris: Iterable[str]) -> list[PlaylistRecord]:
-        """The playlists that hold any of these tracks (to refresh their centroids after an add)."""
-        playlist_uris = {p for t in self.get_tracks(uris).values() for p in t.record.playlists}
-        found = (self.get_playlist(uri) for uri in sorted(playlist_uris))
-        return [p for p in found if p is not None]
 
     # ---- queries ------------------------------------------------------------------------------------
 

@@ -91,3 +91,22 @@ def test_unknown_playlist_and_empty_store(memory_store: Store, hand_store: Store
     hand_store.client.delete_collection("tracks")
     with pytest.raises(NotFoundError, match="store is empty"):
         hand_store.bind_model("hand", 3, create=False)
+
+
+def test_adding_audio_later_fills_the_playlist_centroid(memory_store: Store, tiny_model, library_files) -> None:
+    from siamrec.embed import TrackEncoder
+    from siamrec.library import AudioItem, add_audio
+
+    encoder = TrackEncoder(tiny_model)
+    memory_store.bind_model(encoder.name, encoder.dim)
+    memory_store.save_playlist(PlaylistRecord("pl:later", "Later", track_uris=["spotify:track:a"]))
+    assert memory_store.get_playlists(["pl:later"])["pl:later"][1] is None  # no audio yet: no centroid
+    item = AudioItem(library_files["chord_a.wav"], overrides={"track_uri": "spotify:track:a"})
+    report = add_audio(memory_store, encoder, [item])
+    assert report.added + report.updated == ["spotify:track:a"] and not report.failed
+    track = memory_store.get_tracks(["spotify:track:a"], with_vectors=True)["spotify:track:a"]
+    assert track.record.playlists == ["pl:later"]
+    centroid = memory_store.get_playlists(["pl:later"])["pl:later"][1]
+    assert centroid is not None and np.allclose(centroid, track.vector, atol=1e-5)
+    again = add_audio(memory_store, encoder, [item])
+    assert again.updated == ["spotify:track:a"] and again.added == []
