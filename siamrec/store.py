@@ -238,8 +238,10 @@ class Store:
             if offset is None:
                 return
 
-    def count_tracks(self) -> int:
-        return self._call("count", self.client.count, C.TRACKS_COLLECTION).count
+    def count_tracks(self, cold_only: bool = False) -> int:
+        """Exact count, done by Qdrant (no payloads travel)."""
+        query_filter = self.cold_filter() if cold_only else None
+        return self._call("count", self.client.count, C.TRACKS_COLLECTION, count_filter=query_filter).count
 
     @staticmethod
     def cold_filter() -> qm.Filter:

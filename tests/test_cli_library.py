@@ -126,6 +126,8 @@ def test_playlist_recommend_and_m3u(filled_home: Path, library_files: dict[str, 
     siamrec("playlist", "import", str(m3u), check=True)
     listed = json.loads(siamrec("playlist", "list", "--json", check=True).stdout)
     assert [(p["name"], p["tracks"]) for p in listed] == [("chords", 2)]
+    info = json.loads(siamrec("info", "--json", check=True).stdout)
+    assert (info["tracks"], info["cold_tracks"], info["playlists"], info["model"]) == (7, 5, 1, "tiny")
     out = tmp_path / "next.m3u"
     result = json.loads(
         siamrec("recommend", "--playlist", "chords", "-k", "3", "--json", "--m3u", str(out), check=True).stdout

@@ -9,6 +9,7 @@ from typing import Any
 import click
 from rich.table import Table
 
+from siamrec import constants as C
 from siamrec.audio import track_windows
 from siamrec.cli.common import (
     Settings,
@@ -374,14 +375,15 @@ def info(settings: Settings, as_json: bool) -> None:
         model = store.stored_model()
         if model:
             store.bind_model(*model, create=False)
-        tracks = list(store.iter_tracks(with_vectors=False)) if model else []
-        playlists = sum(1 for _ in store.iter_playlists()) if model else 0
+        tracks = store.count_tracks() if model else 0
+        cold = store.count_tracks(cold_only=True) if model else 0
+        playlists = store.client.count(C.PLAYLISTS_COLLECTION).count if model else 0
     summary = {
         "store": settings.qdrant_url or str(settings.qdrant_path),
         "model": model[0] if model else None,
         "dim": model[1] if model else None,
-        "tracks": len(tracks),
-        "cold_tracks": sum(1 for t in tracks if not t.record.playlists),
+        "tracks": tracks,
+        "cold_tracks": cold,
         "playlists": playlists,
     }
     if as_json:
