@@ -32,8 +32,8 @@ from urllib.parse import quote
 
 import mutagen
 import soundfile as sf
+from siamrec.connectors.base import Problem, SourceTrack
 
-from connectors.base import Problem, SourceTrack
 from siamrec.audio import file_sha1, is_audio_path
 from siamrec.errors import ConnectorError
 from siamrec.tags import read_tags

@@ -12,14 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from connectors.base import Problem, SourcePlaylist, SourceTrack
-from siamrec import constants as C
+from siamrec.connectors.base import Problem, SourcePlaylist, SourceTrack
+
 from siamrec.audio import file_sha1, is_audio_path
 from siamrec.errors import ConnectorError
-from siamrec.playlists import local_playlist_uri
 from siamrec.tags import read_tags
+from siamrec.uris import URI_SCHEMES, local_playlist_uri, local_track_uri
 
-URI_SCHEMES = ("spotify:", "local:", "http://", "https://", "file://")
 PLAYLIST_SUFFIXES = frozenset({".m3u", ".m3u8", ".pls"})
 SOURCE = "local"
 _PLS_FILE = re.compile(r"^file(\d+)=(.*)$", re.IGNORECASE)
@@ -101,7 +100,7 @@ def local_track(path: Path) -> SourceTrack:
     """A file as a track: URI from its bytes, names from its tags (the decoder judges the audio later)."""
     tags = read_tags(path)
     return SourceTrack(
-        uri=f"{C.LOCAL_TRACK_PREFIX}{file_sha1(path)}",
+        uri=local_track_uri(file_sha1(path)),
         title=tags["title"],
         artist=tags["artist"],
         album=tags["album"],

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from connectors.base import Problem, SourcePlaylist, SourceTrack
+from siamrec.connectors.base import Problem, SourcePlaylist, SourceTrack
+
 from siamrec.errors import ConnectorError
 
 SOURCE = "mpd"

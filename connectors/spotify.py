@@ -3,7 +3,7 @@
 Credentials are spotipy's environment variables: SPOTIPY_CLIENT_ID and SPOTIPY_CLIENT_SECRET (client
 credentials, public playlists), plus SPOTIPY_REDIRECT_URI for your own playlists (`--spotify-user me`, the
 OAuth authorization-code flow; the token is cached under SIAMREC_HOME). The Web API gives new apps no
-previews and no audio features since late 2024, so audio comes from connectors.audio or local files; and
+previews and no audio features since late 2024, so audio comes from siamrec.connectors.audio or local files; and
 since March 2026 Development Mode apps may read the tracks of their user's own playlists only.
 
 spotipy's urllib3 retries sleep for whatever Retry-After says and then lose the header, so spotipy runs with
@@ -25,10 +25,10 @@ from typing import Any, TypeVar
 
 import requests
 import spotipy
+from siamrec.connectors.base import Problem, SourcePlaylist, SourceTrack
 from spotipy.cache_handler import CacheFileHandler, MemoryCacheHandler
 from spotipy.exceptions import SpotifyException, SpotifyOauthError
 
-from connectors.base import Problem, SourcePlaylist, SourceTrack
 from siamrec.errors import ConnectorError
 
 SOURCE = "spotify"

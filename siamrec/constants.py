@@ -43,5 +43,3 @@ META_BACKBONE = "siamrec.backbone"
 # Qdrant schema.
 TRACKS_COLLECTION = "tracks"
 PLAYLISTS_COLLECTION = "playlists"
-LOCAL_TRACK_PREFIX = "local:track:"
-LOCAL_PLAYLIST_PREFIX = "local:playlist:"

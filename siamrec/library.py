@@ -13,12 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
-from siamrec import constants as C
 from siamrec.audio import file_sha1, is_audio_path, track_windows
 from siamrec.embed import TrackEncoder
 from siamrec.errors import AudioError
 from siamrec.store import Store, TrackRecord
 from siamrec.tags import read_tags
+from siamrec.uris import local_track_uri
 
 CHUNK_TRACKS = 32
 DECODE_THREADS = 2
@@ -75,7 +75,7 @@ def local_record(path: Path, sha1: str, duration_s: float) -> TrackRecord:
     """The record of a file with no source metadata: `local:track:<sha1>`, tags for the names."""
     tags = read_tags(path)
     return TrackRecord(
-        track_uri=f"{C.LOCAL_TRACK_PREFIX}{sha1}",
+        track_uri=local_track_uri(sha1),
         title=tags["title"],
         artist=tags["artist"],
         album=tags["album"],

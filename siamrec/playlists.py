@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from pathlib import Path
 
-from siamrec import constants as C
 from siamrec.embed import TrackEncoder
 from siamrec.library import AddReport, AudioItem, add_audio
 from siamrec.store import PlaylistRecord, Store
-
-
-def local_playlist_uri(name: str) -> str:
-    """`local:playlist:<slug>`: the same name always maps to the same playlist (re-importing replaces it)."""
-    slug = re.sub(r"[^a-z0-9]+", "-", name.casefold()).strip("-") or "playlist"
-    return f"{C.LOCAL_PLAYLIST_PREFIX}{slug}"
+from siamrec.uris import local_playlist_uri
 
 
 def create_playlist(

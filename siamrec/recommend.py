@@ -16,9 +16,9 @@ from siamrec.store import (
     TrackRecord,
     playlist_centroid,
     playlist_from_payload,
-    point_id,
     track_from_payload,
 )
+from siamrec.uris import point_id
 
 STRATEGIES = ("mean", "best-score")
 REASONS_PER_RESULT = 3

@@ -6,7 +6,6 @@ Each collection holds one named vector, named after the model that made it; a di
 
 from __future__ import annotations
 
-import uuid
 import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -21,15 +20,11 @@ from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedR
 from siamrec import constants as C
 from siamrec.config import Settings
 from siamrec.errors import ModelError, NotFoundError, StoreError
+from siamrec.uris import point_id
 
 SCROLL_PAGE = 1000
 WRITE_BATCH = 256
 TRACK_KEYWORD_FIELDS = ("track_uri", "playlists", "audio_sha1", "source")
-
-
-def point_id(uri: str) -> str:
-    """The point id of a track or playlist URI (a UUID string, as Qdrant requires)."""
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, uri))
 
 
 def now_iso() -> str:
@@ -149,6 +144,14 @@ class Store:
             )
         self._model = (name, dim)
 
+    def bind_stored_model(self) -> tuple[str, int]:
+        """Bind to the model the store was filled with (for commands that read but never embed)."""
+        stored = self.stored_model()
+        if stored is None:
+            raise NotFoundError("the store is empty: add tracks with `siamrec add-track` first")
+        self._model = stored
+        return stored
+
     def _create_collections(self, name: str, dim: int) -> None:
         vectors = {name: qm.VectorParams(size=dim, distance=qm.Distance.COSINE)}
         for collection in (C.TRACKS_COLLECTION, C.PLAYLISTS_COLLECTION):
@@ -242,6 +245,9 @@ class Store:
         """Exact count, done by Qdrant (no payloads travel)."""
         query_filter = self.cold_filter() if cold_only else None
         return self._call("count", self.client.count, C.TRACKS_COLLECTION, count_filter=query_filter).count
+
+    def count_playlists(self) -> int:
+        return self._call("count", self.client.count, C.PLAYLISTS_COLLECTION).count
 
     @staticmethod
     def cold_filter() -> qm.Filter:

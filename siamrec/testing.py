@@ -64,16 +64,3 @@ def music_library(folder: Path, seconds: float = 4.0) -> dict[str, Path]:
         "noise.ogg": noise(seconds),
     }
     return {name: write_audio(folder / name, signal) for name, signal in tracks.items()}
-
-
-def tiny_encoder_onnx(path: Path, name: str = "tiny", width: int = 4, seed: int = 0) -> Path:
-    """A randomly initialised small encoder exported with parity: for plumbing tests, never for quality."""
-    import torch
-
-    from export.onnx_export import export_encoder
-    from siamrec.models import Encoder, ModelConfig, SimSiam
-
-    torch.manual_seed(seed)
-    model = SimSiam(ModelConfig(backbone="cnn", width=width)).eval()
-    export_encoder(Encoder(model.frontend, model.backbone, model.backbone_dim), path, name=name, backbone="cnn")
-    return path

@@ -5,9 +5,10 @@ from pathlib import Path
 import pytest
 import torch
 from qdrant_client import QdrantClient
+from siamrec.export.testing import tiny_encoder_onnx
 
 from siamrec.store import Store
-from siamrec.testing import music_library, tiny_encoder_onnx
+from siamrec.testing import music_library
 
 torch.set_num_threads(1)
 CORPUS = Path("~/data/siamrec-dev").expanduser()

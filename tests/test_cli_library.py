@@ -157,7 +157,7 @@ def test_missing_model_is_one_line(home: Path, library_files: dict[str, Path], m
 def test_mismatched_model_is_one_line(
     filled_home: Path, tmp_path: Path, library_files: dict[str, Path], monkeypatch
 ) -> None:
-    from siamrec.testing import tiny_encoder_onnx
+    from siamrec.export.testing import tiny_encoder_onnx
 
     other = tiny_encoder_onnx(tmp_path / "other.onnx", name="other", width=6)
     monkeypatch.setenv("SIAMREC_MODEL", str(other))

@@ -12,8 +12,7 @@ import pytest
 import soundfile as sf
 from mutagen.flac import FLAC
 from servers import FileServer, Response
-
-from connectors.audio import (
+from siamrec.connectors.audio import (
     MANIFEST_COLUMNS,
     AudioCache,
     Candidate,
@@ -25,7 +24,8 @@ from connectors.audio import (
     read_manifest,
     url_template_search,
 )
-from connectors.base import SourceTrack
+from siamrec.connectors.base import SourceTrack
+
 from siamrec.audio import file_sha1
 from siamrec.errors import ConnectorError
 from siamrec.testing import chord, drums, write_audio

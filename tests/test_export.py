@@ -8,8 +8,8 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from siamrec.export.onnx_export import export_checkpoint, export_encoder, parity_max_diff
 
-from export.onnx_export import export_checkpoint, export_encoder, parity_max_diff
 from siamrec import constants as C
 from siamrec.audio import track_windows
 from siamrec.embed import TrackEncoder

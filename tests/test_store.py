@@ -5,7 +5,8 @@ import pytest
 
 from siamrec.errors import ModelError, NotFoundError
 from siamrec.recommend import recommend_playlists, recommend_tracks
-from siamrec.store import PlaylistRecord, Store, TrackRecord, point_id
+from siamrec.store import PlaylistRecord, Store, TrackRecord
+from siamrec.uris import point_id
 
 
 def unit(*values: float) -> np.ndarray:

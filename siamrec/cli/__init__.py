@@ -1,54 +1,81 @@
-"""The `siamrec` command: a click group whose subcommands live one module per job in this package."""
+"""The `siamrec` command: a click group that imports a subcommand's module only when that command runs.
+
+`siamrec --help` and `--version` load click and this file alone (see benchmarks/cli_startup.py); each
+command module imports what it uses.
+"""
 
 from __future__ import annotations
 
+import importlib
 import sys
+from typing import Any
 
 import click
 
 from siamrec import __version__
-from siamrec.cli.common import console_error
 from siamrec.errors import SiamrecError
 
+# name → (module under siamrec.cli, attribute, one-line help shown by `siamrec --help`)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "add-track": ("add", "add_track", "Add audio files or folders to the store: decode, embed, upsert."),
+    "playlist": ("playlist", "playlist_group", "Create, import, list and show playlists."),
+    "recommend": ("recommend", "recommend", "Recommend new tracks for a playlist, or playlists for a track."),
+    "sync-playlists": ("sync", "sync_playlists", "Sync playlists from MPD, Spotify, M3U or folders."),
+    "bench": ("bench", "bench", "Score the encoder on the stored playlists (masked protocol)."),
+    "map": ("bench", "map_command", "Draw the library in 2-D, coloured by playlist."),
+    "train": ("train", "train_command", "Train a SimSiam encoder on audio (needs siamrec[train])."),
+    "export": ("export_model", "export", "Export a training checkpoint to one ONNX file."),
+    "info": ("info", "info", "What the store holds and which model made it."),
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class LazyGroup(click.Group):
+    """click's lazy-loading group pattern: commands are listed from COMMANDS and imported on use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        module_name, attribute, _ = COMMANDS[cmd_name]
+        module = importlib.import_module(f"siamrec.cli.{module_name}")
+        command: click.Command = getattr(module, attribute)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list from COMMANDS' help lines, so `--help` imports no command module."""
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, COMMANDS[name][2]) for name in self.list_commands(ctx)])
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="siamrec")
 def cli() -> None:
-    """Cold-start music recommendation from what tracks sound like."""
+    """Cold-start music recommendation from what tracks sound like.
+
+    Data lives under SIAMREC_HOME (default: the platform's data folder); SIAMREC_MODEL, SIAMREC_QDRANT_URL
+    and SIAMREC_QDRANT_API_KEY set the model and a Qdrant server. Run `siamrec COMMAND --help` for more.
+    """
 
 
-def _register() -> None:
-    from siamrec.cli import library
-
-    for command in library.COMMANDS:
-        cli.add_command(command)
-    for module_name in ("train", "sync", "bench"):
-        try:
-            module = __import__(f"siamrec.cli.{module_name}", fromlist=["COMMANDS"])
-        except ModuleNotFoundError as exc:
-            if exc.name != f"siamrec.cli.{module_name}":
-                raise
-            continue
-        for command in module.COMMANDS:
-            cli.add_command(command)
+def _error_line(message: str) -> None:
+    sys.stderr.write(f"siamrec: error: {message}\n")
 
 
-_register()
-
-
-def main() -> None:
+def main(argv: list[str] | None = None) -> Any:
     """Entry point: any SiamrecError becomes one line on stderr and exit status 1, never a traceback."""
     try:
-        cli.main(standalone_mode=False)
+        cli.main(args=argv, standalone_mode=False)
     except click.exceptions.Abort:
-        console_error("interrupted")
+        _error_line("interrupted")
         sys.exit(130)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
     except SiamrecError as exc:
-        console_error(str(exc))
+        _error_line(str(exc))
         sys.exit(1)
     except KeyboardInterrupt:
-        console_error("interrupted; what was stored is kept, re-run to continue")
+        _error_line("interrupted; what was stored is kept, re-run to continue")
         sys.exit(130)

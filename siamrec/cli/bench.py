@@ -202,4 +202,3 @@ def map_command(png_path: Path, method: str, rng_seed: int, settings: Settings, 
         stdout.print(f"map of {len(library.records)} tracks written to {png_path}")
 
 
-COMMANDS = [bench, map_command]

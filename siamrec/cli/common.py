@@ -64,6 +64,12 @@ def store_options(func: F | None = None, *, model_option: bool = True) -> Any:
     return wrapper
 
 
+def print_failures(failed: list[tuple[str, str]]) -> None:
+    """One plain line per skipped item (no wrapping or markup, so each stays greppable)."""
+    for where, reason in failed:
+        sys.stderr.write(f"skipped: {reason if where in reason else f'{where}: {reason}'}\n")
+
+
 def json_option(func: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")(func)
 

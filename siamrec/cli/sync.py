@@ -19,16 +19,16 @@ from rich.markup import escape
 from rich.progress import Progress, TaskID
 from rich.table import Table
 
-from connectors.audio import AudioCache, Fetcher, FetchOptions, url_template_search
-from connectors.base import PlaylistSource
-from connectors.local import LocalSource
-from connectors.mpd import MpdSelection, MpdSource
-from connectors.spotify import SpotifySource
 from siamrec.cli.common import Settings, console, json_option, print_json, progress, stdout, store_options
+from siamrec.connectors.audio import AudioCache, Fetcher, FetchOptions, url_template_search
+from siamrec.connectors.base import PlaylistSource
+from siamrec.connectors.local import LocalSource
+from siamrec.connectors.mpd import MpdSelection, MpdSource
+from siamrec.connectors.spotify import SpotifySource
+from siamrec.connectors.sync import DEFAULT_BATCH, PHASES, Sync, SyncOptions, SyncReport
 from siamrec.embed import load_encoder
 from siamrec.errors import ConfigError
 from siamrec.store import Store
-from siamrec.sync import DEFAULT_BATCH, PHASES, Sync, SyncOptions, SyncReport
 
 MAX_FAILURES_SHOWN = 50
 
@@ -186,4 +186,3 @@ def sync_playlists(settings: Settings, as_json: bool, **params: Any) -> None:
         sys.exit(1)
 
 
-COMMANDS = [sync_playlists]

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import numpy as np
+from siamrec.connectors.audio import AudioCache, Fetcher, TagIndex, read_manifest
+from siamrec.connectors.base import PlaylistSource, Problem, SourcePlaylist, SourceTrack
 
-from connectors.audio import AudioCache, Fetcher, TagIndex, read_manifest
-from connectors.base import PlaylistSource, Problem, SourcePlaylist, SourceTrack
 from siamrec.audio import file_sha1
 from siamrec.embed import TrackEncoder
 from siamrec.library import AudioItem, add_audio

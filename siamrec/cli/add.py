@@ -1,0 +1,70 @@
+"""`siamrec add-track`: audio files and folders into the store."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from siamrec.cli.common import (
+    Settings,
+    json_option,
+    print_failures,
+    print_json,
+    progress,
+    stdout,
+    store_options,
+)
+from siamrec.embed import load_encoder
+from siamrec.errors import ConfigError
+from siamrec.library import AddReport, AudioItem, add_audio, collect_audio_files
+from siamrec.store import Store
+
+
+def _add_with_progress(store: Store, settings: Settings, items: list[AudioItem]) -> AddReport:
+    encoder = load_encoder(settings.model_path, settings.device)
+    with progress() as bar:
+        task = bar.add_task("embedding", total=len(items))
+        return add_audio(store, encoder, items, lambda n: bar.advance(task, n))
+
+
+@click.command("add-track")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--uri", help="Track URI for a single file (default local:track:<sha1 of audio>).")
+@click.option("--title", help="Title for a single file (default: from tags).")
+@click.option("--artist", help="Artist for a single file (default: from tags).")
+@click.option("--album", help="Album for a single file (default: from tags).")
+@store_options
+@json_option
+def add_track(
+    paths: tuple[Path, ...],
+    uri: str | None,
+    title: str | None,
+    artist: str | None,
+    album: str | None,
+    settings: Settings,
+    as_json: bool,
+) -> None:
+    """Add audio files or folders (recursive) to the store: decode, embed, upsert."""
+    files, missing = collect_audio_files(paths)
+    overrides = {k: v for k, v in {"track_uri": uri, "title": title, "artist": artist, "album": album}.items() if v}
+    if overrides and len(files) != 1:
+        raise ConfigError("--uri/--title/--artist/--album apply to exactly one file")
+    items = [AudioItem(f) for f in files]
+    if overrides:
+        items = [AudioItem(files[0], overrides=overrides)]
+    with Store.open(settings) as store:
+        report = _add_with_progress(store, settings, items) if items else AddReport()
+        total = store.count_tracks() if store.stored_model() else 0
+    report.failed = missing + report.failed
+    if as_json:
+        print_json({**report.as_dict(), "tracks_in_store": total})
+    else:
+        print_failures(report.failed)
+        stdout.print(
+            f"added {len(report.added)}, updated {len(report.updated)}, failed {len(report.failed)}; "
+            f"{total} tracks in the store"
+        )
+    if report.failed or not files:
+        sys.exit(1)

@@ -1,0 +1,44 @@
+"""`siamrec info`: what the store holds and which model made it."""
+
+from __future__ import annotations
+
+import click
+from rich.table import Table
+
+from siamrec.cli.common import (
+    Settings,
+    json_option,
+    print_json,
+    stdout,
+    store_options,
+)
+from siamrec.store import Store
+
+
+@click.command("info")
+@store_options
+@json_option
+def info(settings: Settings, as_json: bool) -> None:
+    """What the store holds and which model it was made with."""
+    with Store.open(settings) as store:
+        model = store.stored_model()
+        if model:
+            store.bind_model(*model, create=False)
+        tracks = store.count_tracks() if model else 0
+        cold = store.count_tracks(cold_only=True) if model else 0
+        playlists = store.count_playlists() if model else 0
+    summary = {
+        "store": settings.qdrant_url or str(settings.qdrant_path),
+        "model": model[0] if model else None,
+        "dim": model[1] if model else None,
+        "tracks": tracks,
+        "cold_tracks": cold,
+        "playlists": playlists,
+    }
+    if as_json:
+        print_json(summary)
+        return
+    table = Table("what", "value", title="siamrec store")
+    for key, value in summary.items():
+        table.add_row(key, str(value))
+    stdout.print(table)

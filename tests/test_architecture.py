@@ -1,0 +1,76 @@
+"""The layout DESIGN.md promises: one direction of imports, light connectors, one name in site-packages."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+UPPER_LAYERS = ("siamrec.connectors", "siamrec.export", "siamrec.cli", "siamrec.service")
+
+
+def _imported_modules(path: Path) -> set[str]:
+    """Every module a file imports, at any depth (lazy imports inside functions count too)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+    return found
+
+
+def _core_files() -> list[Path]:
+    layers = {ROOT / "siamrec" / "cli", ROOT / "siamrec" / "service"}
+    entry_point = ROOT / "siamrec" / "__main__.py"  # `python -m siamrec` runs the CLI
+    files = (ROOT / "siamrec").rglob("*.py")
+    return [p for p in files if p != entry_point and not any(layer in p.parents for layer in layers)]
+
+
+@pytest.mark.parametrize("path", _core_files(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_core_never_imports_connectors_export_or_front_ends(path: Path) -> None:
+    imported = _imported_modules(path)
+    bad = {m for m in imported if m.startswith(UPPER_LAYERS) or m.split(".")[0] in ("connectors", "export")}
+    assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}: the core must not depend on upper layers"
+
+
+@pytest.mark.parametrize("folder", ["connectors", "export"])
+def test_upper_layers_import_only_under_the_siamrec_name(folder: str) -> None:
+    for path in (ROOT / folder).rglob("*.py"):
+        bad = {m for m in _imported_modules(path) if m.split(".")[0] in ("connectors", "export")}
+        assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}: use siamrec.connectors / siamrec.export"
+
+
+def _modules_loaded_by(statement: str) -> set[str]:
+    code = f"import json, sys; {statement}; print(json.dumps(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    return set(json.loads(out.splitlines()[-1]))
+
+
+@pytest.mark.parametrize("module", ["siamrec.connectors.local", "siamrec.connectors.mpd", "siamrec.connectors.base"])
+def test_reading_playlists_loads_no_inference_or_store(module: str) -> None:
+    loaded = _modules_loaded_by(f"import {module}")
+    assert module in loaded
+    assert not {"onnxruntime", "qdrant_client", "torch"} & loaded
+
+
+def test_help_imports_no_command_module() -> None:
+    loaded = _modules_loaded_by("from siamrec.cli import cli; cli.main(['--help'], standalone_mode=False)")
+    heavy = {"rich", "numpy", "onnxruntime", "qdrant_client", "spotipy", "torch", "siamrec.store"}
+    assert not heavy & loaded
+    assert not {m for m in loaded if m.startswith("siamrec.cli.")}
+
+
+def test_every_listed_command_loads() -> None:
+    import click
+
+    from siamrec.cli import COMMANDS, cli
+
+    ctx = click.Context(cli)
+    for name in COMMANDS:
+        assert isinstance(cli.get_command(ctx, name), click.Command), name
