@@ -9,7 +9,9 @@ import click
 
 from siamrec.cli.common import (
     Settings,
+    console_error,
     json_option,
+    plural,
     print_failures,
     print_json,
     progress,
@@ -62,9 +64,11 @@ def add_track(
         print_json({**report.as_dict(), "tracks_in_store": total})
     else:
         print_failures(report.failed)
+        if not files and not report.failed:
+            console_error(f"no audio files (by suffix) in {', '.join(str(p) for p in paths)}")
         stdout.print(
             f"added {len(report.added)}, updated {len(report.updated)}, failed {len(report.failed)}; "
-            f"{total} tracks in the store"
+            f"{plural(total, 'track')} in the store"
         )
     if report.failed or not files:
         sys.exit(1)
