@@ -166,8 +166,11 @@ def _table(title: str, *text_columns: str) -> Table:
     table = Table(title=title, box=box.SIMPLE_HEAD if narrow else box.HEAVY_HEAD, pad_edge=not narrow)
     table.add_column("#", justify="right", no_wrap=True)
     table.add_column("score", justify="right", no_wrap=True)
-    for name in text_columns:  # the last one holds the reasons: the longest text
-        table.add_column(name, overflow="ellipsis" if narrow else "fold", no_wrap=narrow, ratio=2)
+    short, columns = 16, 2 + len(text_columns)
+    rest = stdout.width - 9 - short * (len(text_columns) - 1) - 3 * columns  # rank, score, padding
+    for index, name in enumerate(text_columns):  # the last one holds the reasons: it gets what is left
+        width = (short if index < len(text_columns) - 1 else max(10, rest)) if narrow else None
+        table.add_column(name, overflow="ellipsis" if narrow else "fold", no_wrap=narrow, max_width=width)
     return table
 
 

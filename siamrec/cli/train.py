@@ -7,7 +7,6 @@ from typing import Any
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
 from rich.text import Text
 
 from siamrec.cli.common import console, json_option, plural, print_json

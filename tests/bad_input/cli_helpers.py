@@ -52,11 +52,12 @@ def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, s
 
 
 def run_process(*args: str, stdin: Any = subprocess.DEVNULL, env: dict[str, str] | None = None,
-                timeout: float = 120) -> subprocess.CompletedProcess[str]:  # fmt: skip
+                timeout: float = 120, text_in: str | None = None) -> subprocess.CompletedProcess[str]:  # fmt: skip
     """`python -m siamrec ARGS` in its own process (a real stdin, a real pipe for stdout)."""
     return subprocess.run(
         [sys.executable, "-m", "siamrec", *args],
-        stdin=stdin,
+        stdin=None if text_in is not None else stdin,
+        input=text_in,
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from cli_helpers import assert_one_line_error, dump_store, run_cli, run_process
 
 MARKUP_NAMES = ("[bold]Loud :smile:", "[/]odd [red")
