@@ -148,7 +148,7 @@ class LocalSource:
             except ConnectorError as exc:
                 self.problems.append(Problem(str(path), str(exc).removeprefix(f"{path}: ")))
                 continue
-            yield from self._playlist(entries.name, entries.entries, where=str(path))
+            yield from self._playlist(entries.name, entries.entries, where=path.name)
         for root in self.folders:
             for name, files in folder_playlists(root):
                 yield from self._playlist(name, list(files), where=f"{root}/{name}/")
