@@ -360,13 +360,13 @@ def embed_audio_methods(
                 windows[i] = track_windows(records[i].path)[0]
             except AudioError as exc:
                 failed[records[i].track_uri] = str(exc)
+            on_progress(1)  # per track as it is decoded (the slow part), not per batch
         for method in methods:
             cache = caches[method.name]
             missing = [i for i in windows if not cache.has(identities[i][0])]
             if missing:
                 for i, vector in zip(missing, method.embed([windows[i] for i in missing]), strict=True):
                     cache.put(identities[i][0], vector)
-        on_progress(len(batch))
     return {m.name: _load_cached(caches[m.name], identities, records, failed) for m in methods}, failed
 
 
