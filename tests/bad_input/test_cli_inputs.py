@@ -171,3 +171,16 @@ def test_bench_progress_advances_per_track(store_home: Path, tmp_path: Path) -> 
     steps: list[int] = []
     embed_audio_methods(records, [mfcc_method()], tmp_path / "cache", steps.append)
     assert steps[0] == 0 and set(steps[1:]) == {1} and sum(steps) == len(records)
+
+
+def test_tex_like_names_draw_literally(
+    store_home: Path, tmp_path: Path, library_files: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """matplotlib would parse `$…$` in a legend as TeX (and fail on bad TeX): names stay data."""
+    m3u = tmp_path / "tex.m3u"
+    m3u.write_text("#PLAYLIST:$\\frac{$ money\n" + "\n".join(str(f) for f in sorted(library_files.values())[:3]))
+    status, _, err = run_cli(capsys, "sync-playlists", "--m3u", str(m3u))
+    assert status == 0, err
+    status, _, err = run_cli(capsys, "map", "--png", str(tmp_path / "map.png"), "--method", "pca")
+    assert status == 0, err
+    assert (tmp_path / "map.png").stat().st_size > 0
