@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+from siamrec.audio import identify, is_audio_path
 from siamrec.connectors.base import Problem, SourcePlaylist, SourceTrack
-
-from siamrec.audio import file_sha1, is_audio_path
-from siamrec.errors import ConnectorError
+from siamrec.errors import AudioError, ConnectorError
 from siamrec.tags import read_tags
 from siamrec.uris import URI_SCHEMES, local_playlist_uri, local_track_uri
 
@@ -97,10 +96,13 @@ def write_m3u(path: Path, entries: list[tuple[str, str, float | None]]) -> None:
 
 
 def local_track(path: Path) -> SourceTrack:
-    """A file as a track: URI from its bytes, names from its tags (the decoder judges the audio later)."""
+    """A file as a track: URI from its decoded audio (as `siamrec add-track` gives it), names from its tags.
+
+    Raises AudioError for a file that is not usable audio.
+    """
     tags = read_tags(path)
     return SourceTrack(
-        uri=local_track_uri(file_sha1(path)),
+        uri=local_track_uri(identify(path)),
         title=tags["title"],
         artist=tags["artist"],
         album=tags["album"],
@@ -128,12 +130,21 @@ class LocalSource:
 
     label = "local files"
 
-    def __init__(self, playlist_files: Iterable[Path] = (), folders: Iterable[Path] = ()) -> None:
+    def __init__(
+        self,
+        playlist_files: Iterable[Path] = (),
+        folders: Iterable[Path] = (),
+        named: Iterable[tuple[str, list[Path | str]]] = (),
+    ) -> None:
+        """`named`: playlists given directly as (name, files and track URIs), as `siamrec playlist create` does."""
         self.playlist_files = list(playlist_files)
         self.folders = list(folders)
+        self.named = list(named)
         self.problems: list[Problem] = []
 
     def playlists(self) -> Iterator[SourcePlaylist]:
+        for name, entries in self.named:
+            yield self._playlist(name, entries, where=name)
         for path in self.playlist_files:
             try:
                 entries = read_playlist_file(path)
@@ -162,4 +173,7 @@ class LocalSource:
             return local_track(entry)
         except OSError as exc:
             self.problems.append(Problem(f"{where}: {entry}", f"unreadable ({exc.strerror or exc})"))
+            return None
+        except AudioError as exc:
+            self.problems.append(Problem(f"{where}: {entry}", str(exc).removeprefix(f"{entry}: ")))
             return None

@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import numpy as np
-from siamrec.connectors.audio import AudioCache, Fetcher, TagIndex, read_manifest
-from siamrec.connectors.base import PlaylistSource, Problem, SourcePlaylist, SourceTrack
 
 from siamrec.audio import file_sha1
+from siamrec.connectors.audio import AudioCache, Fetcher, TagIndex, read_manifest
+from siamrec.connectors.base import PlaylistSource, Problem, SourcePlaylist, SourceTrack
 from siamrec.embed import TrackEncoder
 from siamrec.library import AudioItem, add_audio
 from siamrec.store import PlaylistRecord, Store, StoredTrack, TrackRecord, playlist_centroid
@@ -161,12 +161,20 @@ class Sync:
             self.report.failed += source.problems[reported:]
             reported = len(source.problems)
             if playlist.tracks:
-                yield playlist
+                yield self._keep_stored_uri(playlist)
             else:
                 self.report.failed.append(
                     Problem(f"{playlist.name} ({playlist.uri})", "no resolvable tracks; the playlist was not saved")
                 )
         self.report.failed += source.problems[reported:]
+
+    def _keep_stored_uri(self, playlist: SourcePlaylist) -> SourcePlaylist:
+        """A local playlist stored under its name's URI from before names got collision-free URIs keeps it."""
+        if playlist.source != "local" or "~" not in playlist.uri:
+            return playlist
+        named = self.store.playlists_named(playlist.name)
+        legacy = [p for p in named if p.source == "local" and "~" not in p.playlist_uri]
+        return replace(playlist, uri=legacy[0].playlist_uri) if len(legacy) == 1 else playlist
 
     def _sync_round(self, work: _Round) -> None:
         for playlist in work.playlists:

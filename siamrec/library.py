@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from siamrec.audio import file_sha1, is_audio_path, track_windows
+from siamrec.audio import audio_identity, file_sha1, is_audio_path, track_windows
 from siamrec.embed import TrackEncoder
 from siamrec.errors import AudioError
 from siamrec.store import Store, TrackRecord
@@ -71,17 +71,17 @@ def collect_audio_files(paths: Iterable[Path]) -> tuple[list[Path], list[tuple[s
     return files, missing
 
 
-def local_record(path: Path, sha1: str, duration_s: float) -> TrackRecord:
-    """The record of a file with no source metadata: `local:track:<sha1>`, tags for the names."""
+def local_record(path: Path, audio_id: str, duration_s: float) -> TrackRecord:
+    """The record of a file with no source metadata: `local:track:<audio identity>`, tags for the names."""
     tags = read_tags(path)
     return TrackRecord(
-        track_uri=local_track_uri(sha1),
+        track_uri=local_track_uri(audio_id),
         title=tags["title"],
         artist=tags["artist"],
         album=tags["album"],
         duration_s=round(duration_s, 3),
         source="local",
-        audio_sha1=sha1,
+        audio_id=audio_id,
         path=str(path.resolve()),
     )
 
@@ -90,14 +90,16 @@ def _load(item: AudioItem) -> _Loaded:
     try:
         windows, info = track_windows(item.path)
         sha1 = file_sha1(item.path)
+        audio_id = audio_identity(windows, info)
     except AudioError as exc:
         return _Loaded(item, None, None, str(exc))
     except OSError as exc:
         return _Loaded(item, None, None, f"{item.path}: {exc.strerror or exc}")
-    record = item.record or local_record(item.path, sha1, info.duration_s)
+    record = item.record or local_record(item.path, audio_id, info.duration_s)
     for key, value in item.overrides.items():
         setattr(record, key, value)
     record.audio_sha1 = sha1
+    record.audio_id = audio_id
     record.path = str(item.path.resolve())
     if record.duration_s is None:
         record.duration_s = round(info.duration_s, 3)

@@ -93,7 +93,10 @@ def recommend_tracks(
                 positive=[point_id(s.record.track_uri) for s in seeds], strategy=qm.RecommendStrategy.BEST_SCORE
             )
         )
-    points = store.query(query, limit=k, exclude_uris=playlist.track_uris, cold_only=not include_warm)
+    seed_audio = [s.record.audio_id for s in seeds if s.record.audio_id]
+    points = store.query(
+        query, limit=k, exclude_uris=playlist.track_uris, cold_only=not include_warm, exclude_audio=seed_audio
+    )
     if not points:
         return []
     reasons = _reasons(_vectors_of(points, store.vector_name), seeds)

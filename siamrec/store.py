@@ -24,7 +24,7 @@ from siamrec.uris import point_id
 
 SCROLL_PAGE = 1000
 WRITE_BATCH = 256
-TRACK_KEYWORD_FIELDS = ("track_uri", "playlists", "audio_sha1", "source")
+TRACK_KEYWORD_FIELDS = ("track_uri", "playlists", "audio_sha1", "audio_id", "source")
 
 
 def now_iso() -> str:
@@ -41,7 +41,8 @@ class TrackRecord:
     album: str = ""
     duration_s: float | None = None
     source: str = "local"
-    audio_sha1: str | None = None
+    audio_sha1: str | None = None  # the file's bytes: tells a changed file from the stored one
+    audio_id: str | None = None  # the decoded audio (siamrec.audio.audio_identity): survives re-tagging
     path: str | None = None
     added_at: str = field(default_factory=now_iso)
     playlists: list[str] = field(default_factory=list)
@@ -290,6 +291,14 @@ class Store:
             if offset is None:
                 return
 
+    def playlists_named(self, name: str) -> list[PlaylistRecord]:
+        """The stored playlists whose name is exactly `name` (the payload's keyword index)."""
+        name_filter = qm.Filter(must=[qm.FieldCondition(key="name", match=qm.MatchValue(value=name))])
+        points, _ = self._call(
+            "scroll", self.client.scroll, C.PLAYLISTS_COLLECTION, scroll_filter=name_filter, limit=SCROLL_PAGE
+        )
+        return [playlist_from_payload(point.payload or {}) for point in points]
+
     def find_playlist(self, key: str) -> PlaylistRecord:
         """A playlist by URI, or by name (case-insensitive); unknown or ambiguous names are errors."""
         found = self.get_playlist(key)
@@ -349,12 +358,17 @@ class Store:
         exclude_uris: Iterable[str] = (),
         cold_only: bool = True,
         collection: str = C.TRACKS_COLLECTION,
+        exclude_audio: Iterable[str] = (),
     ) -> list[qm.ScoredPoint]:
-        """Nearest points to a vector or a RecommendQuery, never returning `exclude_uris`."""
+        """Nearest points to a vector or a RecommendQuery, never returning `exclude_uris`, nor tracks whose
+        audio identity is in `exclude_audio` (the same recording stored under another URI)."""
         must_not: list[qm.Condition] = []
         excluded = [point_id(uri) for uri in exclude_uris]
         if excluded:
             must_not.append(qm.HasIdCondition(has_id=excluded))
+        same_audio = sorted(set(exclude_audio))
+        if same_audio:
+            must_not.append(qm.FieldCondition(key="audio_id", match=qm.MatchAny(any=same_audio)))
         must = self.cold_filter().must if cold_only else None
         response = self._call(
             "query",

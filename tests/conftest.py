@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 import torch
 from qdrant_client import QdrantClient
-from siamrec.export.testing import tiny_encoder_onnx
 
+from siamrec.export.testing import tiny_encoder_onnx
 from siamrec.store import Store
 from siamrec.testing import music_library
 

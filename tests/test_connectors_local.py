@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 from mutagen.flac import FLAC
-from siamrec.connectors.local import LocalSource, read_m3u, read_playlist_file, write_m3u
 
 from siamrec.audio import file_sha1
+from siamrec.connectors.local import LocalSource, read_m3u, read_playlist_file, write_m3u
 from siamrec.errors import ConnectorError
 from siamrec.testing import chord, drums, write_audio
 from siamrec.uris import LOCAL_TRACK_PREFIX, local_playlist_uri

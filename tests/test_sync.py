@@ -26,15 +26,15 @@ from servers import (
     spotify_id,
     write_mpd_slices,
 )
+
+from siamrec.cli import main
+from siamrec.config import resolve_settings
 from siamrec.connectors.audio import AudioCache, Fetcher, FetchOptions, url_template_search
 from siamrec.connectors.base import PlaylistSource
 from siamrec.connectors.local import LocalSource
 from siamrec.connectors.mpd import MpdSource
 from siamrec.connectors.spotify import SpotifySource
 from siamrec.connectors.sync import Sync, SyncOptions, SyncReport
-
-from siamrec.cli import main
-from siamrec.config import resolve_settings
 from siamrec.embed import TrackEncoder
 from siamrec.store import Store, playlist_centroid
 from siamrec.testing import chord, drums, noise, write_audio

@@ -156,5 +156,3 @@ def _fit(trainer: Any, epochs: int) -> list[dict[str, float]]:
                 )
 
         return trainer.fit(on_step, on_epoch)
-
-
