@@ -16,6 +16,7 @@ import numpy as np
 from siamrec.audio import audio_identity, file_sha1, is_audio_path, track_windows
 from siamrec.embed import TrackEncoder
 from siamrec.errors import AudioError
+from siamrec.names import path_for_payload, quoted
 from siamrec.store import Store, TrackRecord
 from siamrec.tags import read_tags
 from siamrec.uris import local_track_uri
@@ -82,7 +83,7 @@ def local_record(path: Path, audio_id: str, duration_s: float) -> TrackRecord:
         duration_s=round(duration_s, 3),
         source="local",
         audio_id=audio_id,
-        path=str(path.resolve()),
+        path=path_for_payload(path.resolve()),
     )
 
 
@@ -94,13 +95,13 @@ def _load(item: AudioItem) -> _Loaded:
     except AudioError as exc:
         return _Loaded(item, None, None, str(exc))
     except OSError as exc:
-        return _Loaded(item, None, None, f"{item.path}: {exc.strerror or exc}")
+        return _Loaded(item, None, None, f"{quoted(item.path)}: {exc.strerror or exc}")
     record = item.record or local_record(item.path, audio_id, info.duration_s)
     for key, value in item.overrides.items():
         setattr(record, key, value)
     record.audio_sha1 = sha1
     record.audio_id = audio_id
-    record.path = str(item.path.resolve())
+    record.path = path_for_payload(item.path.resolve())
     if record.duration_s is None:
         record.duration_s = round(info.duration_s, 3)
     return _Loaded(item, record, windows, None)
@@ -137,8 +138,16 @@ def add_audio(
 
 
 def _store_chunk(store: Store, encoder: TrackEncoder, good: list[_Loaded], report: AddReport) -> None:
+    vectors, problems = encoder.try_track_vectors([loaded.windows for loaded in good if loaded.windows is not None])
+    # A track the model cannot embed (NaN from absurd samples, a run failure) fails alone, before any write.
+    report.failed += [
+        (str(loaded.item.path), f"{quoted(loaded.item.path)}: {problem}")
+        for loaded, problem in zip(good, problems, strict=True)
+        if problem
+    ]
+    kept = [i for i, problem in enumerate(problems) if problem is None]
+    good, vectors = [good[i] for i in kept], vectors[kept]
     records = [loaded.record for loaded in good if loaded.record is not None]
-    vectors = encoder.track_vectors([loaded.windows for loaded in good if loaded.windows is not None])
     seen: set[str] = set()
     unique = []
     for loaded, record, vector in zip(good, records, vectors, strict=True):

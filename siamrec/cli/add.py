@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from siamrec.audio import AUDIO_SUFFIXES
 from siamrec.cli.common import (
     Settings,
     json_option,
@@ -17,8 +18,9 @@ from siamrec.cli.common import (
     store_options,
 )
 from siamrec.embed import load_encoder
-from siamrec.errors import ConfigError
+from siamrec.errors import ConfigError, NotFoundError
 from siamrec.library import AddReport, AudioItem, add_audio, collect_audio_files
+from siamrec.names import quoted
 from siamrec.store import Store
 
 
@@ -48,6 +50,11 @@ def add_track(
 ) -> None:
     """Add audio files or folders (recursive) to the store: decode, embed, upsert."""
     files, missing = collect_audio_files(paths)
+    if not files and not missing:  # say why before any work: "added 0, failed 0" explains nothing
+        raise NotFoundError(
+            f"no audio files in {', '.join(quoted(p) for p in paths)} (siamrec reads "
+            f"{', '.join(sorted(s.lstrip('.') for s in AUDIO_SUFFIXES))})"
+        )
     overrides = {k: v for k, v in {"track_uri": uri, "title": title, "artist": artist, "album": album}.items() if v}
     if overrides and len(files) != 1:
         raise ConfigError("--uri/--title/--artist/--album apply to exactly one file")

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from siamrec.config import Settings, resolve_settings
+from siamrec.names import quoted
 
 console = Console(stderr=True)
 stdout = Console()
@@ -67,7 +68,7 @@ def store_options(func: F | None = None, *, model_option: bool = True) -> Any:
 def print_failures(failed: list[tuple[str, str]]) -> None:
     """One plain line per skipped item (no wrapping or markup, so each stays greppable)."""
     for where, reason in failed:
-        sys.stderr.write(f"skipped: {reason if where in reason else f'{where}: {reason}'}\n")
+        sys.stderr.write(f"skipped: {reason if quoted(where) in reason else f'{quoted(where)}: {reason}'}\n")
 
 
 def json_option(func: F) -> F:
