@@ -230,9 +230,13 @@ class Sync:
             return track.path
         listed = self._manifest.get(track.uri)
         if listed is not None:
-            if listed.is_file():
-                return listed
-            self.report.failed.append(Problem(track.uri, f"the audio manifest names {listed}, which does not exist"))
+            try:
+                if listed.is_file():
+                    return listed
+                why = "which does not exist"
+            except (OSError, ValueError) as exc:  # a path too long for the filesystem, a NUL byte
+                why = f"which cannot be read ({getattr(exc, 'strerror', None) or exc})"
+            self.report.failed.append(Problem(track.uri, f"the audio manifest names {str(listed)[:200]}, {why}"))
         if self._tag_index is not None:
             matched = self._tag_index.match(track)
             if matched is not None:

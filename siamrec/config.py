@@ -8,8 +8,10 @@ under one folder instead, and a ~/.siamrec made by an earlier siamrec keeps bein
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from siamrec.errors import ConfigError
 
@@ -68,3 +70,23 @@ def resolve_settings(
         device=device,
         cache_dir=cache_dir,
     )
+
+
+QDRANT_SCHEMES = ("http", "https")
+_HOST = re.compile(r"^([A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?\.?)+$|^[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*$")
+
+
+def check_qdrant_url(url: str) -> str:
+    """A Qdrant server URL with scheme, host and port checked, so a typo fails in one line, not a traceback."""
+    parsed = urlsplit(url.strip())
+    if parsed.scheme.lower() not in QDRANT_SCHEMES:
+        raise ConfigError(f"--qdrant-url {url!r}: use http:// or https:// (e.g. http://localhost:6333)")
+    if not parsed.hostname or not _HOST.match(parsed.hostname):
+        raise ConfigError(f"--qdrant-url {url!r}: the host name is missing or not valid")
+    try:
+        port = parsed.port
+    except ValueError:
+        port = 0
+    if port == 0:
+        raise ConfigError(f"--qdrant-url {url!r}: the port must be a number from 1 to 65535")
+    return url.strip()

@@ -100,8 +100,12 @@ def recommend_tracks(
     if not points:
         return []
     reasons = _reasons(_vectors_of(points, store.vector_name), seeds)
+    # One readable score for both strategies: a cosine similarity (-1…1). `mean` ranks by the cosine to the
+    # centroid, which Qdrant returns as is; Qdrant's best_score is a sigmoid of the best cosine, so the
+    # score shown is that best cosine itself, the first "because of" similarity (same order).
     return [
-        TrackSuggestion(track_from_payload(p.payload or {}), p.score, r) for p, r in zip(points, reasons, strict=True)
+        TrackSuggestion(track_from_payload(p.payload or {}), p.score if strategy == "mean" else r[0].similarity, r)
+        for p, r in zip(points, reasons, strict=True)
     ]
 
 

@@ -10,7 +10,9 @@ import click
 from siamrec.audio import AUDIO_SUFFIXES
 from siamrec.cli.common import (
     Settings,
+    console_error,
     json_option,
+    plural,
     print_failures,
     print_json,
     progress,
@@ -69,9 +71,11 @@ def add_track(
         print_json({**report.as_dict(), "tracks_in_store": total})
     else:
         print_failures(report.failed)
+        if not files and not report.failed:
+            console_error(f"no audio files (by suffix) in {', '.join(str(p) for p in paths)}")
         stdout.print(
             f"added {len(report.added)}, updated {len(report.updated)}, failed {len(report.failed)}; "
-            f"{total} tracks in the store"
+            f"{plural(total, 'track')} in the store"
         )
     if report.failed or not files:
         sys.exit(1)

@@ -6,17 +6,21 @@ import functools
 import json
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from siamrec.config import Settings, resolve_settings
+from siamrec.config import Settings, check_qdrant_url, resolve_settings
 from siamrec.names import quoted
 
-console = Console(stderr=True)
-stdout = Console()
+# Outside text (names, tags, titles) is data: no console interprets markup, emoji codes or highlighting.
+# Styled pieces are built as rich Text; every table cell and message is shown literally.
+console = Console(stderr=True, markup=False, emoji=False, highlight=False)
+stdout = Console(markup=False, emoji=False, highlight=False)
+NARROW = 100  # below this many columns, tables switch to their compact layout
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -58,6 +62,8 @@ def store_options(func: F | None = None, *, model_option: bool = True) -> Any:
         merged = {key: value if value is not None else root_option(key) for key, value in given.items()}
         merged["device"] = merged["device"] or "auto"
         kwargs["settings"] = resolve_settings(**merged)
+        if kwargs["settings"].qdrant_url:
+            check_qdrant_url(kwargs["settings"].qdrant_url)
         return func(**kwargs)
 
     for option in reversed(options):
@@ -69,6 +75,21 @@ def print_failures(failed: list[tuple[str, str]]) -> None:
     """One plain line per skipped item (no wrapping or markup, so each stays greppable)."""
     for where, reason in failed:
         sys.stderr.write(f"skipped: {reason if quoted(where) in reason else f'{quoted(where)}: {reason}'}\n")
+
+
+def output_file(option: str, suffixes: tuple[str, ...] = ()) -> Callable[[click.Context, Any, Any], Any]:
+    """A click callback that checks an output path (folder, permission, suffix) as the options are parsed."""
+    from siamrec.paths import check_output_file
+
+    def callback(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+        return None if value is None else check_output_file(value, option, suffixes)
+
+    return callback
+
+
+def plural(count: int, word: str, many: str | None = None) -> str:
+    """`1 track`, `2 tracks` (or the given plural)."""
+    return f"{count} {word if count == 1 else many or word + 's'}"
 
 
 def json_option(func: F) -> F:
@@ -89,7 +110,7 @@ def print_json(payload: Any) -> None:
 def progress(transient: bool = False) -> Progress:
     """A rich progress bar on stderr (so --json stdout stays clean)."""
     return Progress(
-        TextColumn("[bold]{task.description}"),
+        TextColumn("{task.description}", style="bold", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
@@ -98,4 +119,4 @@ def progress(transient: bool = False) -> Progress:
     )
 
 
-__all__ = ["Settings", "console", "stdout", "store_options", "json_option", "print_json", "progress"]
+__all__ = ["Settings", "console", "stdout", "store_options", "json_option", "plural", "print_json", "progress"]
