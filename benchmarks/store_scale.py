@@ -1,7 +1,9 @@
 """The embedded store at scale: upserts/s, index build, open time, recommend latency, recall, disk, peak RSS.
 
-Synthetic 256-d tracks in clusters (the shape real embeddings have), half of them in playlists (warm), half
-cold; playlists of 10-30 tracks drawn from one cluster, so recommending for them is a real search. Each size
+Synthetic 256-d tracks: clusters of about 500 tracks in a 16-d latent space mapped into 256-d with a little
+noise (embeddings of music have a low intrinsic dimension; isotropic 256-d noise has none, and makes every
+neighbour a tie), half of them in playlists (warm), half cold; playlists of 10-30 tracks drawn from one
+cluster, so recommending for them is a real search. Each size
 runs in its own process, so its peak RSS is its own. Recall@10 compares the HNSW search with an exact search
 under the same filter (cold only, playlist excluded).
 
@@ -24,23 +26,26 @@ from pathlib import Path
 import numpy as np
 
 CHUNK = 10_000
-CLUSTERS = 2000
+LATENT = 16
+PER_CLUSTER = 500
 
 
-def synthetic_chunk(start: int, n: int, dim: int, centers: np.ndarray) -> np.ndarray:
+def synthetic_chunk(start: int, n: int, centers: np.ndarray, mix: np.ndarray) -> np.ndarray:
+    """Tracks start..start+n: latent cluster centre + spread, mapped to `dim`, plus a little noise."""
     rng = np.random.default_rng(start)
     clusters = np.arange(start, start + n) % len(centers)
-    vectors = centers[clusters] + rng.standard_normal((n, dim)).astype(np.float32) * (0.8 / np.sqrt(dim))
+    latent = centers[clusters] + 0.5 * rng.standard_normal((n, LATENT)).astype(np.float32)
+    vectors = latent @ mix + 0.05 * rng.standard_normal((n, mix.shape[1])).astype(np.float32)
     return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
 
-def playlists_of(n_tracks: int, n_playlists: int) -> list[list[int]]:
-    """Playlist p draws 10-30 warm tracks (the first half) from cluster p % CLUSTERS."""
+def playlists_of(n_tracks: int, n_playlists: int, clusters: int) -> list[list[int]]:
+    """Playlist p draws 10-30 warm tracks (the first half) from cluster p % clusters."""
     rng = np.random.default_rng(7)
     warm = n_tracks // 2
     out = []
     for p in range(n_playlists):
-        pool = np.arange(p % CLUSTERS, warm, CLUSTERS)
+        pool = np.arange(p % clusters, warm, clusters)
         out.append(sorted(rng.choice(pool, size=min(len(pool), int(rng.integers(10, 31))), replace=False).tolist()))
     return out
 
@@ -52,9 +57,11 @@ def run_one(n: int, n_playlists: int, dim: int, queries: int, work: Path) -> dic
 
     home = work / "home"
     root = home / "store"
-    centers = np.random.default_rng(0).standard_normal((CLUSTERS, dim)).astype(np.float32)
-    centers /= np.linalg.norm(centers, axis=1, keepdims=True)
-    playlists = playlists_of(n, n_playlists)
+    clusters = max(1, n // PER_CLUSTER)
+    rng = np.random.default_rng(0)
+    centers = 2.0 * rng.standard_normal((clusters, LATENT)).astype(np.float32)
+    mix = rng.standard_normal((LATENT, dim)).astype(np.float32) / np.sqrt(LATENT)
+    playlists = playlists_of(n, n_playlists, clusters)
     membership: dict[int, list[str]] = {}
     for p, rows in enumerate(playlists):
         for row in rows:
@@ -73,7 +80,7 @@ def run_one(n: int, n_playlists: int, dim: int, queries: int, work: Path) -> dic
                         playlists=membership.get(i, []))
             for i in range(first, first + count)
         ]  # fmt: skip
-        store.upsert_tracks(records, synthetic_chunk(first, count, dim, centers))
+        store.upsert_tracks(records, synthetic_chunk(first, count, centers, mix))
     figures["upsert_points_per_s"] = n / (time.perf_counter() - start)
     start = time.perf_counter()
     records = [
