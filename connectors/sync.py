@@ -5,7 +5,7 @@ phases in order: store track metadata → resolve audio (source files, manifest,
 → fetch what is still missing → embed → save playlists. Every phase compares with what is stored and writes
 only what differs, in batches (the embedded Qdrant commits per point), so a run killed at any point is
 finished by the next one without re-downloading (audio cache by track URI) or re-embedding (a stored vector
-made from audio with the same sha1 is kept), and a second run writes nothing.
+made from a file with the same path, size and mtime, or the same audio, is kept), and a second run writes nothing.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
-from siamrec.audio import file_sha1
 from siamrec.connectors.audio import AudioCache, Fetcher, TagIndex, read_manifest
 from siamrec.connectors.base import PlaylistSource, Problem, SourcePlaylist, SourceTrack
 from siamrec.embed import TrackEncoder
@@ -263,11 +262,9 @@ class Sync:
     # ---- phase: embedding ------------------------------------------------------------------------------
 
     def _embed(self, work: _Round) -> None:
+        """Embed the round's audio; files stored with the same path, size and mtime are skipped unread."""
         items = []
         for uri, path in work.audio.items():
-            if uri in work.vector_sha1 and work.vector_sha1[uri] == _sha1_or_none(path):
-                self.report.skipped += 1
-                continue
             record = work.records[uri]
             items.append(AudioItem(path, record=replace(record, playlists=list(record.playlists))))
         self.progress.grow("embed", len(items))
@@ -275,9 +272,9 @@ class Sync:
             result = add_audio(self.store, self.encoder, batch, lambda n: self.progress.advance("embed", n))
             uri_of = {str(item.path): item.record.track_uri for item in batch if item.record}
             self.report.failed += [Problem(uri_of.get(path, path), reason) for path, reason in result.failed]
-            embedded = [item.record.track_uri for item in batch if item.record and str(item.path) in result.uri_by_path]
-            self.report.embedded += len(embedded)
-            self._with_audio.update(embedded)
+            self.report.skipped += len(result.unchanged)
+            self.report.embedded += result.embedded
+            self._with_audio.update(uri_of[path] for path in result.uri_by_path if path in uri_of)
             self.on_batch("embed", done)
 
     # ---- phase: playlists ------------------------------------------------------------------------------
@@ -354,10 +351,3 @@ def _same_vector(a: np.ndarray | None, b: np.ndarray | None) -> bool:
     if a is None or b is None:
         return a is None and b is None
     return a.shape == b.shape and bool(np.allclose(a, b, atol=CENTROID_ATOL))
-
-
-def _sha1_or_none(path: Path) -> str | None:
-    try:
-        return file_sha1(path)
-    except OSError:
-        return None

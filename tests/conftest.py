@@ -4,7 +4,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from qdrant_client import QdrantClient
 
 from siamrec.export.testing import tiny_encoder_onnx
 from siamrec.store import Store
@@ -28,7 +27,7 @@ def library_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture
 def memory_store() -> Store:
-    store = Store(QdrantClient(location=":memory:"))
+    store = Store.memory()
     yield store
     store.close()
 

@@ -50,7 +50,7 @@ def filled_home(home: Path, library_files: dict[str, Path]) -> Path:
 def test_add_track_twice_keeps_one_point(home: Path, library_files: dict[str, Path]) -> None:
     first = json.loads(siamrec("add-track", "--json", str(library_files["chord_a.wav"]), check=True).stdout)
     again = json.loads(siamrec("add-track", "--json", str(library_files["chord_a.wav"]), check=True).stdout)
-    assert (first["added"], again["added"], again["updated"]) == (1, 0, 1)
+    assert (first["added"], again["added"], again["updated"], again["unchanged"]) == (1, 0, 0, 1)  # not re-read
     assert again["tracks_in_store"] == 1
 
 
