@@ -23,6 +23,7 @@ from siamrec.config import Settings
 from siamrec.errors import ModelError, NotFoundError, StoreError
 from siamrec.store.backend import EVERYTHING, Backend, Hit, Point, Where
 from siamrec.uris import point_id
+from siamrec.vectors import l2_normalise
 
 PAGE = 1000
 WRITE_BATCH = 512
@@ -436,5 +437,4 @@ class Store:
 
 def playlist_centroid(vectors: np.ndarray) -> np.ndarray:
     """The L2-normalised mean of L2-normalised track vectors `[n, D]` → `[D]`."""
-    mean = vectors.mean(axis=0)
-    return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
+    return l2_normalise(vectors.mean(axis=0))
