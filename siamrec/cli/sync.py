@@ -47,6 +47,8 @@ class RichSyncProgress:
         return self.tasks[phase]
 
     def grow(self, phase: str, n: int) -> None:
+        if n == 0 and phase not in self.tasks:  # a phase with nothing to do shows no `0/0 -:--:--` bar
+            return
         task = self._task(phase)
         self.bar.update(task, total=(self.bar.tasks[task].total or 0) + n)
 
