@@ -32,11 +32,14 @@ from urllib.parse import quote, urlsplit
 
 import mutagen
 import soundfile as sf
-from siamrec.connectors.base import Problem, SourceTrack
 
 from siamrec.audio import file_sha1, is_audio_path
+from siamrec.connectors.base import Problem, SourceTrack
 from siamrec.errors import ConnectorError
+from siamrec.logs import get_logger
 from siamrec.tags import read_tags
+
+log = get_logger(__name__)
 
 MANIFEST_NAME = "manifest.tsv"
 ROW_NAME = "row.json"
@@ -453,6 +456,7 @@ class _RateLimit:
             delay = self._next - now
             self._next = max(now, self._next) + self.interval_s
         if delay > 0:
+            log.debug("rate limit: waiting %.1f s before the next request", delay)
             time.sleep(delay)
 
 
@@ -516,10 +520,14 @@ class Fetcher:
         except Exception as exc:  # a plug-in searcher's failure is this track's failure, not the sync's
             raise ConnectorError(f"search failed: {_download_message(exc)}") from exc
         failures = list(rejected)
+        for reason in rejected:
+            log.debug("%s: rejected %s", track.uri, reason)
         for candidate in candidates[: self.options.max_attempts]:
+            log.info("%s: downloading %s (%s)", track.uri, candidate.url, candidate.title)
             try:
                 return self._download(track, candidate)
             except ConnectorError as exc:
+                log.info("%s: %s failed: %s", track.uri, candidate.url, exc)
                 failures.append(f"{candidate.url}: {exc}")
         if not failures:
             raise ConnectorError(f"no candidates found for {search_query(track)!r}")

@@ -13,10 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+from siamrec.audio import identify, is_audio_path
 from siamrec.connectors.base import Problem, SourcePlaylist, SourceTrack
-
-from siamrec.audio import file_sha1, is_audio_path
-from siamrec.errors import ConnectorError
+from siamrec.errors import AudioError, ConnectorError
 from siamrec.paths import write_error
 from siamrec.tags import read_tags
 from siamrec.uris import URI_SCHEMES, local_playlist_uri, local_track_uri
@@ -102,10 +101,13 @@ def write_m3u(path: Path, entries: list[tuple[str, str, float | None]]) -> None:
 
 
 def local_track(path: Path) -> SourceTrack:
-    """A file as a track: URI from its bytes, names from its tags (the decoder judges the audio later)."""
+    """A file as a track: URI from its decoded audio (as `siamrec add-track` gives it), names from its tags.
+
+    Raises AudioError for a file that is not usable audio.
+    """
     tags = read_tags(path)
     return SourceTrack(
-        uri=local_track_uri(file_sha1(path)),
+        uri=local_track_uri(identify(path)),
         title=tags["title"],
         artist=tags["artist"],
         album=tags["album"],
@@ -133,15 +135,24 @@ class LocalSource:
 
     label = "local files"
 
-    def __init__(self, playlist_files: Iterable[Path] = (), folders: Iterable[Path] = ()) -> None:
+    def __init__(
+        self,
+        playlist_files: Iterable[Path] = (),
+        folders: Iterable[Path] = (),
+        named: Iterable[tuple[str, list[Path | str]]] = (),
+    ) -> None:
+        """`named`: playlists given directly as (name, files and track URIs), as `siamrec playlist create` does."""
         self.playlist_files = list(playlist_files)
         self.folders = list(folders)
+        self.named = list(named)
         self.problems: list[Problem] = []
         self._claimed: dict[str, str] = {}  # playlist URI → where the playlist that took it came from
 
     def playlists(self) -> Iterator[SourcePlaylist]:
         """Lists first, then folders, each in the order given; a second playlist with the same URI (an
         `x.m3u8` beside an `x/` folder) is a conflict: reported, never saved over the first."""
+        for name, entries in self.named:
+            yield from self._playlist(name, entries, where=name)
         for path in self.playlist_files:
             try:
                 entries = read_playlist_file(path)
@@ -179,6 +190,9 @@ class LocalSource:
         except (OSError, ValueError) as exc:  # a name too long for the filesystem, a NUL byte in a line
             why = "path too long" if getattr(exc, "errno", None) == errno.ENAMETOOLONG else _reason(exc)
             self.problems.append(Problem(f"{where}: {_short(str(entry))}", f"unreadable ({why})"))
+            return None
+        except AudioError as exc:
+            self.problems.append(Problem(f"{where}: {entry}", str(exc).removeprefix(f"{entry}: ")))
             return None
 
 

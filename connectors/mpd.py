@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from siamrec.connectors.base import Problem, SourcePlaylist, SourceTrack, duration_seconds
-
 from siamrec.errors import ConnectorError
 
 SOURCE = "mpd"

@@ -25,11 +25,14 @@ from typing import Any, TypeVar
 
 import requests
 import spotipy
-from siamrec.connectors.base import Problem, SourcePlaylist, SourceTrack, duration_seconds
 from spotipy.cache_handler import CacheFileHandler, MemoryCacheHandler
 from spotipy.exceptions import SpotifyException, SpotifyOauthError
 
+from siamrec.connectors.base import Problem, SourcePlaylist, SourceTrack, duration_seconds
 from siamrec.errors import ConnectorError
+from siamrec.logs import get_logger
+
+log = get_logger(__name__)
 
 SOURCE = "spotify"
 API_ENV = "SIAMREC_SPOTIFY_API"
@@ -184,6 +187,7 @@ class SpotifyCaller:
             if waited + delay > self.policy.budget_s:
                 budget = self.policy.budget_s
                 raise ConnectorError(f"{error}; gave up after {waited:.0f} s of retries (budget {budget:.0f} s)")
+            log.info("%s; retrying in %.1f s (attempt %d)", error, delay, attempt + 1)
             self.sleep(delay)
             waited += delay
         raise ConnectorError(f"{error}; gave up after {self.policy.attempts} attempts")

@@ -22,6 +22,7 @@ from siamrec.audio import file_sha1, track_windows
 from siamrec.baselines import MusicnnEncoder, mfcc_statistics, random_vectors, zscore
 from siamrec.errors import AudioError, ConfigError, NotFoundError, SiamrecError
 from siamrec.metrics import METRICS, chance_per_playlist, playlist_metrics, ranks_of_relevant
+from siamrec.vectors import l2_normalise
 
 if TYPE_CHECKING:
     from siamrec.store import Store, TrackRecord
@@ -128,8 +129,7 @@ def normalise_rows(vectors: np.ndarray) -> np.ndarray:
     vectors = np.asarray(vectors, dtype=np.float32)
     if not np.isfinite(vectors).all():
         raise SiamrecError("the vectors hold NaN or infinite values: the model or features are broken")
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors / np.maximum(norms, 1e-12)
+    return l2_normalise(vectors)
 
 
 def _query_scores(unit: np.ndarray, seeds: np.ndarray, candidate_vectors: np.ndarray, strategy: str) -> np.ndarray:

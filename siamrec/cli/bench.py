@@ -263,5 +263,3 @@ def map_command(png_path: Path, method: str, rng_seed: int, settings: Settings, 
         print_json({"path": str(png_path), "method": method, "tracks": len(library.records), "playlists": names})
     else:
         stdout.print(f"map of {len(library.records)} tracks written to {png_path}")
-
-

@@ -132,12 +132,12 @@ def _sync_options(params: dict[str, Any], settings: Settings) -> SyncOptions:
     )
 
 
-def _print_summary(report: SyncReport, seconds: float) -> None:
+def _print_summary(report: SyncReport, seconds: float, title: str) -> None:
     for problem in report.failed[:MAX_FAILURES_SHOWN]:
         console.print(Text.assemble(("failed", "yellow"), " ", str(problem)), soft_wrap=True)
     if len(report.failed) > MAX_FAILURES_SHOWN:
         console.print(f"… and {len(report.failed) - MAX_FAILURES_SHOWN} more (--json lists them all)")
-    table = Table("what", "count", title=f"sync-playlists ({seconds:.1f} s)")
+    table = Table("what", "count", title=f"{title} ({seconds:.1f} s)")
     rows = [
         ("playlists", report.playlists),
         ("playlists written", report.playlists_written),
@@ -202,8 +202,17 @@ def sync_playlists(settings: Settings, as_json: bool, **params: Any) -> None:
     SPOTIPY_CLIENT_ID and SPOTIPY_CLIENT_SECRET), M3U/PLS files (--m3u) and folders (--folder). Audio: the
     local files themselves, --audio-manifest, --audio-dir, or --fetch-audio / --audio-url (yt-dlp + ffmpeg).
     """
-    sources = _sources(params, settings)
-    options = _sync_options(params, settings)
+    run_sync(settings, _sources(params, settings), _sync_options(params, settings), as_json, "sync-playlists")
+
+
+def run_sync(
+    settings: Settings, sources: list[PlaylistSource], options: SyncOptions, as_json: bool, title: str
+) -> SyncReport:
+    """Run sources through the sync into the store, report (one JSON document with --json), exit 1 on failures.
+
+    `sync-playlists`, `playlist create` and `playlist import` all come here: one implementation of
+    membership, centroids and local track URIs.
+    """
     encoder = load_encoder(settings.model_path, settings.device)
     started = time.monotonic()
     with Store.open(settings) as store, progress() as bar:
@@ -212,8 +221,7 @@ def sync_playlists(settings: Settings, as_json: bool, **params: Any) -> None:
     if as_json:
         print_json({**report.as_dict(), "seconds": round(seconds, 2)})
     else:
-        _print_summary(report, seconds)
+        _print_summary(report, seconds, title)
     if report.failed:
         sys.exit(1)
-
-
+    return report

@@ -152,10 +152,9 @@ def _fit(trainer: Any, epochs: int) -> list[dict[str, float]]:
             bar.update(task, epoch=min(int(row["epoch"]) + 1, epochs), val=val)
             if row["collapse"] < COLLAPSE_WARNING:
                 console.print(
-                    "warning:", f"epoch {int(row['epoch'])}: collapse figure "
-                    f"{row['collapse']:.2f} is falling toward 0 (representation collapsing)"
+                    "warning:",
+                    f"epoch {int(row['epoch'])}: collapse figure "
+                    f"{row['collapse']:.2f} is falling toward 0 (representation collapsing)",
                 )
 
         return trainer.fit(on_step, on_epoch)
-
-

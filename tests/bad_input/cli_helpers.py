@@ -5,38 +5,37 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import pytest
-from qdrant_client import QdrantClient
 
 from siamrec.cli import main
+from siamrec.config import resolve_settings
+from siamrec.store import Store, embedded_path
 
 
 def dump_store(home: Path) -> dict[str, Any]:
-    """Every point of every collection (id → vectors and payload), or {} when no store exists yet."""
-    path = home / "qdrant"
-    if not path.exists():
+    """Every track and playlist of the store under `home` (payload and rounded vector), through the Store API
+    (whatever the backend); {} when no store exists yet."""
+    settings = resolve_settings(home=str(home))
+    if not any(path.exists() for path in (embedded_path(settings), settings.qdrant_path)):
         return {}
-    client = QdrantClient(path=str(path))
-    try:
-        dump: dict[str, Any] = {}
-        for collection in client.get_collections().collections:
-            points, offset = [], None
-            while True:
-                page, offset = client.scroll(
-                    collection.name, limit=256, offset=offset, with_payload=True, with_vectors=True
-                )
-                points += page
-                if offset is None:
-                    break
-            dump[collection.name] = {
-                str(p.id): ({k: list(v) for k, v in (p.vector or {}).items()}, p.payload) for p in points
-            }
-        return dump
-    finally:
-        client.close()
+    with Store.open(settings) as store:
+        if store.stored_model() is None:
+            return {}
+        store.bind_stored_model()
+        tracks = {
+            t.record.track_uri: (asdict(t.record), None if t.vector is None else t.vector.round(6).tolist())
+            for t in store.iter_tracks(with_vectors=True)
+        }
+        uris = [p.playlist_uri for p in store.iter_playlists()]
+        playlists = {
+            uri: (asdict(record), None if centroid is None else centroid.round(6).tolist())
+            for uri, (record, centroid) in store.get_playlists(uris).items()
+        }
+    return {"tracks": tracks, "playlists": playlists}
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

@@ -42,7 +42,10 @@ def test_duplicate_mpd_pid_first_wins_and_is_reported(home: Path, tmp_path: Path
 
 
 def test_m3u_and_folder_with_one_name_never_overwrite(
-    home: Path, tmp_path: Path, library_files: dict[str, Path], capsys  # noqa: ANN001
+    home: Path,
+    tmp_path: Path,
+    library_files: dict[str, Path],
+    capsys,  # noqa: ANN001
 ) -> None:
     files = sorted(library_files.values())
     (tmp_path / "lists" / "x").mkdir(parents=True)
@@ -90,7 +93,9 @@ def test_bad_manifest_and_overlong_m3u_lines(home: Path, tmp_path: Path, capsys)
 
 
 def test_spotify_me_without_a_browser_does_not_wait_or_print_to_stdout(
-    home: Path, tmp_path: Path, capsys  # noqa: ANN001
+    home: Path,
+    tmp_path: Path,
+    capsys,  # noqa: ANN001
 ) -> None:
     mine = FakePlaylist("Mine", [fake_track("Artist", "Song")])
     with SpotifyServer([mine], users={"me": [mine.id]}) as server:
@@ -103,8 +108,16 @@ def test_spotify_me_without_a_browser_does_not_wait_or_print_to_stdout(
         assert "https://accounts.spotify.com/authorize?" in done.stderr
         assert dump_store(home) == {}  # the store was never opened while waiting
 
-        done = run_process("sync-playlists", "--spotify-user", "me", "--spotify-login-wait", "1", "--json",
-                           stdin=subprocess.PIPE, env=env)  # fmt: skip  (a pipe nobody writes: times out)
+        done = run_process(
+            "sync-playlists",
+            "--spotify-user",
+            "me",
+            "--spotify-login-wait",
+            "1",
+            "--json",
+            stdin=subprocess.PIPE,
+            env=env,
+        )  # fmt: skip  (a pipe nobody writes: times out)
         assert_one_line_error(done.returncode, _without_prompt(done.stderr), "within 1 s")
 
         redirect = "http://127.0.0.1:8080/callback?code=good-code\n"
@@ -118,4 +131,3 @@ def test_spotify_me_without_a_browser_does_not_wait_or_print_to_stdout(
 
 def _without_prompt(err: str) -> str:
     return "\n".join(line for line in err.splitlines() if "spotify" not in line.lower() or "error" in line)
-
