@@ -35,6 +35,9 @@ SOURCE = "spotify"
 API_ENV = "SIAMREC_SPOTIFY_API"
 TOKEN_URL_ENV = "SIAMREC_SPOTIFY_TOKEN_URL"
 USER_SCOPE = "playlist-read-private playlist-read-collaborative"
+WRITE_SCOPE = f"{USER_SCOPE} playlist-modify-private"
+WRITE_MARK = "siamrec:"  # how the description of a playlist siamrec wrote starts
+REPLACE_MAX = 100  # tracks per replace request, the API's maximum
 ME = "me"
 ITEMS_PAGE = 100  # the API's maximum page sizes
 PLAYLISTS_PAGE = 50
@@ -75,13 +78,13 @@ class RetryPolicy:
         return min(self.max_backoff_s, self.backoff_s * 2**attempt)
 
 
-def make_client(user_auth: bool, cache_dir: Path, timeout_s: float = 10.0) -> spotipy.Spotify:
+def make_client(user_auth: bool, cache_dir: Path, timeout_s: float = 10.0, scope: str = USER_SCOPE) -> spotipy.Spotify:
     """A spotipy client with retries off (SpotifyCaller retries); client credentials, or OAuth for `me`."""
     try:
         if user_auth:
             cache_dir.mkdir(parents=True, exist_ok=True)
             auth: spotipy.SpotifyAuthBase = spotipy.SpotifyOAuth(
-                scope=USER_SCOPE,
+                scope=scope,
                 cache_handler=CacheFileHandler(cache_path=str(cache_dir / "spotify-token.json")),
                 requests_timeout=timeout_s,
             )
@@ -262,3 +265,41 @@ class SpotifySource:
                 f"{str(exc).split(' (')[0]}: unknown user, or an app in Development Mode (which cannot list other "
                 "users' playlists since March 2026); name the playlists with --spotify instead"
             ) from exc
+
+
+class SpotifyPublisher:
+    """Recommendations written to the user's account as a private playlist (OAuth, `playlist-modify-private`).
+
+    The playlist is found again by name among the playlists the user owns, so a re-run replaces its tracks
+    (no duplicates) and a renamed or deleted one is made anew; nobody else's playlist is ever written.
+    """
+
+    def __init__(self, cache_dir: Path, caller: SpotifyCaller | None = None) -> None:
+        self.client = make_client(True, cache_dir, scope=WRITE_SCOPE)
+        self.call = caller or SpotifyCaller()
+
+    def publish(self, name: str, track_uris: list[str], description: str, dry_run: bool = False) -> dict[str, Any]:
+        """Create or update the playlist `name`; returns what was (or would be) done."""
+        me = self.call("your account", self.client.current_user)["id"]
+        existing = next((p for p in self._own(me) if p.get("name") == name), None)
+        action = "create" if existing is None else "update"
+        playlist = None if existing is None else existing["id"]
+        if not dry_run:
+            if playlist is None:
+                created = self.call("a new playlist", self.client.current_user_playlist_create, name, public=False,
+                                    description=description)  # fmt: skip
+                playlist = created["id"]
+            else:
+                self.call(
+                    f"playlist {playlist}", self.client.playlist_change_details, playlist, description=description
+                )
+            self.call(f"playlist {playlist}", self.client.playlist_replace_items, playlist, track_uris[:REPLACE_MAX])
+        return {"name": name, "action": action, "spotify_playlist_id": playlist, "track_uris": track_uris[:REPLACE_MAX]}
+
+    def _own(self, me: str) -> Iterator[dict[str, Any]]:
+        page = self.call("your playlists", self.client.current_user_playlists, limit=PLAYLISTS_PAGE)
+        while page:
+            for item in page.get("items") or []:
+                if isinstance(item, dict) and (item.get("owner") or {}).get("id") == me:
+                    yield item
+            page = self.call("your playlists", self.client.next, page) if page.get("next") else None

@@ -42,6 +42,7 @@ class TrackRecord:
     duration_s: float | None = None
     source: str = "local"
     audio_sha1: str | None = None
+    audio_version: str = ""  # the source's stamp of the audio the vector came from (empty: the source has none)
     path: str | None = None
     added_at: str = field(default_factory=now_iso)
     playlists: list[str] = field(default_factory=list)
