@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import ssl
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ from pathlib import Path
 from unittest import mock
 
 import pytest
+from servers import LocalServer
 from siamrec.connectors.subsonic.client import PASSWORD_ENV, SubsonicClient, server_id
 from supysonic_server import OTHER_USER, PASSWORD, USER, Supysonic
 from test_sync import run_until_killed, snapshot
@@ -161,12 +163,27 @@ def test_publish_creates_then_updates_one_playlist(server: Supysonic, home: Path
     assert resync["playlists"] == 2
 
 
-def test_wrong_password_and_wrong_addresses_are_one_line(server: Supysonic, home: Path, env: dict[str, str]) -> None:
+@pytest.fixture
+def tls_url(tmp_path: Path) -> Iterator[str]:
+    """An HTTPS server whose certificate is self-signed (so not trusted), made with the openssl command."""
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)  # fmt: skip
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    with LocalServer() as plain:
+        plain.httpd.socket = context.wrap_socket(plain.httpd.socket, server_side=True)
+        yield plain.base.replace("http:", "https:")
+
+
+def test_wrong_password_and_wrong_addresses_are_one_line(
+    server: Supysonic, home: Path, env: dict[str, str], tls_url: str
+) -> None:
     cases = {
         "wrong username or password": (server.url, {**env, PASSWORD_ENV: "not-it"}),
         "cannot reach the Subsonic server": ("http://127.0.0.1:9", env),
         "is not a Subsonic API server": (server.url + "/nothing-here", env),
-        "TLS error": (server.url.replace("http:", "https:"), env),
+        "TLS error": (tls_url, env),
     }
     for message, (url, environment) in cases.items():
         done = siamrec("sync-playlists", "--subsonic", url, "--subsonic-user", USER, env=environment)
