@@ -51,6 +51,9 @@ class LocalServer:
             def do_POST(self) -> None:
                 owner._serve(self, "POST")
 
+            def do_PUT(self) -> None:
+                owner._serve(self, "PUT")
+
             def log_message(self, *args: Any) -> None: ...
 
         self.httpd = _Server(("127.0.0.1", 0), Handler)
