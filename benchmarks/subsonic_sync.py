@@ -24,8 +24,9 @@ from rich.table import Table
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-from siamrec.connectors.subsonic.client import PASSWORD_ENV  # noqa: E402
 from supysonic_server import PASSWORD, USER, Supysonic  # noqa: E402
+
+from siamrec.connectors.subsonic.client import PASSWORD_ENV  # noqa: E402
 
 
 def timed_sync(url: str, home: Path, model: Path, *extra: str) -> tuple[float, dict[str, object]]:

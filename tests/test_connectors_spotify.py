@@ -11,6 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from servers import FakePlaylist, Response, SpotifyServer, fake_track
+
+from siamrec.cli import main
+from siamrec.config import resolve_settings
 from siamrec.connectors.spotify import (
     USER_SCOPE,
     WRITE_SCOPE,
@@ -20,9 +23,6 @@ from siamrec.connectors.spotify import (
     SpotifySource,
     playlist_id,
 )
-
-from siamrec.cli import main
-from siamrec.config import resolve_settings
 from siamrec.errors import ConnectorError
 from siamrec.store import PlaylistRecord, Store, TrackRecord
 

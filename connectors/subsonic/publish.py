@@ -14,7 +14,6 @@ from typing import Any
 
 from siamrec.connectors.subsonic.client import SubsonicClient, parse_uri
 from siamrec.connectors.subsonic.source import SIAMREC_MARK
-
 from siamrec.errors import ConnectorError
 from siamrec.recommend import TrackSuggestion, recommend_tracks_where
 from siamrec.store import PlaylistRecord, Store

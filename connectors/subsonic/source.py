@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import soundfile as sf
+
+from siamrec.audio import file_sha1
 from siamrec.connectors.audio import AudioCache, ManifestRow, cache_key, now_iso
 from siamrec.connectors.base import Problem, SourcePlaylist, SourceTrack
 from siamrec.connectors.subsonic.client import (
@@ -20,8 +22,6 @@ from siamrec.connectors.subsonic.client import (
     playlist_uri,
     track_uri,
 )
-
-from siamrec.audio import file_sha1
 
 LIBRARY_CHUNK = 200  # songs per library batch handed to the sync
 LIBRARY_ROUND = 1000  # songs per sync round without a cache: the most audio on disk at once

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import os
 import re
+import select
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import click
-from rich.markup import escape
 from rich.progress import Progress, TaskID
 from rich.table import Table
+from rich.text import Text
 
 from siamrec.cli.common import Settings, console, json_option, print_json, progress, stdout, store_options
 from siamrec.cli.subsonic import connect, server_options
@@ -25,7 +26,7 @@ from siamrec.connectors.audio import AudioCache, Fetcher, FetchOptions, url_temp
 from siamrec.connectors.base import PlaylistSource
 from siamrec.connectors.local import LocalSource
 from siamrec.connectors.mpd import MpdSelection, MpdSource
-from siamrec.connectors.spotify import SpotifySource
+from siamrec.connectors.spotify import LOGIN_WAIT_S, ME, SpotifySource, login_user
 from siamrec.connectors.subsonic.source import LIBRARY_ROUND, SubsonicFetcher, SubsonicSource
 from siamrec.connectors.sync import DEFAULT_BATCH, PHASES, Sync, SyncOptions, SyncReport
 from siamrec.embed import load_encoder
@@ -103,11 +104,28 @@ def _sources(params: dict[str, Any], settings: Settings) -> list[PlaylistSource]
         )
     if params["spotify_refs"] or params["spotify_users"]:
         sources.append(SpotifySource(params["spotify_refs"], params["spotify_users"], cache_dir=settings.home))
+        if ME in params["spotify_users"]:  # log in now, before the store is opened and locked
+            login_user(settings.home, _say, _read_stdin_line, params["spotify_login_wait"])
     if params["playlist_files"] or params["folders"]:
         sources.append(LocalSource(params["playlist_files"], params["folders"]))
     if not sources and not params["subsonic_url"]:
         raise ConfigError("name a playlist source: --mpd, --spotify, --spotify-user, --subsonic, --m3u or --folder")
     return sources
+
+
+def _say(message: str) -> None:
+    """A prompt on stderr, unwrapped (a URL cut across lines cannot be copied), so --json stdout stays clean."""
+    sys.stderr.write(message + "\n")
+    sys.stderr.flush()
+
+
+def _read_stdin_line(wait_s: float) -> str | None:
+    """One line from stdin within `wait_s` seconds; None when none came, or stdin is closed or empty."""
+    try:
+        ready, _, _ = select.select([sys.stdin], [], [], wait_s)
+        return (sys.stdin.readline() or None) if ready else None
+    except (OSError, ValueError):  # stdin closed or not selectable
+        return None
 
 
 def _sync_options(params: dict[str, Any], settings: Settings, subsonic: SubsonicFetcher | None) -> SyncOptions:
@@ -133,12 +151,12 @@ def _sync_options(params: dict[str, Any], settings: Settings, subsonic: Subsonic
     )
 
 
-def _print_summary(report: SyncReport, seconds: float) -> None:
+def _print_summary(report: SyncReport, seconds: float, title: str) -> None:
     for problem in report.failed[:MAX_FAILURES_SHOWN]:
-        console.print(f"[yellow]failed[/] {escape(str(problem))}", markup=True, highlight=False, soft_wrap=True)
+        console.print(Text.assemble(("failed", "yellow"), " ", str(problem)), soft_wrap=True)
     if len(report.failed) > MAX_FAILURES_SHOWN:
         console.print(f"… and {len(report.failed) - MAX_FAILURES_SHOWN} more (--json lists them all)")
-    table = Table("what", "count", title=f"sync-playlists ({seconds:.1f} s)")
+    table = Table("what", "count", title=f"{title} ({seconds:.1f} s)")
     rows = [
         ("playlists", report.playlists),
         ("playlists written", report.playlists_written),
@@ -171,7 +189,18 @@ def _print_summary(report: SyncReport, seconds: float) -> None:
 @click.option("--min-tracks", type=click.IntRange(0), default=0, help="Only playlists with at least N tracks.")
 @click.option("--spotify", "spotify_refs", multiple=True, help="Spotify playlist URL, URI or ID (repeatable).")
 @click.option(
-    "--spotify-user", "spotify_users", multiple=True, help="All playlists of a Spotify user; 'me': yours (OAuth)."
+    "--spotify-user",
+    "spotify_users",
+    multiple=True,
+    help="All playlists of a Spotify user; 'me': yours (OAuth: the first time, siamrec prints an address to open "
+    "in any browser and reads the address you are sent to from stdin).",
+)
+@click.option(
+    "--spotify-login-wait",
+    type=click.FloatRange(1, 3600),
+    default=LOGIN_WAIT_S,
+    show_default=True,
+    help="Seconds to wait for the pasted Spotify redirect address.",
 )
 @click.option("--m3u", "playlist_files", multiple=True, type=click.Path(path_type=Path), help="M3U/M3U8/PLS file.")
 @click.option("--folder", "folders", multiple=True, type=click.Path(path_type=Path), help="One subfolder per playlist.")
@@ -207,19 +236,30 @@ def sync_playlists(settings: Settings, as_json: bool, **params: Any) -> None:
     if subsonic is not None:
         sources.append(subsonic[0])
     fetcher = subsonic[1] if subsonic else None
-    options = _sync_options(params, settings, fetcher)
-    encoder = load_encoder(settings.model_path, settings.device)
-    started = time.monotonic()
     try:
-        with Store.open(settings) as store, progress() as bar:
-            report = Sync(store, encoder, options, RichSyncProgress(bar), _batch_hook()).run(sources)
+        run_sync(settings, sources, _sync_options(params, settings, fetcher), as_json, "sync-playlists")
     finally:
         if fetcher is not None:
             fetcher.close()
+
+
+def run_sync(
+    settings: Settings, sources: list[PlaylistSource], options: SyncOptions, as_json: bool, title: str
+) -> SyncReport:
+    """Run sources through the sync into the store, report (one JSON document with --json), exit 1 on failures.
+
+    `sync-playlists`, `playlist create` and `playlist import` all come here: one implementation of
+    membership, centroids and local track URIs.
+    """
+    encoder = load_encoder(settings.model_path, settings.device)
+    started = time.monotonic()
+    with Store.open(settings) as store, progress() as bar:
+        report = Sync(store, encoder, options, RichSyncProgress(bar), _batch_hook()).run(sources)
     seconds = time.monotonic() - started
     if as_json:
         print_json({**report.as_dict(), "seconds": round(seconds, 2)})
     else:
-        _print_summary(report, seconds)
+        _print_summary(report, seconds, title)
     if report.failed:
         sys.exit(1)
+    return report
