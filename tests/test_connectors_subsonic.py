@@ -281,3 +281,15 @@ def test_token_auth_then_password_fallback(server: Supysonic) -> None:
     client.ping()
     assert not client._token_auth
     assert {"Arcade", "Forest"} <= {p["name"] for p in client.playlists()}
+
+
+def test_a_song_changed_on_the_server_is_fetched_and_embedded_again(
+    own_server: Supysonic, home: Path, env: dict[str, str]
+) -> None:
+    assert siamrec(*sync_args(own_server, "--subsonic-library"), env=env).returncode == 0
+    files = sorted(own_server.music.rglob("*.ogg"))
+    shutil.copyfile(files[1], files[0])  # new audio under the same path: the same song id, a new file
+    own_server.cli("folder", "scan", "music")
+    again = json.loads(siamrec(*sync_args(own_server, "--subsonic-library"), env=env).stdout)
+    assert (again["fetched"], again["embedded"]) == (1, 1)
+    assert json.loads(siamrec(*sync_args(own_server, "--subsonic-library"), env=env).stdout)["embedded"] == 0
