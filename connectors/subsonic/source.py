@@ -11,8 +11,9 @@ from typing import Any
 import soundfile as sf
 
 from siamrec.audio import file_sha1
-from siamrec.connectors.audio import AudioCache, ManifestRow, cache_key, now_iso
 from siamrec.connectors.base import Problem, SourcePlaylist, SourceTrack
+from siamrec.connectors.cache import AudioCache, cache_key, now_iso
+from siamrec.connectors.manifest import ManifestRow
 from siamrec.connectors.subsonic.client import (
     SOURCE,
     Song,
