@@ -17,8 +17,11 @@ from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
-from siamrec.connectors.audio import AudioCache, Fetcher, TagIndex, read_manifest
 from siamrec.connectors.base import PlaylistSource, Problem, SourcePlaylist, SourceTrack
+from siamrec.connectors.cache import AudioCache
+from siamrec.connectors.fetch import Fetcher
+from siamrec.connectors.manifest import read_manifest
+from siamrec.connectors.tagindex import TagIndex
 from siamrec.embed import TrackEncoder
 from siamrec.library import AudioItem, add_audio
 from siamrec.store import PlaylistRecord, Store, StoredTrack, TrackRecord, playlist_centroid
