@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -322,6 +322,25 @@ class Store:
             records = [TrackRecord(uri, source=playlist.source, playlists=[playlist.playlist_uri]) for uri in unseen]
             self.upsert_tracks(records, [None] * len(records))
         self.refresh_centroids([playlist])
+
+    def delete_playlist(self, uri: str) -> None:
+        """Remove a playlist and its mark on its tracks' payloads; the tracks themselves stay."""
+        playlist = self.get_playlist(uri)
+        if playlist is None:
+            raise NotFoundError(f"no playlist {uri!r} in the store")
+        self.save_playlist(replace(playlist, track_uris=[]))  # unmarks every member first: a retry finishes the job
+        self._call("delete", self.client.delete, C.PLAYLISTS_COLLECTION, [point_id(uri)])
+
+    def delete_track(self, uri: str) -> list[str]:
+        """Remove a track and take it out of every playlist that lists it; returns those playlists' URIs."""
+        track = self.get_tracks([uri]).get(uri)
+        if track is None:
+            raise NotFoundError(f"no track {uri!r} in the store")
+        holding = [playlist for playlist, _ in self.get_playlists(track.record.playlists).values()]
+        for playlist in holding:  # playlists first: an interrupted delete leaves a track that a retry removes
+            self.save_playlist(replace(playlist, track_uris=[u for u in playlist.track_uris if u != uri]))
+        self._call("delete", self.client.delete, C.TRACKS_COLLECTION, [point_id(uri)])
+        return sorted(playlist.playlist_uri for playlist in holding)
 
     def refresh_centroids(self, playlists: list[PlaylistRecord]) -> None:
         """Recompute each playlist's centroid from its tracks that have vectors (none yet: no vector)."""

@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "train": ("train", "train_command", "Train a SimSiam encoder on audio (needs siamrec[train])."),
     "export": ("export_model", "export", "Export a training checkpoint to one ONNX file."),
     "info": ("info", "info", "What the store holds and which model made it."),
+    "serve": ("serve", "serve", "Serve the recommender over HTTP (needs siamrec[serve])."),
 }
 
 
