@@ -20,7 +20,7 @@ import uvicorn
 from click.testing import CliRunner
 from servers import FileServer
 
-from siamrec.audio import file_sha1
+from siamrec.audio import identify
 from siamrec.cli import cli
 from siamrec.service.app import create_app
 from siamrec.service.config import ServiceConfig
@@ -86,7 +86,7 @@ def filled(
     siamrec(home, tiny_model, "add-track", *(str(p) for p in files.values()))
     siamrec(home, tiny_model, "playlist", "create", "Chords", str(files["chord_a.wav"]), str(files["chord_c.flac"]))
     siamrec(home, tiny_model, "playlist", "create", "Beats", str(files["drums_120.wav"]))
-    drum_uri = local_track_uri(file_sha1(files["drums_120.wav"]))
+    drum_uri = local_track_uri(identify(files["drums_120.wav"]))
     return {
         "home": home,
         "chords": local_playlist_uri("Chords"),

@@ -135,18 +135,21 @@ def _service(request: Request) -> Service:
 
 
 def _embed(service: Service, chunks: Iterable[bytes], overrides: dict[str, str]) -> tuple[TrackRecord, np.ndarray]:
-    """Keep the audio if it is audio, then decode and embed it exactly as `siamrec add-track` does."""
+    """Keep the bytes if they are audio, then decode and embed them with the calls `siamrec add-track` makes."""
     config = service.config
     path, new = store_audio(chunks, service.uploads, config.max_upload_bytes, config.max_duration_s)
     try:
         record, windows = load_item(AudioItem(path, overrides={"source": "api", **overrides}))
+        vectors, problems = service.encoder.try_track_vectors([windows])
+        if problems[0]:
+            raise AudioError(problems[0])
     except (AudioError, OSError) as exc:
         if new:  # refused audio leaves nothing behind
             path.unlink(missing_ok=True)
         if isinstance(exc, OSError):
             raise AudioError(f"cannot read the stored upload: {exc.strerror or exc}") from exc
         raise
-    return record, service.encoder.track_vectors([windows])[0]
+    return record, vectors[0]
 
 
 def _store_and_suggest(service: Service, record: TrackRecord, vector: np.ndarray, k: int) -> TrackAdded:
