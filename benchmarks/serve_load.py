@@ -160,6 +160,8 @@ async def phases(base: str, args: argparse.Namespace, playlists: list[str]) -> N
     for strategy in ("mean", "best-score"):
         tally = await run_clients(base, args.clients, args.seconds, recommender(playlists, strategy))
         print(tally.line(f"recommend {strategy} x{args.clients}", args.seconds), flush=True)
+    if args.upload_clients == 0:
+        return
     tally = await run_clients(base, args.upload_clients, args.seconds, uploader(args.clip_seconds))
     print(tally.line(f"upload {args.clip_seconds:g}s x{args.upload_clients}", args.seconds), flush=True)
     recs, ups = await asyncio.gather(
@@ -175,7 +177,7 @@ def main() -> None:
     parser.add_argument("--tracks", type=int, default=20_000)
     parser.add_argument("--playlists", type=int, default=200)
     parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--upload-clients", type=int, default=2)
+    parser.add_argument("--upload-clients", type=int, default=2, help="0: recommendations only")
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--clip-seconds", type=float, default=30.0, help="length of each uploaded clip")
     parser.add_argument("--model", type=Path, default=None, help="ONNX encoder (default: the shipped one)")
