@@ -198,6 +198,10 @@ def test_playlists_crud(api: httpx.Client, filled: dict[str, Any]) -> None:
     assert_problem(api.delete(f"/playlists/{uri}"), 404)
     assert api.get(f"/tracks/{filled['drum_uri']}").json()["playlists"] == [filled["beats"]]
     assert_problem(api.put("/playlists/has space", json={"name": "x", "track_uris": []}), 422)
+    lone_surrogate = b'{"name": "x", "track_uris": ["spotify:track:\\ud800"]}'  # valid JSON, not valid text
+    assert_problem(
+        api.put(f"/playlists/{uri}", content=lone_surrogate, headers={"content-type": "application/json"}), 422
+    )
     assert_problem(api.get("/playlists/Chords/recommendations", params={"strategy": "loudest"}), 422)
 
 

@@ -60,7 +60,7 @@ Errors are RFC 9457 problem documents (`application/problem+json`)."""
 PathUri = Annotated[str, Path(min_length=1, max_length=500, description="A URI (or, for playlists, a name).")]
 NewUri = Annotated[str, Path(pattern=URI_PATTERN, min_length=3, max_length=500)]
 K = Annotated[int, Query(ge=1, le=1000, description="How many results.")]
-COMMON_ERRORS = (401, 422, 503)
+COMMON_ERRORS = (400, 401, 422, 503)
 UPLOAD_BODY = {
     "required": True,
     "content": {
@@ -267,7 +267,7 @@ def _add_routes(app: FastAPI, config: ServiceConfig) -> None:  # noqa: C901 (one
         summary="Add a track (upload or URL) and get the playlists that suit it",
         responses={
             200: {"model": TrackAdded, "description": "Already stored: updated"},
-            **error_responses(400, 403, 404, 409, 413, 415, 502, *COMMON_ERRORS),
+            **error_responses(403, 404, 409, 413, 415, 502, *COMMON_ERRORS),
         },
         openapi_extra={"requestBody": UPLOAD_BODY},
     )
@@ -343,7 +343,7 @@ def _add_routes(app: FastAPI, config: ServiceConfig) -> None:  # noqa: C901 (one
         response_model=Recommendations,
         tags=["recommendations"],
         summary="New tracks that fit a stored playlist",
-        responses=error_responses(400, 404, *COMMON_ERRORS),
+        responses=error_responses(404, *COMMON_ERRORS),
     )
     async def recommend_for_playlist(
         request: Request, uri: PathUri, k: K = 20, strategy: Strategy = "mean", include_warm: bool = False
@@ -356,7 +356,7 @@ def _add_routes(app: FastAPI, config: ServiceConfig) -> None:  # noqa: C901 (one
         response_model=Recommendations,
         tags=["recommendations"],
         summary="New tracks that fit an ad-hoc list of seed tracks",
-        responses=error_responses(400, 404, *COMMON_ERRORS),
+        responses=error_responses(404, *COMMON_ERRORS),
     )
     async def recommend_for_seeds(request: Request, body: SeedsIn) -> Recommendations:
         return await _service(request).in_store(_for_seeds, _service(request), body)

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from siamrec.recommend import PlaylistSuggestion, Reason, TrackSuggestion
 from siamrec.store import PlaylistRecord, StoredTrack
 
 URI_PATTERN = r"^[A-Za-z][A-Za-z0-9+.-]*:[^\s/]+$"  # scheme:rest, no spaces or slashes (URIs travel in paths)
-Uri = Field(pattern=URI_PATTERN, min_length=3, max_length=500)
+
+
+def _encodable(text: str) -> str:
+    """JSON may carry lone surrogates (\\ud800), which no URI or payload can hold: refuse them as invalid."""
+    text.encode("utf-8")  # UnicodeEncodeError is a ValueError: pydantic reports it as a validation error
+    return text
+
+
+UriItem = Annotated[str, Field(pattern=URI_PATTERN, min_length=3, max_length=500), AfterValidator(_encodable)]
+Text = Annotated[str, AfterValidator(_encodable)]
 Strategy = Literal["mean", "best-score"]
 
 
@@ -133,27 +142,27 @@ class TrackAdded(BaseModel):
 class TrackFromUrl(Strict):
     """Add a track the service fetches itself (only when started with --allow-fetch)."""
 
-    track_uri: str = Uri
+    track_uri: UriItem
     url: str = Field(min_length=8, max_length=2000, pattern=r"^https?://", description="http(s) URL of the audio.")
-    title: str | None = Field(default=None, max_length=500)
-    artist: str | None = Field(default=None, max_length=500)
-    album: str | None = Field(default=None, max_length=500)
+    title: Text | None = Field(default=None, max_length=500)
+    artist: Text | None = Field(default=None, max_length=500)
+    album: Text | None = Field(default=None, max_length=500)
 
 
 class UploadFields(Strict):
     """The metadata fields of a multipart upload (beside the `audio` file part)."""
 
-    track_uri: str | None = Field(default=None, pattern=URI_PATTERN, min_length=3, max_length=500)
-    title: str | None = Field(default=None, max_length=500)
-    artist: str | None = Field(default=None, max_length=500)
-    album: str | None = Field(default=None, max_length=500)
+    track_uri: UriItem | None = None
+    title: Text | None = Field(default=None, max_length=500)
+    artist: Text | None = Field(default=None, max_length=500)
+    album: Text | None = Field(default=None, max_length=500)
 
 
 class PlaylistIn(Strict):
-    name: str = Field(min_length=1, max_length=500)
-    track_uris: list[str] = Field(max_length=10_000, description="Member track URIs, in order.")
-    description: str = Field(default="", max_length=5000)
-    source: str = Field(default="api", max_length=100)
+    name: Text = Field(min_length=1, max_length=500)
+    track_uris: list[UriItem] = Field(max_length=10_000, description="Member track URIs, in order.")
+    description: Text = Field(default="", max_length=5000)
+    source: Text = Field(default="api", max_length=100)
 
 
 class PlaylistSummary(BaseModel):
@@ -195,7 +204,7 @@ class Playlist(BaseModel):
 
 
 class SeedsIn(Strict):
-    seed_track_uris: list[str] = Field(min_length=1, max_length=1000, description="Stored tracks to start from.")
+    seed_track_uris: list[UriItem] = Field(min_length=1, max_length=1000, description="Stored tracks to start from.")
     k: int = Field(default=20, ge=1, le=1000)
     strategy: Strategy = "mean"
     include_warm: bool = False

@@ -14,19 +14,12 @@ from mutagen.flac import FLAC
 from servers import FileServer, Response
 
 from siamrec.audio import file_sha1
-from siamrec.connectors.audio import (
-    MANIFEST_COLUMNS,
-    AudioCache,
-    Candidate,
-    Fetcher,
-    FetchOptions,
-    TagIndex,
-    cache_key,
-    rank,
-    read_manifest,
-    url_template_search,
-)
 from siamrec.connectors.base import SourceTrack
+from siamrec.connectors.cache import AudioCache, cache_key
+from siamrec.connectors.fetch import Fetcher
+from siamrec.connectors.manifest import MANIFEST_COLUMNS, read_manifest
+from siamrec.connectors.search import Candidate, FetchOptions, rank, url_template_search
+from siamrec.connectors.tagindex import TagIndex
 from siamrec.errors import ConnectorError
 from siamrec.testing import chord, drums, write_audio
 
