@@ -245,7 +245,7 @@ def test_non_utf8_names_are_added_and_reported(
     assert line.startswith("skipped: '") and "\\udc" not in line
     after = dump_store()
     assert_only_added(filled, after, [good])
-    payload, _ = after["tracks"][track_id(good)]
+    _, payload = after["tracks"][track_id(good)]
     assert payload["title"] == "caf\\xe9"
     assert path_from_payload(payload["path"]) == good.resolve()  # stored as text, the file is still found
     payload["path"].encode("utf-8")
