@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# Train and export siamrec's shipped default model on the dev corpus (../shared/corpus, sources_dev.json),
-# with the project's own `siamrec train` and `siamrec export`. Re-runnable: the decode cache is reused and
-# `train` resumes a run folder that already holds a checkpoint.
+# Train and export siamrec's shipped default model on the TRAIN corpus (../shared/corpus, sources_train.json),
+# validating on the dev corpus (sources_dev.json), whose audio it never hears. Uses the project's own
+# `siamrec train` and `siamrec export`. Re-runnable: the decode cache is reused and `train` resumes a run
+# folder that already holds a checkpoint.
 #
-#   scripts/train_default_model.sh ablation   # the model card's ablation (8 short runs, same budget each)
-#   scripts/train_default_model.sh train      # the default model (hours on 2 CPU cores; minutes on a GPU)
+#   scripts/train_default_model.sh ablation   # the model card's ablation (short runs, same budget each)
+#   scripts/train_default_model.sh train      # the default model (about an hour on 2 CPU cores)
 #   scripts/train_default_model.sh export     # → siamrec/assets/default.onnx, then the quality benchmark
 #
-# Environment: CORPUS (default ~/data/siamrec-dev), RUNS (~/runs), CACHE (~/.siamrec/cache/decoded),
-# EPOCHS (default 30), PYTHON (default .venv/bin/python), SIAMREC (default .venv/bin/siamrec).
+# Environment: CORPUS (default ~/data/siamrec-train), VAL_CORPUS (~/data/siamrec-dev), RUNS (~/runs),
+# CACHE (~/.siamrec/cache/decoded), EPOCHS (default 12), PYTHON (.venv/bin/python), SIAMREC (.venv/bin/siamrec).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

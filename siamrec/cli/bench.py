@@ -14,6 +14,7 @@ from rich.table import Table
 from siamrec.bench import (
     BASELINES,
     CANDIDATE_SETS,
+    METRIC_CHOICES,
     STRATEGIES,
     BenchResult,
     SplitResult,
@@ -126,6 +127,14 @@ def _report_skipped(result: BenchResult) -> None:
     type=click.Path(path_type=Path),
     help="Another siamrec ONNX model to compare (repeatable); tracks are embedded from their audio, cached.",
 )
+@click.option(
+    "--metric",
+    type=click.Choice(METRIC_CHOICES),
+    default="both",
+    show_default=True,
+    help="plain: cosine on the vectors. adapted: cosine after a within-playlist whitening fitted on each "
+    "split's seed tracks only (never the masked songs). both: every method both ways, same splits.",
+)
 @click.option("--plot", "plot_path", type=click.Path(path_type=Path), help="Also draw the metrics to this PNG.")
 @click.option("--rng-seed", default=0, show_default=True, help="Seed of the random splits (same seed, same splits).")
 @store_options(model_option=False)
@@ -138,6 +147,7 @@ def bench(
     baselines: str,
     musicnn_path: Path | None,
     model_paths: tuple[Path, ...],
+    metric: str,
     plot_path: Path | None,
     rng_seed: int,
     settings: Settings,
@@ -155,7 +165,7 @@ def bench(
         task = bar.add_task("embedding audio", total=len(library.records) if methods else 0)
         result = run_bench(
             library, masks, methods, settings.cache_dir / "bench", chosen, seeds, strategy, candidates, rng_seed,
-            on_progress=lambda n: bar.advance(task, n),
+            on_progress=lambda n: bar.advance(task, n), metric=metric,
         )  # fmt: skip
     if plot_path is not None:
         from siamrec.plots import plot_bench
