@@ -28,15 +28,18 @@ from datetime import UTC, datetime
 from difflib import SequenceMatcher
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import mutagen
 import soundfile as sf
-from siamrec.connectors.base import Problem, SourceTrack
 
 from siamrec.audio import file_sha1, is_audio_path
+from siamrec.connectors.base import Problem, SourceTrack
 from siamrec.errors import ConnectorError
+from siamrec.logs import get_logger
 from siamrec.tags import read_tags
+
+log = get_logger(__name__)
 
 MANIFEST_NAME = "manifest.tsv"
 ROW_NAME = "row.json"
@@ -82,12 +85,18 @@ def read_manifest(path: Path) -> tuple[dict[str, Path], list[Problem]]:
     files: dict[str, Path] = {}
     problems: list[Problem] = []
     for line_number, row in rows:
-        uri, location = (row.get("track_uri") or "").strip(), (row.get("path") or "").strip()
+        uri, location = _field(row, "track_uri"), _field(row, "path")
         if not uri or not location:
             problems.append(Problem(f"{path}:{line_number}", "no track_uri or path; line skipped"))
             continue
         files[uri] = Path(location) if Path(location).is_absolute() else path.parent / location
     return files, problems
+
+
+def _field(row: dict[str, Any], key: str) -> str:
+    """A manifest field as text; a number, list or object where a string belongs counts as missing."""
+    value = row.get(key)
+    return value.strip() if isinstance(value, str) else ""
 
 
 def _tsv_rows(text: str, path: Path) -> list[tuple[int, dict[str, str]]]:
@@ -331,7 +340,18 @@ def youtube_search(track: SourceTrack, results: int = 5) -> list[Candidate]:
 
 
 def url_template_search(template: str) -> Searcher:
-    """A searcher for catalogues that host their own audio: `{uri}`, `{id}`, `{artist}`, `{title}` filled in."""
+    """A searcher for catalogues that host their own audio: `{uri}`, `{id}`, `{artist}`, `{title}` filled in.
+
+    The template is checked here, before any work: an http(s) URL whose placeholders are the four above.
+    """
+    try:
+        example = template.format(uri="spotify:track:x", id="x", artist="a", title="t")
+    except (KeyError, IndexError, ValueError) as exc:
+        fields_known = "{id}, {uri}, {artist}, {title}"
+        raise ConnectorError(f"--audio-url {template!r}: use only {fields_known} ({exc!r})") from exc
+    scheme = urlsplit(example).scheme.lower()
+    if scheme not in ("http", "https") or not urlsplit(example).netloc:
+        raise ConnectorError(f"--audio-url {template!r}: give an http:// or https:// URL template")
 
     def search(track: SourceTrack) -> list[Candidate]:
         values = {"uri": track.uri, "id": track.uri.rsplit(":", 1)[-1], "artist": track.artist, "title": track.title}
@@ -436,6 +456,7 @@ class _RateLimit:
             delay = self._next - now
             self._next = max(now, self._next) + self.interval_s
         if delay > 0:
+            log.debug("rate limit: waiting %.1f s before the next request", delay)
             time.sleep(delay)
 
 
@@ -499,10 +520,14 @@ class Fetcher:
         except Exception as exc:  # a plug-in searcher's failure is this track's failure, not the sync's
             raise ConnectorError(f"search failed: {_download_message(exc)}") from exc
         failures = list(rejected)
+        for reason in rejected:
+            log.debug("%s: rejected %s", track.uri, reason)
         for candidate in candidates[: self.options.max_attempts]:
+            log.info("%s: downloading %s (%s)", track.uri, candidate.url, candidate.title)
             try:
                 return self._download(track, candidate)
             except ConnectorError as exc:
+                log.info("%s: %s failed: %s", track.uri, candidate.url, exc)
                 failures.append(f"{candidate.url}: {exc}")
         if not failures:
             raise ConnectorError(f"no candidates found for {search_query(track)!r}")

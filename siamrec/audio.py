@@ -7,8 +7,10 @@ ffmpeg when it is installed. Every bad input raises one AudioError subclass with
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,10 +20,15 @@ import soxr
 
 from siamrec import constants as C
 from siamrec.errors import EmptyAudioError, NotAudioError, SilentAudioError, TooShortAudioError
+from siamrec.names import quoted
+from siamrec.quiet import native_stderr_silenced
 
 AUDIO_SUFFIXES = frozenset(
     {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".webm", ".aiff", ".aif", ".wma"}
 )
+# A file holding less than this share of the audio its header declares is refused as truncated
+# (an interrupted download); a smaller shortfall (an estimated MP3 length) is read as it is.
+PRESENT_SHARE_REQUIRED = 0.9
 
 
 @dataclass(frozen=True)
@@ -50,11 +57,29 @@ def file_sha1(path: Path) -> str:
     return digest.hexdigest()
 
 
+def audio_identity(windows: np.ndarray, info: AudioInfo) -> str:
+    """The identity of a recording: a SHA-1 of its decoded model windows (16-bit) and its length.
+
+    Tags are not audio, so re-tagging a file keeps its identity (and its `local:track:` URI), while any
+    edit of the audio changes it. It hashes the windows `track_windows` already decoded, so adding a file
+    costs no extra read.
+    """
+    digest = hashlib.sha1(f"{info.sample_rate}:{info.frames}:".encode())
+    digest.update(np.round(np.clip(windows, -1.0, 1.0) * 32767).astype("<i2").tobytes())
+    return digest.hexdigest()
+
+
+def identify(path: str | Path) -> str:
+    """`audio_identity` of a file (decodes its windows: for sources that name files before embedding)."""
+    windows, info = track_windows(path)
+    return audio_identity(windows, info)
+
+
 def _check_file(path: Path) -> None:
     if not path.is_file():
-        raise NotAudioError(f"{path}: no such file")
+        raise NotAudioError(f"{quoted(path)}: no such file")
     if path.stat().st_size == 0:
-        raise EmptyAudioError(f"{path}: the file is empty (0 bytes)")
+        raise EmptyAudioError(f"{quoted(path)}: the file is empty (0 bytes)")
 
 
 def _to_contract(data: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -65,25 +90,125 @@ def _to_contract(data: np.ndarray, sample_rate: int) -> np.ndarray:
     return np.ascontiguousarray(mono, dtype=np.float32)
 
 
-def _ffmpeg_decode(path: Path) -> np.ndarray:
-    """Decode anything ffmpeg reads straight to mono 16 kHz float32."""
+def _ffmpeg_command(path: Path) -> list[str]:
+    """ffmpeg decoding anything it reads straight to mono 16 kHz float32 on stdout."""
     ffmpeg = shutil.which("ffmpeg")
     if ffmpeg is None:
-        raise NotAudioError(f"{path}: not readable by libsndfile, and ffmpeg is not installed to try it")
-    command = [ffmpeg, "-v", "error", "-nostdin", "-i", str(path), "-f", "f32le", "-ac", "1",
-               "-ar", str(C.SAMPLE_RATE), "-"]  # fmt: skip
-    result = subprocess.run(command, capture_output=True, check=False)
+        raise NotAudioError(f"{quoted(path)}: not readable by libsndfile, and ffmpeg is not installed to try it")
+    return [ffmpeg, "-nostdin", "-nostats", "-v", "info", "-i", str(path), "-vn", "-f", "f32le", "-ac", "1",
+            "-ar", str(C.SAMPLE_RATE), "-"]  # fmt: skip
+
+
+def _ffmpeg_failure(path: Path, log: str) -> NotAudioError:
+    errors = [line for line in log.strip().splitlines() if "rror" in line or "nvalid" in line] or ["ffmpeg failed"]
+    return NotAudioError(f"{quoted(path)}: not an audio file ({errors[-1].strip()})")
+
+
+def _declared_seconds(ffmpeg_log: str) -> float | None:
+    """The duration the container declares, from ffmpeg's input summary (`Duration: 01:00:00.00`)."""
+    match = re.search(r"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)", ffmpeg_log)
+    return None if match is None else int(match[1]) * 3600 + int(match[2]) * 60 + float(match[3])
+
+
+def _ffmpeg_decode(path: Path) -> np.ndarray:
+    """Decode a short file whole through ffmpeg (training clips); add-track streams with `_ffmpeg_windows`."""
+    result = subprocess.run(_ffmpeg_command(path), capture_output=True, check=False)
     if result.returncode != 0:
-        reason = result.stderr.decode(errors="replace").strip().splitlines()
-        raise NotAudioError(f"{path}: not an audio file ({reason[-1] if reason else 'ffmpeg failed'})")
+        raise _ffmpeg_failure(path, result.stderr.decode(errors="replace"))
     return np.frombuffer(result.stdout, dtype=np.float32).copy()
 
 
+class EvenBlocks:
+    """Window-long blocks spread evenly over a stream of unknown length, in bounded memory.
+
+    Every block is offered in order; kept blocks sit at multiples of a stride that doubles (dropping every
+    other kept block) whenever more than twice the wanted count are kept. So at most 2·max_windows blocks
+    are held however long the stream is, and they cover it evenly. The last partial block is kept too: a
+    stream shorter than one window is that partial block.
+    """
+
+    def __init__(self, max_windows: int) -> None:
+        self.limit = 2 * max_windows
+        self.max_windows = max_windows
+        self.stride = 1
+        self.kept: list[np.ndarray] = []
+        self.blocks = 0
+        self.tail = np.zeros(0, np.float32)
+
+    def offer(self, block: np.ndarray) -> None:
+        if block.size < C.WINDOW_SAMPLES:
+            self.tail = block
+            return
+        if self.blocks % self.stride == 0:
+            self.kept.append(block)
+            if len(self.kept) > self.limit:
+                self.kept = self.kept[::2]
+                self.stride *= 2
+        self.blocks += 1
+
+    @property
+    def samples(self) -> int:
+        return self.blocks * C.WINDOW_SAMPLES + self.tail.size
+
+    def windows(self) -> np.ndarray | None:
+        """`[n, WINDOW_SAMPLES]`, or None when the stream is shorter than one window (use `tail`)."""
+        if not self.kept:
+            return None
+        picks = np.unique(np.linspace(0, len(self.kept) - 1, min(self.max_windows, len(self.kept))).round())
+        return np.stack([self.kept[int(i)] for i in picks])
+
+
+def _ffmpeg_windows(path: Path, max_windows: int) -> tuple[np.ndarray, AudioInfo]:
+    """Stream ffmpeg's decode, keeping only evenly spread windows: memory is bounded whatever the length."""
+    block_bytes = C.WINDOW_SAMPLES * 4
+    with tempfile.TemporaryFile() as log_file:  # a file, not a pipe: a chatty decoder cannot block ffmpeg
+        with subprocess.Popen(_ffmpeg_command(path), stdout=subprocess.PIPE, stderr=log_file) as process:
+            assert process.stdout is not None
+            blocks = EvenBlocks(max_windows)
+            while data := process.stdout.read(block_bytes):
+                blocks.offer(np.frombuffer(data[: len(data) // 4 * 4], dtype=np.float32).copy())
+            returncode = process.wait()
+        log_file.seek(0)
+        log = log_file.read().decode(errors="replace")
+    if returncode != 0:
+        raise _ffmpeg_failure(path, log)
+    info = AudioInfo(C.SAMPLE_RATE, 1, blocks.samples)
+    declared = _declared_seconds(log)
+    if declared is not None:
+        _check_present(path, declared * C.SAMPLE_RATE, blocks.samples, C.SAMPLE_RATE)
+    windows = blocks.windows()
+    if windows is None:
+        return windows_from_signal(check_signal(blocks.tail, quoted(path)), max_windows), info
+    check_signal(windows.reshape(-1), quoted(path))
+    return windows, info
+
+
+def _check_present(path: Path, declared_frames: float, present_frames: int, sample_rate: int) -> None:
+    """Refuse a file holding much less audio than it declares (an interrupted download, a lying header)."""
+    if present_frames < PRESENT_SHARE_REQUIRED * declared_frames and declared_frames - present_frames > sample_rate:
+        raise NotAudioError(
+            f"{quoted(path)}: truncated: it declares {_clock(declared_frames / sample_rate)} of audio but holds "
+            f"{_clock(present_frames / sample_rate)} ({present_frames / declared_frames:.0%}); an interrupted "
+            "download? fetch it again"
+        )
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}" if minutes >= 60 else f"{minutes}:{secs:02d}"
+
+
 def _soundfile_info(path: Path) -> AudioInfo | None:
+    """The header's view of a file libsndfile reads (None otherwise); refuses a WAV/AIFF cut short."""
     try:
-        info = sf.info(str(path))
+        with native_stderr_silenced():
+            info = sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError):
         return None
+    # libsndfile clamps a data chunk longer than the file to what is there, and logs the declared size.
+    declared = re.search(r"(?:data|SSND)\s*:\s*(\d+) \(should be (\d+)\)", info.extra_info)
+    if declared is not None:
+        _check_present(path, int(declared[1]), int(declared[2]), info.samplerate)
     return AudioInfo(info.samplerate, info.channels, info.frames)
 
 
@@ -91,15 +216,18 @@ def decode(path: str | Path) -> np.ndarray:
     """The whole file as mono float32 at 16 kHz, checked for emptiness, length and silence."""
     path = Path(path)
     _check_file(path)
-    if _soundfile_info(path) is not None:
+    info = _soundfile_info(path)
+    if info is not None:
         try:
-            data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+            with native_stderr_silenced():
+                data, rate = sf.read(str(path), dtype="float32", always_2d=True)
         except (sf.LibsndfileError, RuntimeError) as exc:
-            raise NotAudioError(f"{path}: corrupt or truncated audio ({exc})") from exc
+            raise NotAudioError(f"{quoted(path)}: corrupt or truncated audio ({exc})") from exc
+        _check_present(path, info.frames, len(data), rate)
         signal = _to_contract(data, rate)
     else:
         signal = _ffmpeg_decode(path)
-    return check_signal(signal, str(path))
+    return check_signal(signal, quoted(path))
 
 
 def check_signal(signal: np.ndarray, name: str) -> np.ndarray:
@@ -133,36 +261,78 @@ def windows_from_signal(signal: np.ndarray, max_windows: int = C.WINDOWS_PER_TRA
     return signal[index]
 
 
-def _read_windows_by_seeking(path: Path, info: AudioInfo, max_windows: int) -> np.ndarray:
-    """Read only the windows' spans from disk: a 20-minute track costs eight 3 s reads, not a full decode."""
+def _read_spans(path: Path, info: AudioInfo, max_windows: int) -> np.ndarray | None:
+    """Each window's span read from disk, or None when a span comes back short (the audio ends early)."""
     span = int(np.ceil(C.WINDOW_SECONDS * info.sample_rate))
     chunks = []
-    with sf.SoundFile(str(path)) as handle:
+    with native_stderr_silenced(), sf.SoundFile(str(path)) as handle:
         for start in window_starts(info.frames, max_windows, span):
-            handle.seek(int(start))
-            data = handle.read(span, dtype="float32", always_2d=True)
+            try:
+                handle.seek(int(start))
+                data = handle.read(span, dtype="float32", always_2d=True)
+            except (sf.LibsndfileError, RuntimeError):
+                return None
+            if len(data) < span:
+                return None
             chunks.append(_to_contract(data, info.sample_rate))
     return np.stack([np.resize(chunk, C.WINDOW_SAMPLES) for chunk in chunks])
+
+
+def _has_audio_at(path: Path, frame: int) -> bool:
+    """Whether a read at `frame` returns audio (a fresh handle each time: a failed seek spoils one)."""
+    try:
+        with native_stderr_silenced(), sf.SoundFile(str(path)) as handle:
+            handle.seek(frame)
+            return len(handle.read(1)) == 1
+    except (sf.LibsndfileError, RuntimeError):
+        return False
+
+
+def _present_frames(path: Path, declared: int) -> int:
+    """How many frames a file really holds when reads stop short of its declared end (binary search)."""
+    low, high = 0, declared  # audio at `low`, none at `high`
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if _has_audio_at(path, middle) else (low, middle)
+    return high
+
+
+def _read_windows_by_seeking(path: Path, info: AudioInfo, max_windows: int) -> tuple[np.ndarray, AudioInfo]:
+    """Read only the windows' spans from disk: a 20-minute track costs eight 3 s reads, not a full decode.
+
+    Windows come only from audio that exists: when the header declares more (a cut FLAC, an Ogg whose
+    last page claims hours), the real length is found, a large shortfall is refused, and the windows are
+    spread over what is there.
+    """
+    windows = _read_spans(path, info, max_windows)
+    if windows is None:
+        present = _present_frames(path, info.frames)
+        _check_present(path, info.frames, present, info.sample_rate)
+        info = AudioInfo(info.sample_rate, info.channels, present)
+        windows = _read_spans(path, info, max_windows)
+        if windows is None:
+            raise NotAudioError(f"{quoted(path)}: corrupt audio (reads fail inside the audio it holds)")
+    return windows, info
 
 
 def track_windows(path: str | Path, max_windows: int = C.WINDOWS_PER_TRACK) -> tuple[np.ndarray, AudioInfo]:
     """The model windows `[n, WINDOW_SAMPLES]` of one file and what the file holds.
 
-    Long files readable by soundfile are read window by window (seek + read); everything else is decoded
-    whole. The same checks apply either way.
+    Long files readable by soundfile are read window by window (seek + read); short ones are decoded
+    whole; everything else streams through ffmpeg keeping only the windows. The same checks apply.
     """
     path = Path(path)
     _check_file(path)
     info = _soundfile_info(path)
+    if info is None:
+        return _ffmpeg_windows(path, max_windows)
     # Seeking pays off once the windows cover less than the file; shorter files are decoded whole.
-    if info is not None and info.duration_s >= C.WINDOW_SECONDS * max_windows:
+    if info.duration_s >= C.WINDOW_SECONDS * max_windows:
         try:
-            windows = _read_windows_by_seeking(path, info, max_windows)
+            windows, info = _read_windows_by_seeking(path, info, max_windows)
         except (sf.LibsndfileError, RuntimeError) as exc:
-            raise NotAudioError(f"{path}: corrupt or truncated audio ({exc})") from exc
-        check_signal(windows.reshape(-1), str(path))
+            raise NotAudioError(f"{quoted(path)}: corrupt or truncated audio ({exc})") from exc
+        check_signal(windows.reshape(-1), quoted(path))
         return windows, info
     signal = decode(path)
-    if info is None:
-        info = AudioInfo(C.SAMPLE_RATE, 1, signal.size)
-    return windows_from_signal(signal, max_windows), info
+    return windows_from_signal(signal, max_windows), AudioInfo(C.SAMPLE_RATE, 1, signal.size)

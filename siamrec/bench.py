@@ -37,6 +37,9 @@ PAPER_SPLITS = ((10, 10), (13, 7), (15, 5), (18, 2))  # (seeds kept, songs maske
 SCORE_CHUNK_ELEMENTS = 1 << 24
 AUDIO_BATCH = 16  # tracks decoded and embedded together
 MFCC_CACHE_VERSION = "v1"  # bump when the hand-crafted features change
+MAX_DRAWS = 1000  # random splits per setting: beyond this the std no longer moves, only the run time does
+MAX_MASK = 100_000  # seeds or masked songs per playlist: far beyond any real playlist (MPD's longest: 250)
+MUSICNN_ONNX = Path(__file__).parent / "assets" / "baselines" / "musicnn_msd.onnx"
 
 
 @dataclass(frozen=True)
@@ -92,8 +95,9 @@ def make_splits(
     lengths = np.count_nonzero(members >= 0, axis=1)
     used = np.flatnonzero(lengths >= n_masked + MIN_SEEDS)
     members = members[used]
+    max_seeds = min(max_seeds, members.shape[1])  # seeds beyond the longest playlist would be padding only
     rng = np.random.default_rng(rng_seed)
-    draws = [_draw(members, n_tracks, n_masked, max_seeds, candidates, rng) for _ in range(seeds)]
+    draws = [_draw(members, n_tracks, n_masked, max_seeds, candidates, rng) for _ in range(seeds if len(used) else 0)]
     return Splits(n_masked, max_seeds, used, len(playlists) - len(used), draws)
 
 
@@ -102,8 +106,10 @@ def check_setting(n_masked: int, max_seeds: int, seeds: int, candidates: str) ->
         raise ConfigError(f"mask at least one song per playlist (got {n_masked})")
     if max_seeds < MIN_SEEDS:
         raise ConfigError(f"keep at least {MIN_SEEDS} seed song per playlist (got {max_seeds})")
-    if seeds < 1:
-        raise ConfigError(f"run at least one random split (got {seeds})")
+    if seeds < 1 or seeds > MAX_DRAWS:
+        raise ConfigError(f"run from 1 to {MAX_DRAWS} random splits (got {seeds})")
+    if n_masked > MAX_MASK or max_seeds > MAX_MASK:
+        raise ConfigError(f"--mask {max_seeds}/{n_masked}: at most {MAX_MASK} seeds or masked songs per playlist")
     if candidates not in CANDIDATE_SETS:
         raise ConfigError(f"unknown candidate set {candidates!r}: choose {' or '.join(CANDIDATE_SETS)}")
 
@@ -320,10 +326,21 @@ class VectorCache:
         return self.folder / sha1[:2] / f"{sha1}.npy"
 
     def has(self, sha1: str) -> bool:
-        return self._path(sha1).is_file()
+        """True when a readable vector is cached; a damaged file (truncated by a full disk) is removed."""
+        path = self._path(sha1)
+        if not path.is_file():
+            return False
+        try:
+            vector = np.load(path, allow_pickle=False)
+            readable = vector.ndim == 1 and vector.size > 0 and bool(np.isfinite(vector).all())
+        except (OSError, ValueError, EOFError):
+            readable = False
+        if not readable:
+            path.unlink(missing_ok=True)
+        return readable
 
     def get(self, sha1: str) -> np.ndarray:
-        return np.load(self._path(sha1))
+        return np.load(self._path(sha1), allow_pickle=False)
 
     def put(self, sha1: str, vector: np.ndarray) -> None:
         path = self._path(sha1)
@@ -391,14 +408,16 @@ def parse_masks(text: str) -> list[tuple[int, int]]:
     settings = []
     for part in text.split(","):
         seeds_text, sep, masked_text = part.strip().partition("/")
-        if not sep or not seeds_text.isdigit() or not masked_text.isdigit():
+        digits = all(t.isascii() and t.isdigit() and len(t) <= len(str(MAX_MASK)) for t in (seeds_text, masked_text))
+        if not sep or not digits:
             raise ConfigError(
                 f"--mask {part.strip()!r}: write SEEDS/MASKED, e.g. 15/5 (15 seeds kept, 5 masked), or all"
             )
         seeds, masked = int(seeds_text), int(masked_text)
-        if masked < 1 or seeds < MIN_SEEDS:
+        if masked < 1 or seeds < MIN_SEEDS or masked > MAX_MASK or seeds > MAX_MASK:
             raise ConfigError(
-                f"--mask {seeds}/{masked}: keep at least {MIN_SEEDS} seed and mask at least 1 song per playlist"
+                f"--mask {seeds}/{masked}: keep from {MIN_SEEDS} to {MAX_MASK} seeds and mask from 1 to {MAX_MASK} "
+                "songs per playlist"
             )
         settings.append((seeds, masked))
     return settings
@@ -526,9 +545,7 @@ def audio_methods(
         raise ConfigError(f"unknown baseline {', '.join(unknown)}: choose from {', '.join(BASELINES)}")
     methods = [mfcc_method()] if "mfcc" in baselines else []
     if "musicnn" in baselines:
-        if musicnn_path is None:
-            raise ConfigError("the musicnn baseline needs its ONNX file: pass --musicnn PATH or set SIAMREC_MUSICNN")
-        methods.append(musicnn_method(musicnn_path))
+        methods.append(musicnn_method(musicnn_path or MUSICNN_ONNX))
     methods += [model_method(path, device) for path in model_paths]
     names = [m.name for m in methods]
     if len(set(names)) != len(names):

@@ -14,10 +14,14 @@ import onnxruntime as ort
 
 from siamrec import constants as C
 from siamrec.errors import ModelError
+from siamrec.names import quoted
 
 ASSETS = Path(__file__).parent / "assets"
 DEFAULT_MODEL = ASSETS / "default.onnx"
 DEFAULT_BATCH = 64
+_ORT = ort.capi.onnxruntime_pybind11_state
+# What a model's run can raise (onnxruntime's own exception types derive from Exception, not RuntimeError).
+RUN_FAILURES = (_ORT.Fail, _ORT.InvalidArgument, _ORT.RuntimeException, _ORT.NotImplemented, _ORT.EPFail, RuntimeError)
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,16 @@ def providers_for(device: str) -> list[str]:
     raise ModelError(f"unknown device {device!r}: choose auto, cpu or cuda")
 
 
+def _metadata_int(meta: dict[str, str], key: str, path: Path) -> int:
+    try:
+        value = int(meta[key])
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise ModelError(f"{quoted(path)}: metadata {key}={meta[key]!r} is not a positive whole number")
+    return value
+
+
 def _read_info(session: ort.InferenceSession, path: Path) -> ModelInfo:
     meta = session.get_modelmeta().custom_metadata_map
     required = (C.META_NAME, C.META_DIM, C.META_SAMPLE_RATE, C.META_WINDOW)
@@ -55,12 +69,14 @@ def _read_info(session: ort.InferenceSession, path: Path) -> ModelInfo:
         raise ModelError(
             f"{path} is not a siamrec model (metadata {', '.join(missing)} missing); export one with `siamrec export`"
         )
+    if not meta[C.META_NAME].strip() or not meta[C.META_NAME].isprintable():
+        raise ModelError(f"{quoted(path)}: metadata {C.META_NAME}={meta[C.META_NAME]!r} is not a usable name")
     info = ModelInfo(
         name=meta[C.META_NAME],
         version=meta.get(C.META_VERSION, "unknown"),
-        dim=int(meta[C.META_DIM]),
-        sample_rate=int(meta[C.META_SAMPLE_RATE]),
-        window_samples=int(meta[C.META_WINDOW]),
+        dim=_metadata_int(meta, C.META_DIM, path),
+        sample_rate=_metadata_int(meta, C.META_SAMPLE_RATE, path),
+        window_samples=_metadata_int(meta, C.META_WINDOW, path),
         trained_on=meta.get(C.META_TRAINED_ON, "unknown"),
         path=str(path),
     )
@@ -72,24 +88,54 @@ def _read_info(session: ort.InferenceSession, path: Path) -> ModelInfo:
     return info
 
 
+def _check_signature(session: ort.InferenceSession, info: ModelInfo) -> None:
+    """The graph must take one float32 `[batch, WINDOW_SAMPLES]` input with a free batch and give `[batch, dim]`."""
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    where = quoted(info.path)
+    if len(inputs) != 1:
+        raise ModelError(f"{where} takes {len(inputs)} inputs; a siamrec model takes one, the waveform windows")
+    shape, kind = inputs[0].shape, inputs[0].type
+    if kind != "tensor(float)":
+        raise ModelError(f"{where} takes {kind} input; siamrec feeds float32 waveform windows")
+    if len(shape) != 2 or (isinstance(shape[1], int) and shape[1] != C.WINDOW_SAMPLES):
+        raise ModelError(f"{where} takes input of shape {shape}; siamrec feeds [batch, {C.WINDOW_SAMPLES}]")
+    if isinstance(shape[0], int):
+        raise ModelError(f"{where} has a fixed batch of {shape[0]}; export it with a dynamic batch dimension")
+    out_shape = outputs[0].shape
+    if len(out_shape) != 2 or (isinstance(out_shape[1], int) and out_shape[1] != info.dim):
+        raise ModelError(f"{where} outputs shape {out_shape}; its metadata says [batch, {info.dim}]")
+
+
+def probe_windows() -> np.ndarray:
+    """Two real-sounding windows (a chord, and noise over a beat): what a model must embed to be used."""
+    t = np.arange(C.WINDOW_SAMPLES) / C.SAMPLE_RATE
+    chord = sum(np.sin(2 * np.pi * f * t) for f in (220.0, 277.2, 329.6)) / 6
+    beat = np.random.default_rng(0).standard_normal(t.size) * np.exp(-(t % 0.5) * 20) * 0.3
+    return np.stack([chord, beat + np.sin(2 * np.pi * 60 * t) * 0.3]).astype(np.float32)
+
+
 class TrackEncoder:
-    """An ONNX encoder session plus the batching that turns windows into track vectors."""
+    """An ONNX encoder session plus the batching that turns windows into track vectors.
+
+    A model is checked when it loads (metadata, signature, one run on real windows), so a broken model
+    fails here, before any store is created or bound for it.
+    """
 
     def __init__(self, path: str | Path, device: str = "auto", batch_size: int = DEFAULT_BATCH) -> None:
         path = Path(path)
         if not path.is_file():
             raise ModelError(f"model {path} not found")
+        options = ort.SessionOptions()
+        options.log_severity_level = 4  # failures come back as exceptions; its log would be a second line
         try:
-            self.session = ort.InferenceSession(str(path), providers=providers_for(device))
-        except (
-            ort.capi.onnxruntime_pybind11_state.Fail,
-            ort.capi.onnxruntime_pybind11_state.InvalidGraph,
-            ort.capi.onnxruntime_pybind11_state.InvalidProtobuf,
-        ) as exc:
+            self.session = ort.InferenceSession(str(path), options, providers=providers_for(device))
+        except (_ORT.Fail, _ORT.InvalidGraph, _ORT.InvalidProtobuf, _ORT.NotImplemented) as exc:
             raise ModelError(f"cannot load model {path}: {str(exc).splitlines()[0]}") from exc
         self.info = _read_info(self.session, path)
+        _check_signature(self.session, self.info)
         self.batch_size = batch_size
         self.input_name = self.session.get_inputs()[0].name
+        self._check_output(probe_windows())
 
     @property
     def name(self) -> str:
@@ -99,24 +145,79 @@ class TrackEncoder:
     def dim(self) -> int:
         return self.info.dim
 
+    def _check_output(self, windows: np.ndarray) -> None:
+        """Run the model once on real windows; it must give finite `[n, dim]` float vectors."""
+        where = quoted(self.info.path)
+        try:
+            output = self._run(windows)
+        except RUN_FAILURES as exc:
+            raise ModelError(f"{where} fails on a test window: {str(exc).splitlines()[0]}") from exc
+        if output.shape != (len(windows), self.dim) or output.dtype.kind != "f":
+            raise ModelError(
+                f"{where} returns {output.dtype} {list(output.shape)} for {len(windows)} windows; "
+                f"its metadata promises float [{len(windows)}, {self.dim}]"
+            )
+        if not np.isfinite(output).all():
+            raise ModelError(f"{where} returns NaN or infinite values for a plain test window: the model is broken")
+
+    def _run(self, windows: np.ndarray) -> np.ndarray:
+        return np.asarray(self.session.run(None, {self.input_name: windows})[0])
+
     def embed_windows(self, windows: np.ndarray) -> np.ndarray:
         """`[N, WINDOW_SAMPLES]` float32 → `[N, dim]` raw window embeddings, in batches."""
         windows = np.ascontiguousarray(windows, dtype=np.float32)
         outputs = [
-            self.session.run(None, {self.input_name: windows[start : start + self.batch_size]})[0]
-            for start in range(0, len(windows), self.batch_size)
+            self._run(windows[start : start + self.batch_size]) for start in range(0, len(windows), self.batch_size)
         ]
         return np.concatenate(outputs) if outputs else np.zeros((0, self.dim), np.float32)
 
     def track_vectors(self, windows_per_track: list[np.ndarray]) -> np.ndarray:
-        """One L2-normalised mean vector per track `[T, dim]`, running all tracks' windows together."""
+        """One L2-normalised mean vector per track `[T, dim]`; a track the model cannot embed is an error."""
+        vectors, errors = self.try_track_vectors(windows_per_track)
+        failed = next((error for error in errors if error), None)
+        if failed:
+            raise ModelError(failed)
+        return vectors
+
+    def try_track_vectors(self, windows_per_track: list[np.ndarray]) -> tuple[np.ndarray, list[str | None]]:
+        """Vectors `[T, dim]` and, per track, why it has none (None when it has one): one bad track never
+        costs the others. All tracks' windows run together; a failed batch is retried track by track.
+        """
         if not windows_per_track:
-            return np.zeros((0, self.dim), np.float32)
+            return np.zeros((0, self.dim), np.float32), []
+        try:
+            vectors = self._mean_vectors(windows_per_track)
+        except RUN_FAILURES:
+            return self._one_by_one(windows_per_track)
+        return vectors, [_vector_problem(v, w) for v, w in zip(vectors, windows_per_track, strict=True)]
+
+    def _mean_vectors(self, windows_per_track: list[np.ndarray]) -> np.ndarray:
         counts = np.array([len(w) for w in windows_per_track])
         embeddings = self.embed_windows(np.concatenate(windows_per_track))
         offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
-        means = np.add.reduceat(embeddings, offsets, axis=0) / counts[:, None]
-        return l2_normalise(means)
+        with np.errstate(all="ignore"):  # a track's NaN/inf stays in its own row and is reported there
+            means = np.add.reduceat(embeddings, offsets, axis=0) / counts[:, None]
+            return l2_normalise(means)
+
+    def _one_by_one(self, windows_per_track: list[np.ndarray]) -> tuple[np.ndarray, list[str | None]]:
+        vectors = np.full((len(windows_per_track), self.dim), np.nan, np.float32)
+        errors: list[str | None] = []
+        for i, windows in enumerate(windows_per_track):
+            try:
+                vectors[i] = self._mean_vectors([windows])[0]
+            except RUN_FAILURES as exc:
+                errors.append(f"the model failed on this audio: {str(exc).splitlines()[0]}")
+                continue
+            errors.append(_vector_problem(vectors[i], windows))
+        return vectors, errors
+
+
+def _vector_problem(vector: np.ndarray, windows: np.ndarray) -> str | None:
+    """Why a track vector cannot be stored (NaN/inf or all zeros), or None when it is fine."""
+    if np.isfinite(vector).all() and np.any(vector):
+        return None
+    peak = float(np.abs(windows).max())
+    return f"the model gives no usable vector for this audio (peak sample {peak:.3g}; audio peaks at 1.0)"
 
 
 def l2_normalise(vectors: np.ndarray) -> np.ndarray:

@@ -6,10 +6,12 @@ from pathlib import Path
 
 import mutagen
 
+from siamrec.names import name_text
+
 
 def read_tags(path: Path) -> dict[str, str]:
     """{"title", "artist", "album"}; unreadable or missing tags are not an error (the audio decides that)."""
-    tags: dict[str, str] = {"title": path.stem, "artist": "", "album": ""}
+    tags: dict[str, str] = {"title": name_text(path.stem), "artist": "", "album": ""}
     try:
         audio = mutagen.File(str(path), easy=True)
     except (mutagen.MutagenError, OSError, ValueError):

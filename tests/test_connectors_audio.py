@@ -12,6 +12,8 @@ import pytest
 import soundfile as sf
 from mutagen.flac import FLAC
 from servers import FileServer, Response
+
+from siamrec.audio import file_sha1
 from siamrec.connectors.audio import (
     MANIFEST_COLUMNS,
     AudioCache,
@@ -25,8 +27,6 @@ from siamrec.connectors.audio import (
     url_template_search,
 )
 from siamrec.connectors.base import SourceTrack
-
-from siamrec.audio import file_sha1
 from siamrec.errors import ConnectorError
 from siamrec.testing import chord, drums, write_audio
 
