@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from siamrec import constants as C
+from siamrec.baselines import MusicnnEncoder, mfcc_statistics, zscore
 from siamrec.bench import evaluate_vectors
 from siamrec.data import build_cache, corpus_tracks, evaluation_windows, open_cached
 from siamrec.models import SimSiam, load_checkpoint, model_from_checkpoint, part_scales, vector_parts
@@ -90,10 +91,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--val-corpus", type=Path, required=True)
     parser.add_argument("--cache", type=Path, default=Path("~/.siamrec/cache/decoded").expanduser())
-    parser.add_argument("--checkpoint", type=Path, action="append", required=True, help="a run's last.pt")
+    parser.add_argument("--checkpoint", type=Path, action="append", default=[], help="a run's last.pt")
     parser.add_argument("--seeds", type=int, default=10, help="random mask/seed splits")
     parser.add_argument("--windows", default="8,16", help="windows per track to try (8 ships)")
     parser.add_argument("--untrained", action="store_true", help="also the untrained network of the first run")
+    parser.add_argument("--musicnn", type=Path, help="also musicnn_msd.onnx (z-scored), on the same splits")
+    parser.add_argument("--mfcc", action="store_true", help="also MFCC statistics (z-scored), on the same splits")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -127,6 +130,16 @@ def main() -> None:
                     plain, adapted = rows[name]["plain"]["r_precision"], rows[name]["adapted"]["r_precision"]
                     print(f"| {name} | {plain[0]:.3f} ± {plain[1]:.3f} | {adapted[0]:.3f} ± {adapted[1]:.3f} |",
                           flush=True)  # fmt: skip
+    windows = [evaluation_windows(s) for s in signals] if args.musicnn or args.mfcc else []
+    baselines = {"mfcc": lambda: zscore(mfcc_statistics(windows))} if args.mfcc else {}
+    if args.musicnn:
+        baselines["musicnn"] = lambda: zscore(MusicnnEncoder(args.musicnn).track_vectors(windows))
+    for name, make in baselines.items():
+        started = time.perf_counter()
+        rows[name] = score(make(), groups, args.seeds)
+        rows[name]["embed_seconds"] = time.perf_counter() - started
+        plain, adapted = rows[name]["plain"]["r_precision"], rows[name]["adapted"]["r_precision"]
+        print(f"| {name} | {plain[0]:.3f} ± {plain[1]:.3f} | {adapted[0]:.3f} ± {adapted[1]:.3f} |", flush=True)
     if args.json is not None:
         args.json.write_text(json.dumps(rows, indent=2))
 

@@ -74,9 +74,11 @@ def test_multi_part_vector_exports_with_parity_and_describes_its_parts(
     assert meta[META_PARTS] == f"learned:{model.backbone_dim},timbre:{2 * C.N_MELS}"
     out = TrackEncoder(tmp_path / "parts.onnx").embed_windows(windows)
     learned, timbre = out[:, : model.backbone_dim], out[:, model.backbone_dim :]
-    # Equal weight: after standardisation each part's mean squared norm is about 1 on these windows.
-    assert np.mean((learned**2).sum(axis=1)) == pytest.approx(1.0, rel=0.1)
-    assert np.mean((timbre**2).sum(axis=1)) == pytest.approx(1.0, rel=0.1)
+    # Equal weight: standardised on these n windows (sample std), a part's mean squared norm is (n - 1) / n,
+    # less for the learned dimensions a random ReLU network leaves constant on them.
+    full = (len(windows) - 1) / len(windows)
+    assert np.mean((timbre**2).sum(axis=1)) == pytest.approx(full, rel=1e-3)
+    assert 0.5 * full < np.mean((learned**2).sum(axis=1)) <= full * 1.001
     # The timbre part is per-band log-mel mean and std: a louder, brighter window moves it.
     mel = model.frontend(torch.from_numpy(windows[:1]))[0, 0].detach().numpy()
     mean, std = (buffer[model.backbone_dim :].numpy() for buffer in (encoder.feature_mean, encoder.feature_std))

@@ -154,7 +154,8 @@ def _prepare(opts: dict[str, Any]) -> dict[str, Any]:
     if opts["resume"]:
         trainer.resume()
     console.print(
-        f"{len(train_files)} training tracks, {len(val_files)} held out ({len(held)} playlists); "
+        f"{len(train_files)} training tracks, {len(val_files)} validation tracks ({len(val_set.playlists)} "
+        f"playlists{', from --val-corpus' if opts['val_corpus'] else ' held out'}); "
         f"{config.model.backbone} on {trainer.device}, {trainer.steps_per_epoch()} steps/epoch",
         highlight=False,
     )
