@@ -12,17 +12,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
-from itertools import islice
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
-from siamrec.connectors.audio import AudioCache, Fetcher, TagIndex, read_manifest
 from siamrec.connectors.base import PlaylistSource, Problem, SourcePlaylist, SourceTrack
+from siamrec.connectors.cache import AudioCache
+from siamrec.connectors.fetch import Fetcher
+from siamrec.connectors.manifest import read_manifest
+from siamrec.connectors.tagindex import TagIndex
 from siamrec.embed import TrackEncoder
 from siamrec.library import AudioItem, add_audio
 from siamrec.store import PlaylistRecord, Store, StoredTrack, TrackRecord, playlist_centroid
+from siamrec.vectors import batched
 
 PHASES = {
     "read": "reading playlists",
@@ -88,12 +91,6 @@ class SyncReport:
             "without_audio_uris": self.without_audio,
             "failed": [{"where": p.where, "reason": p.reason} for p in self.failed],
         }
-
-
-def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
-    iterator = iter(items)
-    while chunk := list(islice(iterator, max(1, size))):
-        yield chunk
 
 
 @dataclass

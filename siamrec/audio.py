@@ -7,6 +7,7 @@ ffmpeg when it is installed. Every bad input raises one AudioError subclass with
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import shutil
 import subprocess
@@ -73,6 +74,11 @@ def identify(path: str | Path) -> str:
     """`audio_identity` of a file (decodes its windows: for sources that name files before embedding)."""
     windows, info = track_windows(path)
     return audio_identity(windows, info)
+
+
+def _native_name(path: Path) -> bytes:
+    """The file name as bytes for libsndfile: soundfile cannot encode a name that is not valid UTF-8."""
+    return os.fsencode(path)
 
 
 def _check_file(path: Path) -> None:
@@ -202,13 +208,13 @@ def _soundfile_info(path: Path) -> AudioInfo | None:
     """The header's view of a file libsndfile reads (None otherwise); refuses a WAV/AIFF cut short."""
     try:
         with native_stderr_silenced():
-            info = sf.info(str(path))
+            info = sf.info(_native_name(path))
     except (sf.LibsndfileError, RuntimeError):
         return None
     # libsndfile clamps a data chunk longer than the file to what is there, and logs the declared size.
-    declared = re.search(r"(?:data|SSND)\s*:\s*(\d+) \(should be (\d+)\)", info.extra_info)
-    if declared is not None:
-        _check_present(path, int(declared[1]), int(declared[2]), info.samplerate)
+    sizes = re.search(r"(?:data|SSND)\s*:\s*(\d+) \(should be (\d+)\)", info.extra_info)
+    if sizes is not None and int(sizes[2]) > 0:  # byte sizes: scale the frames that are there
+        _check_present(path, info.frames * int(sizes[1]) / int(sizes[2]), info.frames, info.samplerate)
     return AudioInfo(info.samplerate, info.channels, info.frames)
 
 
@@ -220,7 +226,7 @@ def decode(path: str | Path) -> np.ndarray:
     if info is not None:
         try:
             with native_stderr_silenced():
-                data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+                data, rate = sf.read(_native_name(path), dtype="float32", always_2d=True)
         except (sf.LibsndfileError, RuntimeError) as exc:
             raise NotAudioError(f"{quoted(path)}: corrupt or truncated audio ({exc})") from exc
         _check_present(path, info.frames, len(data), rate)
@@ -265,7 +271,7 @@ def _read_spans(path: Path, info: AudioInfo, max_windows: int) -> np.ndarray | N
     """Each window's span read from disk, or None when a span comes back short (the audio ends early)."""
     span = int(np.ceil(C.WINDOW_SECONDS * info.sample_rate))
     chunks = []
-    with native_stderr_silenced(), sf.SoundFile(str(path)) as handle:
+    with native_stderr_silenced(), sf.SoundFile(_native_name(path)) as handle:
         for start in window_starts(info.frames, max_windows, span):
             try:
                 handle.seek(int(start))
@@ -281,7 +287,7 @@ def _read_spans(path: Path, info: AudioInfo, max_windows: int) -> np.ndarray | N
 def _has_audio_at(path: Path, frame: int) -> bool:
     """Whether a read at `frame` returns audio (a fresh handle each time: a failed seek spoils one)."""
     try:
-        with native_stderr_silenced(), sf.SoundFile(str(path)) as handle:
+        with native_stderr_silenced(), sf.SoundFile(_native_name(path)) as handle:
             handle.seek(frame)
             return len(handle.read(1)) == 1
     except (sf.LibsndfileError, RuntimeError):

@@ -10,6 +10,7 @@ from the playlists alone, so every method is scored on the same splits.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from siamrec.audio import file_sha1, track_windows
 from siamrec.baselines import MusicnnEncoder, mfcc_statistics, random_vectors, zscore
 from siamrec.errors import AudioError, ConfigError, NotFoundError, SiamrecError
 from siamrec.metrics import METRICS, chance_per_playlist, playlist_metrics, ranks_of_relevant
+from siamrec.vectors import l2_normalise
 
 if TYPE_CHECKING:
     from siamrec.store import Store, TrackRecord
@@ -131,8 +133,7 @@ def normalise_rows(vectors: np.ndarray) -> np.ndarray:
     vectors = np.asarray(vectors, dtype=np.float32)
     if not np.isfinite(vectors).all():
         raise SiamrecError("the vectors hold NaN or infinite values: the model or features are broken")
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors / np.maximum(norms, 1e-12)
+    return l2_normalise(vectors)
 
 
 def _query_scores(unit: np.ndarray, seeds: np.ndarray, candidate_vectors: np.ndarray, strategy: str) -> np.ndarray:
@@ -382,13 +383,13 @@ def embed_audio_methods(
                 windows[i] = track_windows(records[i].path)[0]
             except AudioError as exc:
                 failed[records[i].track_uri] = str(exc)
+            on_progress(1)  # per track as it is decoded (the slow part), not per batch
         for method in methods:
             cache = caches[method.name]
             missing = [i for i in windows if not cache.has(identities[i][0])]
             if missing:
                 for i, vector in zip(missing, method.embed([windows[i] for i in missing]), strict=True):
                     cache.put(identities[i][0], vector)
-        on_progress(len(batch))
     return {m.name: _load_cached(caches[m.name], identities, records, failed) for m in methods}, failed
 
 
@@ -543,6 +544,8 @@ def audio_methods(
     unknown = sorted(set(baselines) - set(BASELINES))
     if unknown:
         raise ConfigError(f"unknown baseline {', '.join(unknown)}: choose from {', '.join(BASELINES)}")
+    if {"mfcc", "musicnn"} & set(baselines):
+        require_bench_extra(("librosa",), f"the {' and '.join(sorted({'mfcc', 'musicnn'} & set(baselines)))} baseline")
     methods = [mfcc_method()] if "mfcc" in baselines else []
     if "musicnn" in baselines:
         methods.append(musicnn_method(musicnn_path or MUSICNN_ONNX))
@@ -551,6 +554,15 @@ def audio_methods(
     if len(set(names)) != len(names):
         raise ConfigError(f"two methods share a name ({', '.join(names)}): pass each model file once")
     return methods
+
+
+def require_bench_extra(modules: Sequence[str], what: str) -> None:
+    """Fail in one line, before any work, when `siamrec[bench]` (librosa, matplotlib, scikit-learn) is missing."""
+    missing = [name for name in modules if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ConfigError(
+            f"{what} needs {', '.join(missing)}: pip install 'siamrec[bench]' (or --baseline random to go without)"
+        )
 
 
 def run_bench(

@@ -33,6 +33,7 @@ def _pyplot() -> Any:
     import matplotlib
 
     matplotlib.use("Agg")
+    matplotlib.rcParams["text.parse_math"] = False  # playlist and model names are data: "$" is not TeX
     import matplotlib.pyplot as plt
 
     return plt

@@ -315,18 +315,8 @@ def test_cli_bench_with_audio_methods_and_map(
 ) -> None:
     """Another siamrec model (any name/dimension) and mfcc embedded from the tracks' audio, cached by hash."""
     fill_store(3, 4, paths=sorted(library_files.values()))
-    args = (
-        "bench",
-        "--mask",
-        "2/2",
-        "--seeds",
-        "2",
-        "--baseline",
-        "mfcc",
-        "--compare-model",
-        str(tiny_model),
-        "--json",
-    )
+    args = ("bench", "--mask", "2/2", "--seeds", "2", "--baseline", "mfcc", "--compare-model", str(tiny_model))
+    args = (*args, "--json")
     status, out, err = run_cli(capsys, monkeypatch, *args)
     assert status == 0, err
     methods = json.loads(out)["splits"][0]["methods"]

@@ -70,3 +70,20 @@ def test_a_deleted_file_is_reported_and_pruned_on_request(
     assert memory_store.count_tracks() == 3  # reported only
     pruned = add_paths(memory_store, encoder, [folder], prune=True)
     assert pruned.removed == [uri] and memory_store.count_tracks() == 2 and pruned.embedded == 0
+
+
+def test_a_retagged_file_updates_its_point_without_embedding(
+    memory_store: Store, encoder: TrackEncoder, folder: Path
+) -> None:
+    from mutagen.flac import FLAC
+
+    first = add_paths(memory_store, encoder, [folder])
+    path = folder / "chord_c.flac"
+    uri = first.uri_by_path[str(path)]
+    tags = FLAC(str(path))
+    tags["title"] = "Renamed By A Tagger"
+    tags.save()
+    again = add_paths(memory_store, encoder, [folder])
+    assert again.embedded == 0 and again.updated == [uri] and len(again.unchanged) == 2
+    assert memory_store.count_tracks() == 3
+    assert memory_store.get_tracks([uri])[uri].record.title == "Renamed By A Tagger"

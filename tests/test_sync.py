@@ -29,10 +29,12 @@ from servers import (
 
 from siamrec.cli import main
 from siamrec.config import resolve_settings
-from siamrec.connectors.audio import AudioCache, Fetcher, FetchOptions, url_template_search
 from siamrec.connectors.base import PlaylistSource
+from siamrec.connectors.cache import AudioCache
+from siamrec.connectors.fetch import Fetcher
 from siamrec.connectors.local import LocalSource
 from siamrec.connectors.mpd import MpdSource
+from siamrec.connectors.search import FetchOptions, url_template_search
 from siamrec.connectors.spotify import SpotifySource
 from siamrec.connectors.sync import Sync, SyncOptions, SyncReport
 from siamrec.embed import TrackEncoder

@@ -24,6 +24,7 @@ from siamrec.bench import (
     check_setting,
     parse_masks,
     read_library,
+    require_bench_extra,
     run_bench,
 )
 from siamrec.cli.common import NARROW, console, json_option, output_file, print_json, progress, stdout, store_options
@@ -205,6 +206,8 @@ def bench(
         check_setting(n_masked, max_seeds, seeds, candidates)
     chosen = [] if baselines.strip().lower() == "none" else [b.strip() for b in baselines.split(",") if b.strip()]
     methods = audio_methods(chosen, musicnn_path, list(model_paths), settings.device)
+    if plot_path is not None:
+        require_bench_extra(("matplotlib",), "--plot")
     with Store.open(settings) as store:
         library = read_library(store)
     cache = settings.cache_dir / "bench"
@@ -257,6 +260,7 @@ def bench(
 @json_option
 def map_command(png_path: Path, method: str, rng_seed: int, settings: Settings, as_json: bool) -> None:
     """Draw a 2-D map of the library's track vectors, coloured by playlist."""
+    require_bench_extra(("matplotlib", "sklearn"), "map")
     from siamrec.plots import embed_2d, playlist_labels, plot_map
 
     with Store.open(settings) as store:

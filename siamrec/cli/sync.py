@@ -21,10 +21,12 @@ from rich.table import Table
 from rich.text import Text
 
 from siamrec.cli.common import Settings, console, json_option, print_json, progress, stdout, store_options
-from siamrec.connectors.audio import AudioCache, Fetcher, FetchOptions, url_template_search
 from siamrec.connectors.base import PlaylistSource
+from siamrec.connectors.cache import AudioCache
+from siamrec.connectors.fetch import Fetcher
 from siamrec.connectors.local import LocalSource
 from siamrec.connectors.mpd import MpdSelection, MpdSource
+from siamrec.connectors.search import FetchOptions, url_template_search
 from siamrec.connectors.spotify import LOGIN_WAIT_S, ME, SpotifySource, login_user
 from siamrec.connectors.sync import DEFAULT_BATCH, PHASES, Sync, SyncOptions, SyncReport
 from siamrec.embed import load_encoder
@@ -47,6 +49,8 @@ class RichSyncProgress:
         return self.tasks[phase]
 
     def grow(self, phase: str, n: int) -> None:
+        if n == 0 and phase not in self.tasks:  # a phase with nothing to do shows no `0/0 -:--:--` bar
+            return
         task = self._task(phase)
         self.bar.update(task, total=(self.bar.tasks[task].total or 0) + n)
 

@@ -11,7 +11,7 @@ it; a different model is refused. Derived vectors (e.g. an adapted metric) may s
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from siamrec.config import Settings
 from siamrec.errors import ModelError, NotFoundError, StoreError
 from siamrec.store.backend import EVERYTHING, Backend, Hit, Point, Where
 from siamrec.uris import point_id
+from siamrec.vectors import l2_normalise
 
 PAGE = 1000
 WRITE_BATCH = 512
@@ -102,9 +103,14 @@ def playlist_from_payload(payload: dict[str, Any]) -> PlaylistRecord:
     return PlaylistRecord(**_known(PlaylistRecord, payload))
 
 
+def record_payload(record: TrackRecord | PlaylistRecord) -> dict[str, Any]:
+    """A record as a payload: a shallow copy (dataclasses.asdict deep-copies, a third of an upsert's time)."""
+    return {key: list(value) if isinstance(value, list) else value for key, value in vars(record).items()}
+
+
 def playlist_payload(playlist: PlaylistRecord) -> dict[str, Any]:
     """The stored payload: the record plus `name_key`, the case-folded name its keyword index finds."""
-    return {**asdict(playlist), "name_key": playlist.name.casefold()}
+    return {**record_payload(playlist), "name_key": playlist.name.casefold()}
 
 
 def embedded_path(settings: Settings) -> Path:
@@ -254,7 +260,7 @@ class Store:
                 record.playlists = sorted(set(previous.record.playlists) | set(record.playlists))
                 record.added_at = previous.record.added_at
             named = {} if vector is None else {self.vector_name: np.asarray(vector, dtype=np.float32)}
-            points.append(Point(point_id(record.track_uri), named, asdict(record)))
+            points.append(Point(point_id(record.track_uri), named, record_payload(record)))
         self._write(C.TRACKS_COLLECTION, points)
         return set(existing)
 
@@ -436,5 +442,4 @@ class Store:
 
 def playlist_centroid(vectors: np.ndarray) -> np.ndarray:
     """The L2-normalised mean of L2-normalised track vectors `[n, D]` → `[D]`."""
-    mean = vectors.mean(axis=0)
-    return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
+    return l2_normalise(vectors.mean(axis=0))

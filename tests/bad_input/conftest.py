@@ -7,6 +7,7 @@ Every test here runs a command that should fail (or partly fail) and compares a 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -18,6 +19,8 @@ import pytest
 
 from siamrec.config import resolve_settings
 
+# rich's progress bar, rendered once at the end when stderr is not a terminal: not a message
+PROGRESS_LINE = re.compile(r"^\w[\w ]* +━+ +\d+/\d+ ")
 StoreDump = dict[str, Any]
 
 
@@ -33,14 +36,20 @@ def run_siamrec(*args: str | bytes, **kwargs: Any) -> subprocess.CompletedProces
     )
 
 
+def stderr_messages(stderr: str) -> list[str]:
+    """stderr lines other than rich's progress bar (rendered once at the end when stderr is not a terminal)."""
+    return [line for line in stderr.splitlines() if line.strip() and not PROGRESS_LINE.match(line)]
+
+
 def assert_one_error_line(result: subprocess.CompletedProcess[str], fragment: str, prefix: str = "") -> str:
     """Non-zero exit and exactly one stderr line, from siamrec, holding `fragment`; nothing else at all.
 
     `prefix` narrows which siamrec line is meant ("siamrec: error:" or "skipped:"); any other stderr line
-    (a traceback, a native library's note, a second message) fails the test.
+    (a traceback, a native library's note, a second message) fails the test; only rich's progress bar is
+    left out.
     """
     assert result.returncode != 0, result
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    lines = stderr_messages(result.stderr)
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith(prefix or ("siamrec: error:", "skipped:")), result.stderr
     assert fragment in lines[0], result.stderr
@@ -77,3 +86,8 @@ def store_home(home: Path, library_files: dict[str, Path], tmp_path: Path, capsy
     status, _, err = cli_helpers.run_cli(capsys, "sync-playlists", "--folder", str(root), "--m3u", str(m3u))
     assert status == 0, err
     return home
+
+
+@pytest.fixture(name="stderr_messages")
+def stderr_messages_fixture() -> Callable[[str], list[str]]:
+    return stderr_messages

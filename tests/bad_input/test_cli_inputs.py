@@ -158,3 +158,29 @@ def test_help_texts_and_plurals(capsys: pytest.CaptureFixture[str]) -> None:
     assert "ONNX file to write" in out
     _, out, _ = run_cli(capsys, "bench", "--help")
     assert "--compare-model" in out and "--model " not in out
+
+
+def test_bench_progress_advances_per_track(store_home: Path, tmp_path: Path) -> None:
+    """Not stuck at 0 and then jumping by a batch: one step per decoded track, ending at the total."""
+    from siamrec.bench import embed_audio_methods, mfcc_method, read_library
+    from siamrec.config import resolve_settings
+    from siamrec.store import Store
+
+    with Store.open(resolve_settings()) as store:
+        records = read_library(store).records
+    steps: list[int] = []
+    embed_audio_methods(records, [mfcc_method()], tmp_path / "cache", steps.append)
+    assert steps[0] == 0 and set(steps[1:]) == {1} and sum(steps) == len(records)
+
+
+def test_tex_like_names_draw_literally(
+    store_home: Path, tmp_path: Path, library_files: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """matplotlib would parse `$…$` in a legend as TeX (and fail on bad TeX): names stay data."""
+    m3u = tmp_path / "tex.m3u"
+    m3u.write_text("#PLAYLIST:$\\frac{$ money\n" + "\n".join(str(f) for f in sorted(library_files.values())[:3]))
+    status, _, err = run_cli(capsys, "sync-playlists", "--m3u", str(m3u))
+    assert status == 0, err
+    status, _, err = run_cli(capsys, "map", "--png", str(tmp_path / "map.png"), "--method", "pca")
+    assert status == 0, err
+    assert (tmp_path / "map.png").stat().st_size > 0
