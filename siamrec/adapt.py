@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from siamrec.errors import SiamrecError
+from siamrec.vectors import l2_normalise
 
 ADAPT_VERSION = 1
 # Below these a within-playlist covariance is mostly noise: keep the plain metric.
@@ -48,9 +49,7 @@ class Whitening:
         vectors = np.asarray(vectors, dtype=np.float64)
         if vectors.shape[-1] != self.dim:
             raise SiamrecError(f"the adaptation was fitted on {self.dim}-d vectors, not {vectors.shape[-1]}-d")
-        adapted = (vectors - self.mean) @ self.transform
-        norms = np.linalg.norm(adapted, axis=-1, keepdims=True)
-        return (adapted / np.maximum(norms, 1e-12)).astype(np.float32)
+        return l2_normalise((vectors - self.mean) @ self.transform)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (lists of floats) for storing beside the collection."""
