@@ -20,12 +20,14 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "add-track": ("add", "add_track", "Add audio files or folders to the store: decode, embed, upsert."),
     "playlist": ("playlist", "playlist_group", "Create, import, list and show playlists."),
     "recommend": ("recommend", "recommend", "Recommend new tracks for a playlist, or playlists for a track."),
-    "sync-playlists": ("sync", "sync_playlists", "Sync playlists from MPD, Spotify, M3U or folders."),
+    "sync-playlists": ("sync", "sync_playlists", "Sync playlists from MPD, Spotify, Subsonic, M3U or folders."),
+    "publish": ("publish", "publish", "Write recommendations back to a Subsonic server as playlists."),
     "bench": ("bench", "bench", "Score the encoder on the stored playlists (masked protocol)."),
     "map": ("bench", "map_command", "Draw the library in 2-D, coloured by playlist."),
     "train": ("train", "train_command", "Train a SimSiam encoder on audio (needs siamrec[train])."),
     "export": ("export_model", "export", "Export a training checkpoint to one ONNX file."),
     "info": ("info", "info", "What the store holds and which model made it."),
+    "serve": ("serve", "serve", "Serve the recommender over HTTP (needs siamrec[serve])."),
     "store": ("store", "store_group", "Look after the embedded store: migrate an old one."),
 }
 
@@ -45,6 +47,8 @@ EXTRA_OF_PACKAGE = {
     "yt_dlp": "fetch",
     "fastapi": "serve",
     "uvicorn": "serve",
+    "prometheus_client": "serve",
+    "python_multipart": "serve",
     "ray": "ray",
 }
 

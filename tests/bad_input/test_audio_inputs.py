@@ -19,14 +19,14 @@ import pytest
 import soundfile as sf
 
 from siamrec import constants as C
-from siamrec.audio import EvenBlocks, file_sha1, track_windows
+from siamrec.audio import EvenBlocks, identify, track_windows
 from siamrec.config import resolve_settings
 from siamrec.embed import TrackEncoder
 from siamrec.library import add_paths
 from siamrec.names import path_from_payload
 from siamrec.store import Store
 from siamrec.testing import chord, drums, noise, write_audio
-from siamrec.uris import local_track_uri, point_id
+from siamrec.uris import local_track_uri
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 Dump = Callable[[], dict[str, Any]]
@@ -41,7 +41,8 @@ def written_as(raw: bytes, signal: np.ndarray) -> Path:
 
 
 def track_id(path: Path) -> str:
-    return point_id(local_track_uri(file_sha1(path)))
+    """The key of a file's track in a store dump: its `local:track:` URI (from the decoded audio)."""
+    return local_track_uri(identify(path))
 
 
 @pytest.fixture
@@ -57,7 +58,7 @@ def assert_only_added(before: dict[str, Any], after: dict[str, Any], added: list
     """The store changed exactly by `added`: old points identical, new ids are those files', vectors finite."""
     assert {k: v for k, v in after["tracks"].items() if k in before["tracks"]} == before["tracks"]
     assert set(after["tracks"]) - set(before["tracks"]) == {track_id(p) for p in added}
-    assert all(np.isfinite(v).all() for _, vectors in after["tracks"].values() for v in vectors.values())
+    assert all(np.isfinite(v).all() for vectors, _ in after["tracks"].values() for v in vectors.values())
 
 
 # ---- 1. a file the model cannot embed never costs the good files beside it ---------------------------
