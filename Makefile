@@ -7,10 +7,11 @@ DEMO_PLAYLIST ?= Orchestral fantasy (Battle for Wesnoth)
 
 .PHONY: demo test ffmpeg
 
-# Install siamrec (inference only: no torch) and recommend for an example playlist on the embedded store.
+# Install siamrec (inference and bench: no torch) and recommend for an example playlist on the embedded store;
+# then `SIAMREC_HOME=.siamrec-demo .venv/bin/siamrec bench --mask 15/5` scores it (20-track example playlists).
 demo:
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q --disable-pip-version-check .
+	$(VENV)/bin/pip install -q --disable-pip-version-check ".[bench]"
 	$(SIAMREC) add-track examples/audio
 	$(SIAMREC) playlist import examples/playlists/*.m3u
 	$(SIAMREC) recommend --playlist "$(DEMO_PLAYLIST)" -k 8

@@ -36,11 +36,9 @@ def time_protocol(vectors: np.ndarray, playlists: list[np.ndarray], seeds: int, 
 
 def time_store_read(vectors: np.ndarray, playlists: list[np.ndarray]) -> tuple[float, float]:
     """(seconds to fill an in-memory store — not part of a bench —, seconds for the bench's read)."""
-    from qdrant_client import QdrantClient
-
     from siamrec.store import PlaylistRecord, Store, TrackRecord
 
-    store = Store(QdrantClient(location=":memory:"))
+    store = Store.memory()
     start = time.perf_counter()
     store.bind_model("synthetic", vectors.shape[1], create=True)
     store.upsert_tracks([TrackRecord(f"synthetic:track:{i}") for i in range(len(vectors))], vectors)

@@ -17,10 +17,10 @@ import numpy as np
 import torch
 from rich.console import Console
 from rich.table import Table
-from siamrec.export.onnx_export import export_encoder
 
 from siamrec.audio import track_windows
 from siamrec.embed import TrackEncoder
+from siamrec.export.onnx_export import export_encoder
 from siamrec.library import collect_audio_files
 from siamrec.models import Encoder, ModelConfig, SimSiam, encoder_from_checkpoint, load_checkpoint
 

@@ -11,7 +11,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
+
+MAX_DURATION_MS = 7 * 24 * 3600 * 1000  # a week: longer is a broken field, not a track
+
+
+def duration_seconds(duration_ms: Any) -> float | None:
+    """A source's duration in ms as seconds, or None unless finite, positive and under a week (1e999 is inf)."""
+    if isinstance(duration_ms, bool) or not isinstance(duration_ms, int | float):
+        return None
+    return duration_ms / 1000 if 0 < duration_ms < MAX_DURATION_MS else None
 
 
 @dataclass(frozen=True)

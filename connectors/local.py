@@ -6,16 +6,17 @@ Entries are paths (relative to the playlist file) or track URIs. A local file's 
 
 from __future__ import annotations
 
+import errno
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+from siamrec.audio import identify, is_audio_path
 from siamrec.connectors.base import Problem, SourcePlaylist, SourceTrack
-
-from siamrec.audio import file_sha1, is_audio_path
-from siamrec.errors import ConnectorError
+from siamrec.errors import AudioError, ConnectorError
+from siamrec.paths import write_error
 from siamrec.tags import read_tags
 from siamrec.uris import URI_SCHEMES, local_playlist_uri, local_track_uri
 
@@ -91,16 +92,22 @@ def write_m3u(path: Path, entries: list[tuple[str, str, float | None]]) -> None:
     """Write (location, "artist - title", duration) rows as an extended M3U file."""
     lines = ["#EXTM3U"]
     for location, label, duration in entries:
-        lines.append(f"#EXTINF:{int(duration) if duration else -1},{label}")
+        lines.append(f"#EXTINF:{int(duration) if duration else -1},{' '.join(label.split())}")
         lines.append(location)
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    try:
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise write_error(path, exc) from exc
 
 
 def local_track(path: Path) -> SourceTrack:
-    """A file as a track: URI from its bytes, names from its tags (the decoder judges the audio later)."""
+    """A file as a track: URI from its decoded audio (as `siamrec add-track` gives it), names from its tags.
+
+    Raises AudioError for a file that is not usable audio.
+    """
     tags = read_tags(path)
     return SourceTrack(
-        uri=local_track_uri(file_sha1(path)),
+        uri=local_track_uri(identify(path)),
         title=tags["title"],
         artist=tags["artist"],
         album=tags["album"],
@@ -128,38 +135,71 @@ class LocalSource:
 
     label = "local files"
 
-    def __init__(self, playlist_files: Iterable[Path] = (), folders: Iterable[Path] = ()) -> None:
+    def __init__(
+        self,
+        playlist_files: Iterable[Path] = (),
+        folders: Iterable[Path] = (),
+        named: Iterable[tuple[str, list[Path | str]]] = (),
+    ) -> None:
+        """`named`: playlists given directly as (name, files and track URIs), as `siamrec playlist create` does."""
         self.playlist_files = list(playlist_files)
         self.folders = list(folders)
+        self.named = list(named)
         self.problems: list[Problem] = []
+        self._claimed: dict[str, str] = {}  # playlist URI → where the playlist that took it came from
 
     def playlists(self) -> Iterator[SourcePlaylist]:
+        """Lists first, then folders, each in the order given; a second playlist with the same URI (an
+        `x.m3u8` beside an `x/` folder) is a conflict: reported, never saved over the first."""
+        for name, entries in self.named:
+            yield from self._playlist(name, entries, where=name)
         for path in self.playlist_files:
             try:
                 entries = read_playlist_file(path)
             except ConnectorError as exc:
                 self.problems.append(Problem(str(path), str(exc).removeprefix(f"{path}: ")))
                 continue
-            yield self._playlist(entries.name, entries.entries, where=path.name)
+            yield from self._playlist(entries.name, entries.entries, where=path.name)
         for root in self.folders:
             for name, files in folder_playlists(root):
-                yield self._playlist(name, list(files), where=f"{root}/{name}")
+                yield from self._playlist(name, list(files), where=f"{root}/{name}/")
 
-    def _playlist(self, name: str, entries: list[Path | str], where: str) -> SourcePlaylist:
+    def _playlist(self, name: str, entries: list[Path | str], where: str) -> Iterator[SourcePlaylist]:
+        uri = local_playlist_uri(name)
+        first = self._claimed.setdefault(uri, where)
+        if first != where:
+            self.problems.append(
+                Problem(where, f"conflict: playlist {name!r} ({uri}) is already read from {first}; not saved, "
+                        "rename one of them")
+            )  # fmt: skip
+            return
         tracks = [track for track in (self._track(entry, where) for entry in entries) if track is not None]
-        return SourcePlaylist(uri=local_playlist_uri(name), name=name, source=SOURCE, tracks=tracks)
+        yield SourcePlaylist(uri=uri, name=name, source=SOURCE, tracks=tracks)
 
     def _track(self, entry: Path | str, where: str) -> SourceTrack | None:
         if isinstance(entry, str):
             return SourceTrack(uri=entry)
-        if not entry.is_file():
-            self.problems.append(Problem(f"{where}: {entry}", "no such file"))
-            return None
-        if not is_audio_path(entry):
-            self.problems.append(Problem(f"{where}: {entry}", "not an audio file (unknown suffix)"))
-            return None
         try:
+            if not entry.is_file():
+                self.problems.append(Problem(f"{where}: {entry}", "no such file"))
+                return None
+            if not is_audio_path(entry):
+                self.problems.append(Problem(f"{where}: {entry}", "not an audio file (unknown suffix)"))
+                return None
             return local_track(entry)
-        except OSError as exc:
-            self.problems.append(Problem(f"{where}: {entry}", f"unreadable ({exc.strerror or exc})"))
+        except (OSError, ValueError) as exc:  # a name too long for the filesystem, a NUL byte in a line
+            why = "path too long" if getattr(exc, "errno", None) == errno.ENAMETOOLONG else _reason(exc)
+            self.problems.append(Problem(f"{where}: {_short(str(entry))}", f"unreadable ({why})"))
             return None
+        except AudioError as exc:
+            self.problems.append(Problem(f"{where}: {entry}", str(exc).removeprefix(f"{entry}: ")))
+            return None
+
+
+def _reason(exc: Exception) -> str:
+    return getattr(exc, "strerror", None) or str(exc)
+
+
+def _short(text: str, limit: int = 200) -> str:
+    """An entry as shown in a report: an over-long line is cut, so one problem stays one readable line."""
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"

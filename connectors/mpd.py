@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from siamrec.connectors.base import Problem, SourcePlaylist, SourceTrack
-
+from siamrec.connectors.base import Problem, SourcePlaylist, SourceTrack, duration_seconds
 from siamrec.errors import ConnectorError
 
 SOURCE = "mpd"
@@ -84,6 +83,7 @@ class MpdSource:
                 raise ConnectorError(f"{path}: no such Million Playlist Dataset folder or slice file")
         self.selection = selection or MpdSelection()
         self.problems: list[Problem] = []
+        self._first_seen: dict[int, str] = {}  # pid → slice it was first read from
 
     def playlists(self) -> Iterator[SourcePlaylist]:
         admitted = (
@@ -91,13 +91,25 @@ class MpdSource:
             for path in self.paths
             for slice_path in slice_files(path)
             if self.selection.may_hold(slice_path)
-            for pid, playlist in self._read_slice(slice_path)
+            for pid, playlist in self._first_of_each_pid(slice_path)
             if self.selection.admits(pid, playlist)
         )
         if self.selection.top_followers is None:
             yield from admitted
         else:
             yield from most_followed(admitted, self.selection.top_followers)
+
+    def _first_of_each_pid(self, path: Path) -> Iterator[tuple[int, SourcePlaylist]]:
+        """The rule for a pid seen twice (two slices, or twice in one): the first in reading order wins
+        (paths as given, slices in pid order, playlists in file order); later copies are reported, skipped."""
+        name = path.name
+        for pid, playlist in self._read_slice(path):
+            first = self._first_seen.get(pid)
+            if first is not None:
+                self._problem(f"{path.name}: playlist {pid}", f"duplicate pid (first read in {first}); skipped")
+                continue
+            self._first_seen[pid] = name
+            yield pid, playlist
 
     def _read_slice(self, path: Path) -> Iterator[tuple[int, SourcePlaylist]]:
         document = self._load(path)
@@ -117,6 +129,9 @@ class MpdSource:
                 document = json.load(handle)
         except json.JSONDecodeError as exc:
             self._problem(str(path), f"not valid JSON ({exc.msg} at line {exc.lineno}); re-download this slice")
+            return None
+        except RecursionError:
+            self._problem(str(path), "JSON nested too deeply to be a Million Playlist Dataset slice; skipped")
             return None
         except (OSError, UnicodeDecodeError) as exc:
             self._problem(str(path), f"unreadable ({getattr(exc, 'strerror', None) or exc})")
@@ -155,17 +170,21 @@ class MpdSource:
         if missing:
             self._problem(f"{path.name}: playlist {pid} track #{index}", "missing 'track_uri'; track skipped")
             return None
-        duration_ms = raw.get("duration_ms")
         return SourceTrack(
             uri=raw["track_uri"],
-            title=str(raw.get("track_name") or ""),
-            artist=str(raw.get("artist_name") or ""),
-            album=str(raw.get("album_name") or ""),
-            duration_s=duration_ms / 1000 if isinstance(duration_ms, int | float) and duration_ms > 0 else None,
+            title=_text(raw.get("track_name")),
+            artist=_text(raw.get("artist_name")),
+            album=_text(raw.get("album_name")),
+            duration_s=duration_seconds(raw.get("duration_ms")),
         )
 
     def _problem(self, where: str, reason: str) -> None:
         self.problems.append(Problem(where, reason))
+
+
+def _text(value: Any) -> str:
+    """A name field as text: strings as they are, numbers as written, anything else (lists, objects) empty."""
+    return str(value) if isinstance(value, str | int | float) and not isinstance(value, bool) else ""
 
 
 def _first(playlists: list[Any]) -> dict[str, Any]:

@@ -25,11 +25,14 @@ from typing import Any, TypeVar
 
 import requests
 import spotipy
-from siamrec.connectors.base import Problem, SourcePlaylist, SourceTrack
 from spotipy.cache_handler import CacheFileHandler, MemoryCacheHandler
 from spotipy.exceptions import SpotifyException, SpotifyOauthError
 
+from siamrec.connectors.base import Problem, SourcePlaylist, SourceTrack, duration_seconds
 from siamrec.errors import ConnectorError
+from siamrec.logs import get_logger
+
+log = get_logger(__name__)
 
 SOURCE = "spotify"
 API_ENV = "SIAMREC_SPOTIFY_API"
@@ -39,6 +42,7 @@ ME = "me"
 ITEMS_PAGE = 100  # the API's maximum page sizes
 PLAYLISTS_PAGE = 50
 PLAYLIST_FIELDS = "id,uri,name,description,followers(total)"
+LOGIN_WAIT_S = 300.0  # how long a headless login waits for the pasted redirect address
 _ID = re.compile(r"^[0-9A-Za-z]{22}$")
 _REF = re.compile(r"(?:open\.spotify\.com/(?:[\w-]+/)*playlist/|spotify:(?:user:[^:]+:)?playlist:)([0-9A-Za-z]{22})")
 CREDENTIALS_HINT = (
@@ -75,15 +79,24 @@ class RetryPolicy:
         return min(self.max_backoff_s, self.backoff_s * 2**attempt)
 
 
-def make_client(user_auth: bool, cache_dir: Path, timeout_s: float = 10.0) -> spotipy.Spotify:
-    """A spotipy client with retries off (SpotifyCaller retries); client credentials, or OAuth for `me`."""
+class HeadlessOAuth(spotipy.SpotifyOAuth):
+    """spotipy's OAuth that never opens a browser nor prompts on stdout: logging in is `login_user`'s job,
+    done before the store is opened; a login needed in the middle of a sync is one error line instead."""
+
+    def get_auth_response(self, open_browser: bool | None = None) -> str:
+        raise ConnectorError("the Spotify login expired during the sync: run it again to log in")
+
+
+def _auth(user_auth: bool, cache_dir: Path, timeout_s: float) -> spotipy.SpotifyAuthBase:
+    """Client credentials, or the user's OAuth with its token cached under SIAMREC_HOME."""
     try:
         if user_auth:
             cache_dir.mkdir(parents=True, exist_ok=True)
-            auth: spotipy.SpotifyAuthBase = spotipy.SpotifyOAuth(
+            auth: spotipy.SpotifyAuthBase = HeadlessOAuth(
                 scope=USER_SCOPE,
                 cache_handler=CacheFileHandler(cache_path=str(cache_dir / "spotify-token.json")),
                 requests_timeout=timeout_s,
+                open_browser=False,
             )
         else:
             auth = spotipy.SpotifyClientCredentials(cache_handler=MemoryCacheHandler(), requests_timeout=timeout_s)
@@ -93,6 +106,52 @@ def make_client(user_auth: bool, cache_dir: Path, timeout_s: float = 10.0) -> sp
     token_url = os.environ.get(TOKEN_URL_ENV)
     if token_url:
         auth.OAUTH_TOKEN_URL = token_url  # instance attribute: the class default stays Spotify's
+    return auth
+
+
+def login_user(
+    cache_dir: Path,
+    prompt: Callable[[str], None],
+    read_redirect: Callable[[float], str | None],
+    wait_s: float = LOGIN_WAIT_S,
+    timeout_s: float = 10.0,
+) -> bool:
+    """Make sure a user token is cached (for `--spotify-user me`); True when a new login was needed.
+
+    Headless by design: the authorisation URL goes to `prompt` (stderr), the address the browser was sent
+    to comes back through `read_redirect(seconds)` (stdin), which returns None when nothing came in time or
+    the input was closed. Runs before the store is opened, so nothing is held while a person logs in.
+    """
+    auth = _auth(True, cache_dir, timeout_s)
+    assert isinstance(auth, HeadlessOAuth)
+    try:
+        if auth.validate_token(auth.cache_handler.get_cached_token()):  # refreshes an expired token
+            return False
+    except (SpotifyOauthError, requests.exceptions.RequestException):
+        pass  # a refresh token Spotify no longer accepts: log in again
+    prompt(
+        "Spotify login: open this address in any browser, allow access, then paste here the address the "
+        f"browser is sent to (within {wait_s:.0f} s):\n{auth.get_authorize_url()}"
+    )
+    answer = read_redirect(wait_s)
+    if answer is None:
+        raise ConnectorError(
+            f"Spotify login: no redirect address within {wait_s:.0f} s (or the input was closed); run again and "
+            "paste it, or set --spotify-login-wait"
+        )
+    try:
+        _, code = auth.parse_auth_response_url(answer.strip())
+        if not code:
+            raise ConnectorError("Spotify login: that is not the redirect address (it has no ?code=…); run again")
+        auth.get_access_token(code, as_dict=False, check_cache=False)
+    except (SpotifyOauthError, requests.exceptions.RequestException) as exc:
+        raise ConnectorError(f"Spotify login failed ({_first_line(exc)}); run again for a fresh address") from exc
+    return True
+
+
+def make_client(user_auth: bool, cache_dir: Path, timeout_s: float = 10.0) -> spotipy.Spotify:
+    """A spotipy client with retries off (SpotifyCaller retries); client credentials, or OAuth for `me`."""
+    auth = _auth(user_auth, cache_dir, timeout_s)
     client = spotipy.Spotify(
         auth_manager=auth,
         requests_session=requests.Session(),  # a plain session: no urllib3 retry adapter
@@ -128,6 +187,7 @@ class SpotifyCaller:
             if waited + delay > self.policy.budget_s:
                 budget = self.policy.budget_s
                 raise ConnectorError(f"{error}; gave up after {waited:.0f} s of retries (budget {budget:.0f} s)")
+            log.info("%s; retrying in %.1f s (attempt %d)", error, delay, attempt + 1)
             self.sleep(delay)
             waited += delay
         raise ConnectorError(f"{error}; gave up after {self.policy.attempts} attempts")
@@ -180,7 +240,7 @@ def track_of(item: dict[str, Any]) -> SourceTrack | None:
         title=entry.get("name") or "",
         artist=artists,
         album=(entry.get("album") or {}).get("name") or "",
-        duration_s=duration_ms / 1000 if isinstance(duration_ms, int | float) and duration_ms > 0 else None,
+        duration_s=duration_seconds(duration_ms),
     )
 
 

@@ -5,25 +5,27 @@ phases in order: store track metadata → resolve audio (source files, manifest,
 → fetch what is still missing → embed → save playlists. Every phase compares with what is stored and writes
 only what differs, in batches (the embedded Qdrant commits per point), so a run killed at any point is
 finished by the next one without re-downloading (audio cache by track URI) or re-embedding (a stored vector
-made from audio with the same sha1 is kept), and a second run writes nothing.
+made from a file with the same path, size and mtime, or the same audio, is kept), and a second run writes nothing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
-from itertools import islice
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import numpy as np
-from siamrec.connectors.audio import AudioCache, Fetcher, TagIndex, read_manifest
-from siamrec.connectors.base import PlaylistSource, Problem, SourcePlaylist, SourceTrack
 
-from siamrec.audio import file_sha1
+from siamrec.connectors.base import PlaylistSource, Problem, SourcePlaylist, SourceTrack
+from siamrec.connectors.cache import AudioCache
+from siamrec.connectors.fetch import Fetcher
+from siamrec.connectors.manifest import read_manifest
+from siamrec.connectors.tagindex import TagIndex
 from siamrec.embed import TrackEncoder
 from siamrec.library import AudioItem, add_audio
 from siamrec.store import PlaylistRecord, Store, StoredTrack, TrackRecord, playlist_centroid
+from siamrec.vectors import batched
 
 PHASES = {
     "read": "reading playlists",
@@ -91,12 +93,6 @@ class SyncReport:
         }
 
 
-def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
-    iterator = iter(items)
-    while chunk := list(islice(iterator, max(1, size))):
-        yield chunk
-
-
 @dataclass
 class _Round:
     """One round's working state: its playlists, their distinct tracks, and what the store holds for them."""
@@ -161,12 +157,20 @@ class Sync:
             self.report.failed += source.problems[reported:]
             reported = len(source.problems)
             if playlist.tracks:
-                yield playlist
+                yield self._keep_stored_uri(playlist)
             else:
                 self.report.failed.append(
                     Problem(f"{playlist.name} ({playlist.uri})", "no resolvable tracks; the playlist was not saved")
                 )
         self.report.failed += source.problems[reported:]
+
+    def _keep_stored_uri(self, playlist: SourcePlaylist) -> SourcePlaylist:
+        """A local playlist stored under its name's URI from before names got collision-free URIs keeps it."""
+        if playlist.source != "local" or "~" not in playlist.uri:
+            return playlist
+        named = self.store.playlists_named(playlist.name)
+        legacy = [p for p in named if p.source == "local" and "~" not in p.playlist_uri]
+        return replace(playlist, uri=legacy[0].playlist_uri) if len(legacy) == 1 else playlist
 
     def _sync_round(self, work: _Round) -> None:
         for playlist in work.playlists:
@@ -222,9 +226,13 @@ class Sync:
             return track.path
         listed = self._manifest.get(track.uri)
         if listed is not None:
-            if listed.is_file():
-                return listed
-            self.report.failed.append(Problem(track.uri, f"the audio manifest names {listed}, which does not exist"))
+            try:
+                if listed.is_file():
+                    return listed
+                why = "which does not exist"
+            except (OSError, ValueError) as exc:  # a path too long for the filesystem, a NUL byte
+                why = f"which cannot be read ({getattr(exc, 'strerror', None) or exc})"
+            self.report.failed.append(Problem(track.uri, f"the audio manifest names {str(listed)[:200]}, {why}"))
         if self._tag_index is not None:
             matched = self._tag_index.match(track)
             if matched is not None:
@@ -251,11 +259,9 @@ class Sync:
     # ---- phase: embedding ------------------------------------------------------------------------------
 
     def _embed(self, work: _Round) -> None:
+        """Embed the round's audio; files stored with the same path, size and mtime are skipped unread."""
         items = []
         for uri, path in work.audio.items():
-            if uri in work.vector_sha1 and work.vector_sha1[uri] == _sha1_or_none(path):
-                self.report.skipped += 1
-                continue
             record = work.records[uri]
             items.append(AudioItem(path, record=replace(record, playlists=list(record.playlists))))
         self.progress.grow("embed", len(items))
@@ -263,9 +269,9 @@ class Sync:
             result = add_audio(self.store, self.encoder, batch, lambda n: self.progress.advance("embed", n))
             uri_of = {str(item.path): item.record.track_uri for item in batch if item.record}
             self.report.failed += [Problem(uri_of.get(path, path), reason) for path, reason in result.failed]
-            embedded = [item.record.track_uri for item in batch if item.record and str(item.path) in result.uri_by_path]
-            self.report.embedded += len(embedded)
-            self._with_audio.update(embedded)
+            self.report.skipped += len(result.unchanged)
+            self.report.embedded += result.embedded
+            self._with_audio.update(uri_of[path] for path in result.uri_by_path if path in uri_of)
             self.on_batch("embed", done)
 
     # ---- phase: playlists ------------------------------------------------------------------------------
@@ -342,10 +348,3 @@ def _same_vector(a: np.ndarray | None, b: np.ndarray | None) -> bool:
     if a is None or b is None:
         return a is None and b is None
     return a.shape == b.shape and bool(np.allclose(a, b, atol=CENTROID_ATOL))
-
-
-def _sha1_or_none(path: Path) -> str | None:
-    try:
-        return file_sha1(path)
-    except OSError:
-        return None

@@ -2,9 +2,11 @@
 
     python examples/make_examples.py ~/data/siamrec-dev
 
-Each chosen soundtrack gives 8 excerpts of 12 s (22.05 kHz mono Ogg Vorbis, faded in and out, cut from
-the middle of the track): the first 5 form an example playlist, the other 3 are left as "new" tracks for
-siamrec to place. Every excerpt's source package, path, author and licence is written to SOURCES.tsv.
+Each chosen soundtrack gives 24 excerpts of 12 s (16 kHz mono Ogg Vorbis, siamrec's own rate, faded in and
+out, cut from the middle of the track): the first 20 form an example playlist, long enough for the paper's
+`siamrec bench --mask 15/5` (15 seeds + 5 masked), and the other 4 are left as "new" tracks for siamrec to
+place. Every excerpt's source package, path, author and licence is written to SOURCES.tsv, and each
+package's Debian copyright file to licences/.
 """
 
 from __future__ import annotations
@@ -22,11 +24,11 @@ import soxr
 PLAYLISTS = {  # corpus playlist id -> example playlist name
     "wesnoth": "Orchestral fantasy (Battle for Wesnoth)",
     "aba-games": "Arcade electronica (Kenta Cho)",
-    "singularity": "Dark ambient (Endgame Singularity)",
-    "supertux-forest": "Bouncy platformer (SuperTux forest)",
+    "hedgewars": "Cartoon warfare (Hedgewars)",
+    "widelands": "Settlers' saga (Widelands)",
 }
-PER_PLAYLIST, IN_PLAYLIST = 8, 5
-SECONDS, RATE, FADE_S = 12.0, 22_050, 0.5
+PER_PLAYLIST, IN_PLAYLIST = 24, 20
+SECONDS, RATE, FADE_S = 12.0, 16_000, 0.5
 
 
 def excerpt(path: Path) -> np.ndarray:
@@ -49,6 +51,9 @@ def main(corpus: Path, out: Path) -> None:
     with open(corpus / "packages.tsv", newline="") as f:
         licences = {r["package"]: r["licence"] for r in csv.DictReader(f, delimiter="\t")}
     shutil.rmtree(out / "audio", ignore_errors=True)
+    shutil.rmtree(out / "licences", ignore_errors=True)
+    for old in (out / "playlists").glob("*.m3u"):
+        old.unlink()
     (out / "playlists").mkdir(parents=True, exist_ok=True)
     (out / "licences").mkdir(exist_ok=True)
     sources = [("file", "title", "artist", "package", "path_in_package", "licence", "in_playlist")]

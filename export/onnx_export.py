@@ -119,9 +119,7 @@ def export_encoder(
         tmp.unlink(missing_ok=True)
         raise ModelError(f"parity check failed: max |torch - onnx| = {max_diff:.3g} > {tolerance:g}")
     tmp.replace(output)
-    return ExportReport(
-        str(output), name, encoder.dim, max_diff, tolerance, len(windows), output.stat().st_size
-    )
+    return ExportReport(str(output), name, encoder.dim, max_diff, tolerance, len(windows), output.stat().st_size)
 
 
 def export_checkpoint(

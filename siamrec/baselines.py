@@ -19,6 +19,7 @@ import numpy as np
 
 from siamrec import constants as C
 from siamrec.errors import ModelError
+from siamrec.vectors import l2_normalise
 
 # Hand-crafted features: librosa's usual 2048-point frames (chroma needs the frequency resolution).
 MFCC_N = 20
@@ -161,4 +162,4 @@ def musicnn_vectors(windows_per_track: list[np.ndarray], onnx_path: str | Path) 
 def random_vectors(n: int, dim: int, seed: int = 0) -> np.ndarray:
     """n random unit vectors `[n, dim]`: the chance baseline, reproducible by seed."""
     vectors = np.random.default_rng(seed).standard_normal((n, dim))
-    return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+    return l2_normalise(vectors)

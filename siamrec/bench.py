@@ -10,6 +10,7 @@ from the playlists alone, so every method is scored on the same splits.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from siamrec.baselines import MusicnnEncoder, mfcc_statistics, random_vectors, z
 from siamrec.errors import AudioError, ConfigError, NotFoundError, SiamrecError
 from siamrec.metrics import METRICS, chance_per_playlist, playlist_metrics, ranks_of_relevant
 from siamrec.names import path_from_payload
+from siamrec.vectors import l2_normalise
 
 if TYPE_CHECKING:
     from siamrec.store import Store, TrackRecord
@@ -34,6 +36,9 @@ PAPER_SPLITS = ((10, 10), (13, 7), (15, 5), (18, 2))  # (seeds kept, songs maske
 SCORE_CHUNK_ELEMENTS = 1 << 24
 AUDIO_BATCH = 16  # tracks decoded and embedded together
 MFCC_CACHE_VERSION = "v1"  # bump when the hand-crafted features change
+MAX_DRAWS = 1000  # random splits per setting: beyond this the std no longer moves, only the run time does
+MAX_MASK = 100_000  # seeds or masked songs per playlist: far beyond any real playlist (MPD's longest: 250)
+MUSICNN_ONNX = Path(__file__).parent / "assets" / "baselines" / "musicnn_msd.onnx"
 
 
 @dataclass(frozen=True)
@@ -89,8 +94,9 @@ def make_splits(
     lengths = np.count_nonzero(members >= 0, axis=1)
     used = np.flatnonzero(lengths >= n_masked + MIN_SEEDS)
     members = members[used]
+    max_seeds = min(max_seeds, members.shape[1])  # seeds beyond the longest playlist would be padding only
     rng = np.random.default_rng(rng_seed)
-    draws = [_draw(members, n_tracks, n_masked, max_seeds, candidates, rng) for _ in range(seeds)]
+    draws = [_draw(members, n_tracks, n_masked, max_seeds, candidates, rng) for _ in range(seeds if len(used) else 0)]
     return Splits(n_masked, max_seeds, used, len(playlists) - len(used), draws)
 
 
@@ -99,8 +105,10 @@ def check_setting(n_masked: int, max_seeds: int, seeds: int, candidates: str) ->
         raise ConfigError(f"mask at least one song per playlist (got {n_masked})")
     if max_seeds < MIN_SEEDS:
         raise ConfigError(f"keep at least {MIN_SEEDS} seed song per playlist (got {max_seeds})")
-    if seeds < 1:
-        raise ConfigError(f"run at least one random split (got {seeds})")
+    if seeds < 1 or seeds > MAX_DRAWS:
+        raise ConfigError(f"run from 1 to {MAX_DRAWS} random splits (got {seeds})")
+    if n_masked > MAX_MASK or max_seeds > MAX_MASK:
+        raise ConfigError(f"--mask {max_seeds}/{n_masked}: at most {MAX_MASK} seeds or masked songs per playlist")
     if candidates not in CANDIDATE_SETS:
         raise ConfigError(f"unknown candidate set {candidates!r}: choose {' or '.join(CANDIDATE_SETS)}")
 
@@ -122,8 +130,7 @@ def normalise_rows(vectors: np.ndarray) -> np.ndarray:
     vectors = np.asarray(vectors, dtype=np.float32)
     if not np.isfinite(vectors).all():
         raise SiamrecError("the vectors hold NaN or infinite values: the model or features are broken")
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors / np.maximum(norms, 1e-12)
+    return l2_normalise(vectors)
 
 
 def _query_scores(unit: np.ndarray, seeds: np.ndarray, candidate_vectors: np.ndarray, strategy: str) -> np.ndarray:
@@ -299,10 +306,21 @@ class VectorCache:
         return self.folder / sha1[:2] / f"{sha1}.npy"
 
     def has(self, sha1: str) -> bool:
-        return self._path(sha1).is_file()
+        """True when a readable vector is cached; a damaged file (truncated by a full disk) is removed."""
+        path = self._path(sha1)
+        if not path.is_file():
+            return False
+        try:
+            vector = np.load(path, allow_pickle=False)
+            readable = vector.ndim == 1 and vector.size > 0 and bool(np.isfinite(vector).all())
+        except (OSError, ValueError, EOFError):
+            readable = False
+        if not readable:
+            path.unlink(missing_ok=True)
+        return readable
 
     def get(self, sha1: str) -> np.ndarray:
-        return np.load(self._path(sha1))
+        return np.load(self._path(sha1), allow_pickle=False)
 
     def put(self, sha1: str, vector: np.ndarray) -> None:
         path = self._path(sha1)
@@ -344,13 +362,13 @@ def embed_audio_methods(
                 windows[i] = track_windows(path_from_payload(records[i].path))[0]
             except AudioError as exc:
                 failed[records[i].track_uri] = str(exc)
+            on_progress(1)  # per track as it is decoded (the slow part), not per batch
         for method in methods:
             cache = caches[method.name]
             missing = [i for i in windows if not cache.has(identities[i][0])]
             if missing:
                 for i, vector in zip(missing, method.embed([windows[i] for i in missing]), strict=True):
                     cache.put(identities[i][0], vector)
-        on_progress(len(batch))
     return {m.name: _load_cached(caches[m.name], identities, records, failed) for m in methods}, failed
 
 
@@ -370,14 +388,16 @@ def parse_masks(text: str) -> list[tuple[int, int]]:
     settings = []
     for part in text.split(","):
         seeds_text, sep, masked_text = part.strip().partition("/")
-        if not sep or not seeds_text.isdigit() or not masked_text.isdigit():
+        digits = all(t.isascii() and t.isdigit() and len(t) <= len(str(MAX_MASK)) for t in (seeds_text, masked_text))
+        if not sep or not digits:
             raise ConfigError(
                 f"--mask {part.strip()!r}: write SEEDS/MASKED, e.g. 15/5 (15 seeds kept, 5 masked), or all"
             )
         seeds, masked = int(seeds_text), int(masked_text)
-        if masked < 1 or seeds < MIN_SEEDS:
+        if masked < 1 or seeds < MIN_SEEDS or masked > MAX_MASK or seeds > MAX_MASK:
             raise ConfigError(
-                f"--mask {seeds}/{masked}: keep at least {MIN_SEEDS} seed and mask at least 1 song per playlist"
+                f"--mask {seeds}/{masked}: keep from {MIN_SEEDS} to {MAX_MASK} seeds and mask from 1 to {MAX_MASK} "
+                "songs per playlist"
             )
         settings.append((seeds, masked))
     return settings
@@ -479,16 +499,25 @@ def audio_methods(
     unknown = sorted(set(baselines) - set(BASELINES))
     if unknown:
         raise ConfigError(f"unknown baseline {', '.join(unknown)}: choose from {', '.join(BASELINES)}")
+    if {"mfcc", "musicnn"} & set(baselines):
+        require_bench_extra(("librosa",), f"the {' and '.join(sorted({'mfcc', 'musicnn'} & set(baselines)))} baseline")
     methods = [mfcc_method()] if "mfcc" in baselines else []
     if "musicnn" in baselines:
-        if musicnn_path is None:
-            raise ConfigError("the musicnn baseline needs its ONNX file: pass --musicnn PATH or set SIAMREC_MUSICNN")
-        methods.append(musicnn_method(musicnn_path))
+        methods.append(musicnn_method(musicnn_path or MUSICNN_ONNX))
     methods += [model_method(path, device) for path in model_paths]
     names = [m.name for m in methods]
     if len(set(names)) != len(names):
         raise ConfigError(f"two methods share a name ({', '.join(names)}): pass each model file once")
     return methods
+
+
+def require_bench_extra(modules: Sequence[str], what: str) -> None:
+    """Fail in one line, before any work, when `siamrec[bench]` (librosa, matplotlib, scikit-learn) is missing."""
+    missing = [name for name in modules if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ConfigError(
+            f"{what} needs {', '.join(missing)}: pip install 'siamrec[bench]' (or --baseline random to go without)"
+        )
 
 
 def run_bench(

@@ -1,12 +1,22 @@
-"""Where things live: flag, then environment, then defaults (embedded Qdrant under SIAMREC_HOME)."""
+"""Where things live: flag, then environment, then defaults that follow the platform's conventions.
+
+Data (the embedded store, tokens) go to the platform's user data folder and downloads to its cache folder
+(platformdirs: ~/.local/share/siamrec and ~/.cache/siamrec on Linux). SIAMREC_HOME (or --home) puts both
+under one folder instead, and a ~/.siamrec made by an earlier siamrec keeps being used as that folder.
+"""
 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
-DEFAULT_HOME = Path("~/.siamrec")
+from siamrec.errors import ConfigError
+
+LEGACY_HOME = Path("~/.siamrec")
+APP_NAME = "siamrec"
 
 
 @dataclass(frozen=True)
@@ -18,14 +28,21 @@ class Settings:
     qdrant_api_key: str | None
     model_path: Path | None
     device: str
+    cache_dir: Path
 
     @property
     def qdrant_path(self) -> Path:
         return self.home / "qdrant"
 
-    @property
-    def cache_dir(self) -> Path:
-        return self.home / "cache"
+
+def default_folders() -> tuple[Path, Path]:
+    """(data folder, cache folder) when neither --home nor SIAMREC_HOME is given."""
+    legacy = LEGACY_HOME.expanduser()
+    if legacy.is_dir():
+        return legacy, legacy / "cache"
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir(APP_NAME)), Path(platformdirs.user_cache_dir(APP_NAME))
 
 
 def resolve_settings(
@@ -36,7 +53,14 @@ def resolve_settings(
     device: str = "auto",
 ) -> Settings:
     """Flags win over SIAMREC_* environment variables, which win over the defaults."""
-    home_path = Path(home or os.environ.get("SIAMREC_HOME") or DEFAULT_HOME).expanduser()
+    chosen = home or os.environ.get("SIAMREC_HOME")
+    if chosen:
+        home_path = Path(chosen).expanduser()
+        cache_dir = home_path / "cache"
+    else:
+        home_path, cache_dir = default_folders()
+    if home_path.exists() and not home_path.is_dir():
+        raise ConfigError(f"the data folder {home_path} (--home / SIAMREC_HOME) is a file, not a folder")
     model_value = model or os.environ.get("SIAMREC_MODEL")
     return Settings(
         home=home_path,
@@ -44,4 +68,25 @@ def resolve_settings(
         qdrant_api_key=qdrant_api_key or os.environ.get("SIAMREC_QDRANT_API_KEY") or None,
         model_path=Path(model_value).expanduser() if model_value else None,
         device=device,
+        cache_dir=cache_dir,
     )
+
+
+QDRANT_SCHEMES = ("http", "https")
+_HOST = re.compile(r"^([A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?\.?)+$|^[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*$")
+
+
+def check_qdrant_url(url: str) -> str:
+    """A Qdrant server URL with scheme, host and port checked, so a typo fails in one line, not a traceback."""
+    parsed = urlsplit(url.strip())
+    if parsed.scheme.lower() not in QDRANT_SCHEMES:
+        raise ConfigError(f"--qdrant-url {url!r}: use http:// or https:// (e.g. http://localhost:6333)")
+    if not parsed.hostname or not _HOST.match(parsed.hostname):
+        raise ConfigError(f"--qdrant-url {url!r}: the host name is missing or not valid")
+    try:
+        port = parsed.port
+    except ValueError:
+        port = 0
+    if port == 0:
+        raise ConfigError(f"--qdrant-url {url!r}: the port must be a number from 1 to 65535")
+    return url.strip()

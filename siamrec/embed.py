@@ -15,6 +15,7 @@ import onnxruntime as ort
 from siamrec import constants as C
 from siamrec.errors import ModelError
 from siamrec.names import quoted
+from siamrec.vectors import l2_normalise
 
 ASSETS = Path(__file__).parent / "assets"
 DEFAULT_MODEL = ASSETS / "default.onnx"
@@ -218,11 +219,6 @@ def _vector_problem(vector: np.ndarray, windows: np.ndarray) -> str | None:
         return None
     peak = float(np.abs(windows).max())
     return f"the model gives no usable vector for this audio (peak sample {peak:.3g}; audio peaks at 1.0)"
-
-
-def l2_normalise(vectors: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
-    return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
 def resolve_model_path(model_path: Path | None) -> Path:

@@ -1,7 +1,11 @@
-"""Adding audio to the store: files → windows → batched ONNX inference → idempotent Qdrant upserts.
+"""Adding audio to the store: files → windows → batched ONNX inference → idempotent upserts.
 
 Decoding runs in a small thread pool (soundfile and soxr release the GIL) one chunk ahead of inference,
 so memory stays bounded by two chunks however large the library is.
+
+Re-adds do only what changed: a file whose path, size and modification time match the stored track is
+neither decoded nor embedded; one whose stat changed is decoded, and when its audio is the audio already
+stored under its URI (re-tagged, touched, moved) the stored vector is kept and only the metadata is written.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from siamrec.audio import file_sha1, is_audio_path, track_windows
+from siamrec.audio import audio_identity, file_sha1, is_audio_path, track_windows
 from siamrec.embed import TrackEncoder
 from siamrec.errors import AudioError
 from siamrec.names import path_for_payload, quoted
@@ -38,6 +42,10 @@ class AudioItem:
 class AddReport:
     added: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)  # files skipped: stored path, size and mtime match
+    embedded: int = 0  # tracks that went through the encoder
+    vanished: list[str] = field(default_factory=list)  # stored files under the folders added that are gone
+    removed: list[str] = field(default_factory=list)  # their tracks, when removed (--prune)
     failed: list[tuple[str, str]] = field(default_factory=list)
     uri_by_path: dict[str, str] = field(default_factory=dict)
 
@@ -45,6 +53,10 @@ class AddReport:
         return {
             "added": len(self.added),
             "updated": len(self.updated),
+            "unchanged": len(self.unchanged),
+            "embedded": self.embedded,
+            "vanished": self.vanished,
+            "removed": self.removed,
             "failed": [{"path": path, "reason": reason} for path, reason in self.failed],
             "track_uris": self.added + self.updated,
         }
@@ -72,17 +84,62 @@ def collect_audio_files(paths: Iterable[Path]) -> tuple[list[Path], list[tuple[s
     return files, missing
 
 
-def local_record(path: Path, sha1: str, duration_s: float) -> TrackRecord:
-    """The record of a file with no source metadata: `local:track:<sha1>`, tags for the names."""
+def file_facts(path: Path) -> tuple[str, int, float] | None:
+    """(resolved path, size, mtime) of a file, as stored in a track's payload; None when it cannot be read."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return path_for_payload(path.resolve()), stat.st_size, stat.st_mtime
+
+
+def wanted_uri(item: AudioItem) -> str | None:
+    """The URI the item will be stored under when the caller fixed it (else the audio decides)."""
+    return item.overrides.get("track_uri") or (item.record.track_uri if item.record else None)
+
+
+def unchanged_items(store: Store, items: list[AudioItem]) -> tuple[list[AudioItem], dict[str, str]]:
+    """Split off the items whose file is stored with the same path, size and mtime: {path: uri} of those."""
+    facts = {id(item): file_facts(item.path) for item in items}
+    stored = store.tracks_at({f[0] for f in facts.values() if f is not None})
+    todo: list[AudioItem] = []
+    skipped: dict[str, str] = {}
+    for item in items:
+        fact = facts[id(item)]
+        record = stored.get(fact[0]) if fact else None
+        same = (
+            record is not None
+            and fact is not None
+            and (record.size, record.mtime) == (fact[1], fact[2])
+            and wanted_uri(item) in (None, record.track_uri)
+            and not item.overrides
+        )
+        if same and record is not None:
+            skipped[str(item.path)] = record.track_uri
+        else:
+            todo.append(item)
+    return todo, skipped
+
+
+def same_audio(stored: TrackRecord, record: TrackRecord) -> bool:
+    """The stored vector was made from this audio: same audio identity, or same file bytes."""
+    stored_id, new_id = stored.audio_id, record.audio_id
+    if stored_id and new_id:
+        return bool(stored_id == new_id)
+    return stored.audio_sha1 is not None and stored.audio_sha1 == record.audio_sha1
+
+
+def local_record(path: Path, audio_id: str, duration_s: float) -> TrackRecord:
+    """The record of a file with no source metadata: `local:track:<audio identity>`, tags for the names."""
     tags = read_tags(path)
     return TrackRecord(
-        track_uri=local_track_uri(sha1),
+        track_uri=local_track_uri(audio_id),
         title=tags["title"],
         artist=tags["artist"],
         album=tags["album"],
         duration_s=round(duration_s, 3),
         source="local",
-        audio_sha1=sha1,
+        audio_id=audio_id,
         path=path_for_payload(path.resolve()),
     )
 
@@ -91,15 +148,19 @@ def _load(item: AudioItem) -> _Loaded:
     try:
         windows, info = track_windows(item.path)
         sha1 = file_sha1(item.path)
+        audio_id = audio_identity(windows, info)
     except AudioError as exc:
         return _Loaded(item, None, None, str(exc))
     except OSError as exc:
         return _Loaded(item, None, None, f"{quoted(item.path)}: {exc.strerror or exc}")
-    record = item.record or local_record(item.path, sha1, info.duration_s)
+    record = item.record or local_record(item.path, audio_id, info.duration_s)
     for key, value in item.overrides.items():
         setattr(record, key, value)
     record.audio_sha1 = sha1
-    record.path = path_for_payload(item.path.resolve())
+    record.audio_id = audio_id
+    facts = file_facts(item.path)
+    if facts is not None:
+        record.path, record.size, record.mtime = facts
     if record.duration_s is None:
         record.duration_s = round(info.duration_s, 3)
     return _Loaded(item, record, windows, None)
@@ -121,9 +182,17 @@ def add_audio(
     items: list[AudioItem],
     on_progress: Callable[[int], None] | None = None,
 ) -> AddReport:
-    """Embed and store `items`; bad files are reported, never raised, and never touch stored points."""
+    """Embed and store `items`; bad files are reported, never raised, and never touch stored points.
+
+    Files stored with the same path, size and mtime are skipped (listed in `unchanged`, never decoded).
+    """
     store.bind_model(encoder.name, encoder.dim, create=True)
     report = AddReport()
+    items, skipped = unchanged_items(store, items)
+    report.unchanged = list(dict.fromkeys(skipped.values()))
+    report.uri_by_path.update(skipped)
+    if skipped and on_progress:
+        on_progress(len(skipped))
     with ThreadPoolExecutor(DECODE_THREADS) as pool:
         for chunk in _chunks_decoded_ahead(items, pool):
             good = [loaded for loaded in chunk if loaded.error is None]
@@ -135,16 +204,34 @@ def add_audio(
     return report
 
 
+def _vectors(
+    store: Store, encoder: TrackEncoder, good: list[_Loaded], report: AddReport
+) -> tuple[list[_Loaded], list[np.ndarray]]:
+    """The tracks that have a vector, and their vectors: the stored one when it was made from the same audio,
+    else the encoder's. A track the model cannot embed (NaN from absurd samples, a run failure) fails alone,
+    before any write."""
+    stored = store.get_tracks({loaded.record.track_uri for loaded in good if loaded.record}, with_vectors=True)
+    vectors: list[np.ndarray | None] = []
+    for loaded in good:
+        previous = stored.get(loaded.record.track_uri) if loaded.record else None
+        keep = previous is not None and previous.vector is not None and same_audio(previous.record, loaded.record)
+        vectors.append(previous.vector if keep and previous else None)
+    fresh = [i for i, vector in enumerate(vectors) if vector is None]
+    if fresh:
+        encoded, problems = encoder.try_track_vectors([good[i].windows for i in fresh])
+        for i, vector, problem in zip(fresh, encoded, problems, strict=True):
+            path = good[i].item.path
+            if problem:
+                report.failed.append((str(path), f"{quoted(path)}: {problem}"))
+            else:
+                vectors[i] = vector
+                report.embedded += 1
+    kept = [i for i, vector in enumerate(vectors) if vector is not None]
+    return [good[i] for i in kept], [vectors[i] for i in kept]  # type: ignore[misc]
+
+
 def _store_chunk(store: Store, encoder: TrackEncoder, good: list[_Loaded], report: AddReport) -> None:
-    vectors, problems = encoder.try_track_vectors([loaded.windows for loaded in good if loaded.windows is not None])
-    # A track the model cannot embed (NaN from absurd samples, a run failure) fails alone, before any write.
-    report.failed += [
-        (str(loaded.item.path), f"{quoted(loaded.item.path)}: {problem}")
-        for loaded, problem in zip(good, problems, strict=True)
-        if problem
-    ]
-    kept = [i for i, problem in enumerate(problems) if problem is None]
-    good, vectors = [good[i] for i in kept], vectors[kept]
+    good, vectors = _vectors(store, encoder, good, report)
     records = [loaded.record for loaded in good if loaded.record is not None]
     seen: set[str] = set()
     unique = []
@@ -163,11 +250,39 @@ def _store_chunk(store: Store, encoder: TrackEncoder, good: list[_Loaded], repor
         store.refresh_centroids([playlist for playlist, _ in touched.values()])
 
 
+def vanished_tracks(store: Store, folders: Iterable[Path]) -> dict[str, str]:
+    """{path: uri} of stored local tracks under `folders` whose file no longer exists."""
+    gone: dict[str, str] = {}
+    for folder in folders:
+        for record in store.tracks_under(str(folder.resolve())):
+            if record.path and not Path(record.path).exists():
+                gone[record.path] = record.track_uri
+    return gone
+
+
+def report_vanished(store: Store, folders: Iterable[Path], report: AddReport, prune: bool = False) -> None:
+    """List the stored files under `folders` that disappeared; with `prune`, remove their tracks."""
+    if store.stored_model() is None:
+        return
+    store.bind_stored_model()
+    gone = vanished_tracks(store, folders)
+    report.vanished = sorted(gone)
+    if prune and gone:
+        store.delete_tracks(gone.values())
+        report.removed = sorted(set(gone.values()))
+
+
 def add_paths(
-    store: Store, encoder: TrackEncoder, paths: Iterable[Path], on_progress: Callable[[int], None] | None = None
+    store: Store,
+    encoder: TrackEncoder,
+    paths: Iterable[Path],
+    on_progress: Callable[[int], None] | None = None,
+    prune: bool = False,
 ) -> AddReport:
-    """`siamrec add-track`: collect files under `paths` and add them."""
+    """`siamrec add-track`: collect files under `paths`, add what changed, report (or prune) what vanished."""
+    paths = list(paths)
     files, missing = collect_audio_files(paths)
     report = add_audio(store, encoder, [AudioItem(path) for path in files], on_progress)
     report.failed = missing + report.failed
+    report_vanished(store, [p for p in paths if p.is_dir()], report, prune)
     return report

@@ -13,8 +13,10 @@ import numpy as np
 from siamrec.bench import BenchResult
 from siamrec.errors import ConfigError
 from siamrec.metrics import METRICS
+from siamrec.paths import check_output_file, write_error
 
 MAP_METHODS = ("tsne", "pca")
+PICTURE_SUFFIXES = (".pdf", ".png", ".svg")
 MAP_COLOURS = [i for i in range(20) if i not in (14, 15)]  # tab20 without its greys (grey = no playlist)
 MAP_MARKERS = ("o", "^", "s")
 MAP_MAX_PLAYLISTS = len(MAP_COLOURS) * len(MAP_MARKERS)  # colour × marker pairs; smaller playlists are grey
@@ -31,18 +33,21 @@ def _pyplot() -> Any:
     import matplotlib
 
     matplotlib.use("Agg")
+    matplotlib.rcParams["text.parse_math"] = False  # playlist and model names are data: "$" is not TeX
     import matplotlib.pyplot as plt
 
     return plt
 
 
 def _save(figure: Any, path: Path) -> Path:
-    path = Path(path)
-    if path.suffix.lower() not in {".png", ".svg", ".pdf"}:
-        raise ConfigError(f"{path}: write the picture as .png, .svg or .pdf")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120, bbox_inches="tight")
-    _pyplot().close(figure)
+    """Write the figure (the CLI checked the path before the work; this re-check costs nothing)."""
+    path = check_output_file(Path(path), "picture", PICTURE_SUFFIXES)
+    try:
+        figure.savefig(path, dpi=120, bbox_inches="tight")
+    except OSError as exc:
+        raise write_error(path, exc) from exc
+    finally:
+        _pyplot().close(figure)
     return path
 
 

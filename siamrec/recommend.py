@@ -5,20 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from qdrant_client import models as qm
 
-from siamrec import constants as C
 from siamrec.errors import NotFoundError, SiamrecError
-from siamrec.store import (
-    PlaylistRecord,
-    Store,
-    StoredTrack,
-    TrackRecord,
-    playlist_centroid,
-    playlist_from_payload,
-    track_from_payload,
-)
-from siamrec.uris import point_id
+from siamrec.store import PlaylistRecord, Store, StoredTrack, TrackRecord, playlist_centroid
 
 STRATEGIES = ("mean", "best-score")
 REASONS_PER_RESULT = 3
@@ -62,10 +51,6 @@ def _reasons(result_vectors: np.ndarray, seeds: list[StoredTrack]) -> list[list[
     ]
 
 
-def _vectors_of(points: list[qm.ScoredPoint], name: str) -> np.ndarray:
-    return np.stack([np.asarray(p.vector[name], dtype=np.float32) for p in points])  # type: ignore[index]
-
-
 def playlist_seeds(store: Store, playlist: PlaylistRecord) -> list[StoredTrack]:
     """The playlist's tracks that have vectors; none is an error the user can fix by adding audio."""
     tracks = store.get_tracks(playlist.track_uris, with_vectors=True)
@@ -85,20 +70,22 @@ def recommend_tracks(
     if strategy not in STRATEGIES:
         raise SiamrecError(f"unknown strategy {strategy!r}: choose one of {', '.join(STRATEGIES)}")
     seeds = playlist_seeds(store, playlist)
+    examples = np.stack([s.vector for s in seeds])  # type: ignore[misc]
+    exclude, cold_only = playlist.track_uris, not include_warm
+    seed_audio = [s.record.audio_id for s in seeds if s.record.audio_id]
     if strategy == "mean":
-        query: object = playlist_centroid(np.stack([s.vector for s in seeds])).tolist()  # type: ignore[misc]
+        found = store.nearest_tracks(playlist_centroid(examples), k, exclude, cold_only, exclude_audio=seed_audio)
     else:
-        query = qm.RecommendQuery(
-            recommend=qm.RecommendInput(
-                positive=[point_id(s.record.track_uri) for s in seeds], strategy=qm.RecommendStrategy.BEST_SCORE
-            )
-        )
-    points = store.query(query, limit=k, exclude_uris=playlist.track_uris, cold_only=not include_warm)
-    if not points:
+        found = store.best_score_tracks(examples, k, exclude, cold_only, exclude_audio=seed_audio)
+    if not found:
         return []
-    reasons = _reasons(_vectors_of(points, store.vector_name), seeds)
+    reasons = _reasons(np.stack([f.vector for f in found]), seeds)
+    # One readable score for both strategies: a cosine similarity (-1…1). `mean` ranks by the cosine to the
+    # centroid, which the engine returns as is; Qdrant's best_score is a sigmoid of the best cosine, so the
+    # score shown is that best cosine itself, the first "because of" similarity (same order).
     return [
-        TrackSuggestion(track_from_payload(p.payload or {}), p.score, r) for p, r in zip(points, reasons, strict=True)
+        TrackSuggestion(f.record, f.score if strategy == "mean" else r[0].similarity, r)
+        for f, r in zip(found, reasons, strict=True)
     ]
 
 
@@ -106,13 +93,9 @@ def recommend_playlists(
     store: Store, vector: np.ndarray, k: int = 10, exclude_track_uri: str | None = None
 ) -> list[PlaylistSuggestion]:
     """Playlists whose centroid is nearest to a track vector, best first (those holding the track left out)."""
-    holding = [p.playlist_uri for p in store.iter_playlists() if exclude_track_uri in p.track_uris]
-    points = store.query(
-        vector.tolist(), limit=k, exclude_uris=holding, cold_only=False, collection=C.PLAYLISTS_COLLECTION
-    )
+    holding = store.playlists_holding(exclude_track_uri) if exclude_track_uri else []
     suggestions = []
-    for point in points:
-        playlist = playlist_from_payload(point.payload or {})
-        seeds = playlist_seeds(store, playlist)
-        suggestions.append(PlaylistSuggestion(playlist, point.score, _reasons(vector[None, :], seeds)[0]))
+    for found in store.nearest_playlists(vector, k, exclude_uris=holding):
+        seeds = playlist_seeds(store, found.record)
+        suggestions.append(PlaylistSuggestion(found.record, found.score, _reasons(vector[None, :], seeds)[0]))
     return suggestions

@@ -4,9 +4,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from qdrant_client import QdrantClient
-from siamrec.export.testing import tiny_encoder_onnx
 
+from siamrec.export.testing import tiny_encoder_onnx
 from siamrec.store import Store
 from siamrec.testing import music_library
 
@@ -28,7 +27,7 @@ def library_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture
 def memory_store() -> Store:
-    store = Store(QdrantClient(location=":memory:"))
+    store = Store.memory()
     yield store
     store.close()
 

@@ -216,8 +216,18 @@ class SpotifyServer(LocalServer):
             client_id, secret = base64.b64decode(basic).decode().split(":", 1)
         except ValueError:
             client_id, secret = "", ""
-        if (client_id, secret) != self.credentials or b"grant_type=client_credentials" not in body:
+        if (client_id, secret) != self.credentials:
             return Response.json(400, {"error": "invalid_client", "error_description": "Invalid client"})
+        if b"grant_type=authorization_code" in body:  # the user's login: the code the test's "browser" got
+            if b"code=good-code" not in body:
+                return Response.json(400, {"error": "invalid_grant", "error_description": "Invalid code"})
+            token = f"user-token-{len(self.user_tokens) + 1}"
+            self.user_tokens.add(token)
+            scope = "playlist-read-private playlist-read-collaborative"
+            return Response.json(200, {"access_token": token, "token_type": "Bearer", "expires_in": 3600,
+                                       "refresh_token": "refresh", "scope": scope})  # fmt: skip
+        if b"grant_type=client_credentials" not in body:
+            return Response.json(400, {"error": "unsupported_grant_type"})
         token = f"token-{len(self.tokens) + 1}"
         self.tokens.add(token)
         return Response.json(200, {"access_token": token, "token_type": "Bearer", "expires_in": 3600})

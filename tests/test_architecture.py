@@ -74,3 +74,18 @@ def test_every_listed_command_loads() -> None:
     ctx = click.Context(cli)
     for name in COMMANDS:
         assert isinstance(cli.get_command(ctx, name), click.Command), name
+
+
+def test_a_missing_extra_is_one_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """A command whose extra is not installed names the extra to install instead of printing a traceback."""
+    from siamrec import cli as cli_module
+
+    def without_torch(name: str) -> object:
+        raise ModuleNotFoundError("No module named 'torch'", name="torch")
+
+    monkeypatch.setattr(cli_module.importlib, "import_module", without_torch)
+    with pytest.raises(SystemExit) as exit_info:
+        cli_module.main(["train", "--help"])
+    assert exit_info.value.code == 1
+    expected = "siamrec: error: this needs the 'train' extra (torch is not installed): pip install 'siamrec[train]'"
+    assert capsys.readouterr().err.strip().splitlines() == [expected]

@@ -73,8 +73,9 @@ def test_seeking_reader_matches_full_decode(tmp_path: Path) -> None:
 
 def test_m4a_goes_through_ffmpeg(tmp_path: Path, library_files: dict[str, Path]) -> None:
     m4a = tmp_path / "song.m4a"
-    subprocess.run(["ffmpeg", "-v", "error", "-i", str(library_files["drums_120.wav"]), "-c:a", "aac", str(m4a)],
-                   check=True)
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", str(library_files["drums_120.wav"]), "-c:a", "aac", str(m4a)], check=True
+    )
     signal = decode(m4a)
     reference = decode(library_files["drums_120.wav"])
     assert abs(signal.size - reference.size) < 0.1 * C.SAMPLE_RATE  # AAC adds priming samples

@@ -13,7 +13,7 @@ import pytest
 from mutagen.flac import FLAC
 
 from siamrec import constants as C
-from siamrec.audio import file_sha1
+from siamrec.audio import identify
 from siamrec.config import resolve_settings
 from siamrec.store import Store
 from siamrec.testing import chord, drums, write_audio
@@ -50,7 +50,7 @@ def filled_home(home: Path, library_files: dict[str, Path]) -> Path:
 def test_add_track_twice_keeps_one_point(home: Path, library_files: dict[str, Path]) -> None:
     first = json.loads(siamrec("add-track", "--json", str(library_files["chord_a.wav"]), check=True).stdout)
     again = json.loads(siamrec("add-track", "--json", str(library_files["chord_a.wav"]), check=True).stdout)
-    assert (first["added"], again["added"], again["updated"]) == (1, 0, 1)
+    assert (first["added"], again["added"], again["updated"], again["unchanged"]) == (1, 0, 0, 1)  # not re-read
     assert again["tracks_in_store"] == 1
 
 
@@ -63,7 +63,7 @@ def test_tags_and_overrides(home: Path, tmp_path: Path) -> None:
     siamrec("add-track", str(path), "--uri", "spotify:track:abc", "--artist", "Override", check=True)
     with Store.open(resolve_settings()) as store:
         store.bind_model(*store.stored_model(), create=False)
-        tracks = store.get_tracks([f"local:track:{file_sha1(path)}", "spotify:track:abc"])
+        tracks = store.get_tracks([f"local:track:{identify(path)}", "spotify:track:abc"])
     records = {uri: t.record for uri, t in tracks.items()}
     assert records["spotify:track:abc"].artist == "Override"
     assert records["spotify:track:abc"].title == "Tagged Title"
@@ -173,3 +173,68 @@ def test_second_process_on_the_embedded_store(filled_home: Path) -> None:
     finally:
         holder.close()
     siamrec("playlist", "list", check=True)
+
+
+def _retag(path: Path, title: str) -> None:
+    tagged = FLAC(str(path))
+    tagged["title"] = title
+    tagged.save()
+
+
+def test_retagged_file_updates_its_one_point(home: Path, tmp_path: Path) -> None:
+    path = write_audio(tmp_path / "song.flac", chord(3.0, 196.0))
+    _retag(path, "Before")
+    first = json.loads(siamrec("add-track", "--json", str(path), check=True).stdout)
+    _retag(path, "After")  # the bytes change, the audio does not
+    again = json.loads(siamrec("add-track", "--json", str(path), check=True).stdout)
+    assert (first["added"], again["added"], again["updated"]) == (1, 0, 1)
+    assert first["track_uris"] == again["track_uris"] and again["tracks_in_store"] == 1
+    with Store.open(resolve_settings()) as store:
+        store.bind_stored_model()
+        (track,) = store.get_tracks(again["track_uris"]).values()
+    assert track.record.title == "After"
+
+
+def test_same_audio_under_two_uris_is_never_recommended_to_itself(home: Path, tmp_path: Path) -> None:
+    seed = write_audio(tmp_path / "seed.wav", chord(3.0, 220.0))
+    other = write_audio(tmp_path / "other.wav", drums(3.0))
+    siamrec("playlist", "create", "Mine", str(seed), check=True)
+    siamrec("add-track", str(seed), "--uri", "spotify:track:same", check=True)  # the seed's audio again
+    siamrec("add-track", str(other), check=True)
+    result = json.loads(siamrec("recommend", "--playlist", "Mine", "--json", check=True).stdout)
+    assert [r["track_uri"] for r in result["results"]] == [f"local:track:{identify(other)}"]
+
+
+def test_playlist_create_with_nothing_usable_keeps_the_stored_playlist(
+    filled_home: Path, tmp_path: Path, library_files
+):
+    siamrec("playlist", "create", "Keep", str(library_files["chord_a.wav"]), check=True)
+    before = json.loads(siamrec("playlist", "show", "Keep", "--json", check=True).stdout)
+    bad = tmp_path / "bad.wav"
+    bad.write_text("not audio")
+    result = siamrec("playlist", "create", "Keep", str(bad), str(tmp_path / "missing.ogg"))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert json.loads(siamrec("playlist", "show", "Keep", "--json", check=True).stdout) == before
+
+
+def test_playlist_import_does_what_it_can_and_prints_one_json_document(
+    filled_home: Path, tmp_path: Path, library_files: dict[str, Path]
+) -> None:
+    bad = tmp_path / "bad.pls"
+    bad.write_text("no playlist section here\n")
+    good = tmp_path / "good.m3u"
+    good.write_text(f"{library_files['chord_a.wav']}\n{library_files['drums_90.flac']}\n")
+    result = siamrec("playlist", "import", "--json", str(bad), str(good))
+    report = json.loads(result.stdout)  # one document, whatever the number of files
+    assert result.returncode == 1 and report["playlists"] == 1 and len(report["failed"]) == 1
+    listed = json.loads(siamrec("playlist", "list", "--json", check=True).stdout)
+    assert [(p["name"], p["tracks"]) for p in listed] == [("good", 2)]
+
+
+def test_names_that_slug_alike_stay_two_playlists(filled_home: Path, library_files: dict[str, Path]) -> None:
+    for name, track in [("Rock & Roll", "chord_a.wav"), ("rock-roll!", "drums_90.flac"), ("Музыка", "noise.ogg"),
+                        ("Песни", "chord_c.flac")]:  # fmt: skip
+        siamrec("playlist", "create", name, str(library_files[track]), check=True)
+    listed = json.loads(siamrec("playlist", "list", "--json", check=True).stdout)
+    assert sorted(p["name"] for p in listed) == sorted(["Rock & Roll", "rock-roll!", "Музыка", "Песни"])
+    assert len({p["playlist_uri"] for p in listed}) == 4

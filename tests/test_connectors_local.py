@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 from mutagen.flac import FLAC
-from siamrec.connectors.local import LocalSource, read_m3u, read_playlist_file, write_m3u
 
-from siamrec.audio import file_sha1
+from siamrec.audio import identify
+from siamrec.connectors.local import LocalSource, read_m3u, read_playlist_file, write_m3u
 from siamrec.errors import ConnectorError
 from siamrec.testing import chord, drums, write_audio
 from siamrec.uris import LOCAL_TRACK_PREFIX, local_playlist_uri
@@ -71,7 +71,7 @@ def test_missing_and_foreign_entries_are_problems(tmp_path: Path, music: dict[st
     (playlist,) = list(source.playlists())
     assert playlist.uri == local_playlist_uri("mixed") and playlist.source == "local"
     first, uri_only = playlist.tracks
-    assert first.uri == f"{LOCAL_TRACK_PREFIX}{file_sha1(music['a'])}" and first.path == music["a"].resolve()
+    assert first.uri == f"{LOCAL_TRACK_PREFIX}{identify(music['a'])}" and first.path == music["a"].resolve()
     assert (first.title, first.artist) == ("A Chord", "The Tester")
     assert uri_only.uri == "spotify:track:4uLU6hMCjMI75M1A2tKUQC" and uri_only.path is None
     assert [str(p) for p in source.problems] == [

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 from servers import mpd_playlist, mpd_track, write_mpd_slices
-from siamrec.connectors.mpd import MpdSelection, MpdSource, slice_files
 
+from siamrec.connectors.mpd import MpdSelection, MpdSource, slice_files
 from siamrec.errors import ConnectorError
 
 N_PLAYLISTS = 12

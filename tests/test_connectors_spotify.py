@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 from servers import FakePlaylist, Response, SpotifyServer, fake_track
-from siamrec.connectors.spotify import USER_SCOPE, RetryPolicy, SpotifyCaller, SpotifySource, playlist_id
 
+from siamrec.connectors.spotify import USER_SCOPE, RetryPolicy, SpotifyCaller, SpotifySource, playlist_id
 from siamrec.errors import ConnectorError
 
 BIG = FakePlaylist("Big", [fake_track(f"Artist {i % 7}", f"Song {i}") for i in range(230)], followers=42)

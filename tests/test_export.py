@@ -8,12 +8,12 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from siamrec.export.onnx_export import export_checkpoint, export_encoder, parity_max_diff
 
 from siamrec import constants as C
 from siamrec.audio import track_windows
 from siamrec.embed import TrackEncoder
 from siamrec.errors import ModelError
+from siamrec.export.onnx_export import export_checkpoint, export_encoder, parity_max_diff
 from siamrec.models import Encoder, ModelConfig, SimSiam, encoder_from_checkpoint, load_checkpoint, save_checkpoint
 
 CORPUS_TRACK = Path("~/data/siamrec-dev/audio/naev-askyel/combat1.ogg").expanduser()

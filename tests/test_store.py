@@ -1,12 +1,16 @@
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from siamrec.errors import ModelError, NotFoundError
+from siamrec.errors import ModelError, NotFoundError, StoreError
 from siamrec.recommend import recommend_playlists, recommend_tracks
 from siamrec.store import PlaylistRecord, Store, TrackRecord
-from siamrec.uris import point_id
+from siamrec.store.edge import EdgeBackend
 
 
 def unit(*values: float) -> np.ndarray:
@@ -14,10 +18,18 @@ def unit(*values: float) -> np.ndarray:
     return v / np.linalg.norm(v)
 
 
+@pytest.fixture(params=["memory", "edge"])
+def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """Each backend behind the same Store API: qdrant-client (in memory) and the embedded Qdrant Edge."""
+    store = Store.memory() if request.param == "memory" else Store(EdgeBackend(tmp_path / "store"))
+    yield store
+    store.close()
+
+
 @pytest.fixture
-def hand_store(memory_store: Store) -> Store:
+def hand_store(any_store: Store) -> Store:
     """Two playlists around the x and y axes, cold tracks placed by hand, one warm track."""
-    store = memory_store
+    store = any_store
     store.bind_model("hand", 3)
     tracks = {
         "x1": unit(1, 0.1, 0),
@@ -74,9 +86,9 @@ def test_playlist_membership_and_centroid_follow_edits(hand_store: Store) -> Non
     hand_store.save_playlist(PlaylistRecord("pl:x", "X", track_uris=["x1", "near_x"]))
     tracks = hand_store.get_tracks(["x2", "near_x"])
     assert tracks["x2"].record.playlists == [] and tracks["near_x"].record.playlists == ["pl:x"]
-    point = hand_store.client.retrieve("playlists", [point_id("pl:x")], with_vectors=True)[0]
+    centroid = hand_store.get_playlists(["pl:x"])["pl:x"][1]
     expected = unit(*(unit(1, 0.1, 0) + unit(1, 0.03, 0.15)))
-    assert np.allclose(point.vector["hand"], expected, atol=1e-5)
+    assert np.allclose(centroid, expected, atol=1e-5)
 
 
 def test_a_different_model_is_refused(hand_store: Store) -> None:
@@ -89,7 +101,7 @@ def test_a_different_model_is_refused(hand_store: Store) -> None:
 def test_unknown_playlist_and_empty_store(memory_store: Store, hand_store: Store) -> None:
     with pytest.raises(NotFoundError, match="no playlist named 'Z'"):
         hand_store.find_playlist("Z")
-    hand_store.client.delete_collection("tracks")
+    hand_store.backend.drop("tracks")
     with pytest.raises(NotFoundError, match="store is empty"):
         hand_store.bind_model("hand", 3, create=False)
 
@@ -111,3 +123,44 @@ def test_adding_audio_later_fills_the_playlist_centroid(memory_store: Store, tin
     assert centroid is not None and np.allclose(centroid, track.vector, atol=1e-5)
     again = add_audio(memory_store, encoder, [item])
     assert again.updated == ["spotify:track:a"] and again.added == []
+
+
+def test_names_are_found_through_the_index_whatever_their_case(hand_store: Store) -> None:
+    assert hand_store.find_playlist("x").playlist_uri == "pl:x"
+    hand_store.save_playlist(PlaylistRecord("pl:x2", "x", track_uris=["near_x"]))
+    with pytest.raises(NotFoundError, match="2 playlists are named 'X'"):
+        hand_store.find_playlist("X")
+
+
+def test_playlists_holding_a_track_come_from_its_payload(hand_store: Store) -> None:
+    assert hand_store.playlists_holding("warm_x") == ["pl:y"]
+    assert hand_store.playlists_holding("far") == [] and hand_store.playlists_holding("unknown") == []
+
+
+def test_deleting_tracks_updates_their_playlists(hand_store: Store) -> None:
+    hand_store.delete_tracks(["x2"])
+    assert hand_store.get_tracks(["x2"]) == {}
+    record, centroid = hand_store.get_playlists(["pl:x"])["pl:x"]
+    assert record.track_uris == ["x1"] and np.allclose(centroid, unit(1, 0.1, 0), atol=1e-5)
+
+
+def test_a_derived_vector_sits_beside_the_model_vector(hand_store: Store) -> None:
+    if not isinstance(hand_store.backend, EdgeBackend):
+        with pytest.raises(StoreError, match="cannot add the vector"):  # a server collection is recreated instead
+            hand_store.derived_vector("adapted", 2)
+        return
+    name = hand_store.derived_vector("adapted", 2)
+    assert name == "hand+adapted" and hand_store.stored_model() == ("hand", 3)
+    assert hand_store.derived_vector("adapted", 2) == name  # idempotent
+
+
+def test_no_engine_types_outside_the_store_package() -> None:
+    root = Path(__file__).resolve().parents[1]
+    engine_import = re.compile(r"^\s*(from|import) qdrant", re.MULTILINE)
+    offenders = [
+        str(path.relative_to(root))
+        for folder in ("siamrec", "connectors")
+        for path in (root / folder).rglob("*.py")
+        if path.parent.name != "store" and engine_import.search(path.read_text())
+    ]
+    assert offenders == []

@@ -26,15 +26,17 @@ from servers import (
     spotify_id,
     write_mpd_slices,
 )
-from siamrec.connectors.audio import AudioCache, Fetcher, FetchOptions, url_template_search
-from siamrec.connectors.base import PlaylistSource
-from siamrec.connectors.local import LocalSource
-from siamrec.connectors.mpd import MpdSource
-from siamrec.connectors.spotify import SpotifySource
-from siamrec.connectors.sync import Sync, SyncOptions, SyncReport
 
 from siamrec.cli import main
 from siamrec.config import resolve_settings
+from siamrec.connectors.base import PlaylistSource
+from siamrec.connectors.cache import AudioCache
+from siamrec.connectors.fetch import Fetcher
+from siamrec.connectors.local import LocalSource
+from siamrec.connectors.mpd import MpdSource
+from siamrec.connectors.search import FetchOptions, url_template_search
+from siamrec.connectors.spotify import SpotifySource
+from siamrec.connectors.sync import Sync, SyncOptions, SyncReport
 from siamrec.embed import TrackEncoder
 from siamrec.store import Store, playlist_centroid
 from siamrec.testing import chord, drums, noise, write_audio
@@ -96,13 +98,13 @@ def sync(store: Store, encoder: TrackEncoder, *sources: PlaylistSource, **option
 
 
 def snapshot(store: Store, relative_to: Path | None = None) -> dict[str, Any]:
-    """Everything stored, comparable across stores (added_at dropped, cache paths made relative)."""
+    """Everything stored, comparable across stores (added_at and file mtimes dropped, cache paths relative)."""
     model = store.stored_model()
     assert model is not None
     store.bind_model(*model, create=False)
     tracks = {}
     for track in store.iter_tracks():
-        payload = {**track.record.__dict__, "added_at": None}
+        payload = {**track.record.__dict__, "added_at": None, "mtime": None}
         if relative_to is not None and payload["path"]:
             payload["path"] = str(Path(payload["path"]).relative_to(relative_to))
         vector = None if track.vector is None else track.vector.round(5).tolist()

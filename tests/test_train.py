@@ -192,9 +192,8 @@ def test_interrupt_leaves_a_usable_checkpoint(cached: tuple[list[Path], list[str
 
 
 def test_trained_checkpoint_exports_with_parity(cached: tuple[list[Path], list[str]], tmp_path: Path) -> None:
-    from siamrec.export.onnx_export import export_checkpoint
-
     from siamrec.embed import TrackEncoder
+    from siamrec.export.onnx_export import export_checkpoint
 
     trainer = Trainer(_config(epochs=1), tmp_path, cached[0], trained_on="test library")
     trainer.fit()

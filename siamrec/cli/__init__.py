@@ -26,6 +26,26 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "train": ("train", "train_command", "Train a SimSiam encoder on audio (needs siamrec[train])."),
     "export": ("export_model", "export", "Export a training checkpoint to one ONNX file."),
     "info": ("info", "info", "What the store holds and which model made it."),
+    "store": ("store", "store_group", "Look after the embedded store: migrate an old one."),
+}
+
+
+# A missing optional package → the extra that brings it (pyproject.toml's optional-dependencies).
+EXTRA_OF_PACKAGE = {
+    "torch": "train",
+    "torchaudio": "train",
+    "torchvision": "train",
+    "timm": "train",
+    "pedalboard": "train",
+    "onnx": "train",
+    "onnxscript": "train",
+    "librosa": "bench",
+    "matplotlib": "bench",
+    "sklearn": "bench",
+    "yt_dlp": "fetch",
+    "fastapi": "serve",
+    "uvicorn": "serve",
+    "ray": "ray",
 }
 
 
@@ -51,12 +71,23 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="siamrec")
-def cli() -> None:
+@click.option("--home", help="Data folder [env SIAMREC_HOME; default: the platform's data folder].")
+@click.option("--qdrant-url", help="Qdrant server or cluster URL [env SIAMREC_QDRANT_URL].")
+@click.option("--qdrant-api-key", help="Qdrant API key [env SIAMREC_QDRANT_API_KEY].")
+@click.option("--model", help="ONNX encoder [env SIAMREC_MODEL; default: the shipped model].")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="Where ONNX inference runs.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
+@click.option("-v", "--verbose", count=True, help="Log more on stderr (-v: info, -vv: debug).")
+@click.option("-q", "--quiet", is_flag=True, help="Log errors only.")
+def cli(verbose: int, quiet: bool, **_: object) -> None:
     """Cold-start music recommendation from what tracks sound like.
 
-    Data lives under SIAMREC_HOME (default: the platform's data folder); SIAMREC_MODEL, SIAMREC_QDRANT_URL
-    and SIAMREC_QDRANT_API_KEY set the model and a Qdrant server. Run `siamrec COMMAND --help` for more.
+    Store options (--home, --qdrant-url, --model, --device) and --json work before or after the command.
+    Shell completion: eval "$(_SIAMREC_COMPLETE=bash_source siamrec)" (zsh_source, fish_source too).
     """
+    from siamrec.logs import configure_logging
+
+    configure_logging(verbose, quiet)
 
 
 def _error_line(message: str) -> None:
@@ -75,6 +106,13 @@ def main(argv: list[str] | None = None) -> Any:
         sys.exit(exc.exit_code)
     except SiamrecError as exc:
         _error_line(str(exc))
+        sys.exit(1)
+    except ModuleNotFoundError as exc:
+        package = (exc.name or "").split(".")[0]
+        if package not in EXTRA_OF_PACKAGE:
+            raise
+        extra = EXTRA_OF_PACKAGE[package]
+        _error_line(f"this needs the '{extra}' extra ({package} is not installed): pip install 'siamrec[{extra}]'")
         sys.exit(1)
     except KeyboardInterrupt:
         _error_line("interrupted; what was stored is kept, re-run to continue")

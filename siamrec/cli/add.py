@@ -10,7 +10,9 @@ import click
 from siamrec.audio import AUDIO_SUFFIXES
 from siamrec.cli.common import (
     Settings,
+    console_error,
     json_option,
+    plural,
     print_failures,
     print_json,
     progress,
@@ -19,7 +21,7 @@ from siamrec.cli.common import (
 )
 from siamrec.embed import load_encoder
 from siamrec.errors import ConfigError, NotFoundError
-from siamrec.library import AddReport, AudioItem, add_audio, collect_audio_files
+from siamrec.library import AddReport, AudioItem, add_audio, collect_audio_files, report_vanished
 from siamrec.names import quoted
 from siamrec.store import Store
 
@@ -37,6 +39,7 @@ def _add_with_progress(store: Store, settings: Settings, items: list[AudioItem])
 @click.option("--title", help="Title for a single file (default: from tags).")
 @click.option("--artist", help="Artist for a single file (default: from tags).")
 @click.option("--album", help="Album for a single file (default: from tags).")
+@click.option("--prune", is_flag=True, help="Remove stored tracks whose file under the folders given is gone.")
 @store_options
 @json_option
 def add_track(
@@ -45,6 +48,7 @@ def add_track(
     title: str | None,
     artist: str | None,
     album: str | None,
+    prune: bool,
     settings: Settings,
     as_json: bool,
 ) -> None:
@@ -63,15 +67,19 @@ def add_track(
         items = [AudioItem(files[0], overrides=overrides)]
     with Store.open(settings) as store:
         report = _add_with_progress(store, settings, items) if items else AddReport()
+        report_vanished(store, [p for p in paths if p.is_dir()], report, prune)
         total = store.count_tracks() if store.stored_model() else 0
     report.failed = missing + report.failed
     if as_json:
         print_json({**report.as_dict(), "tracks_in_store": total})
     else:
         print_failures(report.failed)
+        if not files and not report.failed:
+            console_error(f"no audio files (by suffix) in {', '.join(str(p) for p in paths)}")
+        gone = f"removed {len(report.removed)}" if prune else f"vanished {len(report.vanished)} (--prune removes them)"
         stdout.print(
-            f"added {len(report.added)}, updated {len(report.updated)}, failed {len(report.failed)}; "
-            f"{total} tracks in the store"
+            f"added {len(report.added)}, updated {len(report.updated)}, unchanged {len(report.unchanged)}, "
+            f"{gone}, failed {len(report.failed)}; {plural(total, 'track')} in the store"
         )
     if report.failed or not files:
         sys.exit(1)

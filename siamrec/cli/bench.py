@@ -8,12 +8,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-from rich.console import Console
+from rich import box
 from rich.table import Table
+from rich.text import Text
 
 from siamrec.bench import (
     BASELINES,
     CANDIDATE_SETS,
+    MAX_DRAWS,
     STRATEGIES,
     BenchResult,
     SplitResult,
@@ -21,15 +23,16 @@ from siamrec.bench import (
     check_setting,
     parse_masks,
     read_library,
+    require_bench_extra,
     run_bench,
 )
-from siamrec.cli.common import console, json_option, print_json, progress, stdout, store_options
+from siamrec.cli.common import NARROW, console, json_option, output_file, print_json, progress, stdout, store_options
 from siamrec.config import Settings
 from siamrec.metrics import LOWER_IS_BETTER, METRICS
+from siamrec.plots import PICTURE_SUFFIXES
 from siamrec.store import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
-PIPE_WIDTH = 200  # a table written to a file or pipe is not wrapped to 80 columns
 COLUMN_TITLES = {
     "reward": "reward/100",
     "r_precision": "R-prec",
@@ -66,11 +69,36 @@ def _table(result: BenchResult) -> Table:
         best = {metric: _best(split, metric) for metric in METRICS}
         used = f"{split.playlists_used} ({split.playlists_skipped} too short)"
         for index, (name, scores) in enumerate(split.methods.items()):
-            cells = [_cell(scores[m], m) if best[m] != name else f"[bold]{_cell(scores[m], m)}[/bold]" for m in METRICS]
+            cells = [Text(_cell(scores[m], m), style="bold" if best[m] == name else "") for m in METRICS]
             table.add_row(split.label if index == 0 else "", used if index == 0 else "", name, *cells)
-        chance = [_cell((split.chance[m], 0.0), m).split(" ±")[0] for m in METRICS]
-        table.add_row("", "", "[italic]chance (exact)[/italic]", *chance, end_section=True)
+        table.add_row("", "", Text("chance (exact)", style="italic"), *_chance_cells(split), end_section=True)
     return table
+
+
+def _chance_cells(split: SplitResult) -> list[str]:
+    return [_cell((split.chance[m], 0.0), m).split(" ±")[0] for m in METRICS]
+
+
+def _compact_tables(result: BenchResult) -> list[Table]:
+    """Narrow terminals and pipes: one table per split, means only (--json has the std), nothing wraps."""
+    tables = []
+    for split in result.splits:
+        best = {metric: _best(split, metric) for metric in METRICS}
+        table = Table(
+            title=f"mask {split.label}: {split.playlists_used} playlists ({split.playlists_skipped} too short), "
+            f"{result.n_tracks} tracks, mean of {result.seeds} splits",
+            box=box.SIMPLE_HEAD,
+            pad_edge=False,
+        )
+        table.add_column("method", overflow="ellipsis", no_wrap=True, max_width=26)
+        for metric in METRICS:
+            table.add_column(COLUMN_TITLES.get(metric, metric), justify="right", no_wrap=True)
+        for name, scores in split.methods.items():
+            cells = [Text(_cell(scores[m], m).split(" ±")[0], style="bold" if best[m] == name else "") for m in METRICS]
+            table.add_row(name, *cells)
+        table.add_row(Text("chance (exact)", style="italic"), *_chance_cells(split))
+        tables.append(table)
+    return tables
 
 
 def _report_skipped(result: BenchResult) -> None:
@@ -89,7 +117,13 @@ def _report_skipped(result: BenchResult) -> None:
     "(15/5 = keep up to 15 seeds, mask 5). Several comma-separated, or `all` for the paper's 10/10, 13/7, 15/5, "
     "18/2. Playlists shorter than MASKED + 1 are skipped and counted.",
 )
-@click.option("--seeds", default=10, show_default=True, help="Random splits; every figure is mean ± std over them.")
+@click.option(
+    "--seeds",
+    type=click.IntRange(1, MAX_DRAWS),
+    default=10,
+    show_default=True,
+    help="Random splits; every figure is mean ± std over them.",
+)
 @click.option(
     "--strategy",
     type=click.Choice(STRATEGIES),
@@ -116,18 +150,31 @@ def _report_skipped(result: BenchResult) -> None:
     "--musicnn",
     "musicnn_path",
     envvar="SIAMREC_MUSICNN",
-    type=click.Path(path_type=Path),
-    help="musicnn_msd.onnx for the musicnn baseline (or SIAMREC_MUSICNN).",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="ONNX file of the musicnn baseline (default: the one shipped with siamrec; or SIAMREC_MUSICNN).",
 )
 @click.option(
-    "--model",
+    "--compare-model",
     "model_paths",
     multiple=True,
-    type=click.Path(path_type=Path),
-    help="Another siamrec ONNX model to compare (repeatable); tracks are embedded from their audio, cached.",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="Another siamrec ONNX model to score beside the store's (repeatable); tracks are embedded from their "
+    "audio and cached (the store's own vectors are always scored).",
 )
-@click.option("--plot", "plot_path", type=click.Path(path_type=Path), help="Also draw the metrics to this PNG.")
-@click.option("--rng-seed", default=0, show_default=True, help="Seed of the random splits (same seed, same splits).")
+@click.option(
+    "--plot",
+    "plot_path",
+    type=click.Path(path_type=Path),
+    callback=output_file("--plot", PICTURE_SUFFIXES),
+    help="Also draw the metrics to this picture (.png, .svg or .pdf).",
+)
+@click.option(
+    "--rng-seed",
+    type=click.IntRange(0, 2**63 - 1),
+    default=0,
+    show_default=True,
+    help="Seed of the random splits (same seed, same splits).",
+)
 @store_options(model_option=False)
 @json_option
 def bench(
@@ -149,14 +196,19 @@ def bench(
         check_setting(n_masked, max_seeds, seeds, candidates)
     chosen = [] if baselines.strip().lower() == "none" else [b.strip() for b in baselines.split(",") if b.strip()]
     methods = audio_methods(chosen, musicnn_path, list(model_paths), settings.device)
+    if plot_path is not None:
+        require_bench_extra(("matplotlib",), "--plot")
     with Store.open(settings) as store:
         library = read_library(store)
-    with progress(transient=True) as bar:
-        task = bar.add_task("embedding audio", total=len(library.records) if methods else 0)
-        result = run_bench(
-            library, masks, methods, settings.cache_dir / "bench", chosen, seeds, strategy, candidates, rng_seed,
-            on_progress=lambda n: bar.advance(task, n),
-        )  # fmt: skip
+    cache = settings.cache_dir / "bench"
+    if methods:
+        with progress(transient=True) as bar:
+            task = bar.add_task("embedding audio", total=len(library.records))
+            result = run_bench(library, masks, methods, cache, chosen, seeds, strategy, candidates, rng_seed,
+                               on_progress=lambda n: bar.advance(task, n))  # fmt: skip
+    else:
+        with console.status("scoring"):
+            result = run_bench(library, masks, methods, cache, chosen, seeds, strategy, candidates, rng_seed)
     if plot_path is not None:
         from siamrec.plots import plot_bench
 
@@ -164,8 +216,11 @@ def bench(
     if as_json:
         print_json(result.as_dict() | ({"plot": str(plot_path)} if plot_path else {}))
     else:
-        wide = stdout if stdout.is_terminal else Console(width=PIPE_WIDTH)
-        wide.print(_table(result))
+        if stdout.width < NARROW:
+            for table in _compact_tables(result):
+                stdout.print(table)
+        else:
+            stdout.print(_table(result))
         if plot_path is not None:
             console.print(f"plot written to {plot_path}")
     _report_skipped(result)
@@ -174,7 +229,14 @@ def bench(
 
 
 @click.command("map")
-@click.option("--png", "png_path", required=True, type=click.Path(path_type=Path), help="Picture to write.")
+@click.option(
+    "--png",
+    "png_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    callback=output_file("--png", PICTURE_SUFFIXES),
+    help="Picture to write (.png, .svg or .pdf).",
+)
 @click.option(
     "--method",
     type=click.Choice(["tsne", "pca"]),
@@ -187,6 +249,7 @@ def bench(
 @json_option
 def map_command(png_path: Path, method: str, rng_seed: int, settings: Settings, as_json: bool) -> None:
     """Draw a 2-D map of the library's track vectors, coloured by playlist."""
+    require_bench_extra(("matplotlib", "sklearn"), "map")
     from siamrec.plots import embed_2d, playlist_labels, plot_map
 
     with Store.open(settings) as store:
@@ -200,5 +263,3 @@ def map_command(png_path: Path, method: str, rng_seed: int, settings: Settings, 
         print_json({"path": str(png_path), "method": method, "tracks": len(library.records), "playlists": names})
     else:
         stdout.print(f"map of {len(library.records)} tracks written to {png_path}")
-
-

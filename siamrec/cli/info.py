@@ -21,6 +21,7 @@ from siamrec.store import Store
 def info(settings: Settings, as_json: bool) -> None:
     """What the store holds and which model it was made with."""
     with Store.open(settings) as store:
+        location = store.location
         model = store.stored_model()
         if model:
             store.bind_model(*model, create=False)
@@ -28,7 +29,7 @@ def info(settings: Settings, as_json: bool) -> None:
         cold = store.count_tracks(cold_only=True) if model else 0
         playlists = store.count_playlists() if model else 0
     summary = {
-        "store": settings.qdrant_url or str(settings.qdrant_path),
+        "store": location,
         "model": model[0] if model else None,
         "dim": model[1] if model else None,
         "tracks": tracks,

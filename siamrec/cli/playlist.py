@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,14 +11,10 @@ from rich.table import Table
 from siamrec.cli.common import (
     Settings,
     json_option,
-    print_failures,
     print_json,
-    progress,
     stdout,
     store_options,
 )
-from siamrec.embed import load_encoder
-from siamrec.errors import NotFoundError
 from siamrec.store import Store, StoredTrack
 
 
@@ -34,55 +29,34 @@ def playlist_group() -> None:
 @store_options
 @json_option
 def playlist_create(name: str, items: tuple[str, ...], settings: Settings, as_json: bool) -> None:
-    """Make playlist NAME from audio files and/or track URIs (same name again replaces it)."""
-    from siamrec.uris import URI_SCHEMES
+    """Make playlist NAME from audio files and/or track URIs (the same name again updates it).
 
-    uris = [i for i in items if i.startswith(URI_SCHEMES)]
-    files = [Path(i) for i in items if not i.startswith(URI_SCHEMES)]
-    _save_playlist(name, files, uris, settings, as_json)
+    Files are embedded (idempotent); URIs are referenced and count once their audio is added. Files that
+    are missing or not audio are reported; if none of the items is usable, a stored playlist stays as it was.
+    """
+    from siamrec.cli.sync import run_sync
+    from siamrec.connectors.local import LocalSource
+    from siamrec.connectors.sync import SyncOptions
+    from siamrec.uris import is_uri
+
+    entries: list[Path | str] = [item if is_uri(item) else Path(item) for item in items]
+    run_sync(settings, [LocalSource(named=[(name, entries)])], SyncOptions(), as_json, f"playlist {name}")
 
 
 @playlist_group.command("import")
-@click.argument("m3u_files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("playlist_files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @store_options
 @json_option
-def playlist_import(m3u_files: tuple[Path, ...], settings: Settings, as_json: bool) -> None:
-    """Import M3U/M3U8 playlists (their files are added to the store)."""
-    from siamrec.connectors.local import read_m3u
+def playlist_import(playlist_files: tuple[Path, ...], settings: Settings, as_json: bool) -> None:
+    """Import M3U/M3U8/PLS playlists (their files are added to the store); the same as sync-playlists --m3u.
 
-    for m3u in m3u_files:
-        entries = read_m3u(m3u)
-        _save_playlist(entries.name, entries.files, entries.uris, settings, as_json)
+    Each file is imported on its own: a bad one is reported and the others are still imported.
+    """
+    from siamrec.cli.sync import run_sync
+    from siamrec.connectors.local import LocalSource
+    from siamrec.connectors.sync import SyncOptions
 
-
-def _save_playlist(name: str, files: list[Path], uris: list[str], settings: Settings, as_json: bool) -> None:
-    from siamrec.playlists import create_playlist
-
-    encoder = load_encoder(settings.model_path, settings.device)
-    with Store.open(settings) as store, progress() as bar:
-        task = bar.add_task(f"playlist {name}", total=len(files))
-        playlist, report = create_playlist(
-            store, encoder, name, files, uris, on_progress=lambda n: bar.advance(task, n)
-        )
-        with_audio = store.get_tracks(playlist.track_uris, with_vectors=True)
-    audio_count = sum(1 for t in with_audio.values() if t.vector is not None)
-    if as_json:
-        print_json(
-            {
-                "playlist_uri": playlist.playlist_uri,
-                "name": name,
-                "tracks": len(playlist.track_uris),
-                "with_audio": audio_count,
-                "failed": report.as_dict()["failed"],
-            }
-        )
-    else:
-        print_failures(report.failed)
-        stdout.print(
-            f"playlist {name!r} ({playlist.playlist_uri}): {len(playlist.track_uris)} tracks, {audio_count} with audio"
-        )
-    if report.failed:
-        sys.exit(1)
+    run_sync(settings, [LocalSource(playlist_files)], SyncOptions(), as_json, "playlist import")
 
 
 @playlist_group.command("list")
@@ -133,10 +107,3 @@ def _track_row(uri: str, track: StoredTrack | None) -> dict[str, Any]:
         "artist": record.artist if record else "",
         "has_audio": bool(track and track.vector is not None),
     }
-
-
-def _require_store(store: Store) -> None:
-    model = store.stored_model()
-    if model is None:
-        raise NotFoundError("the store is empty: add tracks with `siamrec add-track` first")
-    store.bind_model(*model, create=False)

@@ -5,36 +5,49 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from rich import box
 from rich.table import Table
 
 from siamrec.audio import track_windows
 from siamrec.cli.common import (
+    NARROW,
     Settings,
     console,
     json_option,
+    output_file,
     print_json,
     stdout,
     store_options,
 )
 from siamrec.embed import load_encoder
 from siamrec.errors import ConfigError, NotFoundError
-from siamrec.recommend import STRATEGIES, recommend_playlists, recommend_tracks
+from siamrec.recommend import STRATEGIES, Reason, recommend_playlists, recommend_tracks
 from siamrec.store import Store
 
 
 @click.command("recommend")
 @click.option("--playlist", help="Playlist name or URI: recommend new tracks for it.")
 @click.option("--track", help="Audio file or track URI: recommend playlists for it.")
-@click.option("-k", "--top", "k", default=20, show_default=True, type=click.IntRange(1, 10_000))
+@click.option(
+    "-k", "--top", "k", default=20, show_default=True, type=click.IntRange(1, 10_000), help="How many results."
+)
 @click.option(
     "--strategy",
     type=click.Choice(STRATEGIES),
     default="mean",
     show_default=True,
-    help="mean: cosine to the playlist centroid; best-score: Qdrant recommend (nearest seed).",
+    help="mean: rank by cosine to the playlist's centroid; best-score: by the best cosine to any of its tracks "
+    "(Qdrant recommend). The score shown is that cosine similarity: 1 = same direction, 0 = unrelated, "
+    "below 0 = less alike than unrelated; compare scores within one list, not across models.",
 )
 @click.option("--include-warm", is_flag=True, help="Also recommend tracks that are already in other playlists.")
-@click.option("--m3u", "m3u_out", type=click.Path(path_type=Path), help="Write the recommended tracks as M3U.")
+@click.option(
+    "--m3u",
+    "m3u_out",
+    type=click.Path(path_type=Path),
+    callback=output_file("--m3u", (".m3u", ".m3u8")),
+    help="Write the recommended tracks as M3U.",
+)
 @store_options
 @json_option
 def recommend(
@@ -47,7 +60,10 @@ def recommend(
     settings: Settings,
     as_json: bool,
 ) -> None:
-    """Recommend new tracks for a playlist, or playlists for a track."""
+    """Recommend new tracks for a playlist, or playlists for a track.
+
+    Scores are cosine similarities between track vectors (or a track and a playlist's centroid).
+    """
     if (playlist is None) == (track is None):
         raise ConfigError("give exactly one of --playlist or --track")
     with Store.open(settings) as store:
@@ -98,10 +114,9 @@ def _recommend_for_playlist(
             }
         )
         return
-    table = Table("#", "score", "title", "artist", "because of", title=f"for {record.name} ({strategy})")
+    table = _table(f"for {record.name} ({strategy}; score = cosine similarity)", "title", "artist", "because of")
     for i, s in enumerate(suggestions, 1):
-        reasons = ", ".join(f"{r.title} ({r.similarity:.2f})" for r in s.because_of)
-        table.add_row(str(i), f"{s.score:.3f}", s.track.title, s.track.artist, reasons)
+        table.add_row(str(i), f"{s.score:.3f}", s.track.title, s.track.artist, _reasons(s.because_of))
     stdout.print(table)
     if not suggestions:
         console.print("no candidate tracks: add new audio with `siamrec add-track` (or use --include-warm)")
@@ -138,8 +153,26 @@ def _recommend_for_track(store: Store, settings: Settings, track: str, k: int, a
             }
         )
         return
-    table = Table("#", "score", "playlist", "closest tracks in it", title=f"playlists for {track}")
+    table = _table(f"playlists for {track} (score = cosine similarity)", "playlist", "closest tracks in it")
     for i, s in enumerate(suggestions, 1):
-        reasons = ", ".join(f"{r.title} ({r.similarity:.2f})" for r in s.because_of)
-        table.add_row(str(i), f"{s.score:.3f}", s.playlist.name, reasons)
+        table.add_row(str(i), f"{s.score:.3f}", s.playlist.name, _reasons(s.because_of))
     stdout.print(table)
+
+
+def _table(title: str, *text_columns: str) -> Table:
+    """Rank, score and text columns; under NARROW columns each cell stays on one line (cut with …; --json
+    has everything) instead of wrapping mid-phrase."""
+    narrow = stdout.width < NARROW
+    table = Table(title=title, box=box.SIMPLE_HEAD if narrow else box.HEAVY_HEAD, pad_edge=not narrow)
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("score", justify="right", no_wrap=True)
+    short, columns = 16, 2 + len(text_columns)
+    rest = stdout.width - 9 - short * (len(text_columns) - 1) - 3 * columns  # rank, score, padding
+    for index, name in enumerate(text_columns):  # the last one holds the reasons: it gets what is left
+        width = (short if index < len(text_columns) - 1 else max(10, rest)) if narrow else None
+        table.add_column(name, overflow="ellipsis" if narrow else "fold", no_wrap=narrow, max_width=width)
+    return table
+
+
+def _reasons(reasons: list[Reason]) -> str:
+    return ", ".join(f"{r.title or r.track_uri} ({r.similarity:.2f})" for r in reasons)

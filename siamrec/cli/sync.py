@@ -9,22 +9,25 @@ from __future__ import annotations
 
 import os
 import re
+import select
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import click
-from rich.markup import escape
 from rich.progress import Progress, TaskID
 from rich.table import Table
+from rich.text import Text
 
 from siamrec.cli.common import Settings, console, json_option, print_json, progress, stdout, store_options
-from siamrec.connectors.audio import AudioCache, Fetcher, FetchOptions, url_template_search
 from siamrec.connectors.base import PlaylistSource
+from siamrec.connectors.cache import AudioCache
+from siamrec.connectors.fetch import Fetcher
 from siamrec.connectors.local import LocalSource
 from siamrec.connectors.mpd import MpdSelection, MpdSource
-from siamrec.connectors.spotify import SpotifySource
+from siamrec.connectors.search import FetchOptions, url_template_search
+from siamrec.connectors.spotify import LOGIN_WAIT_S, ME, SpotifySource, login_user
 from siamrec.connectors.sync import DEFAULT_BATCH, PHASES, Sync, SyncOptions, SyncReport
 from siamrec.embed import load_encoder
 from siamrec.errors import ConfigError
@@ -46,6 +49,8 @@ class RichSyncProgress:
         return self.tasks[phase]
 
     def grow(self, phase: str, n: int) -> None:
+        if n == 0 and phase not in self.tasks:  # a phase with nothing to do shows no `0/0 -:--:--` bar
+            return
         task = self._task(phase)
         self.bar.update(task, total=(self.bar.tasks[task].total or 0) + n)
 
@@ -87,11 +92,28 @@ def _sources(params: dict[str, Any], settings: Settings) -> list[PlaylistSource]
         )
     if params["spotify_refs"] or params["spotify_users"]:
         sources.append(SpotifySource(params["spotify_refs"], params["spotify_users"], cache_dir=settings.home))
+        if ME in params["spotify_users"]:  # log in now, before the store is opened and locked
+            login_user(settings.home, _say, _read_stdin_line, params["spotify_login_wait"])
     if params["playlist_files"] or params["folders"]:
         sources.append(LocalSource(params["playlist_files"], params["folders"]))
     if not sources:
         raise ConfigError("name a playlist source: --mpd, --spotify, --spotify-user, --m3u or --folder")
     return sources
+
+
+def _say(message: str) -> None:
+    """A prompt on stderr, unwrapped (a URL cut across lines cannot be copied), so --json stdout stays clean."""
+    sys.stderr.write(message + "\n")
+    sys.stderr.flush()
+
+
+def _read_stdin_line(wait_s: float) -> str | None:
+    """One line from stdin within `wait_s` seconds; None when none came, or stdin is closed or empty."""
+    try:
+        ready, _, _ = select.select([sys.stdin], [], [], wait_s)
+        return (sys.stdin.readline() or None) if ready else None
+    except (OSError, ValueError):  # stdin closed or not selectable
+        return None
 
 
 def _sync_options(params: dict[str, Any], settings: Settings) -> SyncOptions:
@@ -112,12 +134,12 @@ def _sync_options(params: dict[str, Any], settings: Settings) -> SyncOptions:
     )
 
 
-def _print_summary(report: SyncReport, seconds: float) -> None:
+def _print_summary(report: SyncReport, seconds: float, title: str) -> None:
     for problem in report.failed[:MAX_FAILURES_SHOWN]:
-        console.print(f"[yellow]failed[/] {escape(str(problem))}", markup=True, highlight=False, soft_wrap=True)
+        console.print(Text.assemble(("failed", "yellow"), " ", str(problem)), soft_wrap=True)
     if len(report.failed) > MAX_FAILURES_SHOWN:
         console.print(f"… and {len(report.failed) - MAX_FAILURES_SHOWN} more (--json lists them all)")
-    table = Table("what", "count", title=f"sync-playlists ({seconds:.1f} s)")
+    table = Table("what", "count", title=f"{title} ({seconds:.1f} s)")
     rows = [
         ("playlists", report.playlists),
         ("playlists written", report.playlists_written),
@@ -150,7 +172,18 @@ def _print_summary(report: SyncReport, seconds: float) -> None:
 @click.option("--min-tracks", type=click.IntRange(0), default=0, help="Only playlists with at least N tracks.")
 @click.option("--spotify", "spotify_refs", multiple=True, help="Spotify playlist URL, URI or ID (repeatable).")
 @click.option(
-    "--spotify-user", "spotify_users", multiple=True, help="All playlists of a Spotify user; 'me': yours (OAuth)."
+    "--spotify-user",
+    "spotify_users",
+    multiple=True,
+    help="All playlists of a Spotify user; 'me': yours (OAuth: the first time, siamrec prints an address to open "
+    "in any browser and reads the address you are sent to from stdin).",
+)
+@click.option(
+    "--spotify-login-wait",
+    type=click.FloatRange(1, 3600),
+    default=LOGIN_WAIT_S,
+    show_default=True,
+    help="Seconds to wait for the pasted Spotify redirect address.",
 )
 @click.option("--m3u", "playlist_files", multiple=True, type=click.Path(path_type=Path), help="M3U/M3U8/PLS file.")
 @click.option("--folder", "folders", multiple=True, type=click.Path(path_type=Path), help="One subfolder per playlist.")
@@ -171,8 +204,17 @@ def sync_playlists(settings: Settings, as_json: bool, **params: Any) -> None:
     SPOTIPY_CLIENT_ID and SPOTIPY_CLIENT_SECRET), M3U/PLS files (--m3u) and folders (--folder). Audio: the
     local files themselves, --audio-manifest, --audio-dir, or --fetch-audio / --audio-url (yt-dlp + ffmpeg).
     """
-    sources = _sources(params, settings)
-    options = _sync_options(params, settings)
+    run_sync(settings, _sources(params, settings), _sync_options(params, settings), as_json, "sync-playlists")
+
+
+def run_sync(
+    settings: Settings, sources: list[PlaylistSource], options: SyncOptions, as_json: bool, title: str
+) -> SyncReport:
+    """Run sources through the sync into the store, report (one JSON document with --json), exit 1 on failures.
+
+    `sync-playlists`, `playlist create` and `playlist import` all come here: one implementation of
+    membership, centroids and local track URIs.
+    """
     encoder = load_encoder(settings.model_path, settings.device)
     started = time.monotonic()
     with Store.open(settings) as store, progress() as bar:
@@ -181,8 +223,7 @@ def sync_playlists(settings: Settings, as_json: bool, **params: Any) -> None:
     if as_json:
         print_json({**report.as_dict(), "seconds": round(seconds, 2)})
     else:
-        _print_summary(report, seconds)
+        _print_summary(report, seconds, title)
     if report.failed:
         sys.exit(1)
-
-
+    return report

@@ -7,8 +7,9 @@ from typing import Any
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
-from siamrec.cli.common import console, json_option, print_json
+from siamrec.cli.common import console, json_option, plural, print_json
 from siamrec.config import resolve_settings
 from siamrec.errors import ConfigError
 
@@ -28,11 +29,11 @@ def _load_tracks(data: str | None, fma: str | None, corpus: str | None) -> tuple
 def _decode(tracks: Any, cache: Path, workers: int) -> tuple[Any, list[Path]]:
     from siamrec.data import build_cache
 
-    with Progress(TextColumn("[bold]decoding"), BarColumn(), MofNCompleteColumn(), console=console) as bar:
+    with Progress(TextColumn("decoding", style="bold"), BarColumn(), MofNCompleteColumn(), console=console) as bar:
         task = bar.add_task("decode", total=len(tracks.tracks))
         kept, files, skipped = build_cache(tracks, cache, workers, on_done=lambda n: bar.advance(task, n))
     for reason in skipped:
-        console.print(f"[yellow]skipped[/] {reason}", markup=True, highlight=False)
+        console.print(Text.assemble(("skipped", "yellow"), " ", str(reason)), soft_wrap=True)
     return kept, files
 
 
@@ -76,7 +77,7 @@ def train_command(**opts: Any) -> None:
     else:
         last = history[-1] if history else {}
         console.print(
-            f"checkpoint: {trainer.checkpoint_path}  ({len(history)} epochs, augment "
+            f"checkpoint: {trainer.checkpoint_path}  ({plural(len(history), 'epoch')}, augment "
             f"{','.join(parse_augment(','.join(config.augment))) or 'none'})",
             highlight=False,
         )
@@ -151,10 +152,9 @@ def _fit(trainer: Any, epochs: int) -> list[dict[str, float]]:
             bar.update(task, epoch=min(int(row["epoch"]) + 1, epochs), val=val)
             if row["collapse"] < COLLAPSE_WARNING:
                 console.print(
-                    f"[yellow]warning:[/] epoch {int(row['epoch'])}: collapse figure "
-                    f"{row['collapse']:.2f} is falling toward 0 (representation collapsing)"
+                    "warning:",
+                    f"epoch {int(row['epoch'])}: collapse figure "
+                    f"{row['collapse']:.2f} is falling toward 0 (representation collapsing)",
                 )
 
         return trainer.fit(on_step, on_epoch)
-
-

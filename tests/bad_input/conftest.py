@@ -11,49 +11,22 @@ import re
 import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import cli_helpers
 import pytest
-from qdrant_client import QdrantClient
 
 from siamrec.config import resolve_settings
 
 # rich's progress bar, rendered once at the end when stderr is not a terminal: not a message
 PROGRESS_LINE = re.compile(r"^\w[\w ]* +━+ +\d+/\d+ ")
-StoreDump = dict[str, dict[str, tuple[dict[str, Any], Any]]]
+StoreDump = dict[str, Any]
 
 
 def dump_store() -> StoreDump:
-    """Every point of every collection of the configured store: {collection: {id: (payload, vectors)}}.
-
-    Vectors are rounded lists so two dumps compare with ==; payloads are taken as stored. `added_at`
-    is kept: a re-add that should not happen would change it.
-    """
-    settings = resolve_settings()
-    if settings.qdrant_url is None and not settings.qdrant_path.exists():
-        return {}
-    client = (
-        QdrantClient(url=settings.qdrant_url) if settings.qdrant_url else QdrantClient(path=str(settings.qdrant_path))
-    )
-    try:
-        dump: StoreDump = {}
-        for collection in sorted(c.name for c in client.get_collections().collections):
-            points: dict[str, tuple[dict[str, Any], Any]] = {}
-            offset = None
-            while True:
-                page, offset = client.scroll(
-                    collection, limit=1000, offset=offset, with_payload=True, with_vectors=True
-                )
-                for point in page:
-                    vectors = point.vector if isinstance(point.vector, dict) else {"": point.vector}
-                    rounded = {name: [round(float(x), 6) for x in v] for name, v in (vectors or {}).items() if v}
-                    points[str(point.id)] = (point.payload or {}, rounded)
-                if offset is None:
-                    break
-            dump[collection] = points
-        return dump
-    finally:
-        client.close()
+    """Every point of every collection of the configured store (cli_helpers.dump_store of SIAMREC_HOME)."""
+    return cli_helpers.dump_store(resolve_settings().home)
 
 
 def run_siamrec(*args: str | bytes, **kwargs: Any) -> subprocess.CompletedProcess[str]:
@@ -97,6 +70,22 @@ def siamrec_cli_fixture() -> Callable[..., subprocess.CompletedProcess[str]]:
 @pytest.fixture(name="one_error_line")
 def one_error_line_fixture() -> Callable[..., str]:
     return assert_one_error_line
+
+
+@pytest.fixture
+def store_home(home: Path, library_files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
+    """A store with the test library's tracks in two playlists whose names are full of rich markup."""
+    root = tmp_path / "lists"
+    files = sorted(library_files.values())
+    folder = root / "[bold]Loud :smile:"  # a folder name cannot hold "/": the closing tag goes in the M3U
+    folder.mkdir(parents=True)
+    for file in files[:4]:
+        (folder / file.name).symlink_to(file)
+    m3u = tmp_path / "odd.m3u"
+    m3u.write_text("#EXTM3U\n#PLAYLIST:[/]odd [red\n" + "\n".join(str(f) for f in files[3:]) + "\n")
+    status, _, err = cli_helpers.run_cli(capsys, "sync-playlists", "--folder", str(root), "--m3u", str(m3u))
+    assert status == 0, err
+    return home
 
 
 @pytest.fixture(name="stderr_messages")

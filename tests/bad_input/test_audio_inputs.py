@@ -19,7 +19,7 @@ import pytest
 import soundfile as sf
 
 from siamrec import constants as C
-from siamrec.audio import EvenBlocks, file_sha1, track_windows
+from siamrec.audio import EvenBlocks, identify, track_windows
 from siamrec.config import resolve_settings
 from siamrec.embed import TrackEncoder
 from siamrec.library import add_paths
@@ -41,7 +41,7 @@ def written_as(raw: bytes, signal: np.ndarray) -> Path:
 
 
 def track_id(path: Path) -> str:
-    return point_id(local_track_uri(file_sha1(path)))
+    return point_id(local_track_uri(identify(path)))
 
 
 @pytest.fixture

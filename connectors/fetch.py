@@ -1,0 +1,206 @@
+"""`--fetch-audio` / `--audio-url`: yt-dlp downloads of the chosen candidate, converted by ffmpeg to Ogg Opus
+(which soundfile reads), rate-limited, cached by track URI (connectors.cache).
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import soundfile as sf
+
+from siamrec.audio import file_sha1
+from siamrec.connectors.base import Problem, SourceTrack
+from siamrec.connectors.cache import AudioCache, cache_key, now_iso
+from siamrec.connectors.manifest import ManifestRow
+from siamrec.connectors.search import (
+    Candidate,
+    FetchOptions,
+    QuietYtdlpLogger,
+    Searcher,
+    download_message,
+    rank,
+    search_query,
+    youtube_search,
+)
+from siamrec.errors import ConnectorError
+from siamrec.logs import get_logger
+
+log = get_logger(__name__)
+
+FETCH_CODEC = "opus"
+HTML_PREFIXES = (b"<!doctype", b"<html", b"<?xml", b"<head", b"<body")
+
+
+# ---- downloading ----------------------------------------------------------------------------------------
+
+
+class _RateLimit:
+    """At most one request start per `interval_s` across all worker threads."""
+
+    def __init__(self, interval_s: float) -> None:
+        self.interval_s = interval_s
+        self._lock = threading.Lock()
+        self._next = 0.0
+
+    def wait(self) -> None:
+        with self._lock:
+            now = time.monotonic()
+            delay = self._next - now
+            self._next = max(now, self._next) + self.interval_s
+        if delay > 0:
+            log.debug("rate limit: waiting %.1f s before the next request", delay)
+            time.sleep(delay)
+
+
+def _looks_like_html(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        head = handle.read(512).lstrip().lower()
+    return head.startswith(HTML_PREFIXES)
+
+
+class Fetcher:
+    """Finds, downloads and caches audio for tracks with yt-dlp, a few at a time."""
+
+    def __init__(
+        self, cache: AudioCache, searcher: Searcher | None = None, options: FetchOptions | None = None
+    ) -> None:
+        if shutil.which("ffmpeg") is None:
+            raise ConnectorError("fetching audio needs ffmpeg to convert downloads: install it (apt install ffmpeg)")
+        self.cache = cache
+        self.searcher = searcher or youtube_search
+        self.options = options or FetchOptions()
+        self._rate = _RateLimit(self.options.min_interval_s)
+        self.downloads = 0
+
+    def fetch_many(
+        self, tracks: list[SourceTrack], on_done: Callable[[int], None] | None = None
+    ) -> tuple[dict[str, Path], list[Problem]]:
+        """Fetch each track (cached ones cost nothing); failures are Problems, never exceptions."""
+        found: dict[str, Path] = {}
+        problems: list[Problem] = []
+
+        def one(track: SourceTrack) -> None:
+            try:
+                found[track.uri] = self.fetch(track)
+            except ConnectorError as exc:
+                problems.append(Problem(track.uri, f"no audio fetched: {exc}"))
+            if on_done:
+                on_done(1)
+
+        with ThreadPoolExecutor(max(1, self.options.workers)) as pool:
+            list(pool.map(one, tracks))
+        return found, problems
+
+    def fetch(self, track: SourceTrack) -> Path:
+        cached = self.cache.path(track.uri)
+        if cached is not None:
+            return cached
+        self._rate.wait()
+        try:
+            candidates, rejected = rank(track, self.searcher(track), self.options)
+        except ConnectorError:
+            raise
+        except Exception as exc:  # a plug-in searcher's failure is this track's failure, not the sync's
+            raise ConnectorError(f"search failed: {download_message(exc)}") from exc
+        failures = list(rejected)
+        for reason in rejected:
+            log.debug("%s: rejected %s", track.uri, reason)
+        for candidate in candidates[: self.options.max_attempts]:
+            log.info("%s: downloading %s (%s)", track.uri, candidate.url, candidate.title)
+            try:
+                return self._download(track, candidate)
+            except ConnectorError as exc:
+                log.info("%s: %s failed: %s", track.uri, candidate.url, exc)
+                failures.append(f"{candidate.url}: {exc}")
+        if not failures:
+            raise ConnectorError(f"no candidates found for {search_query(track)!r}")
+        raise ConnectorError("; ".join(failures))
+
+    def _download(self, track: SourceTrack, candidate: Candidate) -> Path:
+        work = self.cache.work_dir(track.uri)
+        try:
+            self._rate.wait()
+            info = self._run_ytdlp(candidate, work)
+            audio = self._check(track, work)
+            duration = sf.info(str(audio)).duration
+            row = ManifestRow(
+                track_uri=track.uri,
+                path=f"{cache_key(track.uri)}/audio{audio.suffix}",
+                duration_ms=round(duration * 1000),
+                source_url=info.get("webpage_url") or candidate.url,
+                extractor=info.get("extractor_key") or candidate.extractor,
+                video_id=str(info.get("id") or candidate.video_id),
+                audio_sha1=file_sha1(audio),
+                fetched_at=now_iso(),
+            )
+            self.downloads += 1
+            return self.cache.put(work, audio, row)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+    def _run_ytdlp(self, candidate: Candidate, work: Path) -> dict[str, Any]:
+        import yt_dlp
+
+        refused: list[str] = []
+
+        def too_long(info: dict[str, Any], *, incomplete: bool = False) -> str | None:
+            duration = info.get("duration")
+            if duration and duration > self.options.max_duration_s:
+                refused.append(f"too long ({duration:.0f} s > {self.options.max_duration_s:.0f} s)")
+                return refused[-1]
+            return None
+
+        options = {
+            "format": "bestaudio/best",
+            "outtmpl": str(work / "download.%(ext)s"),
+            "postprocessors": [{"key": "FFmpegExtractAudio", "preferredcodec": FETCH_CODEC}],
+            # Bit-exact muxing (no random Ogg serial): the same download gives the same bytes, so the same sha1.
+            "postprocessor_args": {"extractaudio": ["-fflags", "+bitexact", "-flags:a", "+bitexact"]},
+            "match_filter": too_long,
+            "max_filesize": self.options.max_filesize,
+            "socket_timeout": self.options.socket_timeout_s,
+            "noplaylist": True,
+            "quiet": True,
+            "no_warnings": True,
+            "noprogress": True,
+            "logger": QuietYtdlpLogger(),
+        }
+        try:
+            with yt_dlp.YoutubeDL(options) as ydl:
+                info = ydl.extract_info(candidate.url, download=True) or {}
+        except (yt_dlp.utils.DownloadError, yt_dlp.utils.PostProcessingError) as exc:
+            raise ConnectorError(self._explain(exc, work)) from exc
+        if refused:
+            raise ConnectorError(refused[0])
+        return info
+
+    @staticmethod
+    def _explain(exc: BaseException, work: Path) -> str:
+        leftovers = [p for p in work.iterdir() if p.is_file() and p.stat().st_size > 0]
+        if any(_looks_like_html(p) for p in leftovers):
+            return "the server returned an HTML page instead of audio"
+        return download_message(exc)
+
+    def _check(self, track: SourceTrack, work: Path) -> Path:
+        """The converted file, checked: really audio, not over-long, and as long as the track."""
+        produced = sorted(work.glob(f"download.{FETCH_CODEC}")) or sorted(work.glob("download.*"))
+        if not produced:
+            raise ConnectorError("yt-dlp produced no audio file")
+        audio = produced[0]
+        if _looks_like_html(audio):
+            raise ConnectorError("the server returned an HTML page instead of audio")
+        try:
+            duration = sf.info(str(audio)).duration
+        except (sf.LibsndfileError, RuntimeError) as exc:
+            raise ConnectorError(f"the download is not readable audio ({exc})") from exc
+        if duration > self.options.max_duration_s:
+            raise ConnectorError(f"too long ({duration:.0f} s > {self.options.max_duration_s:.0f} s)")
+        if track.duration_s and abs(duration - track.duration_s) > self.options.tolerance(track.duration_s):
+            raise ConnectorError(f"the audio lasts {duration:.0f} s, the track {track.duration_s:.0f} s")
+        return audio

@@ -1,0 +1,25 @@
+"""Logging: one "siamrec" logger tree, shown on stderr through rich (stdout stays for results and --json)."""
+
+from __future__ import annotations
+
+import logging
+
+LOGGER_NAME = "siamrec"
+
+
+def configure_logging(verbose: int = 0, quiet: bool = False) -> None:
+    """Warnings by default, info with -v, debug with -vv, errors only with -q."""
+    from rich.console import Console
+    from rich.logging import RichHandler
+
+    level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    handler = RichHandler(console=Console(stderr=True), show_path=False, markup=False, rich_tracebacks=False)
+    root = logging.getLogger(LOGGER_NAME)
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+def get_logger(name: str) -> logging.Logger:
+    """The logger of a siamrec module (`get_logger(__name__)`)."""
+    return logging.getLogger(name if name.startswith(LOGGER_NAME) else f"{LOGGER_NAME}.{name}")

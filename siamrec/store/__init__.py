@@ -1,0 +1,445 @@
+"""The store, in the project's own words: tracks and playlists with their vectors, bound to one model.
+
+Callers see TrackRecord/PlaylistRecord/StoredTrack and scored results, never an engine's types. Behind it
+sits one backend class (siamrec.store.backend.Backend): Qdrant Edge embedded under SIAMREC_HOME by default,
+qdrant-client for a Qdrant server or cluster by URL. Point ids are uuid5(NAMESPACE_URL, uri), so writing the
+same track or playlist twice updates one point. A collection's model vector is named after the model that made
+it; a different model is refused. Derived vectors (e.g. an adapted metric) may sit beside it as
+`<model>+<suffix>`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from siamrec import constants as C
+from siamrec.config import Settings
+from siamrec.errors import ModelError, NotFoundError, StoreError
+from siamrec.store.backend import EVERYTHING, Backend, Hit, Point, Where
+from siamrec.uris import point_id
+from siamrec.vectors import l2_normalise
+
+PAGE = 1000
+WRITE_BATCH = 512
+TRACK_KEYWORD_FIELDS = ("track_uri", "playlists", "audio_sha1", "audio_id", "source", "path")
+PLAYLIST_KEYWORD_FIELDS = ("playlist_uri", "name_key")
+DERIVED = "+"  # `<model>+<suffix>`: a vector derived from the model's (never the model binding itself)
+COLD = Where(empty=("playlists",))
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@dataclass
+class TrackRecord:
+    """A track's payload (the DESIGN.md schema plus the file facts that let re-adds skip unchanged files)."""
+
+    track_uri: str
+    title: str = ""
+    artist: str = ""
+    album: str = ""
+    duration_s: float | None = None
+    source: str = "local"
+    audio_sha1: str | None = None  # the file's bytes: tells a changed file from the stored one
+    audio_id: str | None = None  # the decoded audio (siamrec.audio.audio_identity): survives re-tagging
+    path: str | None = None
+    added_at: str = field(default_factory=now_iso)
+    playlists: list[str] = field(default_factory=list)
+    size: int | None = None  # file size in bytes when it was embedded
+    mtime: float | None = None  # file modification time (s) when it was embedded
+
+
+@dataclass
+class PlaylistRecord:
+    """A playlist's payload; its point's vector is the centroid of its tracks' vectors."""
+
+    playlist_uri: str
+    name: str
+    source: str = "local"
+    track_uris: list[str] = field(default_factory=list)
+    followers: int | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class StoredTrack:
+    record: TrackRecord
+    vector: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class ScoredTrack:
+    """A track found by a query: its record, its model vector and its similarity score."""
+
+    record: TrackRecord
+    vector: np.ndarray
+    score: float
+
+
+@dataclass(frozen=True)
+class ScoredPlaylist:
+    record: PlaylistRecord
+    vector: np.ndarray
+    score: float
+
+
+def _known(cls: type, payload: dict[str, Any]) -> dict[str, Any]:
+    fields = cls.__dataclass_fields__  # type: ignore[attr-defined]
+    return {key: value for key, value in payload.items() if key in fields}
+
+
+def track_from_payload(payload: dict[str, Any]) -> TrackRecord:
+    return TrackRecord(**_known(TrackRecord, payload))
+
+
+def playlist_from_payload(payload: dict[str, Any]) -> PlaylistRecord:
+    return PlaylistRecord(**_known(PlaylistRecord, payload))
+
+
+def record_payload(record: TrackRecord | PlaylistRecord) -> dict[str, Any]:
+    """A record as a payload: a shallow copy (dataclasses.asdict deep-copies, a third of an upsert's time)."""
+    return {key: list(value) if isinstance(value, list) else value for key, value in vars(record).items()}
+
+
+def playlist_payload(playlist: PlaylistRecord) -> dict[str, Any]:
+    """The stored payload: the record plus `name_key`, the case-folded name its keyword index finds."""
+    return {**record_payload(playlist), "name_key": playlist.name.casefold()}
+
+
+def embedded_path(settings: Settings) -> Path:
+    """Where the embedded (Qdrant Edge) store lives under SIAMREC_HOME."""
+    return settings.home / "store"
+
+
+def open_backend(settings: Settings) -> Backend:
+    """A server backend when a URL is configured, else the embedded store (migrating an old one first)."""
+    if settings.qdrant_url:
+        from siamrec.store.client import ClientBackend
+
+        return ClientBackend.server(settings.qdrant_url, settings.qdrant_api_key)
+    from siamrec.store.edge import EdgeBackend
+    from siamrec.store.migrate import migrate_if_needed
+
+    migrate_if_needed(settings)
+    return EdgeBackend(embedded_path(settings))
+
+
+class Store:
+    """Tracks and playlists bound to one model (its name is the collections' vector name)."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self._model: tuple[str, int] | None = None
+        self._wrote = False
+
+    @classmethod
+    def open(cls, settings: Settings) -> Store:
+        return cls(open_backend(settings))
+
+    @classmethod
+    def memory(cls) -> Store:
+        """An in-memory store (tests, throwaway work)."""
+        from siamrec.store.client import ClientBackend
+
+        return cls(ClientBackend.memory())
+
+    @property
+    def location(self) -> str:
+        return self.backend.location
+
+    def close(self) -> None:
+        """Index what was written (embedded store), then release the store."""
+        try:
+            optimize = getattr(self.backend, "optimize", None)
+            if self._wrote and optimize is not None:
+                optimize()
+        finally:
+            self.backend.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- model binding ------------------------------------------------------------------------------
+
+    def stored_model(self) -> tuple[str, int] | None:
+        """(vector name, dimension) the tracks collection was created for, or None when it does not exist."""
+        vectors = self.backend.vectors(C.TRACKS_COLLECTION)
+        if vectors is None:
+            return None
+        models = [(name, dim) for name, dim in vectors.items() if DERIVED not in name]
+        if len(models) != 1:
+            raise StoreError(f"collection '{C.TRACKS_COLLECTION}' was not created by siamrec")
+        return models[0]
+
+    def bind_model(self, name: str, dim: int, create: bool = True) -> None:
+        """Check the model against the collections (creating them if allowed); refuse any mismatch."""
+        stored = self.stored_model()
+        if stored is None:
+            if not create:
+                raise NotFoundError("the store is empty: add tracks with `siamrec add-track` first")
+            for collection, keys in (
+                (C.TRACKS_COLLECTION, TRACK_KEYWORD_FIELDS),
+                (C.PLAYLISTS_COLLECTION, PLAYLIST_KEYWORD_FIELDS),
+            ):
+                if self.backend.vectors(collection) is None:
+                    self.backend.create(collection, {name: dim}, keys)
+        elif stored != (name, dim):
+            raise ModelError(
+                f"the store holds vectors of model '{stored[0]}' (dim {stored[1]}) but the model is '{name}' "
+                f"(dim {dim}): use --model with that model, or a fresh --home to re-embed with this one"
+            )
+        self._model = (name, dim)
+
+    def bind_stored_model(self) -> tuple[str, int]:
+        """Bind to the model the store was filled with (for commands that read but never embed)."""
+        stored = self.stored_model()
+        if stored is None:
+            raise NotFoundError("the store is empty: add tracks with `siamrec add-track` first")
+        self._model = stored
+        return stored
+
+    @property
+    def vector_name(self) -> str:
+        if self._model is None:
+            raise StoreError("internal: bind a model before reading or writing vectors")
+        return self._model[0]
+
+    def derived_vector(self, suffix: str, dim: int) -> str:
+        """The name of a vector derived from the model's (`<model>+<suffix>`), created on both collections."""
+        name = f"{self.vector_name}{DERIVED}{suffix}"
+        for collection in (C.TRACKS_COLLECTION, C.PLAYLISTS_COLLECTION):
+            have = self.backend.vectors(collection) or {}
+            if name not in have:
+                self.backend.add_vector(collection, name, dim)
+            elif have[name] != dim:
+                raise ModelError(f"the store's vector {name!r} has dim {have[name]}, not {dim}: refit it")
+        return name
+
+    def _write(self, collection: str, points: list[Point]) -> None:
+        for start in range(0, len(points), WRITE_BATCH):
+            self.backend.upsert(collection, points[start : start + WRITE_BATCH])
+        self._wrote = self._wrote or bool(points)
+
+    def _vector(self, hit: Hit) -> np.ndarray | None:
+        return hit.vectors.get(self.vector_name)
+
+    # ---- tracks -------------------------------------------------------------------------------------
+
+    def get_tracks(self, uris: Iterable[str], with_vectors: bool = False) -> dict[str, StoredTrack]:
+        """The stored tracks among `uris` (missing ones are simply absent from the result)."""
+        ids = [point_id(uri) for uri in uris]
+        wanted = [self.vector_name] if with_vectors else []
+        found: dict[str, StoredTrack] = {}
+        for start in range(0, len(ids), PAGE):
+            for hit in self.backend.retrieve(C.TRACKS_COLLECTION, ids[start : start + PAGE], wanted):
+                record = track_from_payload(hit.payload)
+                found[record.track_uri] = StoredTrack(record, self._vector(hit))
+        return found
+
+    def upsert_tracks(self, records: list[TrackRecord], vectors: np.ndarray | list[np.ndarray | None]) -> set[str]:
+        """Write tracks, keeping the playlists and added_at already stored; returns the URIs that were stored.
+
+        The records are updated in place with the merged playlists. A vector of None writes metadata only and
+        *replaces* a stored vector with none (points are written whole): pass the stored vector back to keep it.
+        """
+        existing = self.get_tracks([r.track_uri for r in records])
+        points = []
+        for record, vector in zip(records, vectors, strict=True):
+            previous = existing.get(record.track_uri)
+            if previous is not None:
+                record.playlists = sorted(set(previous.record.playlists) | set(record.playlists))
+                record.added_at = previous.record.added_at
+            named = {} if vector is None else {self.vector_name: np.asarray(vector, dtype=np.float32)}
+            points.append(Point(point_id(record.track_uri), named, record_payload(record)))
+        self._write(C.TRACKS_COLLECTION, points)
+        return set(existing)
+
+    def set_track_payload(self, uri: str, payload: dict[str, Any]) -> None:
+        self.backend.set_payload(C.TRACKS_COLLECTION, [point_id(uri)], payload)
+
+    def delete_tracks(self, uris: Iterable[str]) -> None:
+        """Remove tracks (and their membership in the playlists that listed them; centroids follow)."""
+        gone = self.get_tracks(uris)
+        if not gone:
+            return
+        touched = {p for track in gone.values() for p in track.record.playlists}
+        self.backend.delete(C.TRACKS_COLLECTION, [point_id(uri) for uri in gone])
+        self._wrote = True
+        playlists = [record for record, _ in self.get_playlists(touched).values()]
+        for playlist in playlists:
+            playlist.track_uris = [uri for uri in playlist.track_uris if uri not in gone]
+        self.refresh_centroids(playlists)
+
+    def iter_tracks(self, with_vectors: bool = True, cold_only: bool = False) -> Iterator[StoredTrack]:
+        """Every stored track, a page at a time."""
+        wanted = [self.vector_name] if with_vectors else []
+        for hit in self.backend.scroll(C.TRACKS_COLLECTION, COLD if cold_only else EVERYTHING, wanted):
+            yield StoredTrack(track_from_payload(hit.payload), self._vector(hit))
+
+    def tracks_at(self, paths: Iterable[str]) -> dict[str, TrackRecord]:
+        """Stored tracks by the file path they were embedded from (keyword index on `path`)."""
+        found: dict[str, TrackRecord] = {}
+        paths = list(paths)
+        for start in range(0, len(paths), PAGE):
+            where = Where(any_of={"path": paths[start : start + PAGE]})
+            for hit in self.backend.scroll(C.TRACKS_COLLECTION, where):
+                record = track_from_payload(hit.payload)
+                if record.path is not None:
+                    found[record.path] = record
+        return found
+
+    def tracks_under(self, folder: str) -> Iterator[TrackRecord]:
+        """Stored local tracks whose file lies under `folder` (to report files that disappeared)."""
+        prefix = folder.rstrip("/") + "/"
+        for hit in self.backend.scroll(C.TRACKS_COLLECTION, Where(any_of={"source": ["local"]})):
+            path = hit.payload.get("path")
+            if isinstance(path, str) and path.startswith(prefix):
+                yield track_from_payload(hit.payload)
+
+    def count_tracks(self, cold_only: bool = False) -> int:
+        """Exact count, done by the engine (no payloads travel)."""
+        return self.backend.count(C.TRACKS_COLLECTION, COLD if cold_only else EVERYTHING)
+
+    def count_playlists(self) -> int:
+        return self.backend.count(C.PLAYLISTS_COLLECTION)
+
+    # ---- playlists ----------------------------------------------------------------------------------
+
+    def get_playlist(self, uri: str) -> PlaylistRecord | None:
+        hits = self.backend.retrieve(C.PLAYLISTS_COLLECTION, [point_id(uri)])
+        return playlist_from_payload(hits[0].payload) if hits else None
+
+    def get_playlists(self, uris: Iterable[str]) -> dict[str, tuple[PlaylistRecord, np.ndarray | None]]:
+        """The stored playlists among `uris` with their centroids (None: no track had a vector)."""
+        ids = [point_id(uri) for uri in uris]
+        found: dict[str, tuple[PlaylistRecord, np.ndarray | None]] = {}
+        for start in range(0, len(ids), PAGE):
+            for hit in self.backend.retrieve(C.PLAYLISTS_COLLECTION, ids[start : start + PAGE], [self.vector_name]):
+                record = playlist_from_payload(hit.payload)
+                found[record.playlist_uri] = (record, self._vector(hit))
+        return found
+
+    def iter_playlists(self) -> Iterator[PlaylistRecord]:
+        for hit in self.backend.scroll(C.PLAYLISTS_COLLECTION):
+            yield playlist_from_payload(hit.payload)
+
+    def playlists_holding(self, track_uri: str) -> list[str]:
+        """The playlists a track is in, from the track's own `playlists` payload field."""
+        stored = self.get_tracks([track_uri]).get(track_uri)
+        return list(stored.record.playlists) if stored else []
+
+    def playlists_named(self, name: str) -> list[PlaylistRecord]:
+        """The stored playlists whose name is `name`, ignoring case (the `name_key` index)."""
+        hits = self.backend.scroll(C.PLAYLISTS_COLLECTION, Where(any_of={"name_key": [name.casefold()]}))
+        return [playlist_from_payload(hit.payload) for hit in hits]
+
+    def find_playlist(self, key: str) -> PlaylistRecord:
+        """A playlist by URI, or by name (case-insensitive, through the `name_key` index); unknown or ambiguous
+        names are errors."""
+        found = self.get_playlist(key)
+        if found is not None:
+            return found
+        matches = self.playlists_named(key)
+        if not matches:
+            raise NotFoundError(f"no playlist named {key!r}: `siamrec playlist list` shows the stored ones")
+        if len(matches) > 1:
+            uris = ", ".join(p.playlist_uri for p in matches)
+            raise NotFoundError(f"{len(matches)} playlists are named {key!r}: name one by URI ({uris})")
+        return matches[0]
+
+    def save_playlist(self, playlist: PlaylistRecord) -> None:
+        """Store the playlist, mark membership in its tracks' payloads, and refresh its centroid.
+
+        Member URIs not stored yet get a metadata-only point, so audio added for them later (add-track --uri,
+        sync) finds its playlist and refreshes the centroid.
+        """
+        previous = self.get_playlist(playlist.playlist_uri)
+        dropped = set(previous.track_uris) - set(playlist.track_uris) if previous else set()
+        stored = self.get_tracks(set(playlist.track_uris) | dropped)
+        for uri, track in stored.items():
+            members = set(track.record.playlists)
+            wanted = members - {playlist.playlist_uri} if uri in dropped else members | {playlist.playlist_uri}
+            if wanted != members:
+                self.set_track_payload(uri, {"playlists": sorted(wanted)})
+        unseen = [uri for uri in dict.fromkeys(playlist.track_uris) if uri not in stored]
+        if unseen:
+            records = [TrackRecord(uri, source=playlist.source, playlists=[playlist.playlist_uri]) for uri in unseen]
+            self.upsert_tracks(records, [None] * len(records))
+        self.refresh_centroids([playlist])
+
+    def refresh_centroids(self, playlists: list[PlaylistRecord]) -> None:
+        """Recompute each playlist's centroid from its tracks that have vectors (none yet: no vector)."""
+        points = []
+        for playlist in playlists:
+            tracks = self.get_tracks(playlist.track_uris, with_vectors=True).values()
+            vectors = [t.vector for t in tracks if t.vector is not None]
+            named = {self.vector_name: playlist_centroid(np.stack(vectors))} if vectors else {}
+            points.append(Point(point_id(playlist.playlist_uri), named, playlist_payload(playlist)))
+        self._write(C.PLAYLISTS_COLLECTION, points)
+
+    # ---- queries ------------------------------------------------------------------------------------
+
+    def nearest_tracks(
+        self,
+        vector: np.ndarray,
+        limit: int,
+        exclude_uris: Iterable[str] = (),
+        cold_only: bool = True,
+        exact: bool = False,
+        exclude_audio: Iterable[str] = (),
+    ) -> list[ScoredTrack]:
+        """Tracks nearest to a vector, best first, never one of `exclude_uris` nor a track whose audio identity
+        is in `exclude_audio` (the same recording stored under another URI)."""
+        where = self._track_filter(exclude_uris, cold_only, exclude_audio)
+        hits = self.backend.nearest(C.TRACKS_COLLECTION, self.vector_name, vector, limit, where, exact)
+        return [self._scored_track(hit) for hit in hits]
+
+    def best_score_tracks(
+        self,
+        examples: np.ndarray,
+        limit: int,
+        exclude_uris: Iterable[str] = (),
+        cold_only: bool = True,
+        exact: bool = False,
+        exclude_audio: Iterable[str] = (),
+    ) -> list[ScoredTrack]:
+        """Tracks by Qdrant's best-score recommendation from example vectors `[n, D]`, never `exclude_uris`
+        nor the same audio (`exclude_audio`)."""
+        where = self._track_filter(exclude_uris, cold_only, exclude_audio)
+        hits = self.backend.best_score(C.TRACKS_COLLECTION, self.vector_name, examples, limit, where, exact)
+        return [self._scored_track(hit) for hit in hits]
+
+    def nearest_playlists(
+        self, vector: np.ndarray, limit: int, exclude_uris: Iterable[str] = (), exact: bool = False
+    ) -> list[ScoredPlaylist]:
+        """Playlists whose centroid is nearest to a vector, best first, never one of `exclude_uris`."""
+        where = Where(not_ids=tuple(point_id(uri) for uri in exclude_uris))
+        hits = self.backend.nearest(C.PLAYLISTS_COLLECTION, self.vector_name, vector, limit, where, exact)
+        return [ScoredPlaylist(playlist_from_payload(h.payload), h.vectors[self.vector_name], h.score) for h in hits]
+
+    @staticmethod
+    def _track_filter(exclude_uris: Iterable[str], cold_only: bool, exclude_audio: Iterable[str] = ()) -> Where:
+        same_audio = sorted(set(exclude_audio))
+        return Where(
+            empty=COLD.empty if cold_only else (),
+            not_ids=tuple(point_id(uri) for uri in exclude_uris),
+            none_of={"audio_id": same_audio} if same_audio else {},
+        )
+
+    def _scored_track(self, hit: Hit) -> ScoredTrack:
+        return ScoredTrack(track_from_payload(hit.payload), hit.vectors[self.vector_name], hit.score)
+
+
+def playlist_centroid(vectors: np.ndarray) -> np.ndarray:
+    """The L2-normalised mean of L2-normalised track vectors `[n, D]` → `[D]`."""
+    return l2_normalise(vectors.mean(axis=0))

@@ -1,0 +1,106 @@
+"""What a store backend does, in the project's words: the one interface every engine implements.
+
+A backend holds named collections of points (id, named vectors, JSON payload). Everything above it (the
+`Store`) speaks this interface only, so a new engine is one class and no caller ever sees an engine's types.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+PAGE = 1000
+
+
+@dataclass(frozen=True)
+class Point:
+    """A point to write: its id (uuid5 of a URI), its named vectors (may be empty) and its payload."""
+
+    id: str
+    vectors: dict[str, np.ndarray]
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A point read back: payload, the vectors asked for, and a similarity score for query results."""
+
+    id: str
+    payload: dict[str, Any]
+    vectors: dict[str, np.ndarray] = field(default_factory=dict)
+    score: float = 0.0
+
+
+@dataclass(frozen=True)
+class Where:
+    """A filter: payload fields that must be empty, fields that must (`any_of`) or must not (`none_of`) hold
+    one of some values, ids left out."""
+
+    empty: tuple[str, ...] = ()
+    any_of: dict[str, list[str]] = field(default_factory=dict)
+    not_ids: tuple[str, ...] = ()
+    none_of: dict[str, list[str]] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.empty or self.any_of or self.not_ids or self.none_of)
+
+
+EVERYTHING = Where()
+
+
+class Backend(Protocol):
+    """An engine holding collections of points; errors surface as StoreError with one line."""
+
+    location: str
+
+    def vectors(self, collection: str) -> dict[str, int] | None:
+        """Name → dimension of the collection's dense vectors; None when the collection does not exist."""
+
+    def create(self, collection: str, vectors: dict[str, int], keyword_fields: Sequence[str]) -> None:
+        """Create the collection (cosine vectors) with keyword indexes on `keyword_fields`."""
+
+    def add_vector(self, collection: str, name: str, dim: int) -> None:
+        """Add another named vector to an existing collection (e.g. a derived, adapted vector)."""
+
+    def drop(self, collection: str) -> None: ...
+
+    def upsert(self, collection: str, points: Sequence[Point]) -> None:
+        """Write whole points (a point without a vector has none afterwards); acknowledged = durable."""
+
+    def set_payload(self, collection: str, ids: Sequence[str], payload: dict[str, Any]) -> None:
+        """Set some payload keys of existing points, leaving their vectors and other keys alone."""
+
+    def delete(self, collection: str, ids: Sequence[str]) -> None: ...
+
+    def retrieve(self, collection: str, ids: Sequence[str], vectors: Sequence[str] = ()) -> list[Hit]: ...
+
+    def scroll(self, collection: str, where: Where = EVERYTHING, vectors: Sequence[str] = ()) -> Iterator[Hit]:
+        """Every point matching `where`, a page at a time."""
+
+    def count(self, collection: str, where: Where = EVERYTHING) -> int: ...
+
+    def nearest(
+        self, collection: str, using: str, vector: np.ndarray, limit: int, where: Where, exact: bool = False
+    ) -> list[Hit]:
+        """Points by cosine similarity to `vector`, best first, with payload and the `using` vector."""
+
+    def best_score(
+        self, collection: str, using: str, positives: np.ndarray, limit: int, where: Where, exact: bool = False
+    ) -> list[Hit]:
+        """Qdrant's recommend best_score with raw example vectors `[n, D]` (examples are not excluded)."""
+
+    def close(self) -> None: ...
+
+
+def as_vector(value: Any) -> np.ndarray:
+    return np.asarray(value, dtype=np.float32)
+
+
+def pick_vectors(raw: Any, wanted: Sequence[str]) -> dict[str, np.ndarray]:
+    """An engine's named-vector dict reduced to the names asked for, as float32 arrays."""
+    if not isinstance(raw, dict):
+        return {}
+    return {name: as_vector(raw[name]) for name in wanted if raw.get(name) is not None}

@@ -1,0 +1,165 @@
+"""The qdrant-client backend: a Qdrant server or cluster by URL (and `:memory:` for tests, the old local mode
+for migration)."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
+
+import numpy as np
+from qdrant_client import QdrantClient
+from qdrant_client import models as qm
+from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
+
+from siamrec.errors import StoreError
+from siamrec.store.backend import EVERYTHING, PAGE, Hit, Point, Where, pick_vectors
+
+T = TypeVar("T")
+
+
+def client_filter(where: Where) -> qm.Filter | None:
+    if not where:
+        return None
+    must: list[qm.Condition] = [qm.IsEmptyCondition(is_empty=qm.PayloadField(key=key)) for key in where.empty]
+    must += [qm.FieldCondition(key=key, match=qm.MatchAny(any=list(values))) for key, values in where.any_of.items()]
+    must_not: list[qm.Condition] = [qm.HasIdCondition(has_id=list(where.not_ids))] if where.not_ids else []
+    must_not += [
+        qm.FieldCondition(key=key, match=qm.MatchAny(any=list(values))) for key, values in where.none_of.items()
+    ]
+    return qm.Filter(must=must or None, must_not=must_not or None)
+
+
+class ClientBackend:
+    """Collections in Qdrant through qdrant-client."""
+
+    def __init__(self, client: QdrantClient, location: str) -> None:
+        self.client = client
+        self.location = location
+
+    @classmethod
+    def server(cls, url: str, api_key: str | None) -> ClientBackend:
+        return cls(QdrantClient(url=url, api_key=api_key, timeout=30), url)
+
+    @classmethod
+    def memory(cls) -> ClientBackend:
+        return cls(QdrantClient(location=":memory:"), ":memory:")
+
+    @classmethod
+    def local(cls, path: str) -> ClientBackend:
+        """qdrant-client's local mode (brute force, SQLite): only read, to migrate it."""
+        try:
+            return cls(QdrantClient(path=path), path)
+        except RuntimeError as exc:
+            if "already accessed" in str(exc):
+                raise StoreError(f"the store at {path} is in use by another siamrec process: wait for it") from exc
+            raise StoreError(f"cannot open the old store at {path}: {exc}") from exc
+
+    def _call(self, what: str, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a client call, turning connection failures into one-line StoreErrors."""
+        try:
+            return func(*args, **kwargs)
+        except (ResponseHandlingException, UnexpectedResponse, ConnectionError) as exc:
+            raise StoreError(f"Qdrant {what} failed: {str(exc).splitlines()[0]}") from exc
+
+    def vectors(self, collection: str) -> dict[str, int] | None:
+        if not self._call("collection check", self.client.collection_exists, collection):
+            return None
+        params = self._call("collection info", self.client.get_collection, collection).config.params.vectors
+        if not isinstance(params, dict):
+            return {}
+        return {name: p.size for name, p in params.items()}
+
+    def create(self, collection: str, vectors: dict[str, int], keyword_fields: Sequence[str]) -> None:
+        config = {name: qm.VectorParams(size=dim, distance=qm.Distance.COSINE) for name, dim in vectors.items()}
+        self._call("create", self.client.create_collection, collection, vectors_config=config)
+        with warnings.catch_warnings():  # local mode ignores payload indexes (and says so); servers use them
+            warnings.simplefilter("ignore", UserWarning)
+            for key in keyword_fields:
+                self._call("index", self.client.create_payload_index, collection, key, qm.PayloadSchemaType.KEYWORD)
+
+    def add_vector(self, collection: str, name: str, dim: int) -> None:
+        raise StoreError(
+            f"a Qdrant server cannot add the vector {name!r} to an existing collection: recreate '{collection}'"
+        )
+
+    def drop(self, collection: str) -> None:
+        self._call("delete collection", self.client.delete_collection, collection)
+
+    def upsert(self, collection: str, points: Sequence[Point]) -> None:
+        structs = [
+            qm.PointStruct(id=p.id, vector={k: v.tolist() for k, v in p.vectors.items()}, payload=p.payload)
+            for p in points
+        ]
+        self._call("upsert", self.client.upsert, collection, structs, wait=True)
+
+    def set_payload(self, collection: str, ids: Sequence[str], payload: dict[str, Any]) -> None:
+        self._call("set payload", self.client.set_payload, collection, payload, list(ids))
+
+    def delete(self, collection: str, ids: Sequence[str]) -> None:
+        self._call("delete", self.client.delete, collection, qm.PointIdsList(points=list(ids)))
+
+    def retrieve(self, collection: str, ids: Sequence[str], vectors: Sequence[str] = ()) -> list[Hit]:
+        points = self._call(
+            "retrieve",
+            self.client.retrieve,
+            collection,
+            list(ids),
+            with_payload=True,
+            with_vectors=list(vectors) or False,
+        )
+        return [Hit(str(p.id), p.payload or {}, pick_vectors(p.vector, vectors)) for p in points]
+
+    def scroll(self, collection: str, where: Where = EVERYTHING, vectors: Sequence[str] = ()) -> Iterator[Hit]:
+        offset = None
+        while True:
+            points, offset = self._call(
+                "scroll",
+                self.client.scroll,
+                collection,
+                scroll_filter=client_filter(where),
+                limit=PAGE,
+                offset=offset,
+                with_payload=True,
+                with_vectors=list(vectors) or False,
+            )
+            for p in points:
+                yield Hit(str(p.id), p.payload or {}, pick_vectors(p.vector, vectors))
+            if offset is None:
+                return
+
+    def count(self, collection: str, where: Where = EVERYTHING) -> int:
+        return self._call("count", self.client.count, collection, count_filter=client_filter(where)).count
+
+    def _query(self, collection: str, using: str, query: Any, limit: int, where: Where, exact: bool) -> list[Hit]:
+        response = self._call(
+            "query",
+            self.client.query_points,
+            collection,
+            query=query,
+            using=using,
+            query_filter=client_filter(where),
+            search_params=qm.SearchParams(exact=True) if exact else None,
+            limit=limit,
+            with_payload=True,
+            with_vectors=[using],
+        )
+        return [Hit(str(p.id), p.payload or {}, pick_vectors(p.vector, [using]), p.score) for p in response.points]
+
+    def nearest(
+        self, collection: str, using: str, vector: np.ndarray, limit: int, where: Where, exact: bool = False
+    ) -> list[Hit]:
+        return self._query(collection, using, vector.tolist(), limit, where, exact)
+
+    def best_score(
+        self, collection: str, using: str, positives: np.ndarray, limit: int, where: Where, exact: bool = False
+    ) -> list[Hit]:
+        query = qm.RecommendQuery(
+            recommend=qm.RecommendInput(
+                positive=[row.tolist() for row in positives], strategy=qm.RecommendStrategy.BEST_SCORE
+            )
+        )
+        return self._query(collection, using, query, limit, where, exact)
+
+    def close(self) -> None:
+        self.client.close()

@@ -1,0 +1,186 @@
+"""What siamrec survives at its command line: outside text shown literally, every bad option or output path
+refused in one line before any work, and the store (every point's vector and payload) left as it was."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from cli_helpers import assert_one_line_error, dump_store, run_cli, run_process
+
+MARKUP_NAMES = ("[bold]Loud :smile:", "[/]odd [red")
+
+
+def test_markup_in_names_is_shown_literally(
+    store_home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from siamrec.cli import common
+
+    monkeypatch.setattr(common.stdout, "width", 240)  # wide enough that no name wraps
+    status, out, err = run_cli(capsys, "playlist", "list")
+    assert status == 0, err
+    for name in MARKUP_NAMES:
+        assert name in out
+    for name in MARKUP_NAMES:
+        status, out, err = run_cli(capsys, "playlist", "show", name)
+        assert status == 0 and name in out, err
+        status, out, err = run_cli(capsys, "recommend", "--playlist", name, "--include-warm", "-k", "3")
+        assert status == 0 and name in out, err
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (("bench", "--rng-seed", "-1"), "--rng-seed"),
+        (("bench", "--seeds", "0"), "--seeds"),
+        (("bench", "--seeds", "1000000000"), "--seeds"),
+        (("bench", "--mask", "99999999/5"), "--mask"),
+        (("bench", "--mask", "5/" + "9" * 5000), "--mask"),
+        (("bench", "--mask", "15/100000", "--baseline", "none"), "--mask"),
+        (("bench", "--plot", "scores.txt"), "--plot"),
+        (("bench", "--compare-model", "no-such.onnx"), "--compare-model"),
+        (("info", "--qdrant-url", "ftp://localhost:6333"), "http"),
+        (("info", "--qdrant-url", "localhost:6333"), "http"),
+        (("info", "--qdrant-url", "http://bad host:6333"), "host"),
+        (("info", "--qdrant-url", "http://localhost:99999"), "port"),
+        (("info", "--qdrant-url", "http://localhost:port"), "port"),
+        (("sync-playlists", "--m3u", "x.m3u", "--audio-url", "ftp://example.org/{id}.ogg"), "--audio-url"),
+        (("sync-playlists", "--m3u", "x.m3u", "--audio-url", "http://example.org/{nope}.ogg"), "--audio-url"),
+    ],
+)
+def test_bad_option_is_one_line_and_store_unchanged(
+    store_home: Path, capsys: pytest.CaptureFixture[str], args: tuple[str, ...], fragment: str
+) -> None:
+    before = dump_store(store_home)
+    status, out, err = run_cli(capsys, *args)
+    assert_one_line_error(status, err, fragment)
+    assert dump_store(store_home) == before
+
+
+@pytest.mark.parametrize("kind", ["missing folder", "a folder", "wrong suffix", "read-only folder"])
+@pytest.mark.parametrize("option", ["--m3u", "--plot", "--png", "-o"])
+def test_output_path_is_checked_before_any_work(
+    store_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], option: str, kind: str
+) -> None:
+    suffix = {"--m3u": ".m3u", "-o": ".onnx"}.get(option, ".png")
+    if kind == "read-only folder":
+        if os.geteuid() == 0:
+            pytest.skip("root writes anywhere")
+        folder = tmp_path / "ro"
+        folder.mkdir()
+        folder.chmod(0o555)
+        target = folder / f"out{suffix}"
+    else:
+        target = {
+            "missing folder": tmp_path / "no" / "such" / f"out{suffix}",
+            "a folder": tmp_path,
+            "wrong suffix": tmp_path / "out.txt",
+        }[kind]
+    checkpoint = tmp_path / "last.pt"
+    checkpoint.write_bytes(b"not really")
+    command = {
+        "--m3u": ("recommend", "--playlist", MARKUP_NAMES[0], "--include-warm", "--m3u", str(target)),
+        "--plot": ("bench", "--mask", "2/2", "--baseline", "mfcc", "--plot", str(target)),
+        "--png": ("map", "--png", str(target)),
+        "-o": ("export", str(checkpoint), "-o", str(target)),
+    }[option]
+    before = dump_store(store_home)
+    cache = store_home / "cache" / "bench"
+    status, _, err = run_cli(capsys, *command)
+    assert_one_line_error(status, err)
+    assert dump_store(store_home) == before
+    assert not cache.exists(), "the bench ran before its output path was checked"
+
+
+def test_special_filesystem_write_is_one_line(store_home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status, _, err = run_cli(
+        capsys, "recommend", "--playlist", MARKUP_NAMES[0], "--include-warm", "--m3u", "/proc/siamrec.m3u"
+    )
+    assert_one_line_error(status, err)
+
+
+def test_absurd_mask_allocates_nothing_big(store_home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """100,000 seeds per playlist is clipped to the longest playlist, not a terabyte array."""
+    status, out, err = run_cli(capsys, "bench", "--mask", "100000/1", "--seeds", "2", "--baseline", "none", "--json")
+    assert status == 0, err
+    assert json.loads(out)["splits"][0]["playlists_used"] == 2
+
+
+def test_truncated_vector_in_the_bench_cache_is_recomputed(
+    store_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ("bench", "--mask", "2/2", "--seeds", "2", "--baseline", "mfcc", "--json")
+    status, out, err = run_cli(capsys, *args)
+    assert status == 0, err
+    cached = sorted((store_home / "cache" / "bench").rglob("*.npy"))
+    assert cached
+    cached[0].write_bytes(cached[0].read_bytes()[:40])
+    status, again, err = run_cli(capsys, *args)
+    assert status == 0, err
+    assert json.loads(again)["splits"] == json.loads(out)["splits"]
+    assert np.load(cached[0]).ndim == 1
+
+
+def test_scores_are_cosines_for_both_strategies(store_home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """best-score shows the best cosine to a seed (its first reason), not Qdrant's sigmoid of it."""
+    for strategy in ("mean", "best-score"):
+        status, out, err = run_cli(
+            capsys, "recommend", "--playlist", MARKUP_NAMES[0], "--include-warm", "--strategy", strategy, "--json"
+        )
+        assert status == 0, err
+        results = json.loads(out)["results"]
+        assert results and all(-1.0 <= r["score"] <= 1.0 for r in results)
+        if strategy == "best-score":
+            assert all(r["score"] == pytest.approx(r["because_of"][0]["similarity"], abs=1e-5) for r in results)
+
+
+def test_narrow_pipe_tables_do_not_wrap(store_home: Path) -> None:
+    """At 80 columns through a pipe, each result stays on one line (cut with … rather than wrapped)."""
+    env = {"COLUMNS": "80", "SIAMREC_HOME": str(store_home)}
+    done = run_process("recommend", "--playlist", MARKUP_NAMES[0], "--include-warm", "-k", "3", env=env)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert all(len(line) <= 80 for line in lines)
+    assert sum(1 for line in lines if line.strip()[:1].isdigit()) == 3  # three results, three lines
+    done = run_process("bench", "--mask", "2/2", "--seeds", "2", "--baseline", "random", env=env)
+    assert done.returncode == 0, done.stderr
+    assert all(len(line) <= 80 for line in done.stdout.splitlines())
+    assert "chance (exact)" in done.stdout
+
+
+def test_help_texts_and_plurals(capsys: pytest.CaptureFixture[str]) -> None:
+    _, out, _ = run_cli(capsys, "recommend", "--help")
+    assert "How many results" in out and "cosine similarity" in out
+    _, out, _ = run_cli(capsys, "export", "--help")
+    assert "ONNX file to write" in out
+    _, out, _ = run_cli(capsys, "bench", "--help")
+    assert "--compare-model" in out and "--model " not in out
+
+
+def test_bench_progress_advances_per_track(store_home: Path, tmp_path: Path) -> None:
+    """Not stuck at 0 and then jumping by a batch: one step per decoded track, ending at the total."""
+    from siamrec.bench import embed_audio_methods, mfcc_method, read_library
+    from siamrec.config import resolve_settings
+    from siamrec.store import Store
+
+    with Store.open(resolve_settings()) as store:
+        records = read_library(store).records
+    steps: list[int] = []
+    embed_audio_methods(records, [mfcc_method()], tmp_path / "cache", steps.append)
+    assert steps[0] == 0 and set(steps[1:]) == {1} and sum(steps) == len(records)
+
+
+def test_tex_like_names_draw_literally(
+    store_home: Path, tmp_path: Path, library_files: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """matplotlib would parse `$…$` in a legend as TeX (and fail on bad TeX): names stay data."""
+    m3u = tmp_path / "tex.m3u"
+    m3u.write_text("#PLAYLIST:$\\frac{$ money\n" + "\n".join(str(f) for f in sorted(library_files.values())[:3]))
+    status, _, err = run_cli(capsys, "sync-playlists", "--m3u", str(m3u))
+    assert status == 0, err
+    status, _, err = run_cli(capsys, "map", "--png", str(tmp_path / "map.png"), "--method", "pca")
+    assert status == 0, err
+    assert (tmp_path / "map.png").stat().st_size > 0

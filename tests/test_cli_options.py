@@ -1,0 +1,50 @@
+"""Global options before or after the command, the data folder's defaults, logging levels."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from siamrec.cli import cli
+from siamrec.config import resolve_settings
+from siamrec.errors import ConfigError
+
+
+@pytest.mark.parametrize("before", [True, False], ids=["before", "after"])
+def test_home_and_json_work_on_either_side_of_the_command(tmp_path: Path, before: bool) -> None:
+    home = tmp_path / "elsewhere"
+    args = ["--home", str(home), "--json", "info"] if before else ["info", "--home", str(home), "--json"]
+    result = CliRunner().invoke(cli, args, env={"SIAMREC_HOME": str(tmp_path / "env-home")})
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["store"] == str(home / "qdrant")
+
+
+def test_home_that_is_a_file_is_one_clear_error(tmp_path: Path) -> None:
+    not_a_folder = tmp_path / "home"
+    not_a_folder.write_text("")
+    with pytest.raises(ConfigError, match="is a file, not a folder"):
+        resolve_settings(home=str(not_a_folder))
+
+
+def test_defaults_follow_the_platform_unless_a_legacy_home_exists(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("SIAMREC_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    settings = resolve_settings()
+    assert (settings.home, settings.cache_dir) == (tmp_path / "data" / "siamrec", tmp_path / "cache" / "siamrec")
+    (tmp_path / ".siamrec").mkdir()  # a store made by an earlier siamrec keeps being used
+    settings = resolve_settings()
+    assert (settings.home, settings.cache_dir) == (tmp_path / ".siamrec", tmp_path / ".siamrec" / "cache")
+
+
+@pytest.mark.parametrize(("flags", "level"), [([], logging.WARNING), (["-v"], logging.INFO), (["-vv"], logging.DEBUG),
+                                              (["-q"], logging.ERROR)])  # fmt: skip
+def test_verbosity_sets_the_siamrec_log_level(tmp_path: Path, flags: list[str], level: int) -> None:
+    result = CliRunner().invoke(cli, [*flags, "info", "--home", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert logging.getLogger("siamrec").level == level

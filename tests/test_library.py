@@ -1,0 +1,89 @@
+"""Re-adds do only what changed: unchanged files are not decoded, touched ones not re-embedded, changed ones
+re-embedded, vanished ones reported (and removed with prune)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from siamrec.embed import TrackEncoder
+from siamrec.library import add_paths
+from siamrec.store import Store
+
+
+@pytest.fixture
+def folder(tmp_path: Path, library_files: dict[str, Path]) -> Path:
+    target = tmp_path / "music"
+    target.mkdir()
+    for name in ("chord_a.wav", "noise.ogg", "chord_c.flac"):
+        shutil.copy(library_files[name], target / name)
+    return target
+
+
+@pytest.fixture
+def encoder(tiny_model: Path) -> TrackEncoder:
+    return TrackEncoder(tiny_model)
+
+
+def test_readding_an_unchanged_folder_embeds_nothing(memory_store: Store, encoder: TrackEncoder, folder: Path) -> None:
+    first = add_paths(memory_store, encoder, [folder])
+    assert first.embedded == 3 and len(first.added) == 3 and not first.failed
+    again = add_paths(memory_store, encoder, [folder])
+    assert again.embedded == 0 and len(again.unchanged) == 3 and again.added == again.updated == []
+    assert memory_store.count_tracks() == 3
+
+
+def test_a_touched_file_is_read_but_keeps_its_vector(memory_store: Store, encoder: TrackEncoder, folder: Path) -> None:
+    add_paths(memory_store, encoder, [folder])
+    path = folder / "noise.ogg"
+    os.utime(path, (1_000_000, 1_000_000))
+    again = add_paths(memory_store, encoder, [folder])
+    assert again.embedded == 0 and len(again.unchanged) == 2 and len(again.updated) == 1
+    record = memory_store.tracks_at([str(path.resolve())])[str(path.resolve())]
+    assert record.mtime == 1_000_000  # stored, so the next re-add skips it unread
+    assert add_paths(memory_store, encoder, [folder]).unchanged.__len__() == 3
+
+
+def test_a_modified_file_is_embedded_again(memory_store: Store, encoder: TrackEncoder, folder: Path) -> None:
+    add_paths(memory_store, encoder, [folder])
+    path = folder / "chord_a.wav"
+    audio, rate = sf.read(path)
+    sf.write(path, np.roll(audio, rate // 3, axis=0) * 0.5, rate)
+    again = add_paths(memory_store, encoder, [folder])
+    assert again.embedded == 1 and len(again.unchanged) == 2
+
+
+def test_a_deleted_file_is_reported_and_pruned_on_request(
+    memory_store: Store, encoder: TrackEncoder, folder: Path
+) -> None:
+    first = add_paths(memory_store, encoder, [folder])
+    gone = folder / "chord_c.flac"
+    uri = first.uri_by_path[str(gone)]
+    gone.unlink()
+    report = add_paths(memory_store, encoder, [folder])
+    assert report.vanished == [str(gone.resolve())] and report.removed == []
+    assert memory_store.count_tracks() == 3  # reported only
+    pruned = add_paths(memory_store, encoder, [folder], prune=True)
+    assert pruned.removed == [uri] and memory_store.count_tracks() == 2 and pruned.embedded == 0
+
+
+def test_a_retagged_file_updates_its_point_without_embedding(
+    memory_store: Store, encoder: TrackEncoder, folder: Path
+) -> None:
+    from mutagen.flac import FLAC
+
+    first = add_paths(memory_store, encoder, [folder])
+    path = folder / "chord_c.flac"
+    uri = first.uri_by_path[str(path)]
+    tags = FLAC(str(path))
+    tags["title"] = "Renamed By A Tagger"
+    tags.save()
+    again = add_paths(memory_store, encoder, [folder])
+    assert again.embedded == 0 and again.updated == [uri] and len(again.unchanged) == 2
+    assert memory_store.count_tracks() == 3
+    assert memory_store.get_tracks([uri])[uri].record.title == "Renamed By A Tagger"
