@@ -33,11 +33,16 @@ class SourceTrack:
     album: str = ""
     duration_s: float | None = None
     path: Path | None = None
+    version: str = ""  # the source's stamp of its audio (Subsonic: format, size, date): a new one means re-embed
 
 
 @dataclass
 class SourcePlaylist:
-    """A playlist as a source describes it, tracks in playlist order."""
+    """A playlist as a source describes it, tracks in playlist order.
+
+    `collection`: not a playlist but a slice of a library (a server's songs): its tracks are stored and
+    embedded, and nothing is saved as a playlist.
+    """
 
     uri: str
     name: str
@@ -45,6 +50,7 @@ class SourcePlaylist:
     tracks: list[SourceTrack] = field(default_factory=list)
     followers: int | None = None
     description: str = ""
+    collection: bool = False
 
 
 @dataclass(frozen=True)

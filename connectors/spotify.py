@@ -38,6 +38,9 @@ SOURCE = "spotify"
 API_ENV = "SIAMREC_SPOTIFY_API"
 TOKEN_URL_ENV = "SIAMREC_SPOTIFY_TOKEN_URL"
 USER_SCOPE = "playlist-read-private playlist-read-collaborative"
+WRITE_SCOPE = f"{USER_SCOPE} playlist-modify-private"
+WRITE_MARK = "siamrec:"  # how the description of a playlist siamrec wrote starts
+REPLACE_MAX = 100  # tracks per replace request, the API's maximum
 ME = "me"
 ITEMS_PAGE = 100  # the API's maximum page sizes
 PLAYLISTS_PAGE = 50
@@ -87,13 +90,13 @@ class HeadlessOAuth(spotipy.SpotifyOAuth):
         raise ConnectorError("the Spotify login expired during the sync: run it again to log in")
 
 
-def _auth(user_auth: bool, cache_dir: Path, timeout_s: float) -> spotipy.SpotifyAuthBase:
+def _auth(user_auth: bool, cache_dir: Path, timeout_s: float, scope: str = USER_SCOPE) -> spotipy.SpotifyAuthBase:
     """Client credentials, or the user's OAuth with its token cached under SIAMREC_HOME."""
     try:
         if user_auth:
             cache_dir.mkdir(parents=True, exist_ok=True)
             auth: spotipy.SpotifyAuthBase = HeadlessOAuth(
-                scope=USER_SCOPE,
+                scope=scope,
                 cache_handler=CacheFileHandler(cache_path=str(cache_dir / "spotify-token.json")),
                 requests_timeout=timeout_s,
                 open_browser=False,
@@ -115,6 +118,7 @@ def login_user(
     read_redirect: Callable[[float], str | None],
     wait_s: float = LOGIN_WAIT_S,
     timeout_s: float = 10.0,
+    scope: str = USER_SCOPE,
 ) -> bool:
     """Make sure a user token is cached (for `--spotify-user me`); True when a new login was needed.
 
@@ -122,7 +126,7 @@ def login_user(
     to comes back through `read_redirect(seconds)` (stdin), which returns None when nothing came in time or
     the input was closed. Runs before the store is opened, so nothing is held while a person logs in.
     """
-    auth = _auth(True, cache_dir, timeout_s)
+    auth = _auth(True, cache_dir, timeout_s, scope)
     assert isinstance(auth, HeadlessOAuth)
     try:
         if auth.validate_token(auth.cache_handler.get_cached_token()):  # refreshes an expired token
@@ -149,9 +153,9 @@ def login_user(
     return True
 
 
-def make_client(user_auth: bool, cache_dir: Path, timeout_s: float = 10.0) -> spotipy.Spotify:
+def make_client(user_auth: bool, cache_dir: Path, timeout_s: float = 10.0, scope: str = USER_SCOPE) -> spotipy.Spotify:
     """A spotipy client with retries off (SpotifyCaller retries); client credentials, or OAuth for `me`."""
-    auth = _auth(user_auth, cache_dir, timeout_s)
+    auth = _auth(user_auth, cache_dir, timeout_s, scope)
     client = spotipy.Spotify(
         auth_manager=auth,
         requests_session=requests.Session(),  # a plain session: no urllib3 retry adapter
@@ -322,3 +326,41 @@ class SpotifySource:
                 f"{str(exc).split(' (')[0]}: unknown user, or an app in Development Mode (which cannot list other "
                 "users' playlists since March 2026); name the playlists with --spotify instead"
             ) from exc
+
+
+class SpotifyPublisher:
+    """Recommendations written to the user's account as a private playlist (OAuth, `playlist-modify-private`).
+
+    The playlist is found again by name among the playlists the user owns, so a re-run replaces its tracks
+    (no duplicates) and a renamed or deleted one is made anew; nobody else's playlist is ever written.
+    """
+
+    def __init__(self, cache_dir: Path, caller: SpotifyCaller | None = None) -> None:
+        self.client = make_client(True, cache_dir, scope=WRITE_SCOPE)
+        self.call = caller or SpotifyCaller()
+
+    def publish(self, name: str, track_uris: list[str], description: str, dry_run: bool = False) -> dict[str, Any]:
+        """Create or update the playlist `name`; returns what was (or would be) done."""
+        me = self.call("your account", self.client.current_user)["id"]
+        existing = next((p for p in self._own(me) if p.get("name") == name), None)
+        action = "create" if existing is None else "update"
+        playlist = None if existing is None else existing["id"]
+        if not dry_run:
+            if playlist is None:
+                created = self.call("a new playlist", self.client.current_user_playlist_create, name, public=False,
+                                    description=description)  # fmt: skip
+                playlist = created["id"]
+            else:
+                self.call(
+                    f"playlist {playlist}", self.client.playlist_change_details, playlist, description=description
+                )
+            self.call(f"playlist {playlist}", self.client.playlist_replace_items, playlist, track_uris[:REPLACE_MAX])
+        return {"name": name, "action": action, "spotify_playlist_id": playlist, "track_uris": track_uris[:REPLACE_MAX]}
+
+    def _own(self, me: str) -> Iterator[dict[str, Any]]:
+        page = self.call("your playlists", self.client.current_user_playlists, limit=PLAYLISTS_PAGE)
+        while page:
+            for item in page.get("items") or []:
+                if isinstance(item, dict) and (item.get("owner") or {}).get("id") == me:
+                    yield item
+            page = self.call("your playlists", self.client.next, page) if page.get("next") else None

@@ -37,6 +37,7 @@ PHASES = {
 }
 DEFAULT_BATCH = 64
 DEFAULT_ROUND = 1000
+DEFAULT_ROUND_TRACKS = 20_000
 CENTROID_ATOL = 1e-5
 T = TypeVar("T")
 
@@ -65,6 +66,8 @@ class SyncOptions:
     fetcher: Fetcher | None = None
     batch_size: int = DEFAULT_BATCH
     playlists_per_round: int = DEFAULT_ROUND
+    tracks_per_round: int = DEFAULT_ROUND_TRACKS
+    after_round: Callable[[], None] | None = None  # e.g. free a round's uncached audio once it is embedded
 
 
 @dataclass
@@ -91,6 +94,20 @@ class SyncReport:
             "without_audio_uris": self.without_audio,
             "failed": [{"where": p.where, "reason": p.reason} for p in self.failed],
         }
+
+
+def rounds(playlists: Iterable[SourcePlaylist], max_playlists: int, max_tracks: int) -> Iterator[list[SourcePlaylist]]:
+    """Rounds of at most `max_playlists` playlists and (unless one alone is bigger) `max_tracks` entries."""
+    current: list[SourcePlaylist] = []
+    entries = 0
+    for playlist in playlists:
+        if current and (len(current) >= max_playlists or entries + len(playlist.tracks) > max_tracks):
+            yield current
+            current, entries = [], 0
+        current.append(playlist)
+        entries += len(playlist.tracks)
+    if current:
+        yield current
 
 
 @dataclass
@@ -132,8 +149,11 @@ class Sync:
         self.store.bind_model(self.encoder.name, self.encoder.dim, create=True)
         self._open_audio_sources()
         for source in sources:
-            for playlists in batched(self._readable(source), self.options.playlists_per_round):
+            options = self.options
+            for playlists in rounds(self._readable(source), options.playlists_per_round, options.tracks_per_round):
                 self._sync_round(_Round(playlists))
+                if options.after_round is not None:
+                    options.after_round()
         self.report.tracks = len(self._seen_tracks)
         self.report.with_audio = len(self._seen_tracks & self._with_audio)
         self.report.without_audio = sorted(self._seen_tracks - self._with_audio)
@@ -178,9 +198,11 @@ class Sync:
                 known = work.tracks.get(track.uri)
                 if known is None or (known.path is None and track.path is not None):
                     work.tracks[track.uri] = track
-                work.members.setdefault(track.uri, set()).add(playlist.uri)
+                members = work.members.setdefault(track.uri, set())
+                if not playlist.collection:
+                    members.add(playlist.uri)
                 work.sources.setdefault(track.uri, playlist.source)
-        self.report.playlists += len(work.playlists)
+        self.report.playlists += sum(not playlist.collection for playlist in work.playlists)
         self._seen_tracks.update(work.tracks)
         self._store_tracks(work)
         self._resolve_audio(work)
@@ -201,8 +223,9 @@ class Sync:
                 record = desired_record(work.tracks[uri], work.sources[uri], work.members[uri], previous)
                 work.records[uri] = record
                 if previous is not None and previous.vector is not None:
-                    work.vector_sha1[uri] = previous.record.audio_sha1
                     self._with_audio.add(uri)
+                    if _current(previous.record, work.tracks[uri]):
+                        work.vector_sha1[uri] = previous.record.audio_sha1
                 if previous is None or not same_track(record, previous.record):
                     changed.append((replace(record), previous.vector if previous else None))
             if changed:
@@ -263,7 +286,10 @@ class Sync:
         items = []
         for uri, path in work.audio.items():
             record = work.records[uri]
-            items.append(AudioItem(path, record=replace(record, playlists=list(record.playlists))))
+            version = work.tracks[uri].version or record.audio_version
+            items.append(
+                AudioItem(path, record=replace(record, playlists=list(record.playlists), audio_version=version))
+            )
         self.progress.grow("embed", len(items))
         for done, batch in enumerate(batched(items, self.options.batch_size), 1):
             result = add_audio(self.store, self.encoder, batch, lambda n: self.progress.advance("embed", n))
@@ -277,8 +303,9 @@ class Sync:
     # ---- phase: playlists ------------------------------------------------------------------------------
 
     def _save_playlists(self, work: _Round) -> None:
-        self.progress.grow("playlists", len(work.playlists))
-        for done, batch in enumerate(batched(work.playlists, self.options.batch_size), 1):
+        playlists = [playlist for playlist in work.playlists if not playlist.collection]
+        self.progress.grow("playlists", len(playlists))
+        for done, batch in enumerate(batched(playlists, self.options.batch_size), 1):
             stored = self.store.get_playlists(p.uri for p in batch)
             vectors = self.store.get_tracks({t.uri for p in batch for t in p.tracks}, with_vectors=True)
             changed = []
@@ -321,6 +348,11 @@ def desired_record(track: SourceTrack, source: str, members: set[str], previous:
             setattr(record, key, round(value, 3) if isinstance(value, float) else value)
     record.playlists = sorted(set(record.playlists) | members)
     return record
+
+
+def _current(record: TrackRecord, track: SourceTrack) -> bool:
+    """Whether a stored vector still stands for the source's audio (sources without versions: always)."""
+    return not track.version or record.audio_version == track.version
 
 
 def same_track(a: TrackRecord, b: TrackRecord) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -99,3 +100,18 @@ def recommend_playlists(
         seeds = playlist_seeds(store, found.record)
         suggestions.append(PlaylistSuggestion(found.record, found.score, _reasons(vector[None, :], seeds)[0]))
     return suggestions
+
+
+def recommend_tracks_where(
+    store: Store, playlist: PlaylistRecord, keep: Callable[[str], bool], k: int = 20, strategy: str = "mean",
+    include_warm: bool = False,
+) -> list[TrackSuggestion]:  # fmt: skip
+    """The top-k of `recommend_tracks` among tracks whose URI passes `keep` (for a destination, like a streaming
+    server or a Spotify account, that can hold only some sources' tracks): asks for more until k pass."""
+    limit = k
+    while True:
+        suggestions = recommend_tracks(store, playlist, limit, strategy, include_warm)
+        kept = [s for s in suggestions if keep(s.track.track_uri)]
+        if len(kept) >= k or len(suggestions) < limit:
+            return kept[:k]
+        limit *= 4

@@ -10,7 +10,6 @@ from siamrec.store import Store
 from siamrec.testing import music_library
 
 torch.set_num_threads(1)
-CORPUS = Path("~/data/siamrec-dev").expanduser()
 
 
 @pytest.fixture(scope="session")

@@ -51,6 +51,9 @@ class LocalServer:
             def do_POST(self) -> None:
                 owner._serve(self, "POST")
 
+            def do_PUT(self) -> None:
+                owner._serve(self, "PUT")
+
             def log_message(self, *args: Any) -> None: ...
 
         self.httpd = _Server(("127.0.0.1", 0), Handler)
@@ -156,6 +159,8 @@ class FakePlaylist:
     followers: int = 0
     item_key: str = "item"  # "track" before Spotify's 2026 rename
     id: str = ""
+    owner: str = "owner"
+    description: str = ""
 
     def __post_init__(self) -> None:
         self.id = self.id or spotify_id(f"playlist/{self.name}")
@@ -163,6 +168,10 @@ class FakePlaylist:
 
 class SpotifyServer(LocalServer):
     """Answers like the Spotify Web API: /api/token (client credentials) and the /v1 playlist endpoints.
+
+    With a user token it also writes, like the API for `playlist-modify-private`: POST /me/playlists creates
+    a playlist owned by `me_id`, PUT /playlists/{id} changes its details and PUT /playlists/{id}/items
+    replaces its tracks; writing someone else's playlist is a 403.
 
     `faults[path]` holds responses served (and consumed) before the real answer; `page_cap` lowers the page
     size so small fixtures still paginate; tokens not issued here (or all, with `reject_tokens`) get a 401.
@@ -185,6 +194,7 @@ class SpotifyServer(LocalServer):
         self.tokens: set[str] = set()
         self.user_tokens: set[str] = set()
         self.reject_tokens = False
+        self.me_id = "me-user"
 
     def env(self) -> dict[str, str]:
         return {
@@ -208,7 +218,32 @@ class SpotifyServer(LocalServer):
         if self.reject_tokens or token not in self.tokens | self.user_tokens:
             return _error(401, "Invalid access token")
         query = {key: values[0] for key, values in parse_qs(url.query).items()}
+        if method in ("POST", "PUT"):
+            if token not in self.user_tokens:
+                return _error(401, "Only valid bearer authentication supported")
+            return self._write(method, url.path.removeprefix("/v1"), json.loads(body or b"{}"))
         return self._api(url.path.removeprefix("/v1"), query, user=token in self.user_tokens)
+
+    def _write(self, method: str, path: str, payload: dict[str, Any]) -> Response:
+        parts = path.strip("/").split("/")
+        if method == "POST" and parts == ["me", "playlists"]:
+            playlist = FakePlaylist(payload["name"], [], owner=self.me_id, description=payload.get("description", ""),
+                                    id=spotify_id(f"created/{len(self.playlists)}"))  # fmt: skip
+            self.playlists[playlist.id] = playlist
+            self.users.setdefault("me", []).append(playlist.id)
+            return Response.json(201, _meta(playlist))
+        playlist = self.playlists.get(parts[1]) if parts[:1] == ["playlists"] and len(parts) > 1 else None
+        if method != "PUT" or playlist is None:
+            return _error(404, "Resource not found")
+        if playlist.owner != self.me_id:
+            return _error(403, "You cannot modify a playlist you do not own")
+        if parts[2:] == ["items"]:
+            playlist.tracks = [
+                {"type": "track", "uri": uri, "id": uri.rsplit(":", 1)[1], "name": uri} for uri in payload["uris"]
+            ]
+            return Response.json(200, {"snapshot_id": str(len(self.log))})
+        playlist.description = payload.get("description", playlist.description)
+        return Response(200)
 
     def _token(self, headers: dict[str, str], body: bytes) -> Response:
         basic = headers.get("Authorization", "").removeprefix("Basic ")
@@ -243,6 +278,8 @@ class SpotifyServer(LocalServer):
             if parts[1] not in self.users:
                 return _error(404, "Resource not found")
             return self._page(path, query, [_meta(self.playlists[i]) for i in self.users[parts[1]]])
+        if parts == ["me"] and user:
+            return Response.json(200, {"id": self.me_id, "type": "user"})
         if parts == ["me", "playlists"]:
             if not user:
                 return _error(401, "Only valid bearer authentication supported")
@@ -276,9 +313,9 @@ def _meta(playlist: FakePlaylist) -> dict[str, Any]:
         "id": playlist.id,
         "uri": f"spotify:playlist:{playlist.id}",
         "name": playlist.name,
-        "description": f"{playlist.name}, for tests",
+        "description": playlist.description or f"{playlist.name}, for tests",
         "followers": {"href": None, "total": playlist.followers},
-        "owner": {"id": "owner"},
+        "owner": {"id": playlist.owner},
         "items": {"total": len(playlist.tracks)},
     }
 

@@ -20,7 +20,7 @@ def test_home_and_json_work_on_either_side_of_the_command(tmp_path: Path, before
     args = ["--home", str(home), "--json", "info"] if before else ["info", "--home", str(home), "--json"]
     result = CliRunner().invoke(cli, args, env={"SIAMREC_HOME": str(tmp_path / "env-home")})
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["store"] == str(home / "qdrant")
+    assert json.loads(result.stdout)["store"] == str(home / "store")
 
 
 def test_home_that_is_a_file_is_one_clear_error(tmp_path: Path) -> None:

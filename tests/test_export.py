@@ -16,13 +16,12 @@ from siamrec.errors import ModelError
 from siamrec.export.onnx_export import export_checkpoint, export_encoder, parity_max_diff
 from siamrec.models import Encoder, ModelConfig, SimSiam, encoder_from_checkpoint, load_checkpoint, save_checkpoint
 
-CORPUS_TRACK = Path("~/data/siamrec-dev/audio/naev-askyel/combat1.ogg").expanduser()
+EXAMPLE_TRACK = Path(__file__).resolve().parents[1] / "examples" / "audio" / "aba-games" / "gr0.ogg"  # real music
 
 
 def _real_windows(library_files: dict[str, Path]) -> np.ndarray:
     files = [library_files["bright_e.mp3"], library_files["drums_120.wav"], library_files["noise.ogg"]]
-    if CORPUS_TRACK.is_file():  # real music from the dev corpus when it is built on this machine
-        files.append(CORPUS_TRACK)
+    files.append(EXAMPLE_TRACK)
     return np.concatenate([track_windows(f, 2)[0] for f in files])
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 from rich import box
@@ -19,9 +20,10 @@ from siamrec.cli.common import (
     stdout,
     store_options,
 )
+from siamrec.cli.subsonic import connect, server_options
 from siamrec.embed import load_encoder
 from siamrec.errors import ConfigError, NotFoundError
-from siamrec.recommend import STRATEGIES, Reason, recommend_playlists, recommend_tracks
+from siamrec.recommend import STRATEGIES, Reason, recommend_playlists, recommend_tracks, recommend_tracks_where
 from siamrec.store import Store
 
 
@@ -48,6 +50,17 @@ from siamrec.store import Store
     callback=output_file("--m3u", (".m3u", ".m3u8")),
     help="Write the recommended tracks as M3U.",
 )
+@click.option(
+    "--to-subsonic",
+    is_flag=True,
+    help="Write back: the playlist's top-k server songs as '<name> · siamrec', or the track to its best playlist.",
+)
+@click.option(
+    "--to-spotify",
+    is_flag=True,
+    help="Write back the playlist's top-k Spotify tracks as a private '<name> · siamrec' playlist (OAuth).",
+)
+@server_options
 @store_options
 @json_option
 def recommend(
@@ -57,6 +70,10 @@ def recommend(
     strategy: str,
     include_warm: bool,
     m3u_out: Path | None,
+    to_subsonic: bool,
+    to_spotify: bool,
+    subsonic_url: str | None,
+    subsonic_user: str | None,
     settings: Settings,
     as_json: bool,
 ) -> None:
@@ -66,19 +83,57 @@ def recommend(
     """
     if (playlist is None) == (track is None):
         raise ConfigError("give exactly one of --playlist or --track")
+    if to_spotify and playlist is None:
+        raise ConfigError("--to-spotify writes a playlist's recommendations: use it with --playlist")
+    client = connect(subsonic_url, subsonic_user) if to_subsonic else None
+    if to_spotify:  # log in with the write scope now, before the store is opened and locked
+        from siamrec.cli.sync import _read_stdin_line, _say
+        from siamrec.connectors.spotify import WRITE_SCOPE, login_user
+
+        login_user(settings.home, _say, _read_stdin_line, scope=WRITE_SCOPE)
     with Store.open(settings) as store:
         store.bind_stored_model()
         if playlist is not None:
-            _recommend_for_playlist(store, playlist, k, strategy, include_warm, m3u_out, as_json)
+            spotify = settings.home if to_spotify else None
+            _recommend_for_playlist(store, playlist, k, strategy, include_warm, m3u_out, as_json, client, spotify)
         else:
-            _recommend_for_track(store, settings, track or "", k, as_json)
+            _recommend_for_track(store, settings, track or "", k, as_json, client)
+
+
+def _write_back(store: Store, client: Any, record: Any, k: int, strategy: str, include_warm: bool) -> dict[str, Any]:
+    """`--to-subsonic` for a playlist: the same plan and write as `siamrec publish --playlist`."""
+    from siamrec.connectors.subsonic.publish import Publisher
+
+    publisher = Publisher(store, client, k, strategy, include_warm)
+    plan = publisher.plan(record)
+    publisher.apply(plan)
+    return plan.as_dict()
+
+
+def _to_spotify(
+    store: Store, token_dir: Path, record: Any, k: int, strategy: str, include_warm: bool
+) -> dict[str, Any]:
+    """`--to-spotify`: the top-k recommended tracks that have Spotify URIs, as a private playlist."""
+    from siamrec.connectors.spotify import WRITE_MARK, SpotifyPublisher
+
+    songs = recommend_tracks_where(
+        store, record, lambda uri: uri.startswith("spotify:track:"), k, strategy, include_warm
+    )
+    description = f"{WRITE_MARK} tracks that sound like the playlist \u201c{record.name}\u201d ({strategy} strategy)"
+    written = SpotifyPublisher(token_dir).publish(
+        f"{record.name} · siamrec", [s.track.track_uri for s in songs], description
+    )
+    return written
 
 
 def _recommend_for_playlist(
-    store: Store, name: str, k: int, strategy: str, include_warm: bool, m3u_out: Path | None, as_json: bool
-) -> None:
+    store: Store, name: str, k: int, strategy: str, include_warm: bool, m3u_out: Path | None, as_json: bool,
+    client: Any = None, spotify: Path | None = None,
+) -> None:  # fmt: skip
     record = store.find_playlist(name)
     suggestions = recommend_tracks(store, record, k, strategy, include_warm)
+    written = _write_back(store, client, record, k, strategy, include_warm) if client is not None else None
+    on_spotify = _to_spotify(store, spotify, record, k, strategy, include_warm) if spotify is not None else None
     if m3u_out is not None:
         from siamrec.connectors.local import write_m3u
 
@@ -111,6 +166,8 @@ def _recommend_for_playlist(
                     }
                     for i, s in enumerate(suggestions, 1)
                 ],
+                **({"subsonic": written} if written is not None else {}),
+                **({"spotify": on_spotify} if on_spotify is not None else {}),
             }
         )
         return
@@ -120,9 +177,41 @@ def _recommend_for_playlist(
     stdout.print(table)
     if not suggestions:
         console.print("no candidate tracks: add new audio with `siamrec add-track` (or use --include-warm)")
+    if written is not None:
+        console.print(
+            f"{written['action']}: server playlist {written['name']!r} with {len(written['songs'])} songs",
+            markup=False,
+            highlight=False,
+        )
+    if on_spotify is not None:
+        console.print(
+            f"{on_spotify['action']}: Spotify playlist {on_spotify['name']!r}, {len(on_spotify['track_uris'])} tracks",
+            markup=False,
+            highlight=False,
+        )
 
 
-def _recommend_for_track(store: Store, settings: Settings, track: str, k: int, as_json: bool) -> None:
+def _add_to_best(store: Store, client: Any, track: str, suggestions: list[Any]) -> dict[str, Any]:
+    """`--to-subsonic` for a server song: add it to the best-fitting of the user's own server playlists."""
+    from siamrec.connectors.subsonic.client import parse_uri
+    from siamrec.connectors.subsonic.publish import Publisher
+
+    song = parse_uri(track)
+    if song is None or song[:2] != (client.server, "track"):
+        raise ConfigError(f"--to-subsonic adds songs of {client.url} only; {track!r} is not one")
+    publisher = Publisher(store, client)
+    own = {str(p.get("id")) for p in publisher.own()}
+    for suggestion in suggestions:
+        target = parse_uri(suggestion.playlist.playlist_uri)
+        if target and target[:2] == (client.server, "playlist") and target[2] in own:
+            added = publisher.add_to_playlist(target[2], song[2])
+            return {"playlist": suggestion.playlist.name, "server_playlist_id": target[2], "added": added}
+    raise NotFoundError(f"none of the suggested playlists is one of {client.user}'s on {client.url}")
+
+
+def _recommend_for_track(
+    store: Store, settings: Settings, track: str, k: int, as_json: bool, client: Any = None
+) -> None:
     path = Path(track)
     if path.is_file():
         encoder = load_encoder(settings.model_path, settings.device)
@@ -136,6 +225,7 @@ def _recommend_for_track(store: Store, settings: Settings, track: str, k: int, a
             raise NotFoundError(f"{track!r} is neither an audio file nor a stored track URI with audio")
         vector, uri = stored.vector, track
     suggestions = recommend_playlists(store, vector, k, exclude_track_uri=uri)
+    written = _add_to_best(store, client, track, suggestions) if client is not None else None
     if as_json:
         print_json(
             {
@@ -150,6 +240,7 @@ def _recommend_for_track(store: Store, settings: Settings, track: str, k: int, a
                     }
                     for i, s in enumerate(suggestions, 1)
                 ],
+                **({"subsonic": written} if written is not None else {}),
             }
         )
         return
@@ -157,6 +248,9 @@ def _recommend_for_track(store: Store, settings: Settings, track: str, k: int, a
     for i, s in enumerate(suggestions, 1):
         table.add_row(str(i), f"{s.score:.3f}", s.playlist.name, _reasons(s.because_of))
     stdout.print(table)
+    if written is not None:
+        verb = "added to" if written["added"] else "already in"
+        console.print(f"{verb} server playlist {written['playlist']!r}", markup=False, highlight=False)
 
 
 def _table(title: str, *text_columns: str) -> Table:

@@ -1,4 +1,4 @@
-"""`siamrec sync-playlists`: the Million Playlist Dataset, Spotify, M3U/PLS files and folders into the store.
+"""`siamrec sync-playlists`: the Million Playlist Dataset, Spotify, Subsonic, M3U/PLS and folders into the store.
 
 Two environment variables exist for the kill-and-resume tests (and for watching a sync closely):
 SIAMREC_SYNC_BATCH sets the tracks per write batch, SIAMREC_SYNC_PAUSE=S logs every finished batch on
@@ -21,6 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from siamrec.cli.common import Settings, console, json_option, print_json, progress, stdout, store_options
+from siamrec.cli.subsonic import connect, server_options
 from siamrec.connectors.base import PlaylistSource
 from siamrec.connectors.cache import AudioCache
 from siamrec.connectors.fetch import Fetcher
@@ -28,6 +29,7 @@ from siamrec.connectors.local import LocalSource
 from siamrec.connectors.mpd import MpdSelection, MpdSource
 from siamrec.connectors.search import FetchOptions, url_template_search
 from siamrec.connectors.spotify import LOGIN_WAIT_S, ME, SpotifySource, login_user
+from siamrec.connectors.subsonic.source import LIBRARY_ROUND, SubsonicFetcher, SubsonicSource
 from siamrec.connectors.sync import DEFAULT_BATCH, PHASES, Sync, SyncOptions, SyncReport
 from siamrec.embed import load_encoder
 from siamrec.errors import ConfigError
@@ -80,6 +82,20 @@ def _mpd_selection(top: int | None, pids: tuple[int, ...], name: str | None, min
     return MpdSelection(top_followers=top, pids=frozenset(pids), name_pattern=pattern, min_tracks=min_tracks)
 
 
+def _subsonic(params: dict[str, Any], settings: Settings) -> tuple[SubsonicSource, SubsonicFetcher] | None:
+    """The server's source and the fetcher that streams its songs (into the audio cache unless turned off)."""
+    if not params["subsonic_url"]:
+        if params["subsonic_playlists"] or params["subsonic_library"]:
+            raise ConfigError("--subsonic-playlist and --subsonic-library need --subsonic URL and --subsonic-user")
+        return None
+    if params["fetch_audio"] or params["audio_url"]:
+        raise ConfigError("a Subsonic server streams its own audio: drop --fetch-audio/--audio-url, or sync it apart")
+    client = connect(params["subsonic_url"], params["subsonic_user"])
+    cache = None if params["no_audio_cache"] else AudioCache(settings.cache_dir / "audio")
+    source = SubsonicSource(client, params["subsonic_playlists"], params["subsonic_library"])
+    return source, SubsonicFetcher(client, cache)
+
+
 def _sources(params: dict[str, Any], settings: Settings) -> list[PlaylistSource]:
     sources: list[PlaylistSource] = []
     mpd_filters = params["top_followers"] or params["pids"] or params["name_regex"] or params["min_tracks"]
@@ -96,8 +112,8 @@ def _sources(params: dict[str, Any], settings: Settings) -> list[PlaylistSource]
             login_user(settings.home, _say, _read_stdin_line, params["spotify_login_wait"])
     if params["playlist_files"] or params["folders"]:
         sources.append(LocalSource(params["playlist_files"], params["folders"]))
-    if not sources:
-        raise ConfigError("name a playlist source: --mpd, --spotify, --spotify-user, --m3u or --folder")
+    if not sources and not params["subsonic_url"]:
+        raise ConfigError("name a playlist source: --mpd, --spotify, --spotify-user, --subsonic, --m3u or --folder")
     return sources
 
 
@@ -116,11 +132,11 @@ def _read_stdin_line(wait_s: float) -> str | None:
         return None
 
 
-def _sync_options(params: dict[str, Any], settings: Settings) -> SyncOptions:
+def _sync_options(params: dict[str, Any], settings: Settings, subsonic: SubsonicFetcher | None) -> SyncOptions:
     cache_root = settings.cache_dir / "audio"
     fetching = params["fetch_audio"] or params["audio_url"]
     cache = AudioCache(cache_root) if fetching or cache_root.is_dir() else None
-    fetcher = None
+    fetcher: Fetcher | SubsonicFetcher | None = subsonic
     if fetching and cache is not None:
         searcher = url_template_search(params["audio_url"]) if params["audio_url"] else None
         options = FetchOptions(workers=params["fetch_workers"], min_interval_s=params["fetch_interval"])
@@ -129,8 +145,13 @@ def _sync_options(params: dict[str, Any], settings: Settings) -> SyncOptions:
         audio_manifest=params["audio_manifest"],
         audio_dir=params["audio_dir"],
         cache=cache,
-        fetcher=fetcher,
+        fetcher=fetcher,  # type: ignore[arg-type]
         batch_size=int(os.environ.get("SIAMREC_SYNC_BATCH") or DEFAULT_BATCH),
+        **(
+            {"tracks_per_round": LIBRARY_ROUND, "after_round": subsonic.round_done}
+            if subsonic and not subsonic.keep
+            else {}
+        ),
     )
 
 
@@ -187,6 +208,15 @@ def _print_summary(report: SyncReport, seconds: float, title: str) -> None:
 )
 @click.option("--m3u", "playlist_files", multiple=True, type=click.Path(path_type=Path), help="M3U/M3U8/PLS file.")
 @click.option("--folder", "folders", multiple=True, type=click.Path(path_type=Path), help="One subfolder per playlist.")
+@server_options
+@click.option(
+    "--subsonic-playlist",
+    "subsonic_playlists",
+    multiple=True,
+    help="Only this server playlist, by name or id (repeatable).",
+)
+@click.option("--subsonic-library", is_flag=True, help="Also every song of the Subsonic library, paged.")
+@click.option("--no-audio-cache", is_flag=True, help="Subsonic: drop each round's audio once embedded (big libraries).")
 @click.option("--fetch-audio", is_flag=True, help="Fetch missing audio with yt-dlp (YouTube search 'artist - title').")
 @click.option("--audio-url", help="Fetch missing audio from a URL template instead: {id}, {uri}, {artist}, {title}.")
 @click.option("--audio-dir", type=click.Path(path_type=Path), help="Find missing audio in a tagged collection.")
@@ -201,10 +231,20 @@ def sync_playlists(settings: Settings, as_json: bool, **params: Any) -> None:
     """Sync playlists and their tracks into the store, embedding what has audio (resumable, idempotent).
 
     Sources: the Million Playlist Dataset (--mpd), the Spotify Web API (--spotify, --spotify-user; set
-    SPOTIPY_CLIENT_ID and SPOTIPY_CLIENT_SECRET), M3U/PLS files (--m3u) and folders (--folder). Audio: the
-    local files themselves, --audio-manifest, --audio-dir, or --fetch-audio / --audio-url (yt-dlp + ffmpeg).
+    SPOTIPY_CLIENT_ID and SPOTIPY_CLIENT_SECRET), a Subsonic server (--subsonic, --subsonic-user; its audio
+    is streamed from it), M3U/PLS files (--m3u) and folders (--folder). Audio: the local files themselves,
+    --audio-manifest, --audio-dir, or --fetch-audio / --audio-url (yt-dlp + ffmpeg).
     """
-    run_sync(settings, _sources(params, settings), _sync_options(params, settings), as_json, "sync-playlists")
+    sources = _sources(params, settings)
+    subsonic = _subsonic(params, settings)
+    if subsonic is not None:
+        sources.append(subsonic[0])
+    fetcher = subsonic[1] if subsonic else None
+    try:
+        run_sync(settings, sources, _sync_options(params, settings, fetcher), as_json, "sync-playlists")
+    finally:
+        if fetcher is not None:
+            fetcher.close()
 
 
 def run_sync(

@@ -49,6 +49,7 @@ class TrackRecord:
     source: str = "local"
     audio_sha1: str | None = None  # the file's bytes: tells a changed file from the stored one
     audio_id: str | None = None  # the decoded audio (siamrec.audio.audio_identity): survives re-tagging
+    audio_version: str = ""  # the source's stamp of the audio the vector came from (empty: the source has none)
     path: str | None = None
     added_at: str = field(default_factory=now_iso)
     playlists: list[str] = field(default_factory=list)

@@ -17,22 +17,26 @@ from siamrec.store import Store, embedded_path
 
 
 def dump_store(home: Path) -> dict[str, Any]:
-    """Every track and playlist of the store under `home` (payload and rounded vector), through the Store API
-    (whatever the backend); {} when no store exists yet."""
+    """Every track and playlist of the store under `home`, {collection: {uri: ({vector name: rounded vector},
+    payload)}}, read through the Store API (whatever the backend); {} when no store exists yet."""
     settings = resolve_settings(home=str(home))
     if not any(path.exists() for path in (embedded_path(settings), settings.qdrant_path)):
         return {}
     with Store.open(settings) as store:
         if store.stored_model() is None:
             return {}
-        store.bind_stored_model()
+        name, _ = store.bind_stored_model()
+
+        def named(vector: Any) -> dict[str, list[float]]:
+            return {} if vector is None else {name: vector.round(6).tolist()}
+
         tracks = {
-            t.record.track_uri: (asdict(t.record), None if t.vector is None else t.vector.round(6).tolist())
+            t.record.track_uri: (named(t.vector), asdict(t.record))
             for t in store.iter_tracks(with_vectors=True)
         }
         uris = [p.playlist_uri for p in store.iter_playlists()]
         playlists = {
-            uri: (asdict(record), None if centroid is None else centroid.round(6).tolist())
+            uri: (named(centroid), asdict(record))
             for uri, (record, centroid) in store.get_playlists(uris).items()
         }
     return {"tracks": tracks, "playlists": playlists}

@@ -179,5 +179,5 @@ def test_a_working_built_model_is_accepted(
     monkeypatch.setenv("SIAMREC_MODEL", str(build_model(tmp_path / "fine.onnx")))
     result = siamrec_cli("add-track", str(good_file))
     assert result.returncode == 0, result.stderr
-    ((_, vector),) = dump_store()["tracks"].values()
-    assert np.isclose(np.linalg.norm(vector), 1.0, atol=1e-4)
+    ((vectors, _),) = dump_store()["tracks"].values()
+    assert np.isclose(np.linalg.norm(vectors["broken"]), 1.0, atol=1e-4)

@@ -1,0 +1,98 @@
+"""`siamrec publish`: recommendations written back to a Subsonic server as `<playlist> · siamrec` playlists."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING
+
+import click
+
+from siamrec.cli.common import Settings, console, json_option, print_json, stdout, store_options
+from siamrec.cli.subsonic import connect, server_options
+
+if TYPE_CHECKING:
+    from siamrec.connectors.subsonic.publish import Publisher, PublishPlan
+    from siamrec.store import PlaylistRecord, Store
+
+
+def publish_plans(
+    publisher: Publisher, records: list[PlaylistRecord], dry_run: bool
+) -> tuple[list[PublishPlan], list[dict[str, str]]]:
+    """Plan (and unless `dry_run`, apply) each playlist; one that cannot be published is listed, not fatal."""
+    from siamrec.errors import NotFoundError
+
+    plans, skipped = [], []
+    for record in records:
+        try:
+            plan = publisher.plan(record)
+        except NotFoundError as exc:  # a playlist with no audio yet
+            skipped.append({"playlist": record.name, "reason": str(exc)})
+            continue
+        if not dry_run:
+            publisher.apply(plan)
+        plans.append(plan)
+    return plans, skipped
+
+
+def print_plans(plans: list[PublishPlan], skipped: list[dict[str, str]], dry_run: bool, as_json: bool) -> None:
+    if as_json:
+        print_json({"dry_run": dry_run, "playlists": [p.as_dict() for p in plans], "skipped": skipped})
+        return
+    from rich.table import Table
+
+    for item in skipped:
+        console.print(f"skipped {item['playlist']}: {item['reason']}", markup=False, highlight=False)
+    verb = "would " if dry_run else ""
+    table = Table(
+        "server playlist", "action", "songs", "first songs", title=f"publish{' (dry run)' if dry_run else ''}"
+    )
+    for plan in plans:
+        first = ", ".join(f"{s.track.artist} - {s.track.title}".strip(" -") for s in plan.songs[:3])
+        table.add_row(plan.name, f"{verb}{plan.action}", str(len(plan.songs)), first)
+    stdout.print(table)
+
+
+def chosen_playlists(store: Store, names: tuple[str, ...], largest: int | None) -> list[PlaylistRecord]:
+    """The named playlists, else the `largest` biggest, else all (siamrec's own are never in the store)."""
+    if names:
+        return [store.find_playlist(name) for name in names]
+    records = sorted(store.iter_playlists(), key=lambda p: (-len(p.track_uris), p.name))
+    return records[:largest] if largest else records
+
+
+@click.command("publish")
+@server_options
+@click.option("--playlist", "names", multiple=True, help="Only this stored playlist, by name or URI (repeatable).")
+@click.option("--largest", type=click.IntRange(1), help="Only the N largest stored playlists.")
+@click.option(
+    "-k", "--top", "k", default=20, show_default=True, type=click.IntRange(1, 1000), help="Songs per playlist."
+)
+@click.option("--strategy", type=click.Choice(["mean", "best-score"]), default="mean", show_default=True)
+@click.option("--include-warm", is_flag=True, help="Also songs already in other playlists.")
+@click.option("--suffix", default=" · siamrec", show_default=True, help="Appended to a playlist's name on the server.")
+@click.option("--dry-run", is_flag=True, help="Print what would change on the server and change nothing.")
+@store_options
+@json_option
+def publish(
+    settings: Settings, as_json: bool, subsonic_url: str | None, subsonic_user: str | None, names: tuple[str, ...],
+    largest: int | None, k: int, strategy: str, include_warm: bool, suffix: str, dry_run: bool,
+) -> None:  # fmt: skip
+    """Write each playlist's top-k recommended songs of a Subsonic server back to it as a playlist.
+
+    The server playlist `<name> · siamrec` is created, or updated in place on the next run (a renamed or
+    deleted one is made anew); other users' playlists are never touched. Sync the server first:
+    `siamrec sync-playlists --subsonic URL --subsonic-user NAME --subsonic-library`.
+    """
+    from siamrec.connectors.subsonic.publish import Publisher
+    from siamrec.store import Store
+
+    if not suffix.strip():
+        raise click.BadParameter("the suffix must not be empty: it is how siamrec finds its playlists again")
+    client = connect(subsonic_url, subsonic_user)
+    with Store.open(settings) as store:
+        store.bind_stored_model()
+        publisher = Publisher(store, client, k, strategy, include_warm, suffix)
+        plans, skipped = publish_plans(publisher, chosen_playlists(store, names, largest), dry_run)
+    print_plans(plans, skipped, dry_run, as_json)
+    if skipped:
+        sys.exit(1)
