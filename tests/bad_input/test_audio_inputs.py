@@ -245,7 +245,7 @@ def test_non_utf8_names_are_added_and_reported(
     assert line.startswith("skipped: '") and "\\udc" not in line
     after = dump_store()
     assert_only_added(filled, after, [good])
-    payload, _ = after["tracks"][track_id(good)]
+    _, payload = after["tracks"][track_id(good)]
     assert payload["title"] == "caf\\xe9"
     assert path_from_payload(payload["path"]) == good.resolve()  # stored as text, the file is still found
     payload["path"].encode("utf-8")
@@ -287,5 +287,5 @@ def test_non_utf8_names_in_playlist_create_and_folder_sync(
     assert synced.returncode == 0, synced.stderr
     dump = dump_store()
     assert set(dump["tracks"]) == {track_id(path)}
-    names = sorted(payload["name"] for payload, _ in dump["playlists"].values())
+    names = sorted(payload["name"] for _, payload in dump["playlists"].values())
     assert names == ["Cafe", "music"]
