@@ -23,6 +23,7 @@ from siamrec.audio import file_sha1, track_windows
 from siamrec.baselines import MusicnnEncoder, mfcc_statistics, random_vectors, zscore
 from siamrec.errors import AudioError, ConfigError, NotFoundError, SiamrecError
 from siamrec.metrics import METRICS, chance_per_playlist, playlist_metrics, ranks_of_relevant
+from siamrec.names import path_from_payload
 from siamrec.vectors import l2_normalise
 
 if TYPE_CHECKING:
@@ -355,9 +356,9 @@ def _audio_identity(record: TrackRecord) -> tuple[str | None, str | None]:
     """(audio SHA-1, None) when the track's audio can be read, else (None, why not)."""
     if not record.path:
         return None, "no audio path in the store"
-    if not Path(record.path).is_file():
+    if not path_from_payload(record.path).is_file():
         return None, f"audio file {record.path} not found"
-    return record.audio_sha1 or file_sha1(Path(record.path)), None
+    return record.audio_sha1 or file_sha1(path_from_payload(record.path)), None
 
 
 def embed_audio_methods(
@@ -380,7 +381,7 @@ def embed_audio_methods(
         windows: dict[int, np.ndarray] = {}
         for i in batch:
             try:
-                windows[i] = track_windows(records[i].path)[0]
+                windows[i] = track_windows(path_from_payload(records[i].path))[0]
             except AudioError as exc:
                 failed[records[i].track_uri] = str(exc)
             on_progress(1)  # per track as it is decoded (the slow part), not per batch
