@@ -10,7 +10,6 @@ import click
 from siamrec.audio import AUDIO_SUFFIXES
 from siamrec.cli.common import (
     Settings,
-    console_error,
     json_option,
     plural,
     print_failures,
@@ -74,8 +73,6 @@ def add_track(
         print_json({**report.as_dict(), "tracks_in_store": total})
     else:
         print_failures(report.failed)
-        if not files and not report.failed:
-            console_error(f"no audio files (by suffix) in {', '.join(str(p) for p in paths)}")
         gone = f"removed {len(report.removed)}" if prune else f"vanished {len(report.vanished)} (--prune removes them)"
         stdout.print(
             f"added {len(report.added)}, updated {len(report.updated)}, unchanged {len(report.unchanged)}, "

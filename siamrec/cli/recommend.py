@@ -213,7 +213,11 @@ def _recommend_for_track(
     store: Store, settings: Settings, track: str, k: int, as_json: bool, client: Any = None
 ) -> None:
     path = Path(track)
-    if path.is_file():
+    try:
+        is_file = path.is_file()
+    except (OSError, ValueError):  # a name too long for the filesystem or with a NUL byte: not a file here
+        is_file = False
+    if is_file:
         encoder = load_encoder(settings.model_path, settings.device)
         store.bind_model(encoder.name, encoder.dim, create=False)
         windows, _ = track_windows(path)

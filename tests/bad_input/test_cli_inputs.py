@@ -42,6 +42,7 @@ def test_markup_in_names_is_shown_literally(
         (("bench", "--mask", "15/100000", "--baseline", "none"), "--mask"),
         (("bench", "--plot", "scores.txt"), "--plot"),
         (("bench", "--compare-model", "no-such.onnx"), "--compare-model"),
+        (("recommend", "--track", "x" * 5000 + ".ogg"), "neither an audio file"),
         (("info", "--qdrant-url", "ftp://localhost:6333"), "http"),
         (("info", "--qdrant-url", "localhost:6333"), "http"),
         (("info", "--qdrant-url", "http://bad host:6333"), "host"),
@@ -184,3 +185,15 @@ def test_tex_like_names_draw_literally(
     status, _, err = run_cli(capsys, "map", "--png", str(tmp_path / "map.png"), "--method", "pca")
     assert status == 0, err
     assert (tmp_path / "map.png").stat().st_size > 0
+
+
+def test_missing_bench_extra_is_one_line(
+    store_home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A core install (make demo before it installed siamrec[bench]) gets one line, not a librosa traceback."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "librosa" else real(name, *a))
+    status, _, err = run_cli(capsys, "bench", "--mask", "2/2")
+    assert_one_line_error(status, err, "siamrec[bench]")
