@@ -1,116 +1,147 @@
-"""Quality of a trained model on playlists held out from its training, beside its controls and baselines.
+"""Ablation of a trained model's track vector on a validation corpus it never heard: parts, pooling, windows.
 
-    python benchmarks/default_model_quality.py --corpus ~/data/siamrec-dev --cache ~/.siamrec/cache/decoded \
-        --checkpoint ~/runs/default/last.pt --model siamrec/assets/default.onnx
+    python benchmarks/default_model_quality.py --val-corpus ~/data/siamrec-dev \
+        --checkpoint ~/runs/default/last.pt [--checkpoint ~/runs/other/last.pt …] --json out.json
 
-The held-out playlists are the ones the checkpoint's run held out (split by playlist, so none of their audio
-was trained on). On them, with the masked-playlist protocol (siamrec.bench: mask 5, up to 10 seeds,
-candidates = all masked tracks, `--seeds` random splits), it scores:
-- model: the ONNX file as shipped (standardised with statistics of the *training* tracks, inside the graph);
-- control: the same architecture untrained (random weights, BatchNorm statistics re-estimated on the training
-  tracks, standardised the same way), over several initialisations: what training adds;
-- MFCC statistics and musicnn (z-scored over the evaluated tracks, as siamrec bench does), and random vectors.
+For every checkpoint (a run trained on other audio; its standardisation statistics come from its training
+tracks), on every playlist of the validation corpus with the masked-playlist protocol of siamrec.bench
+(mask 5, up to 10 seeds, candidates = all masked tracks, `--seeds` random splits, the same splits for every
+row), plain cosine and the adapted metric (within-playlist whitening fitted on each split's seeds):
+- the parts of the vector: learned embedding, log-mel timbre statistics, both (as shipped);
+- pooling of the window embeddings: mean (as shipped) or mean and std;
+- windows per track: 8 (as shipped) or more;
+- the same network untrained (random weights, BatchNorm statistics re-estimated on validation windows without
+  labels), the timbre statistics alone being the same for every run.
+siamrec bench gives the shipped model's figures beside musicnn and MFCC; this script explains them.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from siamrec import constants as C
-from siamrec.baselines import mfcc_vectors, musicnn_vectors, random_vectors, zscore
+from siamrec.baselines import MusicnnEncoder, mfcc_statistics, zscore
 from siamrec.bench import evaluate_vectors
-from siamrec.data import build_cache, corpus_tracks, evaluation_windows, open_cached, split_by_playlist
-from siamrec.embed import TrackEncoder
-from siamrec.models import ModelConfig, SimSiam, load_checkpoint
-from siamrec.train import feature_stats, track_vectors, window_embeddings
+from siamrec.data import build_cache, corpus_tracks, evaluation_windows, open_cached
+from siamrec.models import SimSiam, load_checkpoint, model_from_checkpoint, part_scales, vector_parts
+from siamrec.train import feature_stats, window_embeddings
 
-METRICS = ("r_precision", "ndcg", "hit_rate@10", "reward")
+METRICS = ("r_precision", "ndcg", "reward")
+
+
+def pooled(
+    embeddings: torch.Tensor, owner: np.ndarray, stats: dict[str, torch.Tensor], parts: str, pooling: str
+) -> np.ndarray:
+    """Track vectors from raw [learned | timbre] window embeddings: chosen parts, standardised and scaled."""
+    dim = len(stats["mean"])
+    mean = torch.cat([stats["mean"], stats["timbre_mean"]])
+    std = torch.cat([stats["std"], stats["timbre_std"]])
+    scale = part_scales(vector_parts(dim, True))
+    standard = (embeddings - mean) / std * scale
+    keep = {"learned": slice(0, dim), "timbre": slice(dim, None), "both": slice(None)}[parts]
+    standard = standard[:, keep]
+    if parts == "timbre":
+        standard = standard * (C.N_MELS * 2) ** 0.5  # alone, undo the part scale (cosine ignores it anyway)
+    index = torch.from_numpy(owner)
+    count = int(owner.max()) + 1
+    counts = torch.bincount(index, minlength=count).unsqueeze(1).float()
+    means = torch.zeros(count, standard.shape[1]).index_add_(0, index, standard) / counts
+    if pooling == "mean":
+        return F.normalize(means, dim=1).numpy()
+    squares = torch.zeros(count, standard.shape[1]).index_add_(0, index, standard**2) / counts
+    spread = (squares - means**2).clamp_min(0).sqrt()
+    # Both halves to unit norm so the spread neither swamps nor vanishes beside the mean.
+    return torch.cat([F.normalize(means, dim=1), F.normalize(spread - spread.mean(dim=0), dim=1)], dim=1).numpy()
 
 
 @torch.no_grad()
-def control_vectors(config: ModelConfig, seed: int, train: list[np.ndarray], val: list[np.ndarray]) -> np.ndarray:
-    """Untrained network: BatchNorm running statistics re-estimated on the training tracks' windows."""
+def untrained(checkpoint: dict, signals: list[np.ndarray], seed: int = 0) -> SimSiam:
+    """The run's architecture with random weights; BatchNorm statistics re-estimated on unlabeled windows."""
     torch.manual_seed(seed)
-    model = SimSiam(config)
+    model = model_from_checkpoint(checkpoint)
     for module in model.modules():
         if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-            module.reset_running_stats()
-            module.momentum = None  # a cumulative average over every batch
-    windows = torch.from_numpy(np.concatenate([evaluation_windows(s, 4) for s in train]))
+            module.reset_parameters()
+            module.momentum = None
+    for module in model.backbone.modules():
+        if isinstance(module, torch.nn.Conv2d | torch.nn.Linear):
+            module.reset_parameters()
+    windows = torch.from_numpy(np.concatenate([evaluation_windows(s, 4) for s in signals]))
     model.train()
     for chunk in windows[torch.randperm(len(windows))].split(64):
         model.backbone(model.frontend(chunk))
-    stats = feature_stats(window_embeddings(model, train, torch.device("cpu"), 4)[0])
-    embeddings, owner = window_embeddings(model, val, torch.device("cpu"), C.WINDOWS_PER_TRACK)
-    return track_vectors(embeddings, owner, stats)
+    return model.eval()
+
+
+def score(vectors: np.ndarray, groups: list[np.ndarray], seeds: int) -> dict[str, dict[str, tuple[float, float]]]:
+    return {
+        metric: evaluate_vectors(vectors, groups, n_masked=5, max_seeds=10, seeds=seeds, adapted=metric == "adapted")
+        for metric in ("plain", "adapted")
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--corpus", type=Path, required=True)
+    parser.add_argument("--val-corpus", type=Path, required=True)
     parser.add_argument("--cache", type=Path, default=Path("~/.siamrec/cache/decoded").expanduser())
-    parser.add_argument("--checkpoint", type=Path, required=True, help="the run's last.pt (split, architecture)")
-    parser.add_argument("--model", type=Path, default=Path("siamrec/assets/default.onnx"))
-    parser.add_argument("--musicnn", type=Path, default=Path("/work/shared/baselines/musicnn_msd.onnx"))
-    parser.add_argument("--seeds", type=int, default=10, help="random mask/seed splits per method")
-    parser.add_argument("--control-inits", type=int, default=3)
+    parser.add_argument("--checkpoint", type=Path, action="append", default=[], help="a run's last.pt")
+    parser.add_argument("--seeds", type=int, default=10, help="random mask/seed splits")
+    parser.add_argument("--windows", default="8,16", help="windows per track to try (8 ships)")
+    parser.add_argument("--untrained", action="store_true", help="also the untrained network of the first run")
+    parser.add_argument("--musicnn", type=Path, help="also musicnn_msd.onnx (z-scored), on the same splits")
+    parser.add_argument("--mfcc", action="store_true", help="also MFCC statistics (z-scored), on the same splits")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     torch.set_num_threads(1)
 
-    checkpoint = load_checkpoint(str(args.checkpoint))
-    train_set, val_set, held = split_by_playlist(
-        corpus_tracks(args.corpus), checkpoint["val_fraction"], checkpoint["split_seed"]
-    )
-    assert held == checkpoint["val_playlists"], "the corpus no longer splits as the run did"
-    val_set, val_files, _ = build_cache(val_set, args.cache)
-    _, train_files, _ = build_cache(train_set, args.cache)
-    val_signals, train_signals = open_cached(val_files), open_cached(train_files)
-    windows = [evaluation_windows(s) for s in val_signals]
+    val_set, files, _ = build_cache(corpus_tracks(args.val_corpus), args.cache)
+    signals = open_cached(files)
     groups = [np.asarray(v) for v in val_set.playlists.values()]
-    print(f"held-out playlists ({len(held)}, {len(val_files)} tracks): {', '.join(held)}")
-
-    methods: dict[str, np.ndarray] = {}
-    if args.model.is_file():
-        methods["model (ONNX, as shipped)"] = TrackEncoder(args.model, device="cpu").track_vectors(windows)
-        methods["model, z-scored on these tracks"] = zscore(methods["model (ONNX, as shipped)"])
-    config = ModelConfig(**checkpoint["config"])
-    for seed in range(args.control_inits):
-        methods[f"control: untrained, init {seed}"] = control_vectors(config, seed, train_signals, val_signals)
-    methods["MFCC statistics"] = mfcc_vectors(windows)
-    if args.musicnn.is_file():
-        methods["musicnn (MSD, supervised)"] = zscore(musicnn_vectors(windows, args.musicnn))
-    methods["random"] = random_vectors(len(windows), 64)
-
-    results = {
-        name: evaluate_vectors(vectors, groups, n_masked=5, max_seeds=10, seeds=args.seeds)
-        for name, vectors in methods.items()
-    }
-    first = next(iter(results.values()))
-    print(
-        f"mask 5, up to 10 seeds, {args.seeds} splits; mean ± std over splits. "
-        f"chance: R-precision {first['r_precision_chance'][0]:.3f}, reward {first['reward_chance'][0]:.2f}"
-    )
-    print("| method | " + " | ".join(METRICS) + " |")
-    print("|---|" + "--:|" * len(METRICS))
-    for name, result in results.items():
-        cells = [f"{result[m][0]:.3f} ± {result[m][1]:.3f}" for m in METRICS]
-        print(f"| {name} | " + " | ".join(cells) + " |")
-    mfcc = results["MFCC statistics"]["r_precision"][0]
-    controls = [r["r_precision"][0] for n, r in results.items() if n.startswith("control")]
-    for name in [n for n in results if n.startswith("model")]:
-        value, spread = results[name]["r_precision"]
-        print(
-            f"{name}: R-precision / MFCC = {value / mfcc:.2f} (target >= 1.2); "
-            f"minus best control = {value - max(controls):+.3f} (spread over splits {spread:.3f})"
-        )
+    print(f"{len(groups)} validation playlists, {len(files)} tracks; mask 5, up to 10 seeds, {args.seeds} splits")
+    rows: dict[str, dict] = {}
+    runs = [(path.parent.name, load_checkpoint(str(path))) for path in args.checkpoint]
+    if args.untrained:
+        runs.append(("untrained", {**runs[0][1], "untrained": True}))
+    for label, checkpoint in runs:
+        if checkpoint.get("untrained"):
+            model = untrained(checkpoint, signals)
+            stats = feature_stats(window_embeddings(model, signals, torch.device("cpu"), 4)[0], model.backbone_dim)
+        else:
+            model, stats = model_from_checkpoint(checkpoint).eval(), checkpoint["feature_stats"]
+        for windows in [int(w) for w in args.windows.split(",")]:
+            started = time.perf_counter()
+            embeddings, owner = window_embeddings(model, signals, torch.device("cpu"), windows)
+            seconds = time.perf_counter() - started
+            for parts in ("both", "learned", "timbre"):
+                for pooling in ("mean", "mean+std"):
+                    if (parts == "timbre" and label != runs[0][0]) or (windows != C.WINDOWS_PER_TRACK and (
+                            parts != "both" or pooling != "mean")):  # fmt: skip
+                        continue
+                    name = f"{label} | {parts} | {pooling} | {windows} windows"
+                    rows[name] = score(pooled(embeddings, owner, stats, parts, pooling), groups, args.seeds)
+                    rows[name]["embed_seconds"] = seconds
+                    plain, adapted = rows[name]["plain"]["r_precision"], rows[name]["adapted"]["r_precision"]
+                    print(f"| {name} | {plain[0]:.3f} ± {plain[1]:.3f} | {adapted[0]:.3f} ± {adapted[1]:.3f} |",
+                          flush=True)  # fmt: skip
+    windows = [evaluation_windows(s) for s in signals] if args.musicnn or args.mfcc else []
+    baselines = {"mfcc": lambda: zscore(mfcc_statistics(windows))} if args.mfcc else {}
+    if args.musicnn:
+        baselines["musicnn"] = lambda: zscore(MusicnnEncoder(args.musicnn).track_vectors(windows))
+    for name, make in baselines.items():
+        started = time.perf_counter()
+        rows[name] = score(make(), groups, args.seeds)
+        rows[name]["embed_seconds"] = time.perf_counter() - started
+        plain, adapted = rows[name]["plain"]["r_precision"], rows[name]["adapted"]["r_precision"]
+        print(f"| {name} | {plain[0]:.3f} ± {plain[1]:.3f} | {adapted[0]:.3f} ± {adapted[1]:.3f} |", flush=True)
     if args.json is not None:
-        args.json.write_text(json.dumps({"held_out": held, "results": results}, indent=2))
+        args.json.write_text(json.dumps(rows, indent=2))
 
 
 if __name__ == "__main__":

@@ -20,6 +20,8 @@ from siamrec.errors import ModelError
 from siamrec.models import Encoder, encoder_from_checkpoint, load_checkpoint
 
 PARITY_TOLERANCE = 1e-4
+# The parts a vector is made of, in order: "learned:256,timbre:192" (name:dimensions), scaled to equal weight.
+META_PARTS = "siamrec.parts"
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,7 @@ def export_encoder(
             C.META_WINDOW: str(C.WINDOW_SAMPLES),
             C.META_TRAINED_ON: trained_on,
             C.META_BACKBONE: backbone,
+            META_PARTS: ",".join(f"{part}:{size}" for part, size in encoder.parts),
         },
     )
     windows = synthetic_parity_windows() if parity_windows is None else parity_windows.astype(np.float32)
@@ -130,10 +133,14 @@ def export_checkpoint(
     trained_on: str | None = None,
     parity_windows: np.ndarray | None = None,
     tolerance: float = PARITY_TOLERANCE,
+    timbre: bool | None = None,
 ) -> ExportReport:
-    """`siamrec export`: checkpoint → encoder → ONNX with metadata and a parity check."""
+    """`siamrec export`: checkpoint → encoder → ONNX with metadata and a parity check.
+
+    `timbre` None: the parts the run was configured with.
+    """
     checkpoint = load_checkpoint(str(checkpoint_path))
-    encoder = encoder_from_checkpoint(checkpoint)
+    encoder = encoder_from_checkpoint(checkpoint, timbre)
     backbone = checkpoint["config"]["backbone"]
     return export_encoder(
         encoder,

@@ -26,7 +26,6 @@ from siamrec.errors import ConfigError
 
 EFFECTS = ("compressor", "gain", "chorus", "lowpass", "phaser", "distortion", "reverb", "reverse")
 AUGMENTATIONS = ("effects", "mix", "spec")
-PAIRS = ("same-crop", "two-crops")
 
 Span = tuple[float, float]
 

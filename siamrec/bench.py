@@ -18,16 +18,21 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from siamrec.adapt import TooFewPlaylistsError, Whitening, fit_whitening
 from siamrec.audio import file_sha1, track_windows
 from siamrec.baselines import MusicnnEncoder, mfcc_statistics, random_vectors, zscore
 from siamrec.errors import AudioError, ConfigError, NotFoundError, SiamrecError
 from siamrec.metrics import METRICS, chance_per_playlist, playlist_metrics, ranks_of_relevant
+from siamrec.names import path_from_payload
 from siamrec.vectors import l2_normalise
 
 if TYPE_CHECKING:
     from siamrec.store import Store, TrackRecord
 
 STRATEGIES = ("mean", "best-score")
+# plain: cosine on the vectors; adapted: cosine after a within-playlist whitening fitted on each split's seeds.
+METRIC_CHOICES = ("plain", "adapted", "both")
+ADAPTED_SUFFIX = ", adapted"
 CANDIDATE_SETS = ("masked", "library")
 MIN_SEEDS = 1
 PAPER_SPLITS = ((10, 10), (13, 7), (15, 5), (18, 2))  # (seeds kept, songs masked), Table 3 of the paper
@@ -169,12 +174,29 @@ def score_split(unit: np.ndarray, split: Split, strategy: str) -> tuple[np.ndarr
     return ranks, n_candidates
 
 
-def score_method(vectors: np.ndarray, splits: Splits, strategy: str = "mean") -> dict[str, np.ndarray]:
-    """Every metric (mean over playlists) for each draw `[seeds]`, and its exact chance level."""
+def seed_groups(split: Split) -> list[np.ndarray]:
+    """Each playlist's seed rows, less any song masked anywhere in the split: all that an adapted metric sees."""
+    masked = np.unique(split.masked[split.masked >= 0])
+    return [row[(row >= 0) & ~np.isin(row, masked)] for row in split.seeds]
+
+
+def fit_on_split(unit: np.ndarray, split: Split) -> Whitening:
+    """The within-playlist whitening of one split, fitted on its seed tracks only (never a masked song)."""
+    return fit_whitening(unit, seed_groups(split))
+
+
+def score_method(
+    vectors: np.ndarray, splits: Splits, strategy: str = "mean", adapted: bool = False
+) -> dict[str, np.ndarray]:
+    """Every metric (mean over playlists) for each draw `[seeds]`, and its exact chance level.
+
+    `adapted`: each draw ranks with a whitening fitted on that draw's seeds (TooFewPlaylistsError if it can't).
+    """
     unit = normalise_rows(vectors)
     per_draw: dict[str, list[float]] = {}
     for split in splits.draws:
-        ranks, n_candidates = score_split(unit, split, strategy)
+        view = fit_on_split(unit, split).apply(unit) if adapted else unit
+        ranks, n_candidates = score_split(view, split, strategy)
         found = playlist_metrics(ranks)
         chance = chance_per_playlist(n_candidates, splits.n_masked)
         for name in METRICS:
@@ -212,17 +234,18 @@ def evaluate_vectors(
     strategy: str = "mean",
     rng_seed: int = 0,
     candidates: str = "masked",
+    adapted: bool = False,
 ) -> dict[str, tuple[float, float]]:
     """The protocol on in-memory vectors `[N, D]` and playlists (row indices): metric → (mean, std over seeds).
 
     Keys: METRICS (reward per 100 playlists), each with a `_chance` twin (its exact chance level for the same
-    splits), and playlists_used / playlists_skipped.
+    splits), and playlists_used / playlists_skipped. `adapted`: the metric fitted on each split's seeds.
     """
     if strategy not in STRATEGIES:
         raise ConfigError(f"unknown strategy {strategy!r}: choose {' or '.join(STRATEGIES)}")
     splits = make_splits(playlists, len(vectors), n_masked, max_seeds, seeds, candidates, rng_seed)
     require_playlists(splits, f"{max_seeds}/{n_masked}")
-    return summarise(score_method(vectors, splits, strategy), splits)
+    return summarise(score_method(vectors, splits, strategy, adapted), splits)
 
 
 # ---- the bench over a store: methods, cached audio embeddings, results --------------------------------------
@@ -333,9 +356,9 @@ def _audio_identity(record: TrackRecord) -> tuple[str | None, str | None]:
     """(audio SHA-1, None) when the track's audio can be read, else (None, why not)."""
     if not record.path:
         return None, "no audio path in the store"
-    if not Path(record.path).is_file():
+    if not path_from_payload(record.path).is_file():
         return None, f"audio file {record.path} not found"
-    return record.audio_sha1 or file_sha1(Path(record.path)), None
+    return record.audio_sha1 or file_sha1(path_from_payload(record.path)), None
 
 
 def embed_audio_methods(
@@ -358,7 +381,7 @@ def embed_audio_methods(
         windows: dict[int, np.ndarray] = {}
         for i in batch:
             try:
-                windows[i] = track_windows(records[i].path)[0]
+                windows[i] = track_windows(path_from_payload(records[i].path))[0]
             except AudioError as exc:
                 failed[records[i].track_uri] = str(exc)
             on_progress(1)  # per track as it is decoded (the slow part), not per batch
@@ -460,8 +483,14 @@ def run_protocol(
     strategy: str = "mean",
     candidates: str = "masked",
     rng_seed: int = 0,
+    metric: str = "plain",
 ) -> tuple[list[SplitResult], list[str]]:
-    """Every method on the same draws of every mask setting; settings no playlist fits are noted and left out."""
+    """Every method on the same draws of every mask setting; settings no playlist fits are noted and left out.
+
+    `metric` both: each method twice, plain and adapted (`<name>, adapted`), on the same draws.
+    """
+    if metric not in METRIC_CHOICES:
+        raise ConfigError(f"unknown metric {metric!r}: choose {', '.join(METRIC_CHOICES)}")
     n_tracks = len(next(iter(methods.values())))
     results, notes = [], []
     for max_seeds, n_masked in masks:
@@ -471,7 +500,7 @@ def run_protocol(
                 require_playlists(splits, f"{max_seeds}/{n_masked}")
             notes.append(f"--mask {max_seeds}/{n_masked} left out: no playlist has {n_masked + MIN_SEEDS} tracks")
             continue
-        per_method = {name: score_method(vectors, splits, strategy) for name, vectors in methods.items()}
+        per_method = _score_methods(methods, splits, strategy, metric, notes)
         any_draws = next(iter(per_method.values()))
         results.append(
             SplitResult(
@@ -486,6 +515,24 @@ def run_protocol(
     if not results:
         raise ConfigError(f"no playlist is long enough for any of the splits ({'; '.join(notes)})")
     return results, notes
+
+
+def _score_methods(
+    methods: dict[str, np.ndarray], splits: Splits, strategy: str, metric: str, notes: list[str]
+) -> dict[str, dict[str, np.ndarray]]:
+    """Plain and/or adapted scores per method; an adaptation the seeds cannot support is noted and left out."""
+    scored = {}
+    for name, vectors in methods.items():
+        if metric in ("plain", "both"):
+            scored[name] = score_method(vectors, splits, strategy)
+        if metric in ("adapted", "both"):
+            try:
+                scored[name + ADAPTED_SUFFIX] = score_method(vectors, splits, strategy, adapted=True)
+            except TooFewPlaylistsError as exc:
+                notes.append(f"{name}: no adapted metric for {splits.max_seeds}/{splits.n_masked} ({exc})")
+    if not scored:
+        raise TooFewPlaylistsError(f"no method could be adapted: {notes[-1]}")
+    return scored
 
 
 BASELINES = ("random", "mfcc", "musicnn")
@@ -530,6 +577,7 @@ def run_bench(
     candidates: str = "masked",
     rng_seed: int = 0,
     on_progress: Callable[[int], None] = lambda n: None,
+    metric: str = "plain",
 ) -> BenchResult:
     """The store's vectors, the audio methods and the random baseline, scored on the same draws.
 
@@ -547,7 +595,7 @@ def run_bench(
         vectors[method.name] = zscore(rows) if method.standardise else rows
     if "random" in baselines:
         vectors["random"] = random_vectors(len(library.records), library.model[1], rng_seed)
-    results, notes = run_protocol(vectors, library.playlists, masks, seeds, strategy, candidates, rng_seed)
+    results, notes = run_protocol(vectors, library.playlists, masks, seeds, strategy, candidates, rng_seed, metric)
     return BenchResult(
         strategy, candidates, seeds, len(library.records), len(library.playlists), results, failed, notes
     )

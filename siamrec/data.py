@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -24,7 +25,13 @@ from siamrec import constants as C
 from siamrec.audio import decode, is_audio_path, windows_from_signal
 from siamrec.errors import AudioError, ConfigError
 
+if TYPE_CHECKING:
+    from siamrec.store import Store
+
 CACHE_VERSION = "1"
+# How a positive pair is made: one crop twice, two crops of one track, or crops of two different tracks of
+# one playlist (the playlist is the label SimSiam never sees otherwise).
+PAIRS = ("same-crop", "two-crops", "playlist")
 
 
 @dataclass(frozen=True)
@@ -120,6 +127,22 @@ def corpus_tracks(root: str | Path) -> TrackSet:
     return _group(tracks)
 
 
+def store_tracks(store: Store) -> TrackSet:
+    """The tracks a user has synced whose audio file is still readable, grouped by the stored playlists."""
+    membership: dict[str, list[str]] = {}
+    for playlist in store.iter_playlists():
+        for uri in playlist.track_uris:
+            membership.setdefault(uri, []).append(playlist.name or playlist.playlist_uri)
+    tracks = [
+        Track(stored.record.track_uri, Path(stored.record.path), tuple(membership.get(stored.record.track_uri, ())))
+        for stored in store.iter_tracks(with_vectors=False)
+        if stored.record.path and Path(stored.record.path).is_file()
+    ]
+    if not tracks:
+        raise ConfigError("--from-store: no stored track has a readable audio file (add tracks or sync with audio)")
+    return _group(tracks)
+
+
 def split_by_playlist(tracks: TrackSet, fraction: float, seed: int) -> tuple[TrackSet, TrackSet, list[str]]:
     """Hold out whole playlists: (train, validation, held-out playlist ids).
 
@@ -136,6 +159,65 @@ def split_by_playlist(tracks: TrackSet, fraction: float, seed: int) -> tuple[Tra
     train = tracks.subset(i for i in range(len(tracks.tracks)) if i not in held_tracks)
     val = tracks.subset(sorted(held_tracks))
     return train, val, held
+
+
+def parse_pairs(text: str) -> dict[str, float]:
+    """`two-crops` or `two-crops:0.5,playlist:0.5` → pair kind → probability (weights normalised to 1)."""
+    weights: dict[str, float] = {}
+    for part in text.split(","):
+        name, _, weight_text = part.strip().partition(":")
+        if name not in PAIRS:
+            raise ConfigError(f"--pairs {text}: unknown kind {name!r}; choose from {', '.join(PAIRS)}")
+        try:
+            weight = float(weight_text) if weight_text else 1.0
+        except ValueError:
+            raise ConfigError(f"--pairs {text}: {weight_text!r} is not a number (write KIND:WEIGHT)") from None
+        if not weight > 0 or name in weights:
+            raise ConfigError(f"--pairs {text}: each kind once, with a positive weight")
+        weights[name] = weight
+    total = sum(weights.values())
+    return {name: weight / total for name, weight in weights.items()}
+
+
+def playlist_partners(n_tracks: int, playlists: dict[str, list[int]]) -> list[np.ndarray]:
+    """For every track, the other tracks that share at least one playlist with it (sorted, distinct)."""
+    partners: list[set[int]] = [set() for _ in range(n_tracks)]
+    for members in playlists.values():
+        distinct = set(members)
+        for track in distinct:
+            partners[track] |= distinct - {track}
+    return [np.array(sorted(p), dtype=np.int64) for p in partners]
+
+
+class PairSampler:
+    """Which two tracks (and which kind of pair) item `index` of an epoch is made of.
+
+    A playlist pair takes its second track among the anchor's partners, so it never pairs a track with itself
+    nor with a track of another playlist. A track without partners makes two-crop pairs instead; when every
+    pair is a playlist pair, such tracks are left out of the epoch.
+    """
+
+    def __init__(self, n_tracks: int, weights: dict[str, float], partners: list[np.ndarray] | None = None) -> None:
+        self.kinds = list(weights)
+        self.probabilities = np.array([weights[k] for k in self.kinds])
+        self.partners = partners if partners is not None else [np.zeros(0, np.int64)] * n_tracks
+        if "playlist" in weights and not any(len(p) for p in self.partners):
+            raise ConfigError("--pairs playlist: no playlist has two training tracks (use two-crops)")
+        only_playlists = self.kinds == ["playlist"]
+        self.anchors = np.array([i for i in range(n_tracks) if not only_playlists or len(self.partners[i])])
+
+    def __len__(self) -> int:
+        return len(self.anchors)
+
+    def draw(self, index: int, rng: np.random.Generator) -> tuple[int, int, str]:
+        """(first track, second track, kind) for item `index` (anchors repeat every len(self) items)."""
+        first = int(self.anchors[index % len(self.anchors)])
+        kind = self.kinds[int(rng.choice(len(self.kinds), p=self.probabilities))]
+        if kind == "playlist":
+            if len(self.partners[first]) == 0:
+                return first, first, "two-crops"
+            return first, int(rng.choice(self.partners[first])), kind
+        return first, first, kind
 
 
 # ---------------------------------------------------------------------------------------------- cache

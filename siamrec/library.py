@@ -144,15 +144,11 @@ def local_record(path: Path, audio_id: str, duration_s: float) -> TrackRecord:
     )
 
 
-def _load(item: AudioItem) -> _Loaded:
-    try:
-        windows, info = track_windows(item.path)
-        sha1 = file_sha1(item.path)
-        audio_id = audio_identity(windows, info)
-    except AudioError as exc:
-        return _Loaded(item, None, None, str(exc))
-    except OSError as exc:
-        return _Loaded(item, None, None, f"{quoted(item.path)}: {exc.strerror or exc}")
+def load_item(item: AudioItem) -> tuple[TrackRecord, np.ndarray]:
+    """Decode one file into its record and model windows (raises AudioError or OSError)."""
+    windows, info = track_windows(item.path)
+    sha1 = file_sha1(item.path)
+    audio_id = audio_identity(windows, info)
     record = item.record or local_record(item.path, audio_id, info.duration_s)
     for key, value in item.overrides.items():
         setattr(record, key, value)
@@ -163,6 +159,16 @@ def _load(item: AudioItem) -> _Loaded:
         record.path, record.size, record.mtime = facts
     if record.duration_s is None:
         record.duration_s = round(info.duration_s, 3)
+    return record, windows
+
+
+def _load(item: AudioItem) -> _Loaded:
+    try:
+        record, windows = load_item(item)
+    except AudioError as exc:
+        return _Loaded(item, None, None, str(exc))
+    except OSError as exc:
+        return _Loaded(item, None, None, f"{quoted(item.path)}: {exc.strerror or exc}")
     return _Loaded(item, record, windows, None)
 
 
@@ -233,21 +239,35 @@ def _vectors(
 def _store_chunk(store: Store, encoder: TrackEncoder, good: list[_Loaded], report: AddReport) -> None:
     good, vectors = _vectors(store, encoder, good, report)
     records = [loaded.record for loaded in good if loaded.record is not None]
+    for loaded, record in zip(good, records, strict=True):
+        report.uri_by_path[str(loaded.item.path)] = record.track_uri
+    added, updated = write_tracks(store, records, vectors)
+    report.added += added
+    report.updated += updated
+
+
+def write_tracks(
+    store: Store, records: list[TrackRecord], vectors: list[np.ndarray] | np.ndarray
+) -> tuple[list[str], list[str]]:
+    """Upsert embedded tracks and refresh the centroids of the playlists that hold them: (added, updated) URIs.
+
+    The one write path of every add (CLI and HTTP service); the records get their stored membership merged in.
+    """
     seen: set[str] = set()
     unique = []
-    for loaded, record, vector in zip(good, records, vectors, strict=True):
-        report.uri_by_path[str(loaded.item.path)] = record.track_uri
+    for record, vector in zip(records, vectors, strict=True):
         if record.track_uri in seen:  # the same audio twice in one call: one point
             continue
         seen.add(record.track_uri)
         unique.append((record, vector))
     existing = store.upsert_tracks([r for r, _ in unique], [v for _, v in unique])
-    for record, _ in unique:
-        (report.updated if record.track_uri in existing else report.added).append(record.track_uri)
+    added = [r.track_uri for r, _ in unique if r.track_uri not in existing]
+    updated = [r.track_uri for r, _ in unique if r.track_uri in existing]
     # upsert_tracks merged the stored membership into the records: no second read of the tracks needed.
     touched = store.get_playlists({p for record, _ in unique for p in record.playlists})
     if touched:
         store.refresh_centroids([playlist for playlist, _ in touched.values()])
+    return added, updated
 
 
 def vanished_tracks(store: Store, folders: Iterable[Path]) -> dict[str, str]:

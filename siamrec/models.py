@@ -14,6 +14,7 @@ import torch
 import torchvision
 from torch import nn
 
+from siamrec.constants import N_MELS
 from siamrec.errors import ModelError
 from siamrec.features import LogMel
 
@@ -129,26 +130,60 @@ class SimSiam(nn.Module):
         return self.predictor(z1), self.predictor(z2), z1.detach(), z2.detach()
 
 
-class Encoder(nn.Module):
-    """What ships: waveform `[B, WINDOW_SAMPLES]` → standardised embedding `[B, D]` (front end inside)."""
+def timbre_statistics(mel: torch.Tensor) -> torch.Tensor:
+    """Log-mel `[B, 1, F, T]` → per-band mean and std over time `[B, 2F]`: the timbre a soundtrack shares."""
+    bands = mel.squeeze(1)
+    mean = bands.mean(dim=-1)
+    std = (bands - mean.unsqueeze(-1)).pow(2).mean(dim=-1).clamp_min(1e-12).sqrt()
+    return torch.cat([mean, std], dim=1)
 
-    def __init__(self, frontend: nn.Module, backbone: nn.Module, dim: int) -> None:
+
+TIMBRE_DIM = 2 * N_MELS
+
+
+def vector_parts(backbone_dim: int, timbre: bool) -> list[tuple[str, int]]:
+    """The named parts of a window embedding, in order: the learned embedding, then timbre statistics."""
+    return [("learned", backbone_dim)] + ([("timbre", TIMBRE_DIM)] if timbre else [])
+
+
+def part_scales(parts: list[tuple[str, int]]) -> torch.Tensor:
+    """1/√(part size) per dimension: after standardisation every part then has the same expected norm, so a
+    192-d statistics block neither swamps nor vanishes beside a 256-d embedding."""
+    return torch.cat([torch.full((size,), size**-0.5) for _, size in parts])
+
+
+class Encoder(nn.Module):
+    """What ships: waveform `[B, WINDOW_SAMPLES]` → standardised embedding `[B, D]` (front end inside).
+
+    With `timbre`, the vector is [learned embedding | per-band log-mel mean and std], each part standardised
+    and scaled by `part_scales`.
+    """
+
+    def __init__(self, frontend: nn.Module, backbone: nn.Module, backbone_dim: int, timbre: bool = False) -> None:
         super().__init__()
         self.frontend = frontend
         self.backbone = backbone
-        self.dim = dim
+        self.timbre = timbre
+        self.parts = vector_parts(backbone_dim, timbre)
+        self.dim = sum(size for _, size in self.parts)
         # Per-dimension statistics measured on a corpus: centring the embedding makes cosine similarity
         # compare what differs between tracks instead of what every track shares.
-        self.register_buffer("feature_mean", torch.zeros(dim))
-        self.register_buffer("feature_std", torch.ones(dim))
+        self.register_buffer("feature_mean", torch.zeros(self.dim))
+        self.register_buffer("feature_std", torch.ones(self.dim))
+        self.register_buffer("part_scale", part_scales(self.parts))
+
+    def raw(self, waveform: torch.Tensor) -> torch.Tensor:
+        """Unstandardised window embeddings `[B, D]`."""
+        mel = self.frontend(waveform)
+        learned = self.backbone(mel)
+        return torch.cat([learned, timbre_statistics(mel)], dim=1) if self.timbre else learned
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
-        x = self.backbone(self.frontend(waveform))  # B x D
-        return (x - self.feature_mean) / self.feature_std
+        return (self.raw(waveform) - self.feature_mean) / self.feature_std * self.part_scale
 
     @torch.no_grad()
     def set_standardisation(self, embeddings: torch.Tensor) -> None:
-        """Measure mean/std from raw backbone embeddings `[N, D]` of a corpus."""
+        """Measure mean/std from raw embeddings `[N, D]` (`raw`) of a corpus."""
         self.feature_mean.copy_(embeddings.mean(dim=0))
         self.feature_std.copy_(embeddings.std(dim=0).clamp_min(1e-6))
 
@@ -178,12 +213,23 @@ def model_from_checkpoint(checkpoint: dict[str, Any]) -> SimSiam:
     return model
 
 
-def encoder_from_checkpoint(checkpoint: dict[str, Any]) -> Encoder:
-    """The exportable encoder (front end + backbone, standardised if the checkpoint measured it)."""
+def encoder_from_checkpoint(checkpoint: dict[str, Any], timbre: bool | None = None) -> Encoder:
+    """The exportable encoder (front end + backbone, standardised if the checkpoint measured it).
+
+    `timbre` None: as the run was configured (`train_config["timbre"]`; older checkpoints have none).
+    """
     model = model_from_checkpoint(checkpoint)
-    encoder = Encoder(model.frontend, model.backbone, model.backbone_dim)
+    if timbre is None:
+        timbre = bool(checkpoint.get("train_config", {}).get("timbre", False))
+    encoder = Encoder(model.frontend, model.backbone, model.backbone_dim, timbre)
     stats = checkpoint.get("feature_stats")
     if stats is not None:
-        encoder.feature_mean.copy_(torch.as_tensor(stats["mean"]))
-        encoder.feature_std.copy_(torch.as_tensor(stats["std"]))
+        if timbre and "timbre_mean" not in stats:
+            raise ModelError("this checkpoint measured no timbre statistics: export it without the timbre part")
+        mean, std = [torch.as_tensor(stats[k]) for k in ("mean", "std")]
+        if timbre:
+            mean = torch.cat([mean, torch.as_tensor(stats["timbre_mean"])])
+            std = torch.cat([std, torch.as_tensor(stats["timbre_std"])])
+        encoder.feature_mean.copy_(mean)
+        encoder.feature_std.copy_(std)
     return encoder.eval()

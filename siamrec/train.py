@@ -9,6 +9,7 @@ run reaches the same weights as an uninterrupted one.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
 import signal
@@ -27,16 +28,32 @@ from torch.utils.data import DataLoader, Dataset
 from siamrec import constants as C
 from siamrec.augment import (
     AUGMENTATIONS,
-    PAIRS,
     EffectSettings,
     MixSettings,
     SpecAugment,
     SpecSettings,
     WaveformAugment,
 )
-from siamrec.data import TrackSet, evaluation_windows, open_cached, random_crop
+from siamrec.data import (
+    PairSampler,
+    TrackSet,
+    evaluation_windows,
+    open_cached,
+    parse_pairs,
+    playlist_partners,
+    random_crop,
+)
 from siamrec.errors import ConfigError
-from siamrec.models import BACKBONES, ModelConfig, SimSiam, load_checkpoint, save_checkpoint
+from siamrec.models import (
+    BACKBONES,
+    Encoder,
+    ModelConfig,
+    SimSiam,
+    load_checkpoint,
+    part_scales,
+    save_checkpoint,
+    vector_parts,
+)
 
 # The SimSiam recipe: lr = BASE_LR · batch / 256 with cosine decay; the predictor keeps its lr fixed.
 BASE_LR = {"sgd": 0.05, "adam": 1e-3}
@@ -46,7 +63,14 @@ WEIGHT_DECAY = 1e-4
 # (what a Gaussian would give), → 0 when every input maps to one vector. Warn below this.
 COLLAPSE_WARNING = 0.25
 CHECKPOINT_NAME = "last.pt"
-VAL_METRICS = ("r_precision", "r_precision_chance", "reward", "reward_chance")
+VAL_METRICS = (
+    "r_precision",
+    "r_precision_chance",
+    "reward",
+    "reward_chance",
+    "r_precision_adapted",
+    "r_precision_learned",
+)
 LOG_NAME = "log.csv"
 
 
@@ -57,6 +81,7 @@ class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     augment: tuple[str, ...] = AUGMENTATIONS
     pairs: str = "two-crops"
+    timbre: bool = True  # ship [learned | log-mel band statistics]; False: the learned embedding alone
     epochs: int = 100
     crops_per_track: int = 4
     batch_size: int = 64
@@ -77,8 +102,7 @@ class TrainConfig:
             raise ConfigError(f"--backbone {self.model.backbone}: choose one of {', '.join(BACKBONES)}")
         if self.model.width < 1:
             raise ConfigError(f"--width must be at least 1, not {self.model.width}")
-        if self.pairs not in PAIRS:
-            raise ConfigError(f"--pairs {self.pairs}: choose same-crop or two-crops")
+        parse_pairs(self.pairs)
         if self.optimizer not in BASE_LR:
             raise ConfigError(f"--optimizer {self.optimizer}: choose sgd or adam")
         unknown = [a for a in self.augment if a not in AUGMENTATIONS]
@@ -124,16 +148,24 @@ def resolve_device(name: str) -> torch.device:
 
 # ---------------------------------------------------------------------------------------------- data
 class PairDataset(Dataset):
-    """Item i → two views (float32 `[WINDOW_SAMPLES]`) of track i mod N, from its cached signal.
+    """Item i → two views (float32 `[WINDOW_SAMPLES]`) drawn by a PairSampler from the cached signals.
 
     The random draws depend only on (seed, epoch, i), so any number of workers gives the same views.
     """
 
     def __init__(
-        self, files: Sequence[Path], pairs: str, augment: WaveformAugment | None, crops_per_track: int, seed: int
+        self,
+        files: Sequence[Path],
+        pairs: str,
+        augment: WaveformAugment | None,
+        crops_per_track: int,
+        seed: int,
+        playlists: dict[str, list[int]] | None = None,
     ) -> None:
         self.files = list(files)
-        self.pairs = pairs
+        weights = parse_pairs(pairs)
+        partners = playlist_partners(len(self.files), playlists or {}) if "playlist" in weights else None
+        self.sampler = PairSampler(len(self.files), weights, partners)
         self.augment = augment
         self.crops_per_track = crops_per_track
         self.seed = seed
@@ -141,7 +173,7 @@ class PairDataset(Dataset):
         self._signals: list[np.ndarray] | None = None  # memory-mapped lazily, once per worker
 
     def __len__(self) -> int:
-        return len(self.files) * self.crops_per_track
+        return len(self.sampler) * self.crops_per_track
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_signals": None}
@@ -150,9 +182,9 @@ class PairDataset(Dataset):
         if self._signals is None:
             self._signals = open_cached(self.files)
         rng = np.random.default_rng([self.seed, self.epoch, index])
-        signal = self._signals[index % len(self.files)]
-        first = random_crop(signal, rng)
-        second = random_crop(signal, rng) if self.pairs == "two-crops" else first.copy()
+        track, other, kind = self.sampler.draw(index, rng)
+        first = random_crop(self._signals[track], rng)
+        second = first.copy() if kind == "same-crop" else random_crop(self._signals[other], rng)
         if self.augment is not None:
             first, second = self.augment(first, rng), self.augment(second, rng)
         return torch.from_numpy(first), torch.from_numpy(second)
@@ -244,38 +276,73 @@ def train_step(
 def window_embeddings(
     model: SimSiam, signals: Sequence[np.ndarray], device: torch.device, max_windows: int, batch: int = 64
 ) -> tuple[torch.Tensor, np.ndarray]:
-    """Backbone embeddings of every track's evaluation windows: (`[W, D]`, owning track index per window)."""
+    """Raw [learned | timbre] embeddings of every track's evaluation windows, and each window's track index."""
     windows = [evaluation_windows(s, max_windows) for s in signals]
     owner = np.repeat(np.arange(len(windows)), [w.shape[0] for w in windows])
     stacked = torch.from_numpy(np.concatenate(windows))
+    encoder = Encoder(model.frontend, model.backbone, model.backbone_dim, timbre=True)
     model.eval()
-    out = [model.backbone(model.frontend(chunk.to(device))).float().cpu() for chunk in stacked.split(batch)]
+    out = [encoder.raw(chunk.to(device)).float().cpu() for chunk in stacked.split(batch)]
     model.train()
     return torch.cat(out), owner
 
 
-def feature_stats(embeddings: torch.Tensor) -> dict[str, torch.Tensor]:
-    """What the exported Encoder standardises with (measured on the training corpus)."""
-    return {"mean": embeddings.mean(dim=0), "std": embeddings.std(dim=0).clamp_min(1e-6)}
+def feature_stats(embeddings: torch.Tensor, backbone_dim: int) -> dict[str, torch.Tensor]:
+    """What the exported Encoder standardises with (measured on the training corpus), per part."""
+    mean, std = embeddings.mean(dim=0), embeddings.std(dim=0).clamp_min(1e-6)
+    return {
+        "mean": mean[:backbone_dim],
+        "std": std[:backbone_dim],
+        "timbre_mean": mean[backbone_dim:],
+        "timbre_std": std[backbone_dim:],
+    }
 
 
-def track_vectors(embeddings: torch.Tensor, owner: np.ndarray, stats: dict[str, torch.Tensor]) -> np.ndarray:
-    """Standardise windows, average per track, L2-normalise: the track vector siamrec.embed computes."""
-    standard = (embeddings - stats["mean"]) / stats["std"]
+def track_vectors(
+    embeddings: torch.Tensor, owner: np.ndarray, stats: dict[str, torch.Tensor], timbre: bool
+) -> np.ndarray:
+    """Standardise and scale the parts, average per track, L2-normalise: the vector siamrec.embed computes."""
+    backbone_dim = len(stats["mean"])
+    mean, std = stats["mean"], stats["std"]
+    if timbre:
+        mean, std = torch.cat([mean, stats["timbre_mean"]]), torch.cat([std, stats["timbre_std"]])
+    else:
+        embeddings = embeddings[:, :backbone_dim]
+    standard = (embeddings - mean) / std * part_scales(vector_parts(backbone_dim, timbre))
     count = int(owner.max()) + 1
     sums = torch.zeros(count, standard.shape[1]).index_add_(0, torch.from_numpy(owner), standard)
     return F.normalize(sums, dim=1).numpy()
 
 
-def playlist_metrics(vectors: np.ndarray, playlists: dict[str, list[int]], seeds: int = 5) -> dict[str, float]:
+def playlist_metrics(
+    vectors: np.ndarray, playlists: dict[str, list[int]], seeds: int = 5, adapted: bool = False
+) -> dict[str, float]:
     """R-precision, reward and reward's chance level on masked playlists (siamrec.bench's protocol)."""
     from siamrec.bench import evaluate_vectors
 
     groups = [np.asarray(v) for v in playlists.values() if len(v) >= 6]
     if len(groups) < 2:
         return {}
-    result = evaluate_vectors(vectors, groups, n_masked=5, max_seeds=10, seeds=seeds)
-    return {k: result[k][0] for k in VAL_METRICS}
+    result = evaluate_vectors(vectors, groups, n_masked=5, max_seeds=10, seeds=seeds, adapted=adapted)
+    return {k: result[k][0] for k in ("r_precision", "r_precision_chance", "reward", "reward_chance")}
+
+
+def validation_metrics(
+    embeddings: torch.Tensor, owner: np.ndarray, stats: dict[str, torch.Tensor], playlists: dict[str, list[int]],
+    timbre: bool,
+) -> dict[str, float]:  # fmt: skip
+    """The run's vector plain and adapted, and the learned part alone (what the timbre part adds)."""
+    from siamrec.adapt import TooFewPlaylistsError
+
+    vectors = track_vectors(embeddings, owner, stats, timbre)
+    row = playlist_metrics(vectors, playlists)
+    if not row:
+        return row  # fewer than two playlists long enough to mask
+    learned = track_vectors(embeddings, owner, stats, timbre=False)
+    row["r_precision_learned"] = playlist_metrics(learned, playlists)["r_precision"]
+    with contextlib.suppress(TooFewPlaylistsError):  # too few validation playlists: no adapted figure
+        row["r_precision_adapted"] = playlist_metrics(vectors, playlists, adapted=True)["r_precision"]
+    return row
 
 
 # ---------------------------------------------------------------------------------------------- run
@@ -305,7 +372,9 @@ class Trainer:
         val: tuple[TrackSet, Sequence[Path]] | None = None,
         trained_on: str = "unknown",
         extra: dict[str, Any] | None = None,
+        train_playlists: dict[str, list[int]] | None = None,
     ) -> None:
+        """`train_playlists` (playlist → indices into `train_files`) feeds `--pairs playlist`."""
         if len(train_files) < 2:
             raise ConfigError("training needs at least two decodable tracks")
         self.config = config
@@ -318,8 +387,9 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.device.type == "cuda")
         self.spec = SpecAugment(config.spec).to(self.device) if "spec" in config.augment else None
         self.dataset = PairDataset(
-            train_files, config.pairs, waveform_augment(config), config.crops_per_track, config.seed
-        )
+            train_files, config.pairs, waveform_augment(config), config.crops_per_track, config.seed,
+            train_playlists,
+        )  # fmt: skip
         self.train_signals = open_cached(list(train_files))
         self.val = (val[0], open_cached(list(val[1]))) if val is not None and val[0].playlists else None
         self.trained_on = trained_on
@@ -379,12 +449,12 @@ class Trainer:
     def validate(self) -> dict[str, float]:
         """Measure the standardisation on the training tracks, then playlist metrics on held-out ones."""
         embeddings, _ = window_embeddings(self.model, self.train_signals, self.device, max_windows=4)
-        self.state.stats = feature_stats(embeddings)
+        self.state.stats = feature_stats(embeddings, self.model.backbone_dim)
         if self.val is None:
             return {}
         tracks, signals = self.val
         val_embeddings, owner = window_embeddings(self.model, signals, self.device, C.WINDOWS_PER_TRACK)
-        return playlist_metrics(track_vectors(val_embeddings, owner, self.state.stats), tracks.playlists)
+        return validation_metrics(val_embeddings, owner, self.state.stats, tracks.playlists, self.config.timbre)
 
     def _log(self, row: dict[str, float]) -> None:
         path = self.out / LOG_NAME

@@ -20,9 +20,10 @@ from siamrec.baselines import (
     random_vectors,
     zscore,
 )
+from siamrec.bench import MUSICNN_ONNX
 from siamrec.errors import ModelError
 
-MUSICNN = Path("/work/shared/baselines/musicnn_msd.onnx")
+MUSICNN = MUSICNN_ONNX  # shipped with the package (ISC licence)
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +81,6 @@ def test_musicnn_refuses_other_models(tmp_path: Path, tiny_model: Path) -> None:
         MusicnnEncoder(tiny_model)
 
 
-@pytest.mark.skipif(not MUSICNN.is_file(), reason="musicnn_msd.onnx is not on this machine")
 def test_musicnn_vectors_average_the_windows(windows: list[np.ndarray]) -> None:
     vectors = musicnn_vectors(windows[:3], MUSICNN)
     assert vectors.shape == (3, 200) and np.isfinite(vectors).all()

@@ -254,7 +254,10 @@ def test_cli_bench_json_and_plot(bench_home: Path, tmp_path: Path, capsys, monke
     report = json.loads(out)
     assert [s["mask"] for s in report["splits"]] == ["3/2", "4/5"]
     first = report["splits"][0]
-    assert set(first["methods"]) == {"fake (store)", "random"}
+    # --metric both (the default): each method plain and adapted; 4/5 leaves one seed per playlist, too few to fit.
+    assert set(first["methods"]) == {"fake (store)", "random", "fake (store), adapted", "random, adapted"}
+    assert set(report["splits"][1]["methods"]) == {"fake (store)", "random"}
+    assert any("no adapted metric for 4/5" in note for note in report["notes"])
     assert first["methods"]["fake (store)"]["r_precision"] == {"mean": 1.0, "std": 0.0}
     assert first["chance"]["reward"] == pytest.approx(100 * sum(1 / k for k in range(1, 6)) / 5)  # H_5 per 100
     assert first["playlists_used"] == 5 and plot.stat().st_size > 0

@@ -13,7 +13,7 @@ from siamrec import constants as C
 from siamrec.audio import track_windows
 from siamrec.embed import TrackEncoder
 from siamrec.errors import ModelError
-from siamrec.export.onnx_export import export_checkpoint, export_encoder, parity_max_diff
+from siamrec.export.onnx_export import META_PARTS, export_checkpoint, export_encoder, parity_max_diff
 from siamrec.models import Encoder, ModelConfig, SimSiam, encoder_from_checkpoint, load_checkpoint, save_checkpoint
 
 EXAMPLE_TRACK = Path(__file__).resolve().parents[1] / "examples" / "audio" / "aba-games" / "gr0.ogg"  # real music
@@ -55,6 +55,34 @@ def test_standardisation_is_inside_the_graph(tmp_path: Path, library_files: dict
     out = TrackEncoder(tmp_path / "std.onnx").embed_windows(windows)
     assert np.allclose(out.mean(axis=0), 0.0, atol=1e-3)
     assert parity_max_diff(encoder, tmp_path / "std.onnx", windows) <= 1e-4
+
+
+def test_multi_part_vector_exports_with_parity_and_describes_its_parts(
+    tmp_path: Path, library_files: dict[str, Path]
+) -> None:
+    """[learned | timbre statistics], each part standardised and scaled: parity holds, metadata names the parts."""
+    torch.manual_seed(2)
+    model = SimSiam(ModelConfig(backbone="cnn", width=4)).eval()
+    windows = _real_windows(library_files)
+    encoder = Encoder(model.frontend, model.backbone, model.backbone_dim, timbre=True)
+    with torch.no_grad():
+        encoder.set_standardisation(encoder.raw(torch.from_numpy(windows)))
+    report = export_encoder(encoder, tmp_path / "parts.onnx", name="parts", backbone="cnn", parity_windows=windows)
+    assert report.max_abs_diff <= 1e-4 and report.dim == model.backbone_dim + 2 * C.N_MELS
+    meta = {p.key: p.value for p in onnx.load(str(tmp_path / "parts.onnx")).metadata_props}
+    assert meta[META_PARTS] == f"learned:{model.backbone_dim},timbre:{2 * C.N_MELS}"
+    out = TrackEncoder(tmp_path / "parts.onnx").embed_windows(windows)
+    learned, timbre = out[:, : model.backbone_dim], out[:, model.backbone_dim :]
+    # Equal weight: standardised on these n windows (sample std), a part's mean squared norm is (n - 1) / n,
+    # less for the learned dimensions a random ReLU network leaves constant on them.
+    full = (len(windows) - 1) / len(windows)
+    assert np.mean((timbre**2).sum(axis=1)) == pytest.approx(full, rel=1e-3)
+    assert 0.5 * full < np.mean((learned**2).sum(axis=1)) <= full * 1.001
+    # The timbre part is per-band log-mel mean and std: a louder, brighter window moves it.
+    mel = model.frontend(torch.from_numpy(windows[:1]))[0, 0].detach().numpy()
+    mean, std = (buffer[model.backbone_dim :].numpy() for buffer in (encoder.feature_mean, encoder.feature_std))
+    expected = (np.concatenate([mel.mean(axis=1), mel.std(axis=1)]) - mean) / std * (2 * C.N_MELS) ** -0.5
+    assert np.allclose(timbre[0], expected, atol=1e-3)
 
 
 def test_parity_failure_removes_the_file(tmp_path: Path) -> None:

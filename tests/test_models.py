@@ -67,7 +67,7 @@ def test_checkpoint_round_trip_and_standardised_encoder(tmp_path: Path) -> None:
     with torch.no_grad():
         raw = model.backbone(model.frontend(waveform))
         torch.testing.assert_close(restored.backbone(restored.frontend(waveform)), raw)
-        torch.testing.assert_close(encoder_from_checkpoint(checkpoint)(waveform), (raw - 0.5) / 2.0)
+        torch.testing.assert_close(encoder_from_checkpoint(checkpoint)(waveform), (raw - 0.5) / 2.0 * 64**-0.5)
 
 
 def test_foreign_file_is_not_a_checkpoint(tmp_path: Path) -> None:

@@ -199,14 +199,16 @@ def test_trained_checkpoint_exports_with_parity(cached: tuple[list[Path], list[s
     trainer.fit()
     assert trainer.state.stats is not None  # standardisation measured on the training tracks
     report = export_checkpoint(tmp_path / "last.pt", tmp_path / "model.onnx")
-    assert report.max_abs_diff <= report.tolerance and report.dim == 64
+    assert report.max_abs_diff <= report.tolerance and report.dim == 64 + 2 * C.N_MELS  # learned | timbre
     windows = np.stack([random_crop(s, np.random.default_rng(0)) for s in open_cached(cached[0][:3])])
     onnx_out = TrackEncoder(tmp_path / "model.onnx", device="cpu").embed_windows(windows)
-    model = trainer.model.eval()
+    model, stats = trainer.model.eval(), trainer.state.stats
     with torch.no_grad():
         raw = model.backbone(model.frontend(torch.from_numpy(windows)))
-    expected = (raw - trainer.state.stats["mean"]) / trainer.state.stats["std"]
-    np.testing.assert_allclose(onnx_out, expected.numpy(), atol=1e-3, rtol=1e-3)
+    expected = (raw - stats["mean"]) / stats["std"] / 8.0  # standardised on the training tracks, scaled 1/√64
+    np.testing.assert_allclose(onnx_out[:, :64], expected.numpy(), atol=1e-3, rtol=1e-3)
+    learned_only = export_checkpoint(tmp_path / "last.pt", tmp_path / "learned.onnx", timbre=False)
+    assert learned_only.dim == 64
 
 
 # ---------------------------------------------------------------------------------------------- CLI
@@ -241,3 +243,48 @@ def test_cli_bad_input_is_one_config_error(library: Path, tmp_path: Path, extra:
 def test_cli_missing_folder(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["train", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "r")])
     assert isinstance(result.exception, ConfigError) and "no such folder" in str(result.exception)
+
+
+# ---- playlist pairs --------------------------------------------------------------------------------------------
+def test_parse_pairs_normalises_and_refuses_bad_input() -> None:
+    from siamrec.data import parse_pairs
+
+    assert parse_pairs("playlist") == {"playlist": 1.0}
+    assert parse_pairs("two-crops:1,playlist:3") == {"two-crops": 0.25, "playlist": 0.75}
+    for bad in ("playlists", "two-crops:x", "playlist:0", "playlist,playlist"):
+        with pytest.raises(ConfigError):
+            parse_pairs(bad)
+
+
+def test_playlist_pairs_never_pair_a_track_with_itself_or_across_playlists() -> None:
+    from siamrec.data import PairSampler, playlist_partners
+
+    # Tracks 0-3 in "a", 3-5 in "b" (track 3 in both), 6 alone in "c", 7 in no playlist.
+    playlists = {"a": [0, 1, 2, 3], "b": [3, 4, 5, 5], "c": [6]}
+    same = {frozenset(m) for m in playlists.values()}
+    sampler = PairSampler(8, {"playlist": 1.0}, playlist_partners(8, playlists))
+    assert sorted(sampler.anchors.tolist()) == [0, 1, 2, 3, 4, 5]  # lone tracks cannot anchor a playlist pair
+    rng = np.random.default_rng(0)
+    seen = set()
+    for index in range(600):
+        first, second, kind = sampler.draw(index, rng)
+        assert kind == "playlist" and first != second
+        assert any({first, second} <= members for members in same)
+        seen.add((first, second))
+    assert (3, 0) in seen and (3, 4) in seen and (0, 3) in seen  # a track in two playlists pairs into both
+
+    mixed = PairSampler(8, {"two-crops": 0.5, "playlist": 0.5}, playlist_partners(8, playlists))
+    kinds = [mixed.draw(i, rng) for i in range(800)]
+    assert len(mixed) == 8
+    for first, second, kind in kinds:
+        assert (kind == "two-crops") == (first == second)
+        assert first not in (6, 7) or kind == "two-crops"  # no partner: two crops of the track itself
+    share = np.mean([k == "playlist" for _, _, k in kinds])
+    assert 0.35 < share < 0.55  # half the items, minus the lone tracks' fallbacks
+
+
+def test_playlist_pairs_need_a_playlist_with_two_tracks() -> None:
+    from siamrec.data import PairSampler, playlist_partners
+
+    with pytest.raises(ConfigError):
+        PairSampler(3, {"playlist": 1.0}, playlist_partners(3, {"a": [0], "b": [1]}))

@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "train": ("train", "train_command", "Train a SimSiam encoder on audio (needs siamrec[train])."),
     "export": ("export_model", "export", "Export a training checkpoint to one ONNX file."),
     "info": ("info", "info", "What the store holds and which model made it."),
+    "serve": ("serve", "serve", "Serve the recommender over HTTP (needs siamrec[serve])."),
     "store": ("store", "store_group", "Look after the embedded store: migrate an old one."),
 }
 
@@ -46,6 +47,8 @@ EXTRA_OF_PACKAGE = {
     "yt_dlp": "fetch",
     "fastapi": "serve",
     "uvicorn": "serve",
+    "prometheus_client": "serve",
+    "python_multipart": "serve",
     "ray": "ray",
 }
 

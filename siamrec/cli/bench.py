@@ -16,6 +16,7 @@ from siamrec.bench import (
     BASELINES,
     CANDIDATE_SETS,
     MAX_DRAWS,
+    METRIC_CHOICES,
     STRATEGIES,
     BenchResult,
     SplitResult,
@@ -175,6 +176,14 @@ def _report_skipped(result: BenchResult) -> None:
     show_default=True,
     help="Seed of the random splits (same seed, same splits).",
 )
+@click.option(
+    "--metric",
+    type=click.Choice(METRIC_CHOICES),
+    default="both",
+    show_default=True,
+    help="plain: cosine on the vectors. adapted: cosine after a within-playlist whitening fitted on each "
+    "split's seed tracks only (never the masked songs). both: every method both ways, same splits.",
+)
 @store_options(model_option=False)
 @json_option
 def bench(
@@ -185,6 +194,7 @@ def bench(
     baselines: str,
     musicnn_path: Path | None,
     model_paths: tuple[Path, ...],
+    metric: str,
     plot_path: Path | None,
     rng_seed: int,
     settings: Settings,
@@ -205,10 +215,11 @@ def bench(
         with progress(transient=True) as bar:
             task = bar.add_task("embedding audio", total=len(library.records))
             result = run_bench(library, masks, methods, cache, chosen, seeds, strategy, candidates, rng_seed,
-                               on_progress=lambda n: bar.advance(task, n))  # fmt: skip
+                               on_progress=lambda n: bar.advance(task, n), metric=metric)  # fmt: skip
     else:
         with console.status("scoring"):
-            result = run_bench(library, masks, methods, cache, chosen, seeds, strategy, candidates, rng_seed)
+            result = run_bench(library, masks, methods, cache, chosen, seeds, strategy, candidates, rng_seed,
+                               metric=metric)  # fmt: skip
     if plot_path is not None:
         from siamrec.plots import plot_bench
 

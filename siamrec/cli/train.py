@@ -14,13 +14,19 @@ from siamrec.config import resolve_settings
 from siamrec.errors import ConfigError
 
 
-def _load_tracks(data: str | None, fma: str | None, corpus: str | None) -> tuple[Any, str]:
+def _load_tracks(data: str | None, fma: str | None, corpus: str | None, from_store: bool) -> tuple[Any, str]:
     """The one source the user named, and a description of it for the checkpoint and model card."""
-    from siamrec.data import corpus_tracks, fma_tracks, folder_tracks
+    from siamrec.data import corpus_tracks, fma_tracks, folder_tracks, store_tracks
 
     given = [(kind, value) for kind, value in (("data", data), ("fma", fma), ("corpus", corpus)) if value]
-    if len(given) != 1:
-        raise ConfigError("name exactly one of --data DIR, --fma DIR or --corpus DIR")
+    if len(given) + from_store != 1:
+        raise ConfigError("name exactly one of --data DIR, --fma DIR, --corpus DIR or --from-store")
+    if from_store:
+        from siamrec.store import Store
+
+        settings = resolve_settings()
+        with Store.open(settings) as store:
+            return store_tracks(store), f"store:{settings.home.resolve()}"
     kind, root = given[0]
     loader = {"data": folder_tracks, "fma": fma_tracks, "corpus": corpus_tracks}[kind]
     return loader(root), f"{kind}:{Path(root).expanduser().resolve()}"
@@ -41,11 +47,29 @@ def _decode(tracks: Any, cache: Path, workers: int) -> tuple[Any, list[Path]]:
 @click.option("--data", type=click.Path(), help="Audio folder (recursive; first-level sub-folders = playlists).")
 @click.option("--fma", type=click.Path(), help="FMA folder (fma_*/000/000002.mp3 + fma_metadata/tracks.csv).")
 @click.option("--corpus", type=click.Path(), help="siamrec corpus (playlists.json + tracks.tsv).")
+@click.option("--from-store", is_flag=True, help="Train on the audio and playlists already synced (SIAMREC_HOME).")
+@click.option(
+    "--val-corpus",
+    type=click.Path(),
+    help="Validate on this siamrec corpus instead of held-out playlists (its audio is never trained on).",
+)
 @click.option("--out", "out", required=True, type=click.Path(), help="Run folder: last.pt, log.csv.")
 @click.option("--backbone", default="cnn", show_default=True, help="cnn|resnet18|…|resnet152|transformer.")
 @click.option("--width", default=32, show_default=True, help="Width of the cnn / transformer backbones.")
 @click.option("--augment", default="all", show_default=True, help="Comma list of effects,mix,spec (or all, none).")
-@click.option("--pairs", type=click.Choice(["same-crop", "two-crops"]), default="two-crops", show_default=True)
+@click.option(
+    "--pairs",
+    default="two-crops",
+    show_default=True,
+    help="same-crop, two-crops (two crops of one track) or playlist (crops of two different tracks of one "
+    "playlist); a mix such as two-crops:0.5,playlist:0.5.",
+)
+@click.option(
+    "--timbre/--no-timbre",
+    default=True,
+    show_default=True,
+    help="Ship log-mel band statistics (mean, std) beside the learned embedding, each part at equal weight.",
+)
 @click.option("--epochs", type=int, help="Epochs (default 100; with --resume, extends the run).")
 @click.option("--batch-size", default=64, show_default=True)
 @click.option("--crops-per-track", default=4, show_default=True, help="Random crops of each track per epoch.")
@@ -97,7 +121,7 @@ def _prepare(opts: dict[str, Any]) -> dict[str, Any]:
     from siamrec.train import CHECKPOINT_NAME, TrainConfig, Trainer
 
     out = Path(opts["out"]).expanduser()
-    tracks, source = _load_tracks(opts["data"], opts["fma"], opts["corpus"])
+    tracks, source = _load_tracks(opts["data"], opts["fma"], opts["corpus"], opts["from_store"])
     if opts["resume"]:
         checkpoint_path = out / CHECKPOINT_NAME
         if not checkpoint_path.is_file():
@@ -109,27 +133,44 @@ def _prepare(opts: dict[str, Any]) -> dict[str, Any]:
     else:
         config = TrainConfig(
             model=ModelConfig(backbone=opts["backbone"], width=opts["width"]), augment=parse_augment(opts["augment"]),
-            pairs=opts["pairs"], epochs=opts["epochs"] or 100, crops_per_track=opts["crops_per_track"],
+            pairs=opts["pairs"], timbre=opts["timbre"], epochs=opts["epochs"] or 100,
+            crops_per_track=opts["crops_per_track"],
             batch_size=opts["batch_size"], optimizer=opts["optimizer"], base_lr=opts["base_lr"],
             workers=opts["workers"], device=opts["device"], seed=opts["seed"], val_every=opts["val_every"],
             max_steps_per_epoch=opts["max_steps_per_epoch"],
         )  # fmt: skip
         val_fraction, split_seed = opts["val_fraction"], opts["seed"]
+    if opts["val_corpus"]:
+        val_fraction = 0.0
     train_set, val_set, held = split_by_playlist(tracks, val_fraction, split_seed)
+    if opts["val_corpus"]:
+        val_set = _validation_corpus(opts["val_corpus"], train_set)
     cache = Path(opts["cache"]).expanduser() if opts["cache"] else resolve_settings().cache_dir / "decoded"
     train_set, train_files = _decode(train_set, cache, config.workers)
     val_set, val_files = _decode(val_set, cache, config.workers)
     trained_on = f"{source} minus held-out playlists {', '.join(held)}" if held else source
     extra = {"val_playlists": held, "val_fraction": val_fraction, "split_seed": split_seed, "source": source}
-    trainer = Trainer(config, out, train_files, (val_set, val_files), trained_on, extra)
+    trainer = Trainer(config, out, train_files, (val_set, val_files), trained_on, extra, train_set.playlists)
     if opts["resume"]:
         trainer.resume()
     console.print(
-        f"{len(train_files)} training tracks, {len(val_files)} held out ({len(held)} playlists); "
+        f"{len(train_files)} training tracks, {len(val_files)} validation tracks ({len(val_set.playlists)} "
+        f"playlists{', from --val-corpus' if opts['val_corpus'] else ' held out'}); "
         f"{config.model.backbone} on {trainer.device}, {trainer.steps_per_epoch()} steps/epoch",
         highlight=False,
     )
     return {"trainer": trainer, "config": config, "held": held}
+
+
+def _validation_corpus(root: str, train_set: Any) -> Any:
+    """A separate validation corpus; sharing audio files with the training set would make it meaningless."""
+    from siamrec.data import corpus_tracks
+
+    val_set = corpus_tracks(root)
+    shared = {t.path.resolve() for t in val_set.tracks} & {t.path.resolve() for t in train_set.tracks}
+    if shared:
+        raise ConfigError(f"--val-corpus {root} shares {len(shared)} audio files with the training data")
+    return val_set
 
 
 def _fit(trainer: Any, epochs: int) -> list[dict[str, float]]:

@@ -11,7 +11,7 @@ it; a different model is refused. Derived vectors (e.g. an adapted metric) may s
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -377,6 +377,23 @@ class Store:
             records = [TrackRecord(uri, source=playlist.source, playlists=[playlist.playlist_uri]) for uri in unseen]
             self.upsert_tracks(records, [None] * len(records))
         self.refresh_centroids([playlist])
+
+    def delete_playlist(self, uri: str) -> None:
+        """Remove a playlist and its mark on its tracks' payloads; the tracks themselves stay."""
+        playlist = self.get_playlist(uri)
+        if playlist is None:
+            raise NotFoundError(f"no playlist {uri!r} in the store")
+        self.save_playlist(replace(playlist, track_uris=[]))  # unmarks every member first: a retry finishes the job
+        self.backend.delete(C.PLAYLISTS_COLLECTION, [point_id(uri)])
+        self._wrote = True
+
+    def delete_track(self, uri: str) -> list[str]:
+        """Remove one track (see delete_tracks); returns the playlists it was taken out of."""
+        track = self.get_tracks([uri]).get(uri)
+        if track is None:
+            raise NotFoundError(f"no track {uri!r} in the store")
+        self.delete_tracks([uri])
+        return sorted(track.record.playlists)
 
     def refresh_centroids(self, playlists: list[PlaylistRecord]) -> None:
         """Recompute each playlist's centroid from its tracks that have vectors (none yet: no vector)."""

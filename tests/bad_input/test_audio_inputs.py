@@ -245,7 +245,7 @@ def test_non_utf8_names_are_added_and_reported(
     assert line.startswith("skipped: '") and "\\udc" not in line
     after = dump_store()
     assert_only_added(filled, after, [good])
-    payload, _ = after["tracks"][track_id(good)]
+    _, payload = after["tracks"][track_id(good)]
     assert payload["title"] == "caf\\xe9"
     assert path_from_payload(payload["path"]) == good.resolve()  # stored as text, the file is still found
     payload["path"].encode("utf-8")
@@ -275,3 +275,17 @@ def test_folder_with_nothing_to_read_gives_the_reason(
     line = one_error_line(siamrec_cli("add-track", str(folder)), "no audio files in", "siamrec: error:")
     assert str(folder) in line and "flac" in line
     assert dump_store() == filled
+
+
+def test_non_utf8_names_in_playlist_create_and_folder_sync(
+    home: Path, tmp_path: Path, siamrec_cli: Cli, dump_store: Dump
+) -> None:
+    path = written_as(bytes(tmp_path) + b"/music/caf\xe9.wav", chord(4.0, 246.9))
+    created = siamrec_cli("playlist", "create", "Cafe", str(path))
+    assert created.returncode == 0, created.stderr
+    synced = siamrec_cli("sync-playlists", "--folder", str(path.parent))
+    assert synced.returncode == 0, synced.stderr
+    dump = dump_store()
+    assert set(dump["tracks"]) == {track_id(path)}
+    names = sorted(payload["name"] for _, payload in dump["playlists"].values())
+    assert names == ["Cafe", "music"]

@@ -1,0 +1,383 @@
+"""The ASGI app: FastAPI routes that translate HTTP to the same core calls the CLI makes.
+
+Adding a track is `load_item` + `TrackEncoder.track_vectors` (work pool) then `write_tracks` (store pool), the
+two halves of `add_audio`; recommending is `recommend_tracks` / `recommend_playlists`; playlists are
+`Store.save_playlist` / `delete_playlist`. Nothing here ranks, filters or writes on its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Iterable
+from typing import Annotated, Any
+
+import numpy as np
+from fastapi import FastAPI, Path, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import ValidationError
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+
+from siamrec import __version__
+from siamrec.errors import AudioError, NotFoundError
+from siamrec.library import AudioItem, load_item, write_tracks
+from siamrec.recommend import recommend_playlists, recommend_tracks
+from siamrec.service.config import ServiceConfig
+from siamrec.service.middleware import Gatekeeper, Metrics, UploadGate
+from siamrec.service.problems import FetchRefused, error_responses, install_handlers, problem_media_types
+from siamrec.service.schemas import (
+    URI_PATTERN,
+    Deleted,
+    Health,
+    Info,
+    Playlist,
+    PlaylistIn,
+    PlaylistResult,
+    PlaylistSummary,
+    Recommendations,
+    SeedsIn,
+    Strategy,
+    Track,
+    TrackAdded,
+    TrackFromUrl,
+    TrackPlaylists,
+    UploadFields,
+)
+from siamrec.service.state import Service
+from siamrec.service.uploads import fetch_chunks, file_chunks, store_audio
+from siamrec.store import PlaylistRecord, TrackRecord
+
+DESCRIPTION = """Cold-start music recommendation from audio, over the same library and store as the `siamrec` CLI.
+
+Upload a track (`POST /tracks`) and get the playlists that suit it; ask a playlist for the new tracks that fit
+it (`GET /playlists/{uri}/recommendations`). When the service is bound off-loopback every route except
+`/health` needs the API key, sent as `Authorization: Bearer KEY` or `X-API-Key: KEY`.
+Errors are RFC 9457 problem documents (`application/problem+json`)."""
+
+PathUri = Annotated[str, Path(min_length=1, max_length=500, description="A URI (or, for playlists, a name).")]
+NewUri = Annotated[str, Path(pattern=URI_PATTERN, min_length=3, max_length=500)]
+K = Annotated[int, Query(ge=1, le=1000, description="How many results.")]
+COMMON_ERRORS = (400, 401, 422, 503)
+UPLOAD_BODY = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["audio"],
+                "properties": {
+                    "audio": {"type": "string", "format": "binary", "description": "The audio file."},
+                    **UploadFields.model_json_schema()["properties"],
+                },
+                "additionalProperties": False,
+            }
+        },
+        "application/json": {"schema": TrackFromUrl.model_json_schema()},
+    },
+}
+
+
+def create_app(config: ServiceConfig, service: Service | None = None) -> FastAPI:
+    """The app for `config`; `service` (store + encoder) is opened at startup unless given, closed at shutdown."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.service = service or Service(config)
+        try:
+            yield
+        finally:
+            app.state.service.close()
+
+    app = FastAPI(title="siamrec", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    install_handlers(app)
+    _add_routes(app, config)
+    original_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = problem_media_types(original_openapi())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    metrics = Metrics()
+    app.state.metrics = metrics
+    app.add_middleware(
+        Gatekeeper,
+        metrics=metrics,
+        gate=UploadGate(config.queue_limit, config.retry_after_s, metrics),
+        api_key=config.api_key,
+        max_upload_bytes=config.max_upload_bytes,
+        max_body_bytes=config.max_body_bytes,
+    )
+    if config.cors_origins:  # outermost: a browser's preflight carries no key and must still be answered
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(config.cors_origins),
+            allow_methods=["*"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type"],
+        )
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """uvicorn's factory for `--workers N`: each worker process builds its app from SIAMREC_SERVE_CONFIG."""
+    return create_app(ServiceConfig.from_environment())
+
+
+def _service(request: Request) -> Service:
+    return request.app.state.service  # type: ignore[no-any-return]
+
+
+# ---- work done in the pools (core calls only) -----------------------------------------------------------
+
+
+def _embed(service: Service, chunks: Iterable[bytes], overrides: dict[str, str]) -> tuple[TrackRecord, np.ndarray]:
+    """Keep the bytes if they are audio, then decode and embed them with the calls `siamrec add-track` makes."""
+    config = service.config
+    path, new = store_audio(chunks, service.uploads, config.max_upload_bytes, config.max_duration_s)
+    try:
+        record, windows = load_item(AudioItem(path, overrides={"source": "api", **overrides}))
+        vectors, problems = service.encoder.try_track_vectors([windows])
+        if problems[0]:
+            raise AudioError(problems[0])
+    except (AudioError, OSError) as exc:
+        if new:  # refused audio leaves nothing behind
+            path.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise AudioError(f"cannot read the stored upload: {exc.strerror or exc}") from exc
+        raise
+    return record, vectors[0]
+
+
+def _store_and_suggest(service: Service, record: TrackRecord, vector: np.ndarray, k: int) -> TrackAdded:
+    store = service.store
+    added, _ = write_tracks(store, [record], vector[None, :])
+    stored = store.get_tracks([record.track_uri], with_vectors=True)[record.track_uri]
+    found = recommend_playlists(store, vector, k, exclude_track_uri=record.track_uri)
+    return TrackAdded(created=bool(added), track=Track.of(stored), playlists=PlaylistResult.ranked(found))
+
+
+def _track(service: Service, uri: str) -> Track:
+    stored = service.store.get_tracks([uri], with_vectors=True).get(uri)
+    if stored is None:
+        raise NotFoundError(f"no track {uri!r} in the store")
+    return Track.of(stored)
+
+
+def _playlist(service: Service, key: str) -> Playlist:
+    record = service.store.find_playlist(key)
+    tracks = service.store.get_tracks(record.track_uris, with_vectors=True)
+    return Playlist.of(record, sum(1 for t in tracks.values() if t.vector is not None))
+
+
+def _save_playlist(service: Service, uri: str, body: PlaylistIn) -> tuple[Playlist, bool]:
+    created = service.store.get_playlist(uri) is None
+    record = PlaylistRecord(
+        playlist_uri=uri,
+        name=body.name,
+        source=body.source,
+        description=body.description,
+        track_uris=list(dict.fromkeys(body.track_uris)),
+    )
+    service.store.save_playlist(record)
+    return _playlist(service, uri), created
+
+
+def _delete_playlist(service: Service, key: str) -> Deleted:
+    uri = service.store.find_playlist(key).playlist_uri
+    service.store.delete_playlist(uri)
+    return Deleted(deleted=uri)
+
+
+def _for_playlist(service: Service, key: str, k: int, strategy: str, include_warm: bool) -> Recommendations:
+    record = service.store.find_playlist(key)
+    return Recommendations.of(record, strategy, recommend_tracks(service.store, record, k, strategy, include_warm))
+
+
+def _for_seeds(service: Service, body: SeedsIn) -> Recommendations:
+    seeds = PlaylistRecord(playlist_uri="", name="ad-hoc seeds", track_uris=list(dict.fromkeys(body.seed_track_uris)))
+    found = recommend_tracks(service.store, seeds, body.k, body.strategy, body.include_warm)
+    return Recommendations.of(None, body.strategy, found)
+
+
+def _playlists_for_track(service: Service, uri: str, k: int) -> TrackPlaylists:
+    stored = service.store.get_tracks([uri], with_vectors=True).get(uri)
+    if stored is None or stored.vector is None:
+        raise NotFoundError(f"{uri!r} is not a stored track with audio")
+    found = recommend_playlists(service.store, stored.vector, k, exclude_track_uri=uri)
+    return TrackPlaylists(track_uri=uri, results=PlaylistResult.ranked(found))
+
+
+def _info(service: Service) -> Info:
+    store, config = service.store, service.config
+    return Info(
+        version=__version__,
+        model=service.encoder.name,
+        model_version=service.encoder.info.version,
+        dim=service.encoder.dim,
+        store="embedded" if service.embedded else "server",
+        tracks=store.count_tracks(),
+        cold_tracks=store.count_tracks(cold_only=True),
+        playlists=store.count_playlists(),
+        upload_limit_bytes=config.max_upload_bytes,
+        duration_limit_s=config.max_duration_s,
+        fetch_enabled=config.allow_fetch,
+    )
+
+
+# ---- routes ---------------------------------------------------------------------------------------------
+
+
+async def _incoming_audio(request: Request, service: Service) -> tuple[Iterable[bytes], dict[str, str]]:
+    """The audio bytes and metadata of POST /tracks: a multipart upload, or a JSON body naming a URL."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    try:
+        if content_type == "multipart/form-data":
+            form = await request.form(max_files=1, max_fields=8)
+            audio = form.get("audio")
+            fields = UploadFields.model_validate({k: v for k, v in form.multi_items() if k != "audio"})
+            if not isinstance(audio, UploadFile):
+                raise RequestValidationError([{"loc": ["body", "audio"], "msg": "an audio file part is required"}])
+            return file_chunks(audio.file), _overrides(fields.model_dump())
+        if content_type == "application/json":
+            body = TrackFromUrl.model_validate_json(await request.body())
+        else:
+            raise HTTPException(415, "send the audio as multipart/form-data (file part 'audio') or JSON naming a URL")
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors()) from exc
+    if not service.config.allow_fetch:
+        raise FetchRefused("URL fetching is off: upload the audio, or start the service with --allow-fetch")
+    chunks = fetch_chunks(body.url, service.config.fetch_allow_networks)
+    return chunks, _overrides(body.model_dump(exclude={"url"}))
+
+
+def _overrides(fields: dict[str, Any]) -> dict[str, str]:
+    return {key: value for key, value in fields.items() if value}
+
+
+def _add_routes(app: FastAPI, config: ServiceConfig) -> None:  # noqa: C901 (one short function per route)
+    @app.post(
+        "/tracks",
+        status_code=201,
+        response_model=TrackAdded,
+        tags=["tracks"],
+        summary="Add a track (upload or URL) and get the playlists that suit it",
+        responses={
+            200: {"model": TrackAdded, "description": "Already stored: updated"},
+            **error_responses(403, 404, 409, 413, 415, 502, *COMMON_ERRORS),
+        },
+        openapi_extra={"requestBody": UPLOAD_BODY},
+    )
+    async def add_track(request: Request, response: Response, k: K = 10) -> TrackAdded:
+        service = _service(request)
+        try:
+            chunks, overrides = await _incoming_audio(request, service)
+            record, vector = await service.in_work(_embed, service, chunks, overrides)
+        finally:
+            await request.close()  # the spooled upload goes as soon as it is embedded
+        added = await service.in_store(_store_and_suggest, service, record, vector, k)
+        response.status_code = 201 if added.created else 200
+        return added
+
+    @app.get("/tracks/{uri}", response_model=Track, tags=["tracks"], responses=error_responses(404, *COMMON_ERRORS))
+    async def get_track(request: Request, uri: PathUri) -> Track:
+        return await _service(request).in_store(_track, _service(request), uri)
+
+    @app.delete(
+        "/tracks/{uri}", response_model=Deleted, tags=["tracks"], responses=error_responses(404, *COMMON_ERRORS)
+    )
+    async def delete_track(request: Request, uri: PathUri) -> Deleted:
+        removed = await _service(request).in_store(_service(request).store.delete_track, uri)
+        return Deleted(deleted=uri, removed_from_playlists=removed)
+
+    @app.get(
+        "/tracks/{uri}/playlists",
+        response_model=TrackPlaylists,
+        tags=["recommendations"],
+        summary="The playlists that suit a stored track",
+        responses=error_responses(404, *COMMON_ERRORS),
+    )
+    async def playlists_for_track(request: Request, uri: PathUri, k: K = 10) -> TrackPlaylists:
+        return await _service(request).in_store(_playlists_for_track, _service(request), uri, k)
+
+    @app.get(
+        "/playlists",
+        response_model=list[PlaylistSummary],
+        tags=["playlists"],
+        responses=error_responses(*COMMON_ERRORS),
+    )
+    async def list_playlists(request: Request) -> list[PlaylistSummary]:
+        playlists = await _service(request).in_store(lambda: list(_service(request).store.iter_playlists()))
+        return [PlaylistSummary.of(p) for p in sorted(playlists, key=lambda p: p.name.casefold())]
+
+    @app.put(
+        "/playlists/{uri}",
+        response_model=Playlist,
+        status_code=200,
+        tags=["playlists"],
+        summary="Create or replace a playlist (name + track URIs)",
+        responses={201: {"model": Playlist, "description": "Created"}, **error_responses(*COMMON_ERRORS)},
+    )
+    async def put_playlist(request: Request, response: Response, uri: NewUri, body: PlaylistIn) -> Playlist:
+        playlist, created = await _service(request).in_store(_save_playlist, _service(request), uri, body)
+        response.status_code = 201 if created else 200
+        return playlist
+
+    @app.get(
+        "/playlists/{uri}", response_model=Playlist, tags=["playlists"], responses=error_responses(404, *COMMON_ERRORS)
+    )
+    async def get_playlist(request: Request, uri: PathUri) -> Playlist:
+        return await _service(request).in_store(_playlist, _service(request), uri)
+
+    @app.delete(
+        "/playlists/{uri}", response_model=Deleted, tags=["playlists"], responses=error_responses(404, *COMMON_ERRORS)
+    )
+    async def delete_playlist(request: Request, uri: PathUri) -> Deleted:
+        return await _service(request).in_store(_delete_playlist, _service(request), uri)
+
+    @app.get(
+        "/playlists/{uri}/recommendations",
+        response_model=Recommendations,
+        tags=["recommendations"],
+        summary="New tracks that fit a stored playlist",
+        responses=error_responses(404, *COMMON_ERRORS),
+    )
+    async def recommend_for_playlist(
+        request: Request, uri: PathUri, k: K = 20, strategy: Strategy = "mean", include_warm: bool = False
+    ) -> Recommendations:
+        service = _service(request)
+        return await service.in_store(_for_playlist, service, uri, k, strategy, include_warm)
+
+    @app.post(
+        "/recommendations",
+        response_model=Recommendations,
+        tags=["recommendations"],
+        summary="New tracks that fit an ad-hoc list of seed tracks",
+        responses=error_responses(404, *COMMON_ERRORS),
+    )
+    async def recommend_for_seeds(request: Request, body: SeedsIn) -> Recommendations:
+        return await _service(request).in_store(_for_seeds, _service(request), body)
+
+    @app.get("/health", response_model=Health, tags=["service"], summary="Liveness (no API key needed)")
+    async def health() -> Health:
+        return Health(status="ok")
+
+    @app.get("/info", response_model=Info, tags=["service"], responses=error_responses(*COMMON_ERRORS))
+    async def info(request: Request) -> Info:
+        return await _service(request).in_store(_info, _service(request))
+
+    @app.get(
+        "/metrics",
+        response_class=PlainTextResponse,
+        tags=["service"],
+        summary="Prometheus metrics: request counts and latency histograms",
+        responses={
+            200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}}},
+            **error_responses(401),
+        },
+    )
+    async def metrics(request: Request) -> Response:
+        return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,67 @@
+"""The service's settings, passed to every uvicorn worker through one environment variable."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+from dataclasses import asdict, dataclass, field
+
+from siamrec.config import Settings, resolve_settings
+from siamrec.errors import ConfigError
+
+CONFIG_ENV = "SIAMREC_SERVE_CONFIG"
+API_KEY_ENV = "SIAMREC_API_KEY"
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """Everything one service process needs; the API key comes from SIAMREC_API_KEY, never a flag."""
+
+    home: str | None = None
+    qdrant_url: str | None = None
+    model: str | None = None
+    device: str = "auto"
+    host: str = "127.0.0.1"
+    max_upload_bytes: int = 200 * 1024 * 1024
+    max_body_bytes: int = 8 * 1024 * 1024  # every body except an upload (JSON: playlists, seeds)
+    max_duration_s: float = 3600.0
+    embed_threads: int = 1
+    queue_limit: int = 8  # uploads admitted at once (receiving, decoding, embedding); the next gets 503
+    retry_after_s: int = 5
+    allow_fetch: bool = False
+    fetch_allow_networks: tuple[str, ...] = ()  # private networks an operator explicitly trusts for fetching
+    cors_origins: tuple[str, ...] = ()
+    api_key: str | None = field(default=None, repr=False)
+
+    def settings(self) -> Settings:
+        """The store/model settings, resolved the way every CLI command resolves them."""
+        return resolve_settings(home=self.home, qdrant_url=self.qdrant_url, model=self.model, device=self.device)
+
+    def checked(self) -> ServiceConfig:
+        """Refuse configurations that would expose the store: off-loopback without a key, bad networks."""
+        if self.host not in LOOPBACK_HOSTS and not self.api_key:
+            raise ConfigError(
+                f"binding to {self.host} exposes the store: set {API_KEY_ENV} to a secret clients must send, "
+                "or bind to 127.0.0.1"
+            )
+        for network in self.fetch_allow_networks:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError as exc:
+                raise ConfigError(f"--fetch-allow-network {network!r}: {exc}") from exc
+        if self.queue_limit < 1 or self.embed_threads < 1:
+            raise ConfigError("--queue-limit and --embed-threads must be at least 1")
+        return self
+
+    def to_environment(self) -> str:
+        """JSON for CONFIG_ENV, without the key (workers read SIAMREC_API_KEY themselves)."""
+        return json.dumps({k: v for k, v in asdict(self).items() if k != "api_key"})
+
+    @classmethod
+    def from_environment(cls) -> ServiceConfig:
+        raw = json.loads(os.environ.get(CONFIG_ENV) or "{}")
+        for key in ("fetch_allow_networks", "cors_origins"):
+            raw[key] = tuple(raw.get(key, ()))
+        return cls(**raw, api_key=os.environ.get(API_KEY_ENV) or None).checked()

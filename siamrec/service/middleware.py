@@ -1,0 +1,191 @@
+"""One pure-ASGI layer in front of the routes: metrics, API key, body size limits and upload admission.
+
+Pure ASGI (not BaseHTTPMiddleware) so a recommendation pays microseconds here, and so a body can be cut off
+while it streams in: a request over the limit is answered 413 before the rest of it is read.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from starlette.requests import ClientDisconnect
+
+from siamrec.service.problems import ServiceBusy, TooLarge, problem_response
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+OPEN_PATHS = frozenset({"/health"})
+LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+
+
+class Metrics:
+    """Prometheus request counts and latency histograms, labelled by route template (bounded cardinality)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "siamrec_http_requests", "HTTP requests answered", ["method", "route", "status"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "siamrec_http_request_duration_seconds",
+            "Time to answer an HTTP request",
+            ["method", "route"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.uploads_in_flight = Gauge(
+            "siamrec_uploads_in_flight", "Uploads admitted and not yet answered", registry=self.registry
+        )
+        self.refused = Counter("siamrec_uploads_refused_busy", "Uploads refused: queue full", registry=self.registry)
+
+
+class UploadGate:
+    """At most `limit` uploads at once (receiving, decoding, embedding): memory and disk stay bounded."""
+
+    def __init__(self, limit: int, retry_after_s: int, metrics: Metrics) -> None:
+        self.limit, self.retry_after_s, self.metrics = limit, retry_after_s, metrics
+        self.active = 0
+
+    def enter(self) -> None:
+        if self.active >= self.limit:
+            self.metrics.refused.inc()
+            raise ServiceBusy(
+                f"{self.active} uploads are being processed, the most this service takes at once: retry later",
+                self.retry_after_s,
+            )
+        self.active += 1
+        self.metrics.uploads_in_flight.set(self.active)
+
+    def leave(self) -> None:
+        self.active -= 1
+        self.metrics.uploads_in_flight.set(self.active)
+
+
+class _BodyTooLarge(TooLarge):
+    """Raised from `receive` when the body passes its limit (a route that reads the body sees a 413 error)."""
+
+
+class Gatekeeper:
+    """Checks the API key, caps body sizes, admits uploads through the gate, and records every answer."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        metrics: Metrics,
+        gate: UploadGate,
+        api_key: str | None,
+        max_upload_bytes: int,
+        max_body_bytes: int,
+    ) -> None:
+        self.app, self.metrics, self.gate = app, metrics, gate
+        self.api_key = api_key.encode() if api_key else None
+        self.max_upload_bytes, self.max_body_bytes = max_upload_bytes, max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = {"code": 500}
+
+        async def send_recording(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        try:
+            await self._guarded(scope, receive, send_recording)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            method = scope["method"]
+            self.metrics.requests.labels(method, template, str(status["code"])).inc()
+            self.metrics.latency.labels(method, template).observe(time.perf_counter() - started)
+
+    async def _guarded(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope["path"]
+        if self.api_key and path not in OPEN_PATHS and not self._authorised(scope):
+            await problem_response(
+                401,
+                "missing or wrong API key: send it as 'Authorization: Bearer KEY' or 'X-API-Key: KEY'",
+                path,
+                headers={"WWW-Authenticate": "Bearer"},
+            )(scope, receive, send)
+            return
+        is_upload = scope["method"] == "POST" and path == "/tracks"
+        limit = self.max_upload_bytes if is_upload else self.max_body_bytes
+        declared = _content_length(scope)
+        if declared is not None and declared > limit:
+            await problem_response(413, _too_large(limit), path)(scope, receive, send)
+            return
+        if not is_upload:
+            await self._limited(scope, receive, send, limit)
+            return
+        try:
+            self.gate.enter()
+        except ServiceBusy as exc:
+            headers = {"Retry-After": str(exc.retry_after_s)}
+            await problem_response(503, str(exc), path, headers=headers)(scope, receive, send)
+            return
+        try:
+            await self._limited(scope, receive, send, limit)
+        finally:
+            self.gate.leave()
+
+    async def _limited(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        """Pass the request on, counting body bytes as they arrive; past `limit` the answer is 413."""
+        received = 0
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise _BodyTooLarge(_too_large(limit))
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except ClientDisconnect:
+            return  # the client left mid-body: nobody to answer
+        except _BodyTooLarge:
+            if not started:
+                await problem_response(413, _too_large(limit), scope["path"])(scope, receive, send)
+
+    def _authorised(self, scope: Scope) -> bool:
+        assert self.api_key is not None
+        headers = dict(scope["headers"])
+        offered = headers.get(b"x-api-key", b"")
+        bearer = headers.get(b"authorization", b"")
+        if bearer[:7].lower() == b"bearer ":
+            offered = offered or bearer[7:].strip()
+        return hmac.compare_digest(offered, self.api_key)
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+def _too_large(limit: int) -> str:
+    return f"the request body is larger than this service accepts ({limit / 1e6:g} MB)"

@@ -1,0 +1,147 @@
+"""Audio coming in over HTTP: uploads and fetched URLs land in the uploads folder, named by their SHA-1,
+and are let through only if their bytes are audio (sniffed from content, never from a name) of bounded length.
+
+URL fetching is off unless enabled; then every address a host resolves to must be public (or in a network the
+operator listed), the connection goes to the address that was checked (no DNS rebinding), and each redirect
+is checked again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import os
+import socket
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+from urllib.parse import urljoin, urlsplit
+
+import mutagen
+import soundfile as sf
+
+from siamrec.errors import AudioError, ConnectorError, NotAudioError
+from siamrec.service.problems import FetchRefused, TooLarge
+
+COPY_BLOCK = 1 << 20
+MAX_REDIRECTS = 3
+FETCH_TIMEOUT_S = 30.0
+SUFFIX_OF_MUTAGEN_TYPE = {"MP4": ".m4a", "MP3": ".mp3", "OggOpus": ".opus", "OggVorbis": ".ogg", "ASF": ".wma"}
+
+
+@dataclass(frozen=True)
+class Sniffed:
+    suffix: str
+    duration_s: float
+
+
+def sniff_audio(path: Path) -> Sniffed:
+    """What the bytes are (libsndfile's header detection, then mutagen's), and how long they play."""
+    try:
+        info = sf.info(str(path))
+        return Sniffed("." + info.format.lower(), info.frames / max(info.samplerate, 1))
+    except (sf.LibsndfileError, RuntimeError):
+        pass
+    try:
+        found = mutagen.File(str(path))
+    except (mutagen.MutagenError, OSError, ValueError):
+        found = None
+    length = getattr(getattr(found, "info", None), "length", None)
+    if found is None or not length:
+        raise NotAudioError("the upload is not audio this service can read (wav, flac, ogg, opus, mp3, m4a, …)")
+    return Sniffed(SUFFIX_OF_MUTAGEN_TYPE.get(type(found).__name__, ""), float(length))
+
+
+def store_audio(chunks: Iterable[bytes], folder: Path, max_bytes: int, max_duration_s: float) -> tuple[Path, bool]:
+    """Write the bytes to `folder/<sha1><suffix>` if they are audio within the limits; refuse them otherwise.
+
+    Returns the path and whether it is new (False: the same bytes were already kept).
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha1()
+    size = 0
+    handle, name = tempfile.mkstemp(prefix=".incoming-", dir=folder)
+    temporary = Path(name)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            for chunk in chunks:
+                size += len(chunk)
+                if size > max_bytes:
+                    raise TooLarge(f"the audio is larger than this service accepts ({max_bytes / 1e6:g} MB)")
+                digest.update(chunk)
+                out.write(chunk)
+        sniffed = sniff_audio(temporary)
+        if sniffed.duration_s > max_duration_s:
+            raise AudioError(
+                f"the audio plays {sniffed.duration_s:.0f} s; this service accepts up to {max_duration_s:g} s"
+            )
+        final = folder / f"{digest.hexdigest()}{sniffed.suffix}"
+        new = not final.exists()
+        temporary.replace(final)  # same bytes, same name: a second upload of one track is one file
+        return final, new
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def file_chunks(handle: BinaryIO) -> Iterator[bytes]:
+    yield from iter(lambda: handle.read(COPY_BLOCK), b"")
+
+
+# ---- fetching URLs ------------------------------------------------------------------------------------
+
+
+def _allowed(address: str, trusted: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
+    ip = ipaddress.ip_address(address.split("%")[0])
+    if any(ip in network for network in trusted):
+        return True
+    return ip.is_global and not ip.is_multicast
+
+
+def checked_address(url: str, trusted_networks: Iterable[str]) -> tuple[str, str, int]:
+    """(scheme, address to connect to, port) for a URL whose host resolves only to allowed addresses."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise FetchRefused(f"only http and https URLs can be fetched, not {url!r}")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise ConnectorError(f"cannot resolve {parts.hostname!r}: {exc.strerror}") from exc
+    addresses = sorted({str(info[4][0]) for info in infos})
+    trusted = [ipaddress.ip_network(n, strict=False) for n in trusted_networks]
+    refused = [a for a in addresses if not _allowed(a, trusted)]
+    if refused or not addresses:
+        raise FetchRefused(
+            f"{parts.hostname} resolves to {', '.join(refused) or 'nothing'}: loopback, private and reserved "
+            "addresses are never fetched"
+        )
+    return parts.scheme, addresses[0], port
+
+
+def fetch_chunks(url: str, trusted_networks: Iterable[str]) -> Iterator[bytes]:
+    """Stream a URL's body from the checked address (TLS still verified against the host name)."""
+    import httpx
+
+    trusted = tuple(trusted_networks)
+    with httpx.Client(timeout=FETCH_TIMEOUT_S, follow_redirects=False, trust_env=False) as client:
+        for _ in range(MAX_REDIRECTS + 1):
+            scheme, address, port = checked_address(url, trusted)
+            parts = urlsplit(url)
+            host = f"[{address}]" if ":" in address else address
+            pinned = parts._replace(netloc=f"{host}:{port}").geturl()
+            headers = {"Host": parts.netloc.rsplit("@", 1)[-1], "Accept": "audio/*, */*"}
+            extensions = {"sni_hostname": parts.hostname} if scheme == "https" else {}
+            try:
+                with client.stream("GET", pinned, headers=headers, extensions=extensions) as response:
+                    if response.is_redirect and "location" in response.headers:
+                        url = urljoin(url, response.headers["location"])
+                        continue
+                    if response.status_code != 200:
+                        raise ConnectorError(f"{url} answered HTTP {response.status_code}")
+                    yield from response.iter_bytes(COPY_BLOCK)
+                    return
+            except httpx.HTTPError as exc:
+                raise ConnectorError(f"cannot fetch {url}: {exc}") from exc
+    raise ConnectorError(f"{url}: more than {MAX_REDIRECTS} redirects")
