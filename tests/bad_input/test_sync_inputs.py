@@ -34,7 +34,7 @@ def test_duplicate_mpd_pid_first_wins_and_is_reported(home: Path, tmp_path: Path
     duplicates = [f for f in report["failed"] if "duplicate pid" in f["reason"]]
     assert len(duplicates) == 2 and "mpd.slice.0-999.json" in duplicates[0]["reason"]
     stored = dump_store(home)
-    names = [record["name"] for record, _ in stored["playlists"].values()]
+    names = [record["name"] for _, record in stored["playlists"].values()]
     assert names == ["first"]
     status, report = _sync_json(capsys, "--mpd", str(tmp_path))
     assert report["playlists_written"] == 0 and report["tracks_written"] == 0
@@ -59,7 +59,7 @@ def test_m3u_and_folder_with_one_name_never_overwrite(
     assert report["playlists"] == 1 and report["playlists_written"] == 1
     assert [f["reason"][:9] for f in report["failed"]] == ["conflict:"]
     stored = dump_store(home)
-    ((playlist, _),) = stored["playlists"].values()
+    ((_, playlist),) = stored["playlists"].values()
     assert len(playlist["track_uris"]) == 3  # the M3U's, read first
     status, report = _sync_json(capsys, *args)
     assert report["playlists_written"] == 0 and dump_store(home) == stored
@@ -75,7 +75,7 @@ def test_hostile_dump_fields(home: Path, tmp_path: Path, capsys) -> None:  # noq
     status, report = _sync_json(capsys, "--mpd", str(nested), "--mpd", str(good_slice))
     assert status == 1 and report["playlists"] == 1
     assert any("nested too deeply" in f["reason"] for f in report["failed"])
-    tracks = {uri: record for uri, (record, _) in dump_store(home)["tracks"].items()}
+    tracks = {uri: record for uri, (_, record) in dump_store(home)["tracks"].items()}
     assert tracks["spotify:track:a"].get("duration_s") is None
     assert tracks["spotify:track:b"]["title"] == ""
 
