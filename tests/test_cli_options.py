@@ -48,3 +48,13 @@ def test_verbosity_sets_the_siamrec_log_level(tmp_path: Path, flags: list[str], 
     result = CliRunner().invoke(cli, [*flags, "info", "--home", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert logging.getLogger("siamrec").level == level
+
+
+def test_a_bad_option_value_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    from siamrec.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["recommend", "--playlist", "x", "-k", "0"])
+    assert exit_info.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("siamrec: error: Invalid value for '-k'")

@@ -105,8 +105,12 @@ def main(argv: list[str] | None = None) -> Any:
     except click.exceptions.Abort:
         _error_line("interrupted")
         sys.exit(130)
+    except click.UsageError as exc:  # a bad option or argument: one line, the command's --help tells the rest
+        command = exc.ctx.command_path if exc.ctx is not None else "siamrec"
+        _error_line(f"{exc.format_message()} (see `{command} --help`)")
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
-        exc.show()
+        _error_line(exc.format_message())
         sys.exit(exc.exit_code)
     except SiamrecError as exc:
         _error_line(str(exc))
