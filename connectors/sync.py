@@ -295,7 +295,8 @@ class Sync:
             result = add_audio(self.store, self.encoder, batch, lambda n: self.progress.advance("embed", n))
             uri_of = {str(item.path): item.record.track_uri for item in batch if item.record}
             self.report.failed += [Problem(uri_of.get(path, path), reason) for path, reason in result.failed]
-            self.report.skipped += len(result.unchanged)
+            # unchanged files (skipped unread) and re-read files whose audio kept its stored vector
+            self.report.skipped += len(batch) - result.embedded - len(result.failed)
             self.report.embedded += result.embedded
             self._with_audio.update(uri_of[path] for path in result.uri_by_path if path in uri_of)
             self.on_batch("embed", done)
