@@ -268,7 +268,8 @@ def windows_from_signal(signal: np.ndarray, max_windows: int = C.WINDOWS_PER_TRA
 
 
 def _read_spans(path: Path, info: AudioInfo, max_windows: int) -> np.ndarray | None:
-    """Each window's span read from disk, or None when a span comes back short (the audio ends early)."""
+    """Each window's span read from disk, or None when a span comes back less than half full (the audio ends
+    well before the header says)."""
     span = int(np.ceil(C.WINDOW_SECONDS * info.sample_rate))
     chunks = []
     with native_stderr_silenced(), sf.SoundFile(_native_name(path)) as handle:
@@ -278,8 +279,10 @@ def _read_spans(path: Path, info: AudioInfo, max_windows: int) -> np.ndarray | N
                 data = handle.read(span, dtype="float32", always_2d=True)
             except (sf.LibsndfileError, RuntimeError):
                 return None
-            if len(data) < span:
+            if len(data) < span // 2:  # the audio ends well before the header says: find where
                 return None
+            # A last window a little short (Vorbis headers often declare a few ms more than they hold) is
+            # kept and looped to full length below.
             chunks.append(_to_contract(data, info.sample_rate))
     return np.stack([np.resize(chunk, C.WINDOW_SAMPLES) for chunk in chunks])
 
