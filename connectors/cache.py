@@ -14,6 +14,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
+from siamrec.audio import file_sha1
 from siamrec.connectors.manifest import MANIFEST_COLUMNS, MANIFEST_NAME, ManifestRow, read_manifest
 from siamrec.errors import ConnectorError
 from siamrec.logs import get_logger
@@ -77,6 +78,23 @@ class AudioCache:
     def path(self, uri: str) -> Path | None:
         row = self.row(uri)
         return self.root / row.path if row else None
+
+    def put_download(
+        self, work: Path, audio: Path, track_uri: str, *, duration_ms: int | None, source_url: str, extractor: str,
+        video_id: str,
+    ) -> Path:  # fmt: skip
+        """Cache a finished download with its manifest row (path, sha1 and time filled in here)."""
+        row = ManifestRow(
+            track_uri=track_uri,
+            path=f"{cache_key(track_uri)}/audio{audio.suffix}",
+            duration_ms=duration_ms,
+            source_url=source_url,
+            extractor=extractor,
+            video_id=video_id,
+            audio_sha1=file_sha1(audio),
+            fetched_at=now_iso(),
+        )
+        return self.put(work, audio, row)
 
     def put(self, work: Path, audio: Path, row: ManifestRow) -> Path:
         """Move a finished download into the cache in one rename, then list it in the manifest."""

@@ -14,10 +14,8 @@ from typing import Any
 
 import soundfile as sf
 
-from siamrec.audio import file_sha1
 from siamrec.connectors.base import Problem, SourceTrack
-from siamrec.connectors.cache import AudioCache, cache_key, now_iso
-from siamrec.connectors.manifest import ManifestRow
+from siamrec.connectors.cache import AudioCache
 from siamrec.connectors.search import (
     Candidate,
     FetchOptions,
@@ -129,18 +127,16 @@ class Fetcher:
             info = self._run_ytdlp(candidate, work)
             audio = self._check(track, work)
             duration = sf.info(str(audio)).duration
-            row = ManifestRow(
-                track_uri=track.uri,
-                path=f"{cache_key(track.uri)}/audio{audio.suffix}",
+            self.downloads += 1
+            return self.cache.put_download(
+                work,
+                audio,
+                track.uri,
                 duration_ms=round(duration * 1000),
                 source_url=info.get("webpage_url") or candidate.url,
                 extractor=info.get("extractor_key") or candidate.extractor,
                 video_id=str(info.get("id") or candidate.video_id),
-                audio_sha1=file_sha1(audio),
-                fetched_at=now_iso(),
             )
-            self.downloads += 1
-            return self.cache.put(work, audio, row)
         finally:
             shutil.rmtree(work, ignore_errors=True)
 

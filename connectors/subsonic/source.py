@@ -10,10 +10,8 @@ from typing import Any
 
 import soundfile as sf
 
-from siamrec.audio import file_sha1
 from siamrec.connectors.base import Problem, SourcePlaylist, SourceTrack
-from siamrec.connectors.cache import AudioCache, cache_key, now_iso
-from siamrec.connectors.manifest import ManifestRow
+from siamrec.connectors.cache import AudioCache
 from siamrec.connectors.subsonic.client import (
     SOURCE,
     Song,
@@ -149,18 +147,16 @@ class SubsonicFetcher:
                 duration_ms = round(sf.info(str(audio)).duration * 1000)
             except (sf.LibsndfileError, RuntimeError):
                 duration_ms = None  # not decodable: the embed phase reports it for this song
-            row = ManifestRow(
-                track_uri=key,
-                path=f"{cache_key(key)}/audio{audio.suffix}",
+            self.downloads += 1
+            return self.cache.put_download(
+                work,
+                audio,
+                key,
                 duration_ms=duration_ms,
                 source_url=self.client.endpoint("download") + f"?id={song.id}",
                 extractor=SOURCE,
                 video_id=song.id,
-                audio_sha1=file_sha1(audio),
-                fetched_at=now_iso(),
             )
-            self.downloads += 1
-            return self.cache.put(work, audio, row)
         finally:
             shutil.rmtree(work, ignore_errors=True)
 
