@@ -7,6 +7,10 @@ DEMO_PLAYLIST ?= Orchestral fantasy (Battle for Wesnoth)
 
 .PHONY: demo test ffmpeg
 
+# pip keeps no second copy of the wheels (torch's CUDA build alone is about 4.6 GB installed): a small CI disk
+# holds the venv once, not twice.
+export PIP_NO_CACHE_DIR := 1
+
 # Install siamrec (inference and bench: no torch) and recommend for an example playlist on the embedded store;
 # then `SIAMREC_HOME=.siamrec-demo .venv/bin/siamrec bench --mask 15/5` scores it (20-track example playlists).
 demo:

@@ -54,7 +54,7 @@ def _reasons(result_vectors: np.ndarray, seeds: list[StoredTrack]) -> list[list[
 
 def playlist_seeds(store: Store, playlist: PlaylistRecord) -> list[StoredTrack]:
     """The playlist's tracks that have vectors; none is an error the user can fix by adding audio."""
-    tracks = store.get_tracks(playlist.track_uris, with_vectors=True)
+    tracks = store.get_tracks(playlist.track_uris, with_vectors=True, using=store.query_vector)
     seeds = [tracks[u] for u in playlist.track_uris if u in tracks and tracks[u].vector is not None]
     if not seeds:
         raise NotFoundError(
@@ -93,7 +93,9 @@ def recommend_tracks(
 def recommend_playlists(
     store: Store, vector: np.ndarray, k: int = 10, exclude_track_uri: str | None = None
 ) -> list[PlaylistSuggestion]:
-    """Playlists whose centroid is nearest to a track vector, best first (those holding the track left out)."""
+    """Playlists whose centroid is nearest to a track's (model) vector, best first, in the store's metric (those
+    holding the track left out)."""
+    vector = store.to_query_space(vector)
     holding = store.playlists_holding(exclude_track_uri) if exclude_track_uri else []
     suggestions = []
     for found in store.nearest_playlists(vector, k, exclude_uris=holding):

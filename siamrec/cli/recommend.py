@@ -24,7 +24,7 @@ from siamrec.cli.subsonic import connect, server_options
 from siamrec.embed import load_encoder
 from siamrec.errors import ConfigError, NotFoundError
 from siamrec.recommend import STRATEGIES, Reason, recommend_playlists, recommend_tracks, recommend_tracks_where
-from siamrec.store import Store
+from siamrec.store import METRICS, Store
 
 
 @click.command("recommend")
@@ -43,6 +43,14 @@ from siamrec.store import Store
     "below 0 = less alike than unrelated; compare scores within one list, not across models.",
 )
 @click.option("--include-warm", is_flag=True, help="Also recommend tracks that are already in other playlists.")
+@click.option(
+    "--metric",
+    type=click.Choice(METRICS),
+    default="auto",
+    show_default=True,
+    help="plain: cosine on the model's vectors; adapted: on the playlist-adapted ones (`siamrec adapt`); "
+    "auto: adapted when the store has it.",
+)
 @click.option(
     "--m3u",
     "m3u_out",
@@ -69,6 +77,7 @@ def recommend(
     k: int,
     strategy: str,
     include_warm: bool,
+    metric: str,
     m3u_out: Path | None,
     to_subsonic: bool,
     to_spotify: bool,
@@ -93,6 +102,7 @@ def recommend(
         login_user(settings.home, _say, _read_stdin_line, scope=WRITE_SCOPE)
     with Store.open(settings) as store:
         store.bind_stored_model()
+        store.use_metric(metric)
         if playlist is not None:
             spotify = settings.home if to_spotify else None
             _recommend_for_playlist(store, playlist, k, strategy, include_warm, m3u_out, as_json, client, spotify)
@@ -154,6 +164,7 @@ def _recommend_for_playlist(
                 "playlist_uri": record.playlist_uri,
                 "name": record.name,
                 "strategy": strategy,
+                "metric": store.metric,
                 "results": [
                     {
                         "rank": i,
@@ -171,7 +182,9 @@ def _recommend_for_playlist(
             }
         )
         return
-    table = _table(f"for {record.name} ({strategy}; score = cosine similarity)", "title", "artist", "because of")
+    metric = "" if store.metric == "plain" else f", {store.metric} metric"
+    table = _table(f"for {record.name} ({strategy}{metric}; score = cosine similarity)", "title", "artist",
+                   "because of")  # fmt: skip
     for i, s in enumerate(suggestions, 1):
         table.add_row(str(i), f"{s.score:.3f}", s.track.title, s.track.artist, _reasons(s.because_of))
     stdout.print(table)
@@ -234,6 +247,7 @@ def _recommend_for_track(
         print_json(
             {
                 "track": track,
+                "metric": store.metric,
                 "results": [
                     {
                         "rank": i,
@@ -248,7 +262,8 @@ def _recommend_for_track(
             }
         )
         return
-    table = _table(f"playlists for {track} (score = cosine similarity)", "playlist", "closest tracks in it")
+    metric = "" if store.metric == "plain" else f"{store.metric} metric, "
+    table = _table(f"playlists for {track} ({metric}score = cosine similarity)", "playlist", "closest tracks in it")
     for i, s in enumerate(suggestions, 1):
         table.add_row(str(i), f"{s.score:.3f}", s.playlist.name, _reasons(s.because_of))
     stdout.print(table)

@@ -4,8 +4,9 @@ Callers see TrackRecord/PlaylistRecord/StoredTrack and scored results, never an 
 sits one backend class (siamrec.store.backend.Backend): Qdrant Edge embedded under SIAMREC_HOME by default,
 qdrant-client for a Qdrant server or cluster by URL. Point ids are uuid5(NAMESPACE_URL, uri), so writing the
 same track or playlist twice updates one point. A collection's model vector is named after the model that made
-it; a different model is refused. Derived vectors (e.g. an adapted metric) may sit beside it as
-`<model>+<suffix>`.
+it; a different model is refused. Derived vectors sit beside it as `<model>+<suffix>`: `<model>+adapted` holds
+each track's vector in the playlist-adapted metric (siamrec.adapt) once `siamrec adapt` has fitted one, and
+every later write keeps it in step.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ import numpy as np
 
 from siamrec import constants as C
 from siamrec.config import Settings
-from siamrec.errors import ModelError, NotFoundError, StoreError
+from siamrec.errors import ConfigError, ModelError, NotFoundError, StoreError
+from siamrec.store import adaptation as stored_adaptation
+from siamrec.store.adaptation import Adaptation
 from siamrec.store.backend import EVERYTHING, Backend, Hit, Point, Where
 from siamrec.uris import point_id
 from siamrec.vectors import l2_normalise
@@ -30,6 +33,9 @@ WRITE_BATCH = 512
 TRACK_KEYWORD_FIELDS = ("track_uri", "playlists", "audio_sha1", "audio_id", "source", "path")
 PLAYLIST_KEYWORD_FIELDS = ("playlist_uri", "name_key")
 DERIVED = "+"  # `<model>+<suffix>`: a vector derived from the model's (never the model binding itself)
+ADAPTED = "adapted"
+METRICS = ("auto", "plain", "adapted")
+_UNREAD = object()
 COLD = Where(empty=("playlists",))
 
 
@@ -139,6 +145,8 @@ class Store:
         self.backend = backend
         self._model: tuple[str, int] | None = None
         self._wrote = False
+        self._adaptation: Any = _UNREAD
+        self.metric = "plain"  # which vectors queries rank with: "plain" or "adapted" (use_metric)
 
     @classmethod
     def open(cls, settings: Settings) -> Store:
@@ -193,13 +201,14 @@ class Store:
                 (C.PLAYLISTS_COLLECTION, PLAYLIST_KEYWORD_FIELDS),
             ):
                 if self.backend.vectors(collection) is None:
-                    self.backend.create(collection, {name: dim}, keys)
+                    self.backend.create(collection, {name: dim, f"{name}{DERIVED}{ADAPTED}": dim}, keys)
         elif stored != (name, dim):
             raise ModelError(
                 f"the store holds vectors of model '{stored[0]}' (dim {stored[1]}) but the model is '{name}' "
                 f"(dim {dim}): use --model with that model, or a fresh --home to re-embed with this one"
             )
         self._model = (name, dim)
+        self._adaptation = _UNREAD
 
     def bind_stored_model(self) -> tuple[str, int]:
         """Bind to the model the store was filled with (for commands that read but never embed)."""
@@ -207,6 +216,7 @@ class Store:
         if stored is None:
             raise NotFoundError("the store is empty: add tracks with `siamrec add-track` first")
         self._model = stored
+        self._adaptation = _UNREAD
         return stored
 
     @property
@@ -231,20 +241,92 @@ class Store:
             self.backend.upsert(collection, points[start : start + WRITE_BATCH])
         self._wrote = self._wrote or bool(points)
 
-    def _vector(self, hit: Hit) -> np.ndarray | None:
-        return hit.vectors.get(self.vector_name)
+    def _vector(self, hit: Hit, using: str | None = None) -> np.ndarray | None:
+        return hit.vectors.get(using or self.vector_name)
+
+    # ---- the adapted metric -------------------------------------------------------------------------
+
+    @property
+    def adapted_vector(self) -> str:
+        return f"{self.vector_name}{DERIVED}{ADAPTED}"
+
+    def adaptation(self) -> Adaptation | None:
+        """The adapted metric stored for the bound model (None: never fitted, or switched off)."""
+        if self._adaptation is _UNREAD:
+            self._adaptation = stored_adaptation.load(self.backend, self.vector_name)
+        return self._adaptation  # type: ignore[no-any-return]
+
+    def save_adaptation(self, adaptation: Adaptation | None) -> None:
+        """Store the model's adaptation (None removes it: queries and writes go back to the plain metric)."""
+        if adaptation is not None:
+            self.derived_vector(ADAPTED, adaptation.whitening.dim)
+        stored_adaptation.save(self.backend, self.vector_name, adaptation)
+        self._adaptation = adaptation
+        self._wrote = True
+
+    def use_metric(self, metric: str) -> str:
+        """Rank with `plain` vectors, `adapted` ones (an error when none are ready) or `auto` (adapted when
+        ready); returns the metric in use."""
+        if metric not in METRICS:
+            raise ConfigError(f"unknown metric {metric!r}: choose one of {', '.join(METRICS)}")
+        ready = (found := self.adaptation()) is not None and found.ready
+        if metric == "adapted" and not ready:
+            raise NotFoundError("no adapted metric is stored for this model: run `siamrec adapt` first")
+        self.metric = "adapted" if metric == "adapted" or (metric == "auto" and ready) else "plain"
+        return self.metric
+
+    @property
+    def query_vector(self) -> str:
+        """The vector name queries rank with (the metric in use)."""
+        return self.adapted_vector if self.metric == "adapted" else self.vector_name
+
+    def to_query_space(self, vectors: np.ndarray) -> np.ndarray:
+        """Model vectors `[N, D]` or `[D]` as the metric in use sees them."""
+        found = self.adaptation() if self.metric == "adapted" else None
+        if found is None:
+            return vectors
+        return found.whitening.apply(np.atleast_2d(vectors)).astype(np.float32).reshape(np.shape(vectors))
+
+    def _adapted_twins(self, vectors: list[np.ndarray]) -> list[np.ndarray]:
+        """The adapted vectors of model vectors, when an adaptation is stored (ready or being written)."""
+        found = self.adaptation()
+        if found is None or not vectors:
+            return []
+        return list(found.whitening.apply(np.stack(vectors)).astype(np.float32))
+
+    def write_adapted(self, tracks: list[StoredTrack]) -> None:
+        """(Re)write the adapted vectors of stored tracks from their model vectors; payloads stay as they are."""
+        have = [t for t in tracks if t.vector is not None]
+        twins = self._adapted_twins([t.vector for t in have])  # type: ignore[misc]
+        if twins:
+            ids = [point_id(t.record.track_uri) for t in have]
+            for start in range(0, len(ids), WRITE_BATCH):
+                self.backend.set_vectors(
+                    C.TRACKS_COLLECTION,
+                    {
+                        i: {self.adapted_vector: v}
+                        for i, v in zip(
+                            ids[start : start + WRITE_BATCH], twins[start : start + WRITE_BATCH], strict=True
+                        )
+                    },
+                )
+            self._wrote = True
 
     # ---- tracks -------------------------------------------------------------------------------------
 
-    def get_tracks(self, uris: Iterable[str], with_vectors: bool = False) -> dict[str, StoredTrack]:
-        """The stored tracks among `uris` (missing ones are simply absent from the result)."""
+    def get_tracks(
+        self, uris: Iterable[str], with_vectors: bool = False, using: str | None = None
+    ) -> dict[str, StoredTrack]:
+        """The stored tracks among `uris` (missing ones are simply absent from the result), with the model's
+        vectors (or those named by `using`, e.g. `query_vector`) when asked."""
         ids = [point_id(uri) for uri in uris]
-        wanted = [self.vector_name] if with_vectors else []
+        name = using or self.vector_name
+        wanted = [name] if with_vectors else []
         found: dict[str, StoredTrack] = {}
         for start in range(0, len(ids), PAGE):
             for hit in self.backend.retrieve(C.TRACKS_COLLECTION, ids[start : start + PAGE], wanted):
                 record = track_from_payload(hit.payload)
-                found[record.track_uri] = StoredTrack(record, self._vector(hit))
+                found[record.track_uri] = StoredTrack(record, self._vector(hit, name))
         return found
 
     def upsert_tracks(self, records: list[TrackRecord], vectors: np.ndarray | list[np.ndarray | None]) -> set[str]:
@@ -254,6 +336,8 @@ class Store:
         *replaces* a stored vector with none (points are written whole): pass the stored vector back to keep it.
         """
         existing = self.get_tracks([r.track_uri for r in records])
+        given = [np.asarray(v, dtype=np.float32) for v in vectors if v is not None]
+        twins = iter(self._adapted_twins(given))
         points = []
         for record, vector in zip(records, vectors, strict=True):
             previous = existing.get(record.track_uri)
@@ -261,6 +345,8 @@ class Store:
                 record.playlists = sorted(set(previous.record.playlists) | set(record.playlists))
                 record.added_at = previous.record.added_at
             named = {} if vector is None else {self.vector_name: np.asarray(vector, dtype=np.float32)}
+            if named and (twin := next(twins, None)) is not None:
+                named[self.adapted_vector] = twin
             points.append(Point(point_id(record.track_uri), named, record_payload(record)))
         self._write(C.TRACKS_COLLECTION, points)
         return set(existing)
@@ -321,13 +407,14 @@ class Store:
         return playlist_from_payload(hits[0].payload) if hits else None
 
     def get_playlists(self, uris: Iterable[str]) -> dict[str, tuple[PlaylistRecord, np.ndarray | None]]:
-        """The stored playlists among `uris` with their centroids (None: no track had a vector)."""
+        """The stored playlists among `uris` with their centroids in the metric in use (None: no track had a
+        vector)."""
         ids = [point_id(uri) for uri in uris]
         found: dict[str, tuple[PlaylistRecord, np.ndarray | None]] = {}
         for start in range(0, len(ids), PAGE):
-            for hit in self.backend.retrieve(C.PLAYLISTS_COLLECTION, ids[start : start + PAGE], [self.vector_name]):
+            for hit in self.backend.retrieve(C.PLAYLISTS_COLLECTION, ids[start : start + PAGE], [self.query_vector]):
                 record = playlist_from_payload(hit.payload)
-                found[record.playlist_uri] = (record, self._vector(hit))
+                found[record.playlist_uri] = (record, self._vector(hit, self.query_vector))
         return found
 
     def iter_playlists(self) -> Iterator[PlaylistRecord]:
@@ -402,6 +489,8 @@ class Store:
             tracks = self.get_tracks(playlist.track_uris, with_vectors=True).values()
             vectors = [t.vector for t in tracks if t.vector is not None]
             named = {self.vector_name: playlist_centroid(np.stack(vectors))} if vectors else {}
+            if twins := self._adapted_twins(vectors):  # type: ignore[arg-type]
+                named[self.adapted_vector] = playlist_centroid(np.stack(twins))
             points.append(Point(point_id(playlist.playlist_uri), named, playlist_payload(playlist)))
         self._write(C.PLAYLISTS_COLLECTION, points)
 
@@ -419,7 +508,7 @@ class Store:
         """Tracks nearest to a vector, best first, never one of `exclude_uris` nor a track whose audio identity
         is in `exclude_audio` (the same recording stored under another URI)."""
         where = self._track_filter(exclude_uris, cold_only, exclude_audio)
-        hits = self.backend.nearest(C.TRACKS_COLLECTION, self.vector_name, vector, limit, where, exact)
+        hits = self.backend.nearest(C.TRACKS_COLLECTION, self.query_vector, vector, limit, where, exact)
         return [self._scored_track(hit) for hit in hits]
 
     def best_score_tracks(
@@ -434,7 +523,7 @@ class Store:
         """Tracks by Qdrant's best-score recommendation from example vectors `[n, D]`, never `exclude_uris`
         nor the same audio (`exclude_audio`)."""
         where = self._track_filter(exclude_uris, cold_only, exclude_audio)
-        hits = self.backend.best_score(C.TRACKS_COLLECTION, self.vector_name, examples, limit, where, exact)
+        hits = self.backend.best_score(C.TRACKS_COLLECTION, self.query_vector, examples, limit, where, exact)
         return [self._scored_track(hit) for hit in hits]
 
     def nearest_playlists(
@@ -442,8 +531,8 @@ class Store:
     ) -> list[ScoredPlaylist]:
         """Playlists whose centroid is nearest to a vector, best first, never one of `exclude_uris`."""
         where = Where(not_ids=tuple(point_id(uri) for uri in exclude_uris))
-        hits = self.backend.nearest(C.PLAYLISTS_COLLECTION, self.vector_name, vector, limit, where, exact)
-        return [ScoredPlaylist(playlist_from_payload(h.payload), h.vectors[self.vector_name], h.score) for h in hits]
+        hits = self.backend.nearest(C.PLAYLISTS_COLLECTION, self.query_vector, vector, limit, where, exact)
+        return [ScoredPlaylist(playlist_from_payload(h.payload), h.vectors[self.query_vector], h.score) for h in hits]
 
     @staticmethod
     def _track_filter(exclude_uris: Iterable[str], cold_only: bool, exclude_audio: Iterable[str] = ()) -> Where:
@@ -455,7 +544,7 @@ class Store:
         )
 
     def _scored_track(self, hit: Hit) -> ScoredTrack:
-        return ScoredTrack(track_from_payload(hit.payload), hit.vectors[self.vector_name], hit.score)
+        return ScoredTrack(track_from_payload(hit.payload), hit.vectors[self.query_vector], hit.score)
 
 
 def playlist_centroid(vectors: np.ndarray) -> np.ndarray:

@@ -73,6 +73,9 @@ class Backend(Protocol):
     def set_payload(self, collection: str, ids: Sequence[str], payload: dict[str, Any]) -> None:
         """Set some payload keys of existing points, leaving their vectors and other keys alone."""
 
+    def set_vectors(self, collection: str, vectors: dict[str, dict[str, np.ndarray]]) -> None:
+        """Set some named vectors of existing points ({id: {name: vector}}), leaving the rest of each alone."""
+
     def delete(self, collection: str, ids: Sequence[str]) -> None: ...
 
     def retrieve(self, collection: str, ids: Sequence[str], vectors: Sequence[str] = ()) -> list[Hit]: ...

@@ -96,6 +96,12 @@ class ClientBackend:
     def set_payload(self, collection: str, ids: Sequence[str], payload: dict[str, Any]) -> None:
         self._call("set payload", self.client.set_payload, collection, payload, list(ids))
 
+    def set_vectors(self, collection: str, vectors: dict[str, dict[str, np.ndarray]]) -> None:
+        points = [
+            qm.PointVectors(id=i, vector={k: v.tolist() for k, v in named.items()}) for i, named in vectors.items()
+        ]
+        self._call("update vectors", self.client.update_vectors, collection, points, wait=True)
+
     def delete(self, collection: str, ids: Sequence[str]) -> None:
         self._call("delete", self.client.delete, collection, qm.PointIdsList(points=list(ids)))
 

@@ -148,6 +148,14 @@ class EdgeBackend:
     def set_payload(self, collection: str, ids: Sequence[str], payload: dict[str, Any]) -> None:
         self._shard(collection).update(qe.UpdateOperation.set_payload(list(ids), payload))
 
+    def set_vectors(self, collection: str, vectors: dict[str, dict[str, np.ndarray]]) -> None:
+        updates = [
+            qe.PointVectors(i, {k: v.astype(np.float32).tolist() for k, v in named.items()})
+            for i, named in vectors.items()
+        ]
+        self._shard(collection).update(qe.UpdateOperation.update_vectors(updates))
+        self._dirty.add(collection)
+
     def delete(self, collection: str, ids: Sequence[str]) -> None:
         self._shard(collection).update(qe.UpdateOperation.delete_points(list(ids)))
 

@@ -1,0 +1,103 @@
+"""Fit the playlist-adapted metric on a store's own playlists and write it beside the plain vectors.
+
+`siamrec adapt` (and sync or playlist commands, when the user switched `--auto` on) run this. The fit reads the
+playlists and their tracks' vectors only (bounded: at most FIT_TRACKS tracks, whole playlists at a time); then
+every track gets its adapted twin vector and every playlist its adapted centroid, a page at a time. The stored
+map says `ready` only once all of that is written, so an interrupted run leaves queries on the plain metric, and
+a re-run finishes the job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from siamrec.adapt import fit_whitening
+from siamrec.store import PlaylistRecord, Store
+from siamrec.store.adaptation import Adaptation
+from siamrec.vectors import batched
+
+FIT_TRACKS = 50_000  # enough for a D×D covariance at any D we ship; bounds the fit's memory
+PAGE = 1000
+
+
+@dataclass(frozen=True)
+class AdaptReport:
+    adaptation: Adaptation
+    tracks_written: int
+    playlists_written: int
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            **self.adaptation.summary(),
+            "tracks_written": self.tracks_written,
+            "playlists_written": self.playlists_written,
+            "metric": "adapted" if self.adaptation.ready else "plain",
+        }
+
+
+def fit_store(store: Store, shrinkage: float | None = None) -> Adaptation:
+    """The within-playlist whitening of the store's playlists (TooFewPlaylistsError when there are too few)."""
+    chosen: list[PlaylistRecord] = []
+    budget = FIT_TRACKS
+    for playlist in store.iter_playlists():
+        members = list(dict.fromkeys(playlist.track_uris))
+        if len(members) < 2 or len(members) > budget:
+            continue
+        chosen.append(playlist)
+        budget -= len(members)
+        if budget < 2:
+            break
+    uris = list(dict.fromkeys(uri for p in chosen for uri in p.track_uris))
+    stored = store.get_tracks(uris, with_vectors=True)
+    with_vector = [uri for uri in uris if uri in stored and stored[uri].vector is not None]
+    row = {uri: i for i, uri in enumerate(with_vector)}
+    dim = store.bind_stored_model()[1]
+    vectors = np.stack([stored[uri].vector for uri in with_vector]) if with_vector else np.zeros((0, dim))
+    groups = [np.array([row[u] for u in dict.fromkeys(p.track_uris) if u in row], dtype=np.int64) for p in chosen]
+    whitening = fit_whitening(vectors, groups, shrinkage)
+    seen = [p.playlist_uri for p, g in zip(chosen, groups, strict=True) if len(g) >= 2]
+    return Adaptation(whitening, seen)
+
+
+def adapt_store(
+    store: Store,
+    shrinkage: float | None = None,
+    auto: bool | None = None,
+    on_progress: Callable[[str, int, int], None] | None = None,
+) -> AdaptReport:
+    """Fit, store the map, rewrite every adapted vector and centroid, then mark it ready.
+
+    `auto`: None keeps the stored choice (off for a first fit). `on_progress(what, done, total)`.
+    """
+    previous = store.adaptation()
+    fitted = fit_store(store, shrinkage)
+    keep_auto = previous.auto if previous is not None else False
+    adaptation = replace(fitted, auto=keep_auto if auto is None else auto)
+    store.save_adaptation(adaptation)  # not ready: queries stay plain until every twin is written
+    total = store.count_tracks()
+    done = 0
+    for page in batched(store.iter_tracks(with_vectors=True), PAGE):
+        store.write_adapted(list(page))
+        done += len(page)
+        if on_progress:
+            on_progress("tracks", done, total)
+    total, written = store.count_playlists(), 0
+    for page in batched(store.iter_playlists(), PAGE):
+        store.refresh_centroids(list(page))
+        written += len(page)
+        if on_progress:
+            on_progress("playlists", written, total)
+    adaptation = adaptation.finished()
+    store.save_adaptation(adaptation)
+    return AdaptReport(adaptation, done, written)
+
+
+def switch_off(store: Store) -> bool:
+    """Forget the stored adaptation (queries and writes go back to the plain metric); False if there was none."""
+    if store.adaptation() is None:
+        return False
+    store.save_adaptation(None)
+    return True
