@@ -9,14 +9,14 @@
 #   scripts/train_default_model.sh export     # → siamrec/assets/default.onnx, then the quality benchmark
 #
 # Environment: CORPUS (default ~/data/siamrec-train), VAL_CORPUS (~/data/siamrec-dev), RUNS (~/runs),
-# CACHE (~/.siamrec/cache/decoded), EPOCHS (default 12), PYTHON (.venv/bin/python), SIAMREC (.venv/bin/siamrec).
+# CACHE (~/.cache/siamrec/decoded), EPOCHS (default 24), PYTHON (.venv/bin/python), SIAMREC (.venv/bin/siamrec).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 CORPUS=${CORPUS:-$HOME/data/siamrec-train}
 VAL_CORPUS=${VAL_CORPUS:-$HOME/data/siamrec-dev}
 RUNS=${RUNS:-$HOME/runs}
-CACHE=${CACHE:-$HOME/.siamrec/cache/decoded}
+CACHE=${CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/siamrec/decoded}
 EPOCHS=${EPOCHS:-24}
 PYTHON=${PYTHON:-.venv/bin/python}
 SIAMREC=${SIAMREC:-.venv/bin/siamrec}

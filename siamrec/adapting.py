@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from siamrec.adapt import fit_whitening
+from siamrec.adapt import TooFewPlaylistsError, fit_whitening
 from siamrec.store import PlaylistRecord, Store
 from siamrec.store.adaptation import Adaptation
 from siamrec.vectors import batched
@@ -101,3 +101,17 @@ def switch_off(store: Store) -> bool:
         return False
     store.save_adaptation(None)
     return True
+
+
+def refit_if_auto(store: Store, playlists_changed: bool) -> dict[str, object] | None:
+    """After a sync or playlist change: refit when the user switched `auto` on (None when nothing was due).
+
+    Too few playlists left to fit keeps the stored map (it still ranks as before) and says why.
+    """
+    found = store.adaptation()
+    if not playlists_changed or found is None or not found.auto:
+        return None
+    try:
+        return adapt_store(store).as_dict()
+    except TooFewPlaylistsError as exc:
+        return {"refit": False, "reason": str(exc), "metric": "adapted" if found.ready else "plain"}

@@ -41,5 +41,7 @@ META_TRAINED_ON = "siamrec.trained_on"
 META_BACKBONE = "siamrec.backbone"
 
 # Qdrant schema.
+# How queries rank: plain model vectors, the playlist-adapted ones (`siamrec adapt`), or adapted when stored.
+METRICS = ("auto", "plain", "adapted")
 TRACKS_COLLECTION = "tracks"
 PLAYLISTS_COLLECTION = "playlists"

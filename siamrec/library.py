@@ -84,6 +84,9 @@ def collect_audio_files(paths: Iterable[Path]) -> tuple[list[Path], list[tuple[s
     return files, missing
 
 
+MTIME_TOLERANCE_S = 1e-6
+
+
 def file_facts(path: Path) -> tuple[str, int, float] | None:
     """(resolved path, size, mtime) of a file, as stored in a track's payload; None when it cannot be read."""
     try:
@@ -91,6 +94,12 @@ def file_facts(path: Path) -> tuple[str, int, float] | None:
     except OSError:
         return None
     return path_for_payload(path.resolve()), stat.st_size, stat.st_mtime
+
+
+def same_mtime(stored: float | None, current: float) -> bool:
+    """The stored modification time is the file's: within a microsecond, since an engine may hand a float back
+    one unit in the last place off (seen with Qdrant Edge: 1796235428.8075025 stored, ...8075023 read back)."""
+    return stored is not None and abs(stored - current) < MTIME_TOLERANCE_S
 
 
 def wanted_uri(item: AudioItem) -> str | None:
@@ -110,7 +119,8 @@ def unchanged_items(store: Store, items: list[AudioItem]) -> tuple[list[AudioIte
         same = (
             record is not None
             and fact is not None
-            and (record.size, record.mtime) == (fact[1], fact[2])
+            and record.size == fact[1]
+            and same_mtime(record.mtime, fact[2])
             and wanted_uri(item) in (None, record.track_uri)
             and not item.overrides
         )

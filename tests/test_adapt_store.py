@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from siamrec.adapt import TooFewPlaylistsError
-from siamrec.adapting import adapt_store, fit_store, switch_off
+from siamrec.adapting import adapt_store, fit_store, refit_if_auto, switch_off
 from siamrec.config import resolve_settings
 from siamrec.errors import NotFoundError
 from siamrec.recommend import recommend_playlists, recommend_tracks
@@ -173,3 +173,17 @@ def test_cli_adapt_then_recommend(home: Path) -> None:
     assert json.loads(run_cli("adapt", "--off", "--json", check=True).stdout) == {"metric": "plain", "removed": True}
     refused = run_cli("recommend", "--playlist", "PL:0", "--metric", "adapted")
     assert refused.returncode != 0 and "siamrec adapt" in refused.stderr
+
+
+def test_auto_refits_after_playlist_changes_only_when_switched_on(store: Store) -> None:
+    vectors = fill(store)
+    adapt_store(store)
+    assert refit_if_auto(store, playlists_changed=True) is None  # auto is off by default
+    adapt_store(store, auto=True)
+    assert refit_if_auto(store, playlists_changed=False) is None
+    store.save_playlist(PlaylistRecord("pl:mix", "MIX", track_uris=["t:0:6", "t:1:6", "t:2:6"]))
+    refit = refit_if_auto(store, playlists_changed=True)
+    assert refit is not None and refit["playlists"] == PLAYLISTS + 1 and refit["auto"] is True
+    assert "pl:mix" in store.adaptation().playlist_uris
+    twin = store.get_tracks(["t:0:7"], with_vectors=True, using=store.adapted_vector)["t:0:7"].vector
+    np.testing.assert_allclose(twin, store.adaptation().whitening.apply(vectors["t:0:7"][None])[0], atol=1e-5)

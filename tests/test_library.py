@@ -14,6 +14,7 @@ import soundfile as sf
 from siamrec.embed import TrackEncoder
 from siamrec.library import add_paths
 from siamrec.store import Store
+from siamrec.store.edge import EdgeBackend
 
 
 @pytest.fixture
@@ -36,6 +37,23 @@ def test_readding_an_unchanged_folder_embeds_nothing(memory_store: Store, encode
     again = add_paths(memory_store, encoder, [folder])
     assert again.embedded == 0 and len(again.unchanged) == 3 and again.added == again.updated == []
     assert memory_store.count_tracks() == 3
+
+
+def test_an_mtime_the_engine_rounds_still_counts_as_unchanged(
+    tmp_path: Path, encoder: TrackEncoder, folder: Path
+) -> None:
+    """Qdrant Edge hands 1796235428.8075023 back as ...8075025 (one unit in the last place): such a file is
+    still unchanged (this made a re-add report `updated` in about 1 run of 5)."""
+    for path in folder.iterdir():
+        os.utime(path, ns=(1_796_235_428_807_502_300, 1_796_235_428_807_502_300))
+    assert os.stat(folder / "noise.ogg").st_mtime == 1796235428.8075023
+    store = Store(EdgeBackend(tmp_path / "store"))
+    try:
+        assert len(add_paths(store, encoder, [folder]).added) == 3
+        again = add_paths(store, encoder, [folder])
+        assert len(again.unchanged) == 3 and again.updated == [] and again.embedded == 0
+    finally:
+        store.close()
 
 
 def test_a_touched_file_is_read_but_keeps_its_vector(memory_store: Store, encoder: TrackEncoder, folder: Path) -> None:

@@ -28,6 +28,7 @@ def info(settings: Settings, as_json: bool) -> None:
         tracks = store.count_tracks() if model else 0
         cold = store.count_tracks(cold_only=True) if model else 0
         playlists = store.count_playlists() if model else 0
+        adaptation = store.adaptation() if model else None
     summary = {
         "store": location,
         "model": model[0] if model else None,
@@ -35,11 +36,15 @@ def info(settings: Settings, as_json: bool) -> None:
         "tracks": tracks,
         "cold_tracks": cold,
         "playlists": playlists,
+        "metric": "adapted" if adaptation is not None and adaptation.ready else "plain",
+        "adaptation": adaptation.summary() if adaptation is not None else None,
     }
     if as_json:
         print_json(summary)
         return
     table = Table("what", "value", title="siamrec store")
     for key, value in summary.items():
+        if key == "adaptation" and isinstance(value, dict):
+            value = f"{value['playlists']} playlists, {value['tracks']} tracks, fitted {value['fitted_at']}"
         table.add_row(key, str(value))
     stdout.print(table)

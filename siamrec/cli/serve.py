@@ -7,6 +7,7 @@ import os
 import click
 
 from siamrec.cli.common import Settings, store_options
+from siamrec.constants import METRICS
 from siamrec.errors import ConfigError
 
 
@@ -46,6 +47,13 @@ from siamrec.errors import ConfigError
 @click.option(
     "--cors-origin", multiple=True, metavar="ORIGIN", help="Allow browser calls from this origin; repeatable."
 )
+@click.option(
+    "--metric",
+    type=click.Choice(METRICS),
+    default="auto",
+    show_default=True,
+    help="Rank with plain vectors, the adapted ones of `siamrec adapt`, or adapted when the store has them.",
+)
 @store_options
 def serve(
     host: str,
@@ -58,6 +66,7 @@ def serve(
     allow_fetch: bool,
     fetch_allow_network: tuple[str, ...],
     cors_origin: tuple[str, ...],
+    metric: str,
     settings: Settings,
 ) -> None:
     """Serve the recommender over HTTP (OpenAPI docs at /docs)."""
@@ -78,6 +87,7 @@ def serve(
         allow_fetch=allow_fetch,
         fetch_allow_networks=fetch_allow_network,
         cors_origins=cors_origin,
+        metric=metric,
         api_key=os.environ.get(API_KEY_ENV) or None,
     ).checked()
     import uvicorn  # missing: `main` names the extra in one line (EXTRA_OF_PACKAGE)
@@ -86,7 +96,7 @@ def serve(
     from siamrec.service.state import Service
 
     service = Service(config)  # model and store checked here: a bad one is one line, not a worker traceback
-    click.echo(f"siamrec: serving http://{host}:{port} (docs at /docs)", err=True)
+    click.echo(f"siamrec: serving http://{host}:{port} ({service.metric} metric; docs at /docs)", err=True)
     if workers == 1:
         uvicorn.run(create_app(config, service), host=host, port=port, log_level="info")
         return

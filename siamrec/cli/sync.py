@@ -20,6 +20,7 @@ from rich.progress import Progress, TaskID
 from rich.table import Table
 from rich.text import Text
 
+from siamrec.adapting import refit_if_auto
 from siamrec.cli.common import Settings, console, json_option, print_json, progress, stdout, store_options
 from siamrec.cli.subsonic import connect, server_options
 from siamrec.connectors.base import PlaylistSource
@@ -259,11 +260,18 @@ def run_sync(
     started = time.monotonic()
     with Store.open(settings) as store, progress() as bar:
         report = Sync(store, encoder, options, RichSyncProgress(bar), _batch_hook()).run(sources)
+        adapted = refit_if_auto(store, report.playlists_written > 0)
     seconds = time.monotonic() - started
     if as_json:
-        print_json({**report.as_dict(), "seconds": round(seconds, 2)})
+        print_json({**report.as_dict(), **({"adapt": adapted} if adapted else {}), "seconds": round(seconds, 2)})
     else:
         _print_summary(report, seconds, title)
+        if adapted:
+            console.print(
+                f"adapted metric refitted on {adapted['playlists']} playlists (adapt --auto)"
+                if adapted.get("refit", True)
+                else f"adapted metric kept as it was: {adapted['reason']}"
+            )
     if report.failed:
         sys.exit(1)
     return report

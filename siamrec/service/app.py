@@ -225,6 +225,7 @@ def _info(service: Service) -> Info:
         upload_limit_bytes=config.max_upload_bytes,
         duration_limit_s=config.max_duration_s,
         fetch_enabled=config.allow_fetch,
+        metric=store.metric,
     )
 
 

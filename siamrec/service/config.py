@@ -33,6 +33,7 @@ class ServiceConfig:
     allow_fetch: bool = False
     fetch_allow_networks: tuple[str, ...] = ()  # private networks an operator explicitly trusts for fetching
     cors_origins: tuple[str, ...] = ()
+    metric: str = "auto"  # plain, adapted (the store's `siamrec adapt` metric) or auto (adapted when stored)
     api_key: str | None = field(default=None, repr=False)
 
     def settings(self) -> Settings:

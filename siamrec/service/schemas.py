@@ -231,3 +231,4 @@ class Info(BaseModel):
     upload_limit_bytes: int
     duration_limit_s: float
     fetch_enabled: bool
+    metric: Literal["plain", "adapted"] = Field(description="How results are ranked (`siamrec serve --metric`).")

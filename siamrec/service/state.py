@@ -33,6 +33,7 @@ class Service:
         self.store = Store.open(settings)
         try:
             self.store.bind_model(self.encoder.name, self.encoder.dim, create=True)
+            self.metric = self.store.use_metric(config.metric)
         except BaseException:
             self.store.close()
             raise

@@ -34,7 +34,7 @@ TRACK_KEYWORD_FIELDS = ("track_uri", "playlists", "audio_sha1", "audio_id", "sou
 PLAYLIST_KEYWORD_FIELDS = ("playlist_uri", "name_key")
 DERIVED = "+"  # `<model>+<suffix>`: a vector derived from the model's (never the model binding itself)
 ADAPTED = "adapted"
-METRICS = ("auto", "plain", "adapted")
+METRICS = C.METRICS
 _UNREAD = object()
 COLD = Where(empty=("playlists",))
 
