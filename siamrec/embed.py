@@ -132,6 +132,7 @@ class TrackEncoder:
             self.session = ort.InferenceSession(str(path), options, providers=providers_for(device))
         except (_ORT.Fail, _ORT.InvalidGraph, _ORT.InvalidProtobuf, _ORT.NotImplemented) as exc:
             raise ModelError(f"cannot load model {path}: {str(exc).splitlines()[0]}") from exc
+        self.path, self.device = path, device  # how to load the same model elsewhere (a Ray actor)
         self.info = _read_info(self.session, path)
         _check_signature(self.session, self.info)
         self.batch_size = batch_size

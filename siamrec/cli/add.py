@@ -25,8 +25,20 @@ from siamrec.names import quoted
 from siamrec.store import Store
 
 
-def _add_with_progress(store: Store, settings: Settings, items: list[AudioItem]) -> AddReport:
+def _add_with_progress(
+    store: Store, settings: Settings, items: list[AudioItem], ray: str | None = None, ray_actors: int | None = None
+) -> AddReport:
     encoder = load_encoder(settings.model_path, settings.device)
+    if ray is not None:
+        from siamrec import ray_embed
+        from siamrec.quiet import native_stderr_silenced
+
+        with native_stderr_silenced():  # Ray's C++ core logs on fd 2 while it runs; siamrec's lines still show
+            ray_embed.connect(ray, ray_actors if ray == ray_embed.LOCAL else None)
+            actors = ray_actors or max(1, ray_embed.describe()["cpus"])
+            with progress() as bar:
+                task = bar.add_task(f"embedding on Ray ({plural(actors, 'actor')})", total=len(items))
+                return ray_embed.add_audio_on_ray(store, encoder, items, actors, lambda n: bar.advance(task, n))
     with progress() as bar:
         task = bar.add_task("embedding", total=len(items))
         return add_audio(store, encoder, items, lambda n: bar.advance(task, n))
@@ -39,6 +51,13 @@ def _add_with_progress(store: Store, settings: Settings, items: list[AudioItem])
 @click.option("--artist", help="Artist for a single file (default: from tags).")
 @click.option("--album", help="Album for a single file (default: from tags).")
 @click.option("--prune", is_flag=True, help="Remove stored tracks whose file under the folders given is gone.")
+@click.option(
+    "--ray",
+    metavar="ADDRESS",
+    help="Decode and embed on Ray (needs siamrec[ray]): 'local' starts a cluster on this machine; 'auto' or "
+    "ray://HOST:10001 joins one. Workers must see the files at the same paths.",
+)
+@click.option("--ray-actors", type=click.IntRange(1), help="Embedding actors on Ray [default: one per CPU].")
 @store_options
 @json_option
 def add_track(
@@ -48,6 +67,8 @@ def add_track(
     artist: str | None,
     album: str | None,
     prune: bool,
+    ray: str | None,
+    ray_actors: int | None,
     settings: Settings,
     as_json: bool,
 ) -> None:
@@ -65,7 +86,7 @@ def add_track(
     if overrides:
         items = [AudioItem(files[0], overrides=overrides)]
     with Store.open(settings) as store:
-        report = _add_with_progress(store, settings, items) if items else AddReport()
+        report = _add_with_progress(store, settings, items, ray, ray_actors) if items else AddReport()
         report_vanished(store, [p for p in paths if p.is_dir()], report, prune)
         total = store.count_tracks() if store.stored_model() else 0
     report.failed = missing + report.failed

@@ -1,0 +1,73 @@
+"""The Ray path (`add-track --ray`) on a local Ray cluster: the same vectors and records as one process.
+
+Skipped when the `ray` extra is not installed (it is not part of the default test install)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ray = pytest.importorskip("ray")
+
+from siamrec.embed import TrackEncoder  # noqa: E402
+from siamrec.library import AudioItem, add_paths  # noqa: E402
+from siamrec.ray_embed import add_audio_on_ray, connect  # noqa: E402
+from siamrec.store import Store  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def local_cluster() -> Iterator[None]:
+    connect("local", cpus=2)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture
+def folder(tmp_path: Path, library_files: dict[str, Path]) -> Path:
+    target = tmp_path / "music"
+    target.mkdir()
+    for name, path in library_files.items():
+        shutil.copy(path, target / name)
+    (target / "broken.flac").write_bytes(b"fLaC but nothing else")
+    return target
+
+
+def test_ray_gives_the_vectors_of_the_one_process_path(local_cluster: None, folder: Path, tiny_model: Path) -> None:
+    encoder = TrackEncoder(tiny_model)
+    alone, on_ray = Store.memory(), Store.memory()
+    expected = add_paths(alone, encoder, [folder])
+    files = sorted(p for p in folder.iterdir())
+    report = add_audio_on_ray(on_ray, encoder, [AudioItem(p) for p in files], actors=2)
+    assert sorted(report.added) == sorted(expected.added) and report.embedded == expected.embedded == len(files) - 1
+    assert [path for path, _ in report.failed] == [str(folder / "broken.flac")]
+    one = {t.record.track_uri: t for t in alone.iter_tracks()}
+    other = {t.record.track_uri: t for t in on_ray.iter_tracks()}
+    assert set(one) == set(other)
+    for uri, track in one.items():
+        assert np.abs(track.vector - other[uri].vector).max() <= 1e-5
+        assert (track.record.path, track.record.audio_id, track.record.title) == (
+            other[uri].record.path, other[uri].record.audio_id, other[uri].record.title)  # fmt: skip
+    again = add_audio_on_ray(on_ray, encoder, [AudioItem(p) for p in files], actors=2)
+    assert again.embedded == 0 and len(again.unchanged) == len(files) - 1  # the driver skips unchanged files
+
+
+def test_cli_add_track_on_a_local_ray_cluster(folder: Path, tiny_model: Path, tmp_path: Path) -> None:
+    env = {**os.environ, "SIAMREC_HOME": str(tmp_path / "home"), "SIAMREC_MODEL": str(tiny_model)}
+    run = subprocess.run(
+        [sys.executable, "-m", "siamrec", "add-track", str(folder), "--ray", "local", "--ray-actors", "2", "--json"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 1  # the broken file
+    report = json.loads(run.stdout)
+    assert (report["added"], report["tracks_in_store"], len(report["failed"])) == (7, 7, 1)
+    assert report["failed"][0]["path"].endswith("broken.flac")
+    chatter = [line for line in run.stderr.splitlines() if "embedding on Ray" not in line]
+    assert chatter == [], run.stderr  # no Ray log lines, C++ or Python: the progress bar only
