@@ -192,6 +192,20 @@ def _chunks_decoded_ahead(items: list[AudioItem], pool: ThreadPoolExecutor) -> I
         pending = upcoming
 
 
+def start_add(
+    store: Store, encoder: TrackEncoder, items: list[AudioItem], on_progress: Callable[[int], None] | None = None
+) -> tuple[AddReport, list[AudioItem]]:
+    """Bind the model, and set aside the files stored unchanged: (report so far, items still to embed)."""
+    store.bind_model(encoder.name, encoder.dim, create=True)
+    report = AddReport()
+    items, skipped = unchanged_items(store, items)
+    report.unchanged = list(dict.fromkeys(skipped.values()))
+    report.uri_by_path.update(skipped)
+    if skipped and on_progress:
+        on_progress(len(skipped))
+    return report, items
+
+
 def add_audio(
     store: Store,
     encoder: TrackEncoder,
@@ -202,13 +216,7 @@ def add_audio(
 
     Files stored with the same path, size and mtime are skipped (listed in `unchanged`, never decoded).
     """
-    store.bind_model(encoder.name, encoder.dim, create=True)
-    report = AddReport()
-    items, skipped = unchanged_items(store, items)
-    report.unchanged = list(dict.fromkeys(skipped.values()))
-    report.uri_by_path.update(skipped)
-    if skipped and on_progress:
-        on_progress(len(skipped))
+    report, items = start_add(store, encoder, items, on_progress)
     with ThreadPoolExecutor(DECODE_THREADS) as pool:
         for chunk in _chunks_decoded_ahead(items, pool):
             good = [loaded for loaded in chunk if loaded.error is None]

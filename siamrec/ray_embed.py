@@ -25,7 +25,7 @@ import numpy as np
 
 from siamrec.embed import TrackEncoder
 from siamrec.errors import AudioError, ConfigError
-from siamrec.library import CHUNK_TRACKS, AddReport, AudioItem, load_item, unchanged_items, write_tracks
+from siamrec.library import CHUNK_TRACKS, AddReport, AudioItem, load_item, start_add, write_tracks
 from siamrec.names import quoted
 from siamrec.store import Store, record_payload, track_from_payload
 
@@ -134,13 +134,7 @@ def add_audio_on_ray(
     on_progress: Callable[[int], None] | None = None,
 ) -> AddReport:
     """`add_audio`, with decoding and inference on Ray; same report, same writes, same skipping."""
-    store.bind_model(encoder.name, encoder.dim, create=True)
-    report = AddReport()
-    items, skipped = unchanged_items(store, items)
-    report.unchanged = list(dict.fromkeys(skipped.values()))
-    report.uri_by_path.update(skipped)
-    if skipped and on_progress:
-        on_progress(len(skipped))
+    report, items = start_add(store, encoder, items, on_progress)
     if not items:
         return report
     for batch in embedded_batches(items, encoder.path, encoder.device, actors):
