@@ -1,13 +1,24 @@
-"""Embedding throughput on real files: decode alone, torch inference, onnxruntime inference.
+"""Embedding throughput on real files: decode alone, torch inference, onnxruntime inference; and with
+`--pipeline`, whole `siamrec add-track` processes beside the bliss peer on the same files.
 
     python benchmarks/embed_throughput.py ~/data/siamrec-dev/audio --tracks 64 --batch-sizes 16,64,256
+    python benchmarks/embed_throughput.py ~/data/siamrec-dev/audio --tracks 60 --pipeline \
+        --bliss-python /tmp/blissenv/bin/python          # a venv with `pip install bliss-audio`
 
-All three stages run on the same tracks in one run. Inference figures exclude decoding (windows are decoded
-once up front) so each line measures one thing; "x real time" is audio duration / wall time.
+The stages run on the same tracks in one run. Inference figures exclude decoding (windows are decoded
+once up front) so each line measures one thing; "x real time" is audio duration / wall time. The pipeline
+figures are wall time of the process, start-up included: the shipped model (or --model), a fresh store, the
+files added once, then added again (the re-add skips unchanged files); `--ray-actors N` adds a run through
+`add-track --ray local` with N actors. bliss (bliss-rs's Python binding, `bliss_audio.Song`) analyses each file
+in a pool of one process per core.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -39,6 +50,65 @@ def _torch_vectors(encoder: Encoder, windows: list[np.ndarray], batch: int) -> N
             encoder(stacked[start : start + batch])
 
 
+BLISS_SCRIPT = """
+import sys, time
+from concurrent.futures import ProcessPoolExecutor
+import bliss_audio
+def analyse(path):
+    return len(bliss_audio.Song(path).analysis)
+if __name__ == "__main__":
+    files = sys.argv[2:]
+    start = time.perf_counter()
+    with ProcessPoolExecutor(int(sys.argv[1])) as pool:
+        sizes = list(pool.map(analyse, files))
+    print(time.perf_counter() - start, sizes[0])
+"""
+
+
+def _timed(command: list[str], env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    took = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command[:4])}…: {done.stderr.strip().splitlines()[-1:]}")
+    return took
+
+
+def pipeline(files: list[Path], audio_s: float, model: Path | None, bliss_python: str | None, ray_actors: int) -> None:
+    """Whole processes on the same files: add-track (first and re-add), on Ray, and bliss."""
+    table = Table(
+        "run", "seconds", "tracks/s", "x real time", title=f"{len(files)} tracks, processes, start-up included"
+    )
+    siamrec = [sys.executable, "-m", "siamrec", "add-track", "--json"]
+    runs: list[tuple[str, list[str]]] = [("siamrec add-track", []), ("siamrec add-track again (re-add)", [])]
+    if ray_actors:
+        runs.append(
+            (
+                f"siamrec add-track --ray local ({ray_actors} actors)",
+                ["--ray", "local", "--ray-actors", str(ray_actors)],
+            )
+        )
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, "SIAMREC_HOME": str(Path(tmp) / "home")}
+        if model is not None:
+            env["SIAMREC_MODEL"] = str(model)
+        for name, extra in runs:
+            if extra:
+                env["SIAMREC_HOME"] = str(Path(tmp) / "home-ray")
+            took = _timed([*siamrec, *extra, *map(str, files)], env)
+            table.add_row(name, f"{took:.1f}", f"{len(files) / took:.1f}", f"{audio_s / took:.0f}")
+    if bliss_python:
+        workers = os.cpu_count() or 1
+        start = time.perf_counter()
+        out = subprocess.run([bliss_python, "-c", BLISS_SCRIPT, str(workers), *map(str, files)],
+                             capture_output=True, text=True, check=True).stdout.split()  # fmt: skip
+        took = time.perf_counter() - start
+        table.add_row(f"bliss ({workers} processes, {out[1]} features)", f"{took:.1f}", f"{len(files) / took:.1f}",
+                      f"{audio_s / took:.0f}")  # fmt: skip
+    Console().print(table)
+    print(json.dumps({"tracks": len(files), "audio_s": round(audio_s, 1)}))
+
+
 @click.command()
 @click.argument("audio", type=click.Path(exists=True, path_type=Path))
 @click.option("--tracks", default=64, show_default=True, help="How many tracks to use.")
@@ -47,11 +117,27 @@ def _torch_vectors(encoder: Encoder, windows: list[np.ndarray], batch: int) -> N
 @click.option("--backbone", default="cnn", show_default=True)
 @click.option("--width", default=32, show_default=True)
 @click.option("--threads", default=0, help="torch/onnxruntime threads (0 = their default).")
+@click.option(
+    "--pipeline",
+    "pipeline_only",
+    is_flag=True,
+    help="Time whole add-track processes (and bliss) instead of the stages.",
+)
+@click.option("--model", type=click.Path(exists=True, path_type=Path), help="--pipeline: ONNX model [shipped].")
+@click.option("--bliss-python", help="--pipeline: a Python with bliss-audio installed, to run bliss beside.")
+@click.option("--ray-actors", default=0, help="--pipeline: also run add-track --ray local with this many actors.")
 def main(
-    audio: Path, tracks: int, batch_sizes: str, checkpoint: Path | None, backbone: str, width: int, threads: int
-) -> None:
+    audio: Path, tracks: int, batch_sizes: str, checkpoint: Path | None, backbone: str, width: int, threads: int,
+    pipeline_only: bool, model: Path | None, bliss_python: str | None, ray_actors: int,
+) -> None:  # fmt: skip
     files, _ = collect_audio_files([audio])
     files = files[:: max(1, len(files) // tracks)][:tracks]
+    if pipeline_only:
+        import soundfile as sf
+
+        audio_s = sum(sf.info(str(f)).duration for f in files)
+        pipeline(files, audio_s, model, bliss_python, ray_actors)
+        return
     if threads:
         torch.set_num_threads(threads)
     start = time.perf_counter()
