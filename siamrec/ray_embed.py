@@ -122,6 +122,7 @@ def embedded_batches(
         batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(size=actors),
         num_cpus=1,
+        num_gpus=1 if device == "cuda" else 0,  # --device cuda: each actor on a GPU of its own
     )
     yield from dataset.iter_batches(batch_size=batch_size, batch_format="numpy")
 
