@@ -2,14 +2,14 @@
 `--pipeline`, whole `siamrec add-track` processes beside the bliss peer on the same files.
 
     python benchmarks/embed_throughput.py ~/data/siamrec-dev/audio --tracks 64 --batch-sizes 16,64,256
-    python benchmarks/embed_throughput.py ~/data/siamrec-dev/audio --tracks 60 --pipeline \
+    python benchmarks/embed_throughput.py ~/data/siamrec-dev/audio --tracks 60 --pipeline --repeats 5 \
         --bliss-python /tmp/blissenv/bin/python          # a venv with `pip install bliss-audio`
 
 The stages run on the same tracks in one run. Inference figures exclude decoding (windows are decoded
 once up front) so each line measures one thing; "x real time" is audio duration / wall time. The pipeline
 figures are wall time of the process, start-up included: the shipped model (or --model), a fresh store, the
 files added once, then added again (the re-add skips unchanged files); `--ray-actors N` adds a run through
-`add-track --ray local` with N actors. bliss (bliss-rs's Python binding, `bliss_audio.Song`) analyses each file
+`add-track --ray local` with N actors. Each figure is the median of `--repeats` runs. bliss (bliss-rs's Python binding, `bliss_audio.Song`) analyses each file
 in a pool of one process per core.
 """
 
@@ -17,10 +17,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -74,39 +77,59 @@ def _timed(command: list[str], env: dict[str, str]) -> float:
     return took
 
 
-def pipeline(files: list[Path], audio_s: float, model: Path | None, bliss_python: str | None, ray_actors: int) -> None:
-    """Whole processes on the same files: add-track (first and re-add), on Ray, and bliss."""
+def _median_of(repeats: int, run: Callable[[int], float]) -> float:
+    """The median wall time of `repeats` runs (one run on a 2-core machine moves by ±10 %)."""
+    return statistics.median(run(i) for i in range(repeats))
+
+
+def pipeline(
+    files: list[Path], audio_s: float, model: Path | None, bliss_python: str | None, ray_actors: int, repeats: int
+) -> None:
+    """Whole processes on the same files: add-track (first and re-add), on Ray, and bliss; medians of runs."""
     table = Table(
-        "run", "seconds", "tracks/s", "x real time", title=f"{len(files)} tracks, processes, start-up included"
-    )
-    siamrec = [sys.executable, "-m", "siamrec", "add-track", "--json"]
-    runs: list[tuple[str, list[str]]] = [("siamrec add-track", []), ("siamrec add-track again (re-add)", [])]
-    if ray_actors:
-        runs.append(
-            (
-                f"siamrec add-track --ray local ({ray_actors} actors)",
-                ["--ray", "local", "--ray-actors", str(ray_actors)],
-            )
-        )
+        "run", "seconds", "tracks/s", "x real time",
+        title=f"{len(files)} tracks, processes, start-up included, median of {repeats}",
+    )  # fmt: skip
+    siamrec = [sys.executable, "-m", "siamrec", "add-track", "--json", *map(str, files)]
+    rows: list[tuple[str, float]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        env = {**os.environ, "SIAMREC_HOME": str(Path(tmp) / "home")}
+        env = {**os.environ}
         if model is not None:
             env["SIAMREC_MODEL"] = str(model)
-        for name, extra in runs:
-            if extra:
-                env["SIAMREC_HOME"] = str(Path(tmp) / "home-ray")
-            took = _timed([*siamrec, *extra, *map(str, files)], env)
-            table.add_row(name, f"{took:.1f}", f"{len(files) / took:.1f}", f"{audio_s / took:.0f}")
+
+        def add(i: int, extra: tuple[str, ...] = (), again: bool = False) -> float:
+            home = Path(tmp) / f"home-{'-'.join(extra)}-{i}"
+            if again:  # the store a first add filled, unchanged files: the re-add skips them
+                _timed([*siamrec, *extra], {**env, "SIAMREC_HOME": str(home)})
+            else:
+                shutil.rmtree(home, ignore_errors=True)
+            return _timed([*siamrec, *extra], {**env, "SIAMREC_HOME": str(home)})
+
+        rows.append(("siamrec add-track", _median_of(repeats, add)))
+        rows.append(("siamrec add-track again (re-add)", _median_of(repeats, lambda i: add(i, again=True))))
+        if ray_actors:
+            ray = ("--ray", "local", "--ray-actors", str(ray_actors))
+            rows.append(
+                (f"siamrec add-track --ray local ({ray_actors} actors)", _median_of(repeats, lambda i: add(i, ray)))
+            )
     if bliss_python:
         workers = os.cpu_count() or 1
-        start = time.perf_counter()
-        out = subprocess.run([bliss_python, "-c", BLISS_SCRIPT, str(workers), *map(str, files)],
-                             capture_output=True, text=True, check=True).stdout.split()  # fmt: skip
-        took = time.perf_counter() - start
-        table.add_row(f"bliss ({workers} processes, {out[1]} features)", f"{took:.1f}", f"{len(files) / took:.1f}",
-                      f"{audio_s / took:.0f}")  # fmt: skip
+        features: list[str] = []
+
+        def bliss(_: int) -> float:
+            start = time.perf_counter()
+            out = subprocess.run([bliss_python, "-c", BLISS_SCRIPT, str(workers), *map(str, files)],
+                                 capture_output=True, text=True, check=True).stdout.split()  # fmt: skip
+            features[:] = out[1:2]
+            return time.perf_counter() - start
+
+        took = _median_of(repeats, bliss)
+        rows.append((f"bliss ({workers} processes, {features[0]} features)", took))
+    for name, took in rows:
+        table.add_row(name, f"{took:.2f}", f"{len(files) / took:.1f}", f"{audio_s / took:.0f}")
     Console().print(table)
-    print(json.dumps({"tracks": len(files), "audio_s": round(audio_s, 1)}))
+    print(json.dumps({"tracks": len(files), "audio_s": round(audio_s, 1), "repeats": repeats,
+                      "seconds": {name: round(took, 3) for name, took in rows}}))  # fmt: skip
 
 
 @click.command()
@@ -126,9 +149,10 @@ def pipeline(files: list[Path], audio_s: float, model: Path | None, bliss_python
 @click.option("--model", type=click.Path(exists=True, path_type=Path), help="--pipeline: ONNX model [shipped].")
 @click.option("--bliss-python", help="--pipeline: a Python with bliss-audio installed, to run bliss beside.")
 @click.option("--ray-actors", default=0, help="--pipeline: also run add-track --ray local with this many actors.")
+@click.option("--repeats", default=3, show_default=True, help="--pipeline: runs of each, the median is reported.")
 def main(
     audio: Path, tracks: int, batch_sizes: str, checkpoint: Path | None, backbone: str, width: int, threads: int,
-    pipeline_only: bool, model: Path | None, bliss_python: str | None, ray_actors: int,
+    pipeline_only: bool, model: Path | None, bliss_python: str | None, ray_actors: int, repeats: int,
 ) -> None:  # fmt: skip
     files, _ = collect_audio_files([audio])
     files = files[:: max(1, len(files) // tracks)][:tracks]
@@ -136,7 +160,7 @@ def main(
         import soundfile as sf
 
         audio_s = sum(sf.info(str(f)).duration for f in files)
-        pipeline(files, audio_s, model, bliss_python, ray_actors)
+        pipeline(files, audio_s, model, bliss_python, ray_actors, repeats)
         return
     if threads:
         torch.set_num_threads(threads)

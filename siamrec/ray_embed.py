@@ -25,11 +25,12 @@ import numpy as np
 
 from siamrec.embed import TrackEncoder
 from siamrec.errors import AudioError, ConfigError
-from siamrec.library import CHUNK_TRACKS, AddReport, AudioItem, load_item, start_add, write_tracks
+from siamrec.library import AddReport, AudioItem, load_item, start_add, write_tracks
 from siamrec.names import quoted
 from siamrec.store import Store, record_payload, track_from_payload
 
 LOCAL = "local"
+BATCH_TRACKS = 32  # tracks per Ray task: big enough to amortise the hand-off, small enough to spread the work
 
 
 class EmbedActor:
@@ -100,7 +101,7 @@ def quiet_ray_data() -> None:
 
 
 def embedded_batches(
-    items: list[AudioItem], model_path: Path, device: str, actors: int, batch_size: int = CHUNK_TRACKS
+    items: list[AudioItem], model_path: Path, device: str, actors: int, batch_size: int = BATCH_TRACKS
 ) -> Iterator[dict[str, np.ndarray]]:
     """Ray Data: the items' paths, through `actors` EmbedActors, back a batch at a time (bounded: streaming)."""
     import ray
