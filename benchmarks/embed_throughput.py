@@ -9,8 +9,8 @@ The stages run on the same tracks in one run. Inference figures exclude decoding
 once up front) so each line measures one thing; "x real time" is audio duration / wall time. The pipeline
 figures are wall time of the process, start-up included: the shipped model (or --model), a fresh store, the
 files added once, then added again (the re-add skips unchanged files); `--ray-actors N` adds a run through
-`add-track --ray local` with N actors. Each figure is the median of `--repeats` runs. bliss (bliss-rs's Python binding, `bliss_audio.Song`) analyses each file
-in a pool of one process per core.
+`add-track --ray local` with N actors. Each figure is the median of `--repeats` runs. bliss (bliss-rs's
+Python binding, `bliss_audio.Song`) analyses each file in a pool of one process per core.
 """
 
 from __future__ import annotations
