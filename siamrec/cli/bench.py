@@ -44,6 +44,10 @@ COLUMN_TITLES = {
 }
 
 
+COMPACT_TITLES = {"reward": "reward"}
+COMPACT_METHOD_WIDTH = 24  # "siamrec-default, adapted"
+
+
 def _cell(value: tuple[float, float], metric: str) -> str:
     digits = {"reward": 1, "clicks": 2}.get(metric, 3)
     return f"{value[0]:.{digits}f} ± {value[1]:.{digits}f}"
@@ -87,16 +91,18 @@ def _compact_tables(result: BenchResult) -> list[Table]:
         best = {metric: _best(split, metric) for metric in METRICS}
         table = Table(
             title=f"mask {split.label}: {split.playlists_used} playlists ({split.playlists_skipped} too short), "
-            f"{result.n_tracks} tracks, mean of {result.seeds} splits",
+            f"{result.n_tracks} tracks, mean of {result.seeds} splits; reward per 100 playlists",
             box=box.SIMPLE_HEAD,
             pad_edge=False,
         )
-        table.add_column("method", overflow="ellipsis", no_wrap=True, max_width=26)
+        table.add_column("method", overflow="ellipsis", no_wrap=True, max_width=COMPACT_METHOD_WIDTH)
         for metric in METRICS:
-            table.add_column(COLUMN_TITLES.get(metric, metric), justify="right", no_wrap=True)
+            title = COMPACT_TITLES.get(metric) or COLUMN_TITLES.get(metric, metric)
+            # The figures never shrink: a long method name is what gets cut.
+            table.add_column(title, justify="right", no_wrap=True, min_width=max(len(title), 5))
         for name, scores in split.methods.items():
             cells = [Text(_cell(scores[m], m).split(" ±")[0], style="bold" if best[m] == name else "") for m in METRICS]
-            table.add_row(name, *cells)
+            table.add_row(name.replace(" (store)", ""), *cells)
         table.add_row(Text("chance (exact)", style="italic"), *_chance_cells(split))
         tables.append(table)
     return tables

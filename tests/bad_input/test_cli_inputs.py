@@ -3,6 +3,7 @@ refused in one line before any work, and the store (every point's vector and pay
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from pathlib import Path
@@ -150,6 +151,30 @@ def test_narrow_pipe_tables_do_not_wrap(store_home: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert all(len(line) <= 80 for line in done.stdout.splitlines())
     assert "chance (exact)" in done.stdout
+    # Column titles and figures never shrink; only a method name longer than the column may be cut.
+    assert all(title in done.stdout for title in ("reward", "R-prec", "NDCG", "clicks", "HR@10", "MRR"))
+    assert "…" not in done.stdout
+
+
+def test_compact_bench_table_keeps_every_figure_whole_at_80_columns() -> None:
+    """With the demo's method names (store models, adapted rows), the long names are cut, never the figures."""
+    from rich.console import Console
+
+    from siamrec.bench import METRICS, BenchResult, SplitResult
+    from siamrec.cli.bench import _compact_tables
+
+    names = ["siamrec-default (store)", "siamrec-default (store), adapted", "musicnn, adapted", "random"]
+    scores = {name: {m: (0.8766, 0.01) for m in METRICS} for name in names}
+    split = SplitResult(15, 5, 4, 0, scores, {m: 0.25 for m in METRICS})
+    result = BenchResult("mean", "masked", 10, 96, 4, [split], {}, [])
+    console = Console(width=80, record=True, file=io.StringIO())
+    for table in _compact_tables(result):
+        console.print(table)
+    out = console.export_text()
+    assert all(len(line) <= 80 for line in out.splitlines())
+    assert all(title in out for title in ("reward", "R-prec", "NDCG", "clicks", "HR@10", "MRR"))
+    assert out.count("0.877") == 4 * 4  # R-precision, NDCG, HR@10 and MRR of every method, uncut
+    assert "siamrec-default, adapted" in out
 
 
 def test_help_texts_and_plurals(capsys: pytest.CaptureFixture[str]) -> None:
