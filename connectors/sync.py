@@ -23,7 +23,7 @@ from siamrec.connectors.fetch import Fetcher
 from siamrec.connectors.manifest import read_manifest
 from siamrec.connectors.tagindex import TagIndex
 from siamrec.embed import TrackEncoder
-from siamrec.library import AudioItem, add_audio
+from siamrec.library import AddFunction, AudioItem, add_audio
 from siamrec.store import PlaylistRecord, Store, StoredTrack, TrackRecord, playlist_centroid
 from siamrec.vectors import batched
 
@@ -68,6 +68,7 @@ class SyncOptions:
     playlists_per_round: int = DEFAULT_ROUND
     tracks_per_round: int = DEFAULT_ROUND_TRACKS
     after_round: Callable[[], None] | None = None  # e.g. free a round's uncached audio once it is embedded
+    embed: AddFunction = add_audio  # or add_audio_on_ray (--ray): same writes, same report
 
 
 @dataclass
@@ -292,7 +293,7 @@ class Sync:
             )
         self.progress.grow("embed", len(items))
         for done, batch in enumerate(batched(items, self.options.batch_size), 1):
-            result = add_audio(self.store, self.encoder, batch, lambda n: self.progress.advance("embed", n))
+            result = self.options.embed(self.store, self.encoder, batch, lambda n: self.progress.advance("embed", n))
             uri_of = {str(item.path): item.record.track_uri for item in batch if item.record}
             self.report.failed += [Problem(uri_of.get(path, path), reason) for path, reason in result.failed]
             # unchanged files (skipped unread) and re-read files whose audio kept its stored vector

@@ -208,6 +208,10 @@ def start_add(
     return report, items
 
 
+# What embeds a list of files into a store (add_audio here, or on Ray): (store, encoder, items, on_progress).
+AddFunction = Callable[[Store, TrackEncoder, list[AudioItem], Callable[[int], None] | None], AddReport]
+
+
 def add_audio(
     store: Store,
     encoder: TrackEncoder,

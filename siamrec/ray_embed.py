@@ -132,8 +132,9 @@ def add_audio_on_ray(
     store: Store,
     encoder: TrackEncoder,
     items: list[AudioItem],
-    actors: int,
     on_progress: Callable[[int], None] | None = None,
+    *,
+    actors: int,
 ) -> AddReport:
     """`add_audio`, with decoding and inference on Ray; same report, same writes, same skipping."""
     report, items = start_add(store, encoder, items, on_progress)

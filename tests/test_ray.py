@@ -17,6 +17,7 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
+from siamrec.config import resolve_settings  # noqa: E402
 from siamrec.embed import TrackEncoder  # noqa: E402
 from siamrec.library import AudioItem, add_paths  # noqa: E402
 from siamrec.ray_embed import add_audio_on_ray, connect  # noqa: E402
@@ -71,3 +72,31 @@ def test_cli_add_track_on_a_local_ray_cluster(folder: Path, tiny_model: Path, tm
     assert report["failed"][0]["path"].endswith("broken.flac")
     chatter = [line for line in run.stderr.splitlines() if "embedding on Ray" not in line]
     assert chatter == [], run.stderr  # no Ray log lines, C++ or Python: the progress bar only
+
+
+def _dump(home: Path) -> dict[str, tuple[np.ndarray, str, list[str]]]:
+    with Store.open(resolve_settings(home=str(home))) as store:
+        store.bind_stored_model()
+        return {t.record.track_uri: (t.vector, t.record.title, t.record.playlists) for t in store.iter_tracks()}
+
+
+def test_cli_sync_playlists_on_a_local_ray_cluster(folder: Path, tiny_model: Path, tmp_path: Path) -> None:
+    """`sync-playlists --ray` stores what the one-process sync stores: same tracks, membership and vectors."""
+    playlist = tmp_path / "mix.m3u"
+    playlist.write_text("\n".join(str(p) for p in sorted(folder.iterdir())) + "\n")
+    dumps = []
+    for name, extra in (("plain", []), ("ray", ["--ray", "local", "--ray-actors", "2"])):
+        env = {**os.environ, "SIAMREC_HOME": str(tmp_path / name), "SIAMREC_MODEL": str(tiny_model)}
+        run = subprocess.run(
+            [sys.executable, "-m", "siamrec", "sync-playlists", "--m3u", str(playlist), *extra, "--json"],
+            capture_output=True, text=True, env=env, timeout=300,
+        )  # fmt: skip
+        assert run.returncode == 1, run.stderr  # the broken file
+        report = json.loads(run.stdout)
+        assert (report["playlists_written"], report["embedded"], len(report["failed"])) == (1, 7, 1)
+        dumps.append(_dump(tmp_path / name))
+    plain, on_ray = dumps
+    assert set(plain) == set(on_ray) and len(plain) == 7
+    for uri, (vector, title, playlists) in plain.items():
+        assert np.abs(vector - on_ray[uri][0]).max() <= 1e-5
+        assert (title, playlists) == on_ray[uri][1:]

@@ -18,9 +18,10 @@ from siamrec.cli.common import (
     stdout,
     store_options,
 )
+from siamrec.cli.ray_options import embedding_on, ray_options
 from siamrec.embed import load_encoder
 from siamrec.errors import ConfigError, NotFoundError
-from siamrec.library import AddReport, AudioItem, add_audio, collect_audio_files, report_vanished
+from siamrec.library import AddReport, AudioItem, collect_audio_files, report_vanished
 from siamrec.names import quoted
 from siamrec.store import Store
 
@@ -29,19 +30,10 @@ def _add_with_progress(
     store: Store, settings: Settings, items: list[AudioItem], ray: str | None = None, ray_actors: int | None = None
 ) -> AddReport:
     encoder = load_encoder(settings.model_path, settings.device)
-    if ray is not None:
-        from siamrec import ray_embed
-        from siamrec.quiet import native_stderr_silenced
-
-        with native_stderr_silenced():  # Ray's C++ core logs on fd 2 while it runs; siamrec's lines still show
-            ray_embed.connect(ray, ray_actors if ray == ray_embed.LOCAL else None)
-            actors = ray_actors or max(1, ray_embed.describe()["cpus"])
-            with progress() as bar:
-                task = bar.add_task(f"embedding on Ray ({plural(actors, 'actor')})", total=len(items))
-                return ray_embed.add_audio_on_ray(store, encoder, items, actors, lambda n: bar.advance(task, n))
-    with progress() as bar:
-        task = bar.add_task("embedding", total=len(items))
-        return add_audio(store, encoder, items, lambda n: bar.advance(task, n))
+    with embedding_on(ray, ray_actors) as (add, actors), progress() as bar:
+        label = f"embedding on Ray ({plural(actors, 'actor')})" if actors else "embedding"
+        task = bar.add_task(label, total=len(items))
+        return add(store, encoder, items, lambda n: bar.advance(task, n))
 
 
 @click.command("add-track")
@@ -51,13 +43,7 @@ def _add_with_progress(
 @click.option("--artist", help="Artist for a single file (default: from tags).")
 @click.option("--album", help="Album for a single file (default: from tags).")
 @click.option("--prune", is_flag=True, help="Remove stored tracks whose file under the folders given is gone.")
-@click.option(
-    "--ray",
-    metavar="ADDRESS",
-    help="Decode and embed on Ray (needs siamrec[ray]): 'local' starts a cluster on this machine; 'auto' or "
-    "ray://HOST:10001 joins one. Workers must see the files at the same paths.",
-)
-@click.option("--ray-actors", type=click.IntRange(1), help="Embedding actors on Ray [default: one per CPU].")
+@ray_options
 @store_options
 @json_option
 def add_track(

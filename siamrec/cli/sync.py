@@ -12,6 +12,7 @@ import re
 import select
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from rich.text import Text
 
 from siamrec.adapting import refit_if_auto
 from siamrec.cli.common import Settings, console, json_option, print_json, progress, stdout, store_options
+from siamrec.cli.ray_options import embedding_on, ray_options
 from siamrec.cli.subsonic import connect, server_options
 from siamrec.connectors.base import PlaylistSource
 from siamrec.connectors.cache import AudioCache
@@ -37,6 +39,7 @@ from siamrec.errors import ConfigError
 from siamrec.store import Store
 
 MAX_FAILURES_SHOWN = 50
+RAY_BATCH_PER_ACTOR = 64  # tracks per actor in one Ray run of a sync batch (each run starts its actor pool)
 
 
 class RichSyncProgress:
@@ -226,6 +229,7 @@ def _print_summary(report: SyncReport, seconds: float, title: str) -> None:
 @click.option(
     "--fetch-interval", type=click.FloatRange(0), default=1.0, show_default=True, help="Seconds between requests."
 )
+@ray_options
 @store_options
 @json_option
 def sync_playlists(settings: Settings, as_json: bool, **params: Any) -> None:
@@ -242,7 +246,12 @@ def sync_playlists(settings: Settings, as_json: bool, **params: Any) -> None:
         sources.append(subsonic[0])
     fetcher = subsonic[1] if subsonic else None
     try:
-        run_sync(settings, sources, _sync_options(params, settings, fetcher), as_json, "sync-playlists")
+        options = _sync_options(params, settings, fetcher)
+        with embedding_on(params["ray"], params["ray_actors"]) as (embed, actors):
+            if actors:  # each batch is one Ray run, which starts its actor pool: give it enough to spread
+                batch_size = max(options.batch_size, RAY_BATCH_PER_ACTOR * actors)
+                options = replace(options, embed=embed, batch_size=batch_size)
+            run_sync(settings, sources, options, as_json, "sync-playlists")
     finally:
         if fetcher is not None:
             fetcher.close()
