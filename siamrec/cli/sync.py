@@ -39,7 +39,6 @@ from siamrec.errors import ConfigError
 from siamrec.store import Store
 
 MAX_FAILURES_SHOWN = 50
-RAY_BATCH_PER_ACTOR = 64  # tracks per actor in one Ray run of a sync batch (each run starts its actor pool)
 
 
 class RichSyncProgress:
@@ -248,9 +247,8 @@ def sync_playlists(settings: Settings, as_json: bool, **params: Any) -> None:
     try:
         options = _sync_options(params, settings, fetcher)
         with embedding_on(params["ray"], params["ray_actors"]) as (embed, actors):
-            if actors:  # each batch is one Ray run, which starts its actor pool: give it enough to spread
-                batch_size = max(options.batch_size, RAY_BATCH_PER_ACTOR * actors)
-                options = replace(options, embed=embed, batch_size=batch_size)
+            if actors:  # one Ray job per round: each job starts its actor pool, and writes back as it goes
+                options = replace(options, embed=embed, batch_size=options.tracks_per_round)
             run_sync(settings, sources, options, as_json, "sync-playlists")
     finally:
         if fetcher is not None:
