@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -97,16 +96,12 @@ def pipeline(
         if model is not None:
             env["SIAMREC_MODEL"] = str(model)
 
-        def add(i: int, extra: tuple[str, ...] = (), again: bool = False) -> float:
-            home = Path(tmp) / f"home-{'-'.join(extra)}-{i}"
-            if again:  # the store a first add filled, unchanged files: the re-add skips them
-                _timed([*siamrec, *extra], {**env, "SIAMREC_HOME": str(home)})
-            else:
-                shutil.rmtree(home, ignore_errors=True)
-            return _timed([*siamrec, *extra], {**env, "SIAMREC_HOME": str(home)})
+        def add(i: int, extra: tuple[str, ...] = ()) -> float:
+            """Into store i: empty for the first add, then the one that first add filled (the re-add)."""
+            return _timed([*siamrec, *extra], {**env, "SIAMREC_HOME": str(Path(tmp) / f"home-{'-'.join(extra)}-{i}")})
 
         rows.append(("siamrec add-track", _median_of(repeats, add)))
-        rows.append(("siamrec add-track again (re-add)", _median_of(repeats, lambda i: add(i, again=True))))
+        rows.append(("siamrec add-track again (re-add)", _median_of(repeats, add)))
         if ray_actors:
             ray = ("--ray", "local", "--ray-actors", str(ray_actors))
             rows.append(

@@ -92,7 +92,7 @@ def _to_contract(data: np.ndarray, sample_rate: int) -> np.ndarray:
     """`[frames, channels]` at any rate → mono float32 at SAMPLE_RATE."""
     if data.ndim == 2 and data.shape[1] == 2:
         # Stereo, the common case, bit for bit what `mean(axis=1)` gives (so audio identities stay the same)
-        # but about 20x faster: that strided reduction over a tiny axis was a fifth of add-track's decoding.
+        # but about 35x faster: that strided reduction over a tiny axis was a fifth of add-track's decoding.
         mono = (data[:, 0] + data[:, 1]) * np.float32(0.5)
     elif data.ndim == 2:
         mono = data.mean(axis=1, dtype=np.float32)
