@@ -4,7 +4,13 @@ Tracks of one playlist differ along directions that playlists do not care about 
 crop's content); the pooled within-playlist covariance measures those directions. Multiplying every vector by
 the inverse square root of that covariance (shrunk toward a multiple of the identity, since a store holds
 far fewer playlist tracks than the covariance has entries) flattens them, so cosine similarity then weighs
-what separates playlists. Pure numpy: the same map serves the store, `recommend` and `bench`.
+what separates playlists. When a store holds fewer playlists than the vector has dimensions, the map can also
+keep only the directions in which the playlists' whitened centroids differ (a linear discriminant projection).
+
+How much to shrink, and whether to project, is chosen by cross-validation on the playlists themselves: tracks
+held out of each playlist must rank first for that playlist, among all held-out tracks. Nothing else is read,
+so in `bench` (fitted on each split's seed tracks) no masked song reaches the choice. Pure numpy: the same
+map serves the store, `recommend` and `bench`.
 """
 
 from __future__ import annotations
@@ -18,11 +24,17 @@ import numpy as np
 from siamrec.errors import SiamrecError
 from siamrec.vectors import l2_normalise
 
-ADAPT_VERSION = 1
+ADAPT_VERSION = 2  # 2: shrinkage chosen by cross-validation, optional projection; 1 still reads
+READABLE_VERSIONS = (1, 2)
 # Below these a within-playlist covariance is mostly noise: keep the plain metric.
 MIN_PLAYLISTS = 3  # playlists with at least two tracks
 MIN_TRACKS = 12  # tracks in those playlists
 EIGEN_FLOOR = 1e-9  # relative to the largest eigenvalue: guards the inverse square root
+# The shrinkage and the projection are chosen by how well playlists find their own held-out tracks.
+SHRINKAGE_GRID = (0.02, 0.05, 0.1, 0.2, 0.3, 0.45, 0.6, 0.8, 0.9, 0.95, 0.99)
+CV_FOLDS = 3
+CV_MIN_TRACKS = 3  # a playlist lends held-out tracks to the choice from this many tracks
+CV_TRACKS = 10_000  # the choice is made on whole playlists up to this many tracks (memory and time bound)
 
 
 class TooFewPlaylistsError(SiamrecError):
@@ -31,14 +43,20 @@ class TooFewPlaylistsError(SiamrecError):
 
 @dataclass(frozen=True)
 class Whitening:
-    """x → (x − mean) · transform, then L2-normalised: the adapted vector."""
+    """x → (x − mean) · transform, then L2-normalised: the adapted vector.
+
+    `transform` (D×D) whitens the within-playlist covariance (shrunk by `shrinkage`) and, when `projected`
+    is above 0, keeps only the `projected` directions in which the fitted playlists' centroids differ.
+    """
 
     mean: np.ndarray  # D
-    transform: np.ndarray  # D x D, symmetric
+    transform: np.ndarray  # D x D
     shrinkage: float
     playlists: int
     tracks: int
     version: int = ADAPT_VERSION
+    projected: int = 0  # rank of the centroid projection, 0 when none
+    chosen_by: str = "given"  # how the shrinkage and projection were chosen: cross-validation, ledoit-wolf, given
 
     @property
     def dim(self) -> int:
@@ -60,11 +78,13 @@ class Whitening:
             "shrinkage": self.shrinkage,
             "playlists": self.playlists,
             "tracks": self.tracks,
+            "projected": self.projected,
+            "chosen_by": self.chosen_by,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Whitening:
-        if data.get("version") != ADAPT_VERSION:
+        if data.get("version") not in READABLE_VERSIONS:
             raise SiamrecError(f"stored adaptation version {data.get('version')} is not {ADAPT_VERSION}: re-run adapt")
         return cls(
             np.asarray(data["mean"], dtype=np.float64),
@@ -72,6 +92,9 @@ class Whitening:
             float(data["shrinkage"]),
             int(data["playlists"]),
             int(data["tracks"]),
+            int(data["version"]),
+            int(data.get("projected", 0)),
+            str(data.get("chosen_by", "given")),
         )
 
 
@@ -102,28 +125,132 @@ def within_residuals(vectors: np.ndarray, groups: Sequence[np.ndarray]) -> tuple
     return (np.concatenate(parts) if parts else np.zeros((0, dim))), used, len(tracks)
 
 
-def fit_whitening(vectors: np.ndarray, groups: Sequence[np.ndarray], shrinkage: float | None = None) -> Whitening:
+def _clean(groups: Sequence[np.ndarray]) -> list[np.ndarray]:
+    cleaned = [np.unique(np.asarray(g, dtype=np.int64)) for g in groups]
+    return [g[g >= 0] for g in cleaned]
+
+
+def _within_basis(vectors: np.ndarray, groups: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, int]:
+    """Eigenvalues and eigenvectors of the pooled within-playlist covariance, and the playlists it used."""
+    residuals, playlists, _ = within_residuals(vectors, groups)
+    dof = max(1, len(residuals) - playlists)
+    values, basis = np.linalg.eigh(residuals.T @ residuals / dof)
+    return np.maximum(values, 0.0), basis, playlists
+
+
+def _scales(values: np.ndarray, shrinkage: float) -> np.ndarray:
+    """1/√ of the covariance's eigenvalues shrunk toward their mean (the identity target)."""
+    shrunk = (1.0 - shrinkage) * values + shrinkage * values.mean()
+    return 1.0 / np.sqrt(np.maximum(shrunk, EIGEN_FLOOR * max(float(shrunk.max()), EIGEN_FLOOR)))
+
+
+def _centroid_span(whitened: np.ndarray, groups: list[np.ndarray]) -> np.ndarray | None:
+    """Orthonormal basis `[D, k]` of the directions the groups' whitened centroids differ along (None when
+    they span every direction anyway, so projecting would change nothing)."""
+    centroids = np.stack([whitened[g].mean(axis=0) for g in groups if len(g)])
+    _, singular, directions = np.linalg.svd(centroids - centroids.mean(axis=0), full_matrices=False)
+    keep = singular > singular.max() * 1e-6 if singular.size and singular.max() > 0 else np.zeros(0, bool)
+    if keep.sum() >= whitened.shape[1] or not keep.any():
+        return None
+    return directions[keep].T
+
+
+def _retrieval_precision(adapted: np.ndarray, train: list[np.ndarray], test: list[np.ndarray]) -> float:
+    """How well each playlist's centroid (from its training tracks) ranks its own held-out tracks first among
+    all held-out tracks, by cosine: mean average precision over playlists (the task `recommend` serves)."""
+    held = [rows for rows in test if len(rows)]
+    owners = np.concatenate([np.full(len(rows), i) for i, rows in enumerate(test) if len(rows)])
+    candidates = l2_normalise(adapted[np.concatenate(held)])
+    centroids = np.stack([adapted[g].mean(axis=0) for g in train])
+    order = np.argsort(-(centroids @ candidates.T), axis=1, kind="stable")  # P x N, best first
+    relevant = owners[order] == np.arange(len(train))[:, None]
+    hits = np.cumsum(relevant, axis=1)
+    precision = hits / np.arange(1, relevant.shape[1] + 1)
+    counts = relevant.sum(axis=1)
+    keep = counts > 0
+    return float(((precision * relevant).sum(axis=1)[keep] / counts[keep]).mean()) if keep.any() else 0.0
+
+
+def choose_by_cross_validation(
+    vectors: np.ndarray, groups: list[np.ndarray], shrinkage: float | None = None, seed: int = 0
+) -> tuple[float, bool] | None:
+    """(shrinkage, project) with which the playlists best find their own held-out tracks.
+
+    Each of CV_FOLDS folds holds out every CV_FOLDS-th track of each playlist (in a seeded order), fits on the
+    rest, and scores how each playlist's centroid ranks the held-out tracks (mean average precision). Only
+    `groups` rows are read.
+    None when too few playlists have CV_MIN_TRACKS tracks to hold some out.
+    """
+    usable = [g for g in groups if len(g) >= CV_MIN_TRACKS]
+    if len(usable) < MIN_PLAYLISTS:
+        return None
+    kept, budget = [], CV_TRACKS
+    for g in usable:  # whole playlists, up to the budget: bounded time and memory for any store
+        if len(g) <= budget:
+            kept.append(g)
+            budget -= len(g)
+    usable = kept if len(kept) >= MIN_PLAYLISTS else usable[:MIN_PLAYLISTS]
+    rng = np.random.default_rng(seed)
+    orders = [rng.permutation(g) for g in usable]
+    grid = SHRINKAGE_GRID if shrinkage is None else (shrinkage,)
+    scores = np.zeros((len(grid), 2))
+    for fold in range(CV_FOLDS):
+        test = [g[np.arange(len(g)) % CV_FOLDS == fold] for g in orders]
+        train = [g[np.arange(len(g)) % CV_FOLDS != fold] for g in orders]
+        values, basis, _ = _within_basis(vectors, train)
+        rows = np.concatenate(orders)
+        mean = vectors[np.concatenate(train)].mean(axis=0)
+        rotated = np.zeros((len(vectors), vectors.shape[1]))
+        rotated[rows] = (vectors[rows] - mean) @ basis  # the rotation does not change cosines: scale per column
+        for i, alpha in enumerate(grid):
+            whitened = rotated * _scales(values, alpha)
+            scores[i, 0] += _retrieval_precision(whitened, train, test)
+            span = _centroid_span(whitened, train)
+            projected = whitened @ span @ span.T if span is not None else whitened
+            scores[i, 1] += _retrieval_precision(projected, train, test)
+    best = np.unravel_index(int(np.argmax(scores)), scores.shape)  # first best: least shrinkage, no projection
+    return float(grid[best[0]]), bool(best[1])
+
+
+def fit_whitening(
+    vectors: np.ndarray, groups: Sequence[np.ndarray], shrinkage: float | None = None, project: bool | None = None
+) -> Whitening:
     """Fit on the rows of `vectors` that `groups` (playlists as row indices) name, and only those.
 
-    `shrinkage` in [0, 1]: weight of the identity target; None estimates it (Ledoit-Wolf). The vectors are
+    `shrinkage` in [0, 1]: weight of the identity target; `project`: keep only the directions the playlists'
+    centroids differ along. None chooses them by cross-validation on the playlists' own tracks (Ledoit-Wolf
+    shrinkage and no projection when the playlists are too small to hold tracks out). The vectors are
     L2-normalised first, as cosine sees them.
     """
     vectors = np.asarray(vectors, dtype=np.float64)
     vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-    residuals, playlists, tracks = within_residuals(vectors, groups)
+    groups = _clean(groups)
+    _, playlists, tracks = within_residuals(vectors, groups)
     if playlists < MIN_PLAYLISTS or tracks < MIN_TRACKS:
         raise TooFewPlaylistsError(
             f"adapting needs at least {MIN_PLAYLISTS} playlists with two or more tracks and {MIN_TRACKS} such "
             f"tracks; there are {playlists} and {tracks}: the plain metric stays"
         )
-    rows = np.unique(np.concatenate([np.asarray(g, dtype=np.int64) for g in groups]))
-    mean = vectors[rows[rows >= 0]].mean(axis=0)
-    alpha = ledoit_wolf_shrinkage(residuals) if shrinkage is None else float(shrinkage)
-    dof = max(1, len(residuals) - playlists)
-    covariance = residuals.T @ residuals / dof
-    target = np.trace(covariance) / covariance.shape[0]
-    shrunk = (1.0 - alpha) * covariance + alpha * target * np.eye(covariance.shape[0])
-    values, basis = np.linalg.eigh(shrunk)
-    values = np.maximum(values, EIGEN_FLOOR * values.max())
-    transform = (basis / np.sqrt(values)) @ basis.T
-    return Whitening(mean, transform, alpha, playlists, tracks)
+    chosen_by = "given"
+    if project is None or shrinkage is None:
+        choice = choose_by_cross_validation(vectors, groups, shrinkage)
+        if choice is not None:
+            chosen_by = "cross-validation"
+            shrinkage = choice[0] if shrinkage is None else shrinkage
+            project = choice[1] if project is None else project
+    if shrinkage is None:
+        chosen_by = "ledoit-wolf"
+        shrinkage = ledoit_wolf_shrinkage(within_residuals(vectors, groups)[0])
+    rows = np.unique(np.concatenate(groups))
+    mean = vectors[rows].mean(axis=0)
+    values, basis, _ = _within_basis(vectors, groups)
+    transform = basis * _scales(values, shrinkage)  # x → (x − mean) · basis · diag(scales)
+    span = None
+    if project:
+        whitened = np.zeros_like(vectors)
+        whitened[rows] = (vectors[rows] - mean) @ transform
+        span = _centroid_span(whitened, groups)
+    if span is not None:
+        transform = transform @ span @ span.T
+    rank = span.shape[1] if span is not None else 0
+    return Whitening(mean, transform, float(shrinkage), playlists, tracks, ADAPT_VERSION, rank, chosen_by)

@@ -63,6 +63,8 @@ def adapt(shrinkage: float | None, auto: bool | None, off: bool, settings: Setti
                       "no adapted metric was stored: nothing to do")  # fmt: skip
         return
     table = Table("what", "value", title="adapted metric (within-playlist whitening)")
-    for key in ("playlists", "tracks", "shrinkage", "dim", "tracks_written", "playlists_written", "auto", "metric"):
+    keys = ("playlists", "tracks", "shrinkage", "projected", "chosen_by", "dim", "tracks_written",
+            "playlists_written", "auto", "metric")  # fmt: skip
+    for key in keys:
         table.add_row(key, str(summary[key]))
     stdout.print(table)

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from siamrec.adapt import ADAPT_VERSION, Whitening
+from siamrec.adapt import ADAPT_VERSION, READABLE_VERSIONS, Whitening
 from siamrec.errors import StoreError
 from siamrec.store.backend import Backend, Point
 from siamrec.uris import point_id
@@ -25,7 +25,7 @@ META_VECTOR = {"unit": 1}  # engines want a vector per collection; the meta poin
 
 @dataclass(frozen=True)
 class Adaptation:
-    """A fitted within-playlist whitening for one model, and what it was fitted on.
+    """A fitted within-playlist whitening (and projection) for one model, and what it was fitted on.
 
     `ready` turns true once every stored vector has its adapted twin: until then queries keep the plain metric.
     `auto` asks sync and playlist commands to refit after they change playlists.
@@ -49,6 +49,8 @@ class Adaptation:
             "playlists": w.playlists,
             "tracks": w.tracks,
             "shrinkage": round(w.shrinkage, 6),
+            "projected": w.projected,
+            "chosen_by": w.chosen_by,
             "fitted_at": self.fitted_at,
             "ready": self.ready,
             "auto": self.auto,
@@ -80,7 +82,7 @@ def to_payload(model: str, adaptation: Adaptation) -> dict[str, Any]:
 
 
 def from_payload(payload: dict[str, Any]) -> Adaptation:
-    if payload.get("version") != ADAPT_VERSION:
+    if payload.get("version") not in READABLE_VERSIONS:
         raise StoreError(f"the stored adaptation has version {payload.get('version')}, not {ADAPT_VERSION}: re-run "
                          "`siamrec adapt`")  # fmt: skip
     try:
@@ -91,6 +93,9 @@ def from_payload(payload: dict[str, Any]) -> Adaptation:
             float(payload["shrinkage"]),
             int(payload["playlists"]),
             int(payload["tracks"]),
+            int(payload["version"]),
+            int(payload.get("projected", 0)),
+            str(payload.get("chosen_by", "given")),
         )
         return Adaptation(
             whitening,
