@@ -5,6 +5,7 @@ The file carries its contract in ONNX metadata_props so `siamrec.embed` can refu
 
 from __future__ import annotations
 
+import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,8 @@ from siamrec import __version__
 from siamrec import constants as C
 from siamrec.embed import TrackEncoder
 from siamrec.errors import ModelError
-from siamrec.models import Encoder, encoder_from_checkpoint, load_checkpoint
+from siamrec.models import TIMBRE_DIM, Encoder, encoder_from_checkpoint, load_checkpoint, vector_parts
+from siamrec.vectors import POOLINGS
 
 PARITY_TOLERANCE = 1e-4
 # The parts a vector is made of, in order: "learned:256,timbre:192" (name:dimensions), scaled to equal weight.
@@ -92,8 +94,15 @@ def export_encoder(
     trained_on: str = "unknown",
     parity_windows: np.ndarray | None = None,
     tolerance: float = PARITY_TOLERANCE,
+    pooling: str = "mean",
+    spread: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> ExportReport:
-    """Export, stamp the contract, then compare onnxruntime with torch; above tolerance the file is removed."""
+    """Export, stamp the contract, then compare onnxruntime with torch; above tolerance the file is removed.
+
+    `pooling` `mean+std` needs `spread`: the training tracks' per-dimension spread mean and std (`encoder.dim`
+    each); the track vector then has twice the encoder's size.
+    """
+    metadata = _pooling_metadata(encoder.dim, pooling, spread)
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     encoder = encoder.eval().cpu()
@@ -108,12 +117,13 @@ def export_encoder(
         {
             C.META_NAME: name,
             C.META_VERSION: version,
-            C.META_DIM: str(encoder.dim),
+            C.META_DIM: str(encoder.dim * (2 if pooling == "mean+std" else 1)),
             C.META_SAMPLE_RATE: str(C.SAMPLE_RATE),
             C.META_WINDOW: str(C.WINDOW_SAMPLES),
             C.META_TRAINED_ON: trained_on,
             C.META_BACKBONE: backbone,
             META_PARTS: ",".join(f"{part}:{size}" for part, size in encoder.parts),
+            **metadata,
         },
     )
     windows = synthetic_parity_windows() if parity_windows is None else parity_windows.astype(np.float32)
@@ -122,7 +132,42 @@ def export_encoder(
         tmp.unlink(missing_ok=True)
         raise ModelError(f"parity check failed: max |torch - onnx| = {max_diff:.3g} > {tolerance:g}")
     tmp.replace(output)
-    return ExportReport(str(output), name, encoder.dim, max_diff, tolerance, len(windows), output.stat().st_size)
+    dim = encoder.dim * (2 if pooling == "mean+std" else 1)
+    return ExportReport(str(output), name, dim, max_diff, tolerance, len(windows), output.stat().st_size)
+
+
+def _pooling_metadata(window_dim: int, pooling: str, spread: tuple[np.ndarray, np.ndarray] | None) -> dict[str, str]:
+    if pooling not in POOLINGS:
+        raise ModelError(f"unknown pooling {pooling!r}: choose {' or '.join(POOLINGS)}")
+    if pooling == "mean":
+        return {}
+    if spread is None:
+        raise ModelError("mean+std pooling needs the training tracks' spread statistics (re-validate the run)")
+    mean, std = (np.asarray(v, dtype=np.float64) for v in spread)
+    if mean.shape != (window_dim,) or std.shape != (window_dim,) or not (np.isfinite(mean).all() and (std > 0).all()):
+        raise ModelError(f"the spread statistics must be {window_dim} finite numbers each, with std above 0")
+    return {
+        C.META_POOLING: pooling,
+        C.META_WINDOW_DIM: str(window_dim),
+        C.META_SPREAD_MEAN: json.dumps([float(f"{v:.7g}") for v in mean]),
+        C.META_SPREAD_SCALE: json.dumps([float(f"{1.0 / v:.7g}") for v in std]),
+    }
+
+
+def checkpoint_spread(checkpoint: dict, encoder: Encoder) -> tuple[np.ndarray, np.ndarray] | None:
+    """The run's spread statistics for the parts this encoder exports (None when the run measured none)."""
+    stats = checkpoint.get("feature_stats") or {}
+    if "spread_mean" not in stats:
+        return None
+    backbone_dim = len(stats["mean"])
+    distilled_dim = len(stats.get("distilled_mean", ()))
+    offsets, start = {}, 0
+    for part, size in vector_parts(backbone_dim, True, distilled_dim):
+        offsets[part] = slice(start, start + size)
+        start += size
+    assert start == backbone_dim + TIMBRE_DIM + distilled_dim
+    keep = np.concatenate([np.arange(start)[offsets[part]] for part, _ in encoder.parts])
+    return (np.asarray(stats["spread_mean"])[keep], np.asarray(stats["spread_std"])[keep])
 
 
 def export_checkpoint(
@@ -134,13 +179,18 @@ def export_checkpoint(
     parity_windows: np.ndarray | None = None,
     tolerance: float = PARITY_TOLERANCE,
     timbre: bool | None = None,
+    pooling: str | None = None,
 ) -> ExportReport:
     """`siamrec export`: checkpoint → encoder → ONNX with metadata and a parity check.
 
-    `timbre` None: the parts the run was configured with.
+    `timbre` None: the parts the run was configured with. `pooling` None: mean+std when the run measured the
+    training tracks' spread, else mean.
     """
     checkpoint = load_checkpoint(str(checkpoint_path))
     encoder = encoder_from_checkpoint(checkpoint, timbre)
+    spread = checkpoint_spread(checkpoint, encoder)
+    if pooling is None:
+        pooling = "mean+std" if spread is not None else "mean"
     backbone = checkpoint["config"]["backbone"]
     return export_encoder(
         encoder,
@@ -151,4 +201,6 @@ def export_checkpoint(
         trained_on=trained_on or str(checkpoint.get("trained_on", "unknown")),
         parity_windows=parity_windows,
         tolerance=tolerance,
+        pooling=pooling,
+        spread=spread,
     )

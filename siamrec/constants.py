@@ -39,6 +39,12 @@ META_SAMPLE_RATE = "siamrec.sample_rate"
 META_WINDOW = "siamrec.window_samples"
 META_TRAINED_ON = "siamrec.trained_on"
 META_BACKBONE = "siamrec.backbone"
+# Optional: how window embeddings pool into the track vector (`mean` when absent; see siamrec.vectors), and for
+# `mean+std` the graph's output size and the training tracks' spread statistics (JSON lists of floats).
+META_POOLING = "siamrec.pooling"
+META_WINDOW_DIM = "siamrec.window_dim"
+META_SPREAD_MEAN = "siamrec.spread_mean"
+META_SPREAD_SCALE = "siamrec.spread_scale"
 
 # Qdrant schema.
 # How queries rank: plain model vectors, the playlist-adapted ones (`siamrec adapt`), or adapted when stored.

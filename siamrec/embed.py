@@ -6,7 +6,8 @@ then averaged per track (np.add.reduceat) and L2-normalised.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ import onnxruntime as ort
 from siamrec import constants as C
 from siamrec.errors import ModelError
 from siamrec.names import quoted
-from siamrec.vectors import l2_normalise
+from siamrec.vectors import POOLINGS, pool_windows
 
 ASSETS = Path(__file__).parent / "assets"
 DEFAULT_MODEL = ASSETS / "default.onnx"
@@ -27,7 +28,10 @@ RUN_FAILURES = (_ORT.Fail, _ORT.InvalidArgument, _ORT.RuntimeException, _ORT.Not
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """The contract a model file declares in its ONNX metadata."""
+    """The contract a model file declares in its ONNX metadata.
+
+    `dim` is the track vector's size (what the store holds); `window_dim` the graph's output per window.
+    """
 
     name: str
     version: str
@@ -36,6 +40,10 @@ class ModelInfo:
     window_samples: int
     trained_on: str
     path: str
+    window_dim: int = 0
+    pooling: str = "mean"
+    spread_mean: np.ndarray | None = field(default=None, repr=False, compare=False)
+    spread_scale: np.ndarray | None = field(default=None, repr=False, compare=False)
 
 
 def providers_for(device: str) -> list[str]:
@@ -80,6 +88,7 @@ def _read_info(session: ort.InferenceSession, path: Path) -> ModelInfo:
         window_samples=_metadata_int(meta, C.META_WINDOW, path),
         trained_on=meta.get(C.META_TRAINED_ON, "unknown"),
         path=str(path),
+        **_pooling(meta, path),
     )
     if (info.sample_rate, info.window_samples) != (C.SAMPLE_RATE, C.WINDOW_SAMPLES):
         raise ModelError(
@@ -89,8 +98,39 @@ def _read_info(session: ort.InferenceSession, path: Path) -> ModelInfo:
     return info
 
 
+def _float_list(meta: dict[str, str], key: str, size: int, path: Path) -> np.ndarray:
+    try:
+        values = np.asarray(json.loads(meta[key]), dtype=np.float64)
+    except (KeyError, ValueError, TypeError):
+        raise ModelError(f"{quoted(path)}: metadata {key} is missing or not a list of numbers") from None
+    if values.shape != (size,) or not np.isfinite(values).all():
+        raise ModelError(f"{quoted(path)}: metadata {key} must hold {size} finite numbers")
+    return values
+
+
+def _pooling(meta: dict[str, str], path: Path) -> dict[str, object]:
+    """The pooling fields of ModelInfo: `mean` (window dim = track dim) or `mean+std` with its statistics."""
+    pooling = meta.get(C.META_POOLING, "mean")
+    dim = _metadata_int(meta, C.META_DIM, path)
+    if pooling == "mean":
+        return {"window_dim": dim, "pooling": pooling}
+    if pooling not in POOLINGS:
+        known = ", ".join(POOLINGS)
+        raise ModelError(f"{quoted(path)}: metadata {C.META_POOLING}={pooling!r}: this siamrec knows {known}")
+    window_dim = _metadata_int(meta, C.META_WINDOW_DIM, path) if C.META_WINDOW_DIM in meta else 0
+    if window_dim * 2 != dim:
+        raise ModelError(f"{quoted(path)}: mean+std pooling needs {C.META_WINDOW_DIM} = half of {C.META_DIM} ({dim})")
+    return {
+        "window_dim": window_dim,
+        "pooling": pooling,
+        "spread_mean": _float_list(meta, C.META_SPREAD_MEAN, window_dim, path),
+        "spread_scale": _float_list(meta, C.META_SPREAD_SCALE, window_dim, path),
+    }
+
+
 def _check_signature(session: ort.InferenceSession, info: ModelInfo) -> None:
-    """The graph must take one float32 `[batch, WINDOW_SAMPLES]` input with a free batch and give `[batch, dim]`."""
+    """The graph must take one float32 `[batch, WINDOW_SAMPLES]` input with a free batch and give
+    `[batch, window_dim]`."""
     inputs, outputs = session.get_inputs(), session.get_outputs()
     where = quoted(info.path)
     if len(inputs) != 1:
@@ -103,8 +143,8 @@ def _check_signature(session: ort.InferenceSession, info: ModelInfo) -> None:
     if isinstance(shape[0], int):
         raise ModelError(f"{where} has a fixed batch of {shape[0]}; export it with a dynamic batch dimension")
     out_shape = outputs[0].shape
-    if len(out_shape) != 2 or (isinstance(out_shape[1], int) and out_shape[1] != info.dim):
-        raise ModelError(f"{where} outputs shape {out_shape}; its metadata says [batch, {info.dim}]")
+    if len(out_shape) != 2 or (isinstance(out_shape[1], int) and out_shape[1] != info.window_dim):
+        raise ModelError(f"{where} outputs shape {out_shape}; its metadata says [batch, {info.window_dim}]")
 
 
 def probe_windows() -> np.ndarray:
@@ -145,7 +185,12 @@ class TrackEncoder:
 
     @property
     def dim(self) -> int:
+        """The track vector's size."""
         return self.info.dim
+
+    @property
+    def window_dim(self) -> int:
+        return self.info.window_dim
 
     def _check_output(self, windows: np.ndarray) -> None:
         """Run the model once on real windows; it must give finite `[n, dim]` float vectors."""
@@ -154,10 +199,10 @@ class TrackEncoder:
             output = self._run(windows)
         except RUN_FAILURES as exc:
             raise ModelError(f"{where} fails on a test window: {str(exc).splitlines()[0]}") from exc
-        if output.shape != (len(windows), self.dim) or output.dtype.kind != "f":
+        if output.shape != (len(windows), self.window_dim) or output.dtype.kind != "f":
             raise ModelError(
                 f"{where} returns {output.dtype} {list(output.shape)} for {len(windows)} windows; "
-                f"its metadata promises float [{len(windows)}, {self.dim}]"
+                f"its metadata promises float [{len(windows)}, {self.window_dim}]"
             )
         if not np.isfinite(output).all():
             raise ModelError(f"{where} returns NaN or infinite values for a plain test window: the model is broken")
@@ -166,15 +211,15 @@ class TrackEncoder:
         return np.asarray(self.session.run(None, {self.input_name: windows})[0])
 
     def embed_windows(self, windows: np.ndarray) -> np.ndarray:
-        """`[N, WINDOW_SAMPLES]` float32 → `[N, dim]` raw window embeddings, in batches."""
+        """`[N, WINDOW_SAMPLES]` float32 → `[N, window_dim]` window embeddings, in batches."""
         windows = np.ascontiguousarray(windows, dtype=np.float32)
         outputs = [
             self._run(windows[start : start + self.batch_size]) for start in range(0, len(windows), self.batch_size)
         ]
-        return np.concatenate(outputs) if outputs else np.zeros((0, self.dim), np.float32)
+        return np.concatenate(outputs) if outputs else np.zeros((0, self.window_dim), np.float32)
 
     def track_vectors(self, windows_per_track: list[np.ndarray]) -> np.ndarray:
-        """One L2-normalised mean vector per track `[T, dim]`; a track the model cannot embed is an error."""
+        """One L2-normalised vector per track `[T, dim]`; a track the model cannot embed is an error."""
         vectors, errors = self.try_track_vectors(windows_per_track)
         failed = next((error for error in errors if error), None)
         if failed:
@@ -194,12 +239,11 @@ class TrackEncoder:
         return vectors, [_vector_problem(v, w) for v, w in zip(vectors, windows_per_track, strict=True)]
 
     def _mean_vectors(self, windows_per_track: list[np.ndarray]) -> np.ndarray:
+        """Pooled as the model's metadata says; a track's NaN/inf stays in its own row and is reported there."""
         counts = np.array([len(w) for w in windows_per_track])
         embeddings = self.embed_windows(np.concatenate(windows_per_track))
-        offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
-        with np.errstate(all="ignore"):  # a track's NaN/inf stays in its own row and is reported there
-            means = np.add.reduceat(embeddings, offsets, axis=0) / counts[:, None]
-            return l2_normalise(means)
+        info = self.info
+        return pool_windows(embeddings, counts, info.pooling, info.spread_mean, info.spread_scale)
 
     def _one_by_one(self, windows_per_track: list[np.ndarray]) -> tuple[np.ndarray, list[str | None]]:
         vectors = np.full((len(windows_per_track), self.dim), np.nan, np.float32)

@@ -9,6 +9,8 @@ from typing import TypeVar
 import numpy as np
 
 T = TypeVar("T")
+# How a track's window embeddings become one vector: their mean, or their mean beside their spread (std).
+POOLINGS = ("mean", "mean+std")
 
 
 def l2_normalise(vectors: np.ndarray) -> np.ndarray:
@@ -23,3 +25,34 @@ def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
     iterator = iter(items)
     while chunk := list(islice(iterator, max(1, size))):
         yield chunk
+
+
+def pool_windows(
+    embeddings: np.ndarray,
+    counts: np.ndarray,
+    pooling: str = "mean",
+    spread_mean: np.ndarray | None = None,
+    spread_scale: np.ndarray | None = None,
+) -> np.ndarray:
+    """Track vectors from consecutive window embeddings `[sum(counts), D]` (`counts[i]` rows per track).
+
+    `mean`: the L2-normalised mean `[T, D]`. `mean+std`: [unit mean | unit spread] / √2 `[T, 2D]`, where the
+    spread is each dimension's std over the track's windows (how the track changes over time), centred and
+    scaled by what training tracks showed (`spread_mean`, `spread_scale`), so that cosine compares how a
+    track varies, not how much every track varies. A track's NaN stays in its own row.
+    """
+    if pooling not in POOLINGS:
+        raise ValueError(f"unknown pooling {pooling!r}")
+    counts = np.asarray(counts, dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    values = np.asarray(embeddings, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        means = np.add.reduceat(values, offsets, axis=0) / counts[:, None]
+        if pooling == "mean":
+            return l2_normalise(means)
+        if spread_mean is None or spread_scale is None:
+            raise ValueError("mean+std pooling needs the training tracks' spread_mean and spread_scale")
+        squares = np.add.reduceat(values**2, offsets, axis=0) / counts[:, None]
+        spread = np.sqrt(np.maximum(squares - means**2, 0.0))
+        spread = (spread - spread_mean) * spread_scale
+        return l2_normalise(np.concatenate([l2_normalise(means), l2_normalise(spread)], axis=1))

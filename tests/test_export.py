@@ -129,3 +129,42 @@ def test_inference_does_not_import_torch(tiny_model: Path, library_files: dict[s
         "assert 'torch' not in sys.modules, 'torch was imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_mean_and_spread_pooling_follows_the_metadata(tmp_path: Path, library_files: dict[str, Path]) -> None:
+    """`mean+std`: the graph still gives one embedding per window; the track vector is [unit mean | unit
+    standardised spread] / √2 with the training tracks' spread statistics stored in the file."""
+    torch.manual_seed(0)
+    model = SimSiam(ModelConfig(backbone="cnn", width=4)).eval()
+    encoder = Encoder(model.frontend, model.backbone, model.backbone_dim, timbre=True)
+    rng = np.random.default_rng(0)
+    spread = (rng.uniform(0.1, 0.5, encoder.dim), rng.uniform(0.05, 0.2, encoder.dim))
+    report = export_encoder(encoder, tmp_path / "m.onnx", "m", "cnn", pooling="mean+std", spread=spread)
+    assert report.dim == 2 * encoder.dim
+    loaded = TrackEncoder(tmp_path / "m.onnx", device="cpu")
+    assert (loaded.dim, loaded.window_dim, loaded.info.pooling) == (2 * encoder.dim, encoder.dim, "mean+std")
+    per_track = [track_windows(p, 4)[0] for p in list(library_files.values())[:3]]
+    vectors = loaded.track_vectors(per_track)
+    for vector, windows in zip(vectors, per_track, strict=True):
+        with torch.no_grad():
+            embeddings = encoder(torch.from_numpy(windows)).double().numpy()
+        mean, std = embeddings.mean(axis=0), embeddings.std(axis=0)
+        spread_part = (std - spread[0]) / spread[1]
+        expected = np.concatenate([mean / np.linalg.norm(mean), spread_part / np.linalg.norm(spread_part)])
+        np.testing.assert_allclose(vector, expected / np.sqrt(2), atol=2e-4)
+    with pytest.raises(ModelError, match="spread statistics"):
+        export_encoder(encoder, tmp_path / "n.onnx", "n", "cnn", pooling="mean+std")
+    # damaged or missing pooling metadata is refused when the model loads
+    for key, value, message in [
+        (C.META_SPREAD_SCALE, "[1, 2]", "must hold"),
+        (C.META_SPREAD_MEAN, "not json", "not a list of numbers"),
+        (C.META_POOLING, "max", "knows mean"),
+        (C.META_WINDOW_DIM, "7", "half of"),
+    ]:
+        onnx_model = onnx.load(str(tmp_path / "m.onnx"))
+        for prop in onnx_model.metadata_props:
+            if prop.key == key:
+                prop.value = value
+        onnx.save(onnx_model, str(tmp_path / "bad.onnx"))
+        with pytest.raises(ModelError, match=message):
+            TrackEncoder(tmp_path / "bad.onnx", device="cpu")

@@ -35,6 +35,11 @@ from siamrec.library import collect_audio_files
     type=click.Path(exists=True, path_type=Path),
     help="Audio files or folders for the parity check (default: synthetic music-like signals).",
 )
+@click.option(
+    "--pooling",
+    type=click.Choice(["mean", "mean+std"]),
+    help="How window embeddings become a track vector (default: mean+std when the run measured it, else mean).",
+)
 @json_option
 def export(
     checkpoint: Path,
@@ -42,6 +47,7 @@ def export(
     name: str | None,
     trained_on: str | None,
     parity_audio: tuple[Path, ...],
+    pooling: str | None,
     as_json: bool,
 ) -> None:
     """Export a training checkpoint to one ONNX file, checked against torch."""
@@ -57,7 +63,9 @@ def export(
     if parity_audio:
         files, _ = collect_audio_files(parity_audio)
         windows = np.concatenate([track_windows(f, 2)[0] for f in files[:16]]) if files else None
-    report = export_checkpoint(checkpoint, output, name=name, trained_on=trained_on, parity_windows=windows)
+    report = export_checkpoint(
+        checkpoint, output, name=name, trained_on=trained_on, parity_windows=windows, pooling=pooling
+    )
     if as_json:
         print_json(report.__dict__)
     else:
