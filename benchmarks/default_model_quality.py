@@ -3,15 +3,15 @@
     python benchmarks/default_model_quality.py --val-corpus ~/data/siamrec-dev \
         --checkpoint ~/runs/default/last.pt [--checkpoint ~/runs/other/last.pt …] --json out.json
 
-For every checkpoint (a run trained on other audio; its standardisation statistics come from its training
-tracks), on every playlist of the validation corpus with the masked-playlist protocol of siamrec.bench
-(mask 5, up to 10 seeds, candidates = all masked tracks, `--seeds` random splits, the same splits for every
-row), plain cosine and the adapted metric (within-playlist whitening fitted on each split's seeds):
-- the parts of the vector: learned embedding, log-mel timbre statistics, both (as shipped);
-- pooling of the window embeddings: mean (as shipped) or mean and std;
+For every checkpoint (a run trained on other audio; its standardisation and spread statistics come from its
+training tracks), on every playlist of the validation corpus with the masked-playlist protocol of
+siamrec.bench (mask 5, up to 10 seeds, candidates = all masked tracks, `--seeds` random splits, the same
+splits for every row), plain cosine and the adapted metric (fitted on each split's seeds only):
+- the parts of the vector: learned embedding, + log-mel timbre statistics, + the distilled head (if any);
+- pooling of the window embeddings: mean, or mean and spread (std) as `siamrec export` ships by default;
 - windows per track: 8 (as shipped) or more;
 - the same network untrained (random weights, BatchNorm statistics re-estimated on validation windows without
-  labels), the timbre statistics alone being the same for every run.
+  labels).
 siamrec bench gives the shipped model's figures beside musicnn and MFCC; this script explains them.
 """
 
@@ -24,41 +24,43 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from siamrec import constants as C
 from siamrec.baselines import MusicnnEncoder, mfcc_statistics, zscore
 from siamrec.bench import evaluate_vectors
 from siamrec.data import build_cache, corpus_tracks, evaluation_windows, open_cached
-from siamrec.models import SimSiam, load_checkpoint, model_from_checkpoint, part_scales, vector_parts
-from siamrec.train import feature_stats, window_embeddings
+from siamrec.models import TIMBRE_DIM, SimSiam, load_checkpoint, model_from_checkpoint, vector_parts
+from siamrec.train import feature_stats, spread_stats, standardised, window_embeddings
+from siamrec.vectors import pool_windows
 
 METRICS = ("r_precision", "ndcg", "reward")
 
 
+def part_columns(stats: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+    """Column indices of each part in the standardised [learned | timbre | distilled] embedding."""
+    backbone_dim = len(stats["mean"])
+    distilled_dim = len(stats["distilled_mean"]) if "distilled_mean" in stats else 0
+    columns, start = {}, 0
+    for name, size in vector_parts(backbone_dim, True, distilled_dim):
+        columns[name] = np.arange(start, start + size)
+        start += size
+    assert start == backbone_dim + TIMBRE_DIM + distilled_dim
+    return columns
+
+
 def pooled(
-    embeddings: torch.Tensor, owner: np.ndarray, stats: dict[str, torch.Tensor], parts: str, pooling: str
+    embeddings: torch.Tensor, owner: np.ndarray, stats: dict[str, torch.Tensor], parts: tuple[str, ...], pooling: str
 ) -> np.ndarray:
-    """Track vectors from raw [learned | timbre] window embeddings: chosen parts, standardised and scaled."""
-    dim = len(stats["mean"])
-    mean = torch.cat([stats["mean"], stats["timbre_mean"]])
-    std = torch.cat([stats["std"], stats["timbre_std"]])
-    scale = part_scales(vector_parts(dim, True))
-    standard = (embeddings - mean) / std * scale
-    keep = {"learned": slice(0, dim), "timbre": slice(dim, None), "both": slice(None)}[parts]
-    standard = standard[:, keep]
-    if parts == "timbre":
-        standard = standard * (C.N_MELS * 2) ** 0.5  # alone, undo the part scale (cosine ignores it anyway)
-    index = torch.from_numpy(owner)
-    count = int(owner.max()) + 1
-    counts = torch.bincount(index, minlength=count).unsqueeze(1).float()
-    means = torch.zeros(count, standard.shape[1]).index_add_(0, index, standard) / counts
-    if pooling == "mean":
-        return F.normalize(means, dim=1).numpy()
-    squares = torch.zeros(count, standard.shape[1]).index_add_(0, index, standard**2) / counts
-    spread = (squares - means**2).clamp_min(0).sqrt()
-    # Both halves to unit norm so the spread neither swamps nor vanishes beside the mean.
-    return torch.cat([F.normalize(means, dim=1), F.normalize(spread - spread.mean(dim=0), dim=1)], dim=1).numpy()
+    """Track vectors from raw window embeddings: the chosen parts, standardised and scaled, pooled as
+    siamrec.embed does (the spread statistics are the run's, measured on its training tracks)."""
+    columns = part_columns(stats)
+    keep = np.concatenate([columns[name] for name in parts])
+    standard = standardised(embeddings, stats, timbre=True).double().numpy()[:, keep]
+    spread_mean = spread_scale = None
+    if pooling == "mean+std":
+        spread_mean = stats["spread_mean"].double().numpy()[keep]
+        spread_scale = 1.0 / stats["spread_std"].double().numpy()[keep]
+    return pool_windows(standard, np.bincount(owner), pooling, spread_mean, spread_scale)
 
 
 @torch.no_grad()
@@ -112,19 +114,22 @@ def main() -> None:
     for label, checkpoint in runs:
         if checkpoint.get("untrained"):
             model = untrained(checkpoint, signals)
-            stats = feature_stats(window_embeddings(model, signals, torch.device("cpu"), 4)[0], model.backbone_dim)
+            train_embeddings, train_owner = window_embeddings(model, signals, torch.device("cpu"), C.WINDOWS_PER_TRACK)
+            stats = feature_stats(train_embeddings, model.backbone_dim)
+            stats.update(spread_stats(standardised(train_embeddings, stats, True), train_owner))
         else:
             model, stats = model_from_checkpoint(checkpoint).eval(), checkpoint["feature_stats"]
+        names = list(part_columns(stats))
+        combos = [tuple(names[: i + 1]) for i in range(len(names))] + [(name,) for name in names[1:]]
         for windows in [int(w) for w in args.windows.split(",")]:
             started = time.perf_counter()
             embeddings, owner = window_embeddings(model, signals, torch.device("cpu"), windows)
             seconds = time.perf_counter() - started
-            for parts in ("both", "learned", "timbre"):
+            for parts in combos:
                 for pooling in ("mean", "mean+std"):
-                    if (parts == "timbre" and label != runs[0][0]) or (windows != C.WINDOWS_PER_TRACK and (
-                            parts != "both" or pooling != "mean")):  # fmt: skip
+                    if windows != C.WINDOWS_PER_TRACK and parts != tuple(names):
                         continue
-                    name = f"{label} | {parts} | {pooling} | {windows} windows"
+                    name = f"{label} | {'+'.join(parts)} | {pooling} | {windows} windows"
                     rows[name] = score(pooled(embeddings, owner, stats, parts, pooling), groups, args.seeds)
                     rows[name]["embed_seconds"] = seconds
                     plain, adapted = rows[name]["plain"]["r_precision"], rows[name]["adapted"]["r_precision"]

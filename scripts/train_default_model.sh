@@ -5,11 +5,12 @@
 # folder that already holds a checkpoint.
 #
 #   scripts/train_default_model.sh ablation   # the model card's ablation (short runs, same budget each)
-#   scripts/train_default_model.sh train      # the default model (about an hour on 2 CPU cores)
+#   scripts/train_default_model.sh train      # the default model (about 50 min on 2 CPU cores)
 #   scripts/train_default_model.sh export     # → siamrec/assets/default.onnx, then the quality benchmark
 #
 # Environment: CORPUS (default ~/data/siamrec-train), VAL_CORPUS (~/data/siamrec-dev), RUNS (~/runs),
-# CACHE (~/.cache/siamrec/decoded), EPOCHS (default 24), PYTHON (.venv/bin/python), SIAMREC (.venv/bin/siamrec).
+# CACHE (~/.cache/siamrec/decoded), EPOCHS (default 16), TEACHER (musicnn; empty: no distillation),
+# PYTHON (.venv/bin/python), SIAMREC (.venv/bin/siamrec).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,14 +18,17 @@ CORPUS=${CORPUS:-$HOME/data/siamrec-train}
 VAL_CORPUS=${VAL_CORPUS:-$HOME/data/siamrec-dev}
 RUNS=${RUNS:-$HOME/runs}
 CACHE=${CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/siamrec/decoded}
-EPOCHS=${EPOCHS:-24}
+EPOCHS=${EPOCHS:-16}
+# musicnn (ISC licence, shipped for the bench) as the teacher of a distillation head; TEACHER= (empty) for none.
+TEACHER=${TEACHER-siamrec/assets/baselines/musicnn_msd.onnx}
 PYTHON=${PYTHON:-.venv/bin/python}
 SIAMREC=${SIAMREC:-.venv/bin/siamrec}
 RUN="$RUNS/default"
 # A small CNN (fast on a laptop CPU), Adam (SGD at the recipe's lr barely moved in a CPU budget), spectrogram
 # augmentation only (the effect chain made the encoder blind to the timbre that playlists share), half the
 # pairs two crops of one track and half crops of two different tracks of one playlist (issue 10); the shipped
-# vector adds log-mel band statistics beside the learned embedding (--timbre, the default).
+# vector adds log-mel band statistics beside the learned embedding (--timbre, the default) and a head distilled
+# from musicnn (--teacher).
 MODEL_ARGS=(--backbone cnn --width 16 --batch-size 64 --crops-per-track 8 --optimizer adam --lr 0.001 --augment spec)
 PAIRS=${PAIRS:-two-crops:0.5,playlist:0.5}
 # The ablation: the same network, one short budget per pair recipe.
@@ -49,7 +53,7 @@ train() {
     local resume=()
     [[ -f "$RUN/last.pt" ]] && resume=(--resume)
     $SIAMREC train $(source_args) --val-corpus "$VAL_CORPUS" --cache "$CACHE" --out "$RUN" "${MODEL_ARGS[@]}" \
-        --pairs "$PAIRS" --epochs "$EPOCHS" --val-every 4 --workers 1 "${resume[@]}"
+        --pairs "$PAIRS" --epochs "$EPOCHS" --val-every 4 --workers 1 ${TEACHER:+--teacher "$TEACHER"} "${resume[@]}"
 }
 
 export_model() {

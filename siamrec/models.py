@@ -107,11 +107,24 @@ class ModelConfig:
     width: int = 32
     proj_dim: int = 512
     pred_dim: int = 128
+    distill_dim: int = 0  # the teacher's embedding size when distilling (`--teacher`); 0: no distillation head
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def distillation_head(in_dim: int, out_dim: int) -> nn.Sequential:
+    """A small MLP from the backbone's embedding to a teacher's: its output ships as the `distilled` part."""
+    hidden = max(out_dim, in_dim)
+    return nn.Sequential(
+        nn.Linear(in_dim, hidden, bias=False),
+        nn.BatchNorm1d(hidden),
+        nn.ReLU(inplace=True),
+        nn.Linear(hidden, out_dim),
+    )
+
+
 class SimSiam(nn.Module):
-    """Front end + backbone f + projector g + predictor h; the stop-gradient lives in `forward`."""
+    """Front end + backbone f + projector g + predictor h (+ an optional distillation head); the stop-gradient
+    lives in `forward`."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -120,14 +133,21 @@ class SimSiam(nn.Module):
         self.backbone, self.backbone_dim = build_backbone(config.backbone, config.width)
         self.projector = projection_mlp(self.backbone_dim, config.proj_dim)
         self.predictor = prediction_mlp(config.proj_dim, config.pred_dim)
+        self.distiller = distillation_head(self.backbone_dim, config.distill_dim) if config.distill_dim else None
 
     def forward(
         self, mel1: torch.Tensor, mel2: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Input: two log-mel views `[B, 1, F, T]`. Output: p1, p2, z1.detach(), z2.detach() (`[B, proj_dim]`)."""
-        z1 = self.projector(self.backbone(mel1))
-        z2 = self.projector(self.backbone(mel2))
-        return self.predictor(z1), self.predictor(z2), z1.detach(), z2.detach()
+        return self.forward_with_features(mel1, mel2)[:4]
+
+    def forward_with_features(
+        self, mel1: torch.Tensor, mel2: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """`forward`, plus the two backbone embeddings (the distillation head reads them)."""
+        h1, h2 = self.backbone(mel1), self.backbone(mel2)
+        z1, z2 = self.projector(h1), self.projector(h2)
+        return self.predictor(z1), self.predictor(z2), z1.detach(), z2.detach(), h1, h2
 
 
 def timbre_statistics(mel: torch.Tensor) -> torch.Tensor:
@@ -141,9 +161,11 @@ def timbre_statistics(mel: torch.Tensor) -> torch.Tensor:
 TIMBRE_DIM = 2 * N_MELS
 
 
-def vector_parts(backbone_dim: int, timbre: bool) -> list[tuple[str, int]]:
-    """The named parts of a window embedding, in order: the learned embedding, then timbre statistics."""
-    return [("learned", backbone_dim)] + ([("timbre", TIMBRE_DIM)] if timbre else [])
+def vector_parts(backbone_dim: int, timbre: bool, distilled_dim: int = 0) -> list[tuple[str, int]]:
+    """The named parts of a window embedding, in order: the learned embedding, timbre statistics, the
+    distillation head's output."""
+    parts = [("learned", backbone_dim)] + ([("timbre", TIMBRE_DIM)] if timbre else [])
+    return parts + ([("distilled", distilled_dim)] if distilled_dim else [])
 
 
 def part_scales(parts: list[tuple[str, int]]) -> torch.Tensor:
@@ -155,16 +177,25 @@ def part_scales(parts: list[tuple[str, int]]) -> torch.Tensor:
 class Encoder(nn.Module):
     """What ships: waveform `[B, WINDOW_SAMPLES]` → standardised embedding `[B, D]` (front end inside).
 
-    With `timbre`, the vector is [learned embedding | per-band log-mel mean and std], each part standardised
-    and scaled by `part_scales`.
+    With `timbre`, the vector is [learned embedding | per-band log-mel mean and std], and with a `distiller`
+    the distillation head's output follows; each part standardised and scaled by `part_scales`.
     """
 
-    def __init__(self, frontend: nn.Module, backbone: nn.Module, backbone_dim: int, timbre: bool = False) -> None:
+    def __init__(
+        self,
+        frontend: nn.Module,
+        backbone: nn.Module,
+        backbone_dim: int,
+        timbre: bool = False,
+        distiller: nn.Module | None = None,
+    ) -> None:
         super().__init__()
         self.frontend = frontend
         self.backbone = backbone
         self.timbre = timbre
-        self.parts = vector_parts(backbone_dim, timbre)
+        self.distiller = distiller
+        distilled_dim = distiller[-1].out_features if distiller is not None else 0
+        self.parts = vector_parts(backbone_dim, timbre, distilled_dim)
         self.dim = sum(size for _, size in self.parts)
         # Per-dimension statistics measured on a corpus: centring the embedding makes cosine similarity
         # compare what differs between tracks instead of what every track shares.
@@ -176,7 +207,10 @@ class Encoder(nn.Module):
         """Unstandardised window embeddings `[B, D]`."""
         mel = self.frontend(waveform)
         learned = self.backbone(mel)
-        return torch.cat([learned, timbre_statistics(mel)], dim=1) if self.timbre else learned
+        parts = [learned] + ([timbre_statistics(mel)] if self.timbre else [])
+        if self.distiller is not None:
+            parts.append(self.distiller(learned))
+        return torch.cat(parts, dim=1) if len(parts) > 1 else learned
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
         return (self.raw(waveform) - self.feature_mean) / self.feature_std * self.part_scale
@@ -221,15 +255,12 @@ def encoder_from_checkpoint(checkpoint: dict[str, Any], timbre: bool | None = No
     model = model_from_checkpoint(checkpoint)
     if timbre is None:
         timbre = bool(checkpoint.get("train_config", {}).get("timbre", False))
-    encoder = Encoder(model.frontend, model.backbone, model.backbone_dim, timbre)
+    encoder = Encoder(model.frontend, model.backbone, model.backbone_dim, timbre, model.distiller)
     stats = checkpoint.get("feature_stats")
     if stats is not None:
         if timbre and "timbre_mean" not in stats:
             raise ModelError("this checkpoint measured no timbre statistics: export it without the timbre part")
-        mean, std = [torch.as_tensor(stats[k]) for k in ("mean", "std")]
-        if timbre:
-            mean = torch.cat([mean, torch.as_tensor(stats["timbre_mean"])])
-            std = torch.cat([std, torch.as_tensor(stats["timbre_std"])])
-        encoder.feature_mean.copy_(mean)
-        encoder.feature_std.copy_(std)
+        prefixes = [""] + (["timbre_"] if timbre else []) + (["distilled_"] if model.distiller is not None else [])
+        encoder.feature_mean.copy_(torch.cat([torch.as_tensor(stats[f"{p}mean"]) for p in prefixes]))
+        encoder.feature_std.copy_(torch.cat([torch.as_tensor(stats[f"{p}std"]) for p in prefixes]))
     return encoder.eval()

@@ -43,9 +43,11 @@ from siamrec.data import (
     playlist_partners,
     random_crop,
 )
+from siamrec.distill import Teacher, distillation_loss
 from siamrec.errors import ConfigError
 from siamrec.models import (
     BACKBONES,
+    TIMBRE_DIM,
     Encoder,
     ModelConfig,
     SimSiam,
@@ -54,6 +56,7 @@ from siamrec.models import (
     save_checkpoint,
     vector_parts,
 )
+from siamrec.vectors import pool_windows
 
 # The SimSiam recipe: lr = BASE_LR · batch / 256 with cosine decay; the predictor keeps its lr fixed.
 BASE_LR = {"sgd": 0.05, "adam": 1e-3}
@@ -70,6 +73,8 @@ VAL_METRICS = (
     "reward_chance",
     "r_precision_adapted",
     "r_precision_learned",
+    "r_precision_mean_pooling",
+    "distill_loss",
 )
 LOG_NAME = "log.csv"
 
@@ -93,6 +98,8 @@ class TrainConfig:
     seed: int = 0
     val_every: int = 1
     max_steps_per_epoch: int | None = None  # caps an epoch (benchmarks, tests)
+    teacher: str | None = None  # musicnn_msd.onnx: distil its embedding into a head that ships as a vector part
+    distill_weight: float = 1.0  # the distillation loss's weight beside SimSiam's
     effects: EffectSettings = field(default_factory=EffectSettings)
     mix: MixSettings = field(default_factory=MixSettings)
     spec: SpecSettings = field(default_factory=SpecSettings)
@@ -115,6 +122,8 @@ class TrainConfig:
             raise ConfigError("--batch-size must be at least 2 (BatchNorm and SimSiam need a batch)")
         if self.workers < 0:
             raise ConfigError("--workers must be 0 or more")
+        if not self.distill_weight > 0:
+            raise ConfigError(f"--distill-weight must be above 0, not {self.distill_weight}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ConfigError(f"--device {self.device}: choose auto, cpu or cuda")
 
@@ -178,7 +187,8 @@ class PairDataset(Dataset):
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_signals": None}
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int, int]:
+        """Two views and the indices of the tracks they were cropped from."""
         if self._signals is None:
             self._signals = open_cached(self.files)
         rng = np.random.default_rng([self.seed, self.epoch, index])
@@ -187,7 +197,7 @@ class PairDataset(Dataset):
         second = first.copy() if kind == "same-crop" else random_crop(self._signals[other], rng)
         if self.augment is not None:
             first, second = self.augment(first, rng), self.augment(second, rng)
-        return torch.from_numpy(first), torch.from_numpy(second)
+        return torch.from_numpy(first), torch.from_numpy(second), track, other
 
 
 def _worker_init(_: int) -> None:
@@ -230,8 +240,9 @@ def collapse_std(z: torch.Tensor) -> float:
 
 def make_optimizer(model: SimSiam, config: TrainConfig) -> torch.optim.Optimizer:
     """SGD (or Adam) with the predictor in its own group, whose lr the cosine schedule leaves alone."""
+    heads = [*model.projector.parameters(), *(model.distiller.parameters() if model.distiller is not None else ())]
     groups = [
-        {"params": [*model.backbone.parameters(), *model.projector.parameters()], "fix_lr": False},
+        {"params": [*model.backbone.parameters(), *heads], "fix_lr": False},
         {"params": model.predictor.parameters(), "fix_lr": config.fix_pred_lr},
     ]
     if config.optimizer == "adam":
@@ -252,23 +263,37 @@ def train_step(
     spec: SpecAugment | None,
     optimizer: torch.optim.Optimizer,
     scaler: torch.amp.GradScaler,
-    views: tuple[torch.Tensor, torch.Tensor],
+    views: Sequence[torch.Tensor],
     device: torch.device,
-) -> tuple[float, float]:
-    """One SimSiam update on a batch of waveform pairs; returns (loss, collapse figure)."""
-    x1, x2 = (v.to(device, non_blocking=True) for v in views)  # B x WINDOW_SAMPLES
+    teacher_targets: torch.Tensor | None = None,
+    distill_weight: float = 1.0,
+) -> tuple[float, float, float]:
+    """One SimSiam update on a batch of waveform pairs; returns (SimSiam loss, collapse figure, distillation
+    loss or NaN). `views`: (x1, x2[, track1, track2]); with `teacher_targets` (`[tracks, D]`) the head learns
+    to predict each view's track target from the augmented view."""
+    x1, x2 = (v.to(device, non_blocking=True) for v in views[:2])  # B x WINDOW_SAMPLES
+    targets = None
+    if teacher_targets is not None:
+        targets = torch.cat([teacher_targets[views[2]], teacher_targets[views[3]]])
     with torch.no_grad():
         m1, m2 = model.frontend(x1), model.frontend(x2)  # B x 1 x F x T, fp32: the STFT stays exact
         if spec is not None:
             m1, m2 = spec(m1), spec(m2)
     with torch.autocast(device.type, enabled=device.type == "cuda"):
-        p1, p2, z1, z2 = model(m1, m2)
+        p1, p2, z1, z2, h1, h2 = model.forward_with_features(m1, m2)
         loss = simsiam_loss(p1.float(), p2.float(), z1.float(), z2.float())
+        distill = torch.full((), float("nan"))
+        if targets is not None and model.distiller is not None:
+            students = model.distiller(torch.cat([h1, h2])).float()
+            distill = distillation_loss(students, targets)
+            total = loss + distill_weight * distill
+        else:
+            total = loss
     optimizer.zero_grad(set_to_none=True)
-    scaler.scale(loss).backward()
+    scaler.scale(total).backward()
     scaler.step(optimizer)
     scaler.update()
-    return float(loss.detach()), collapse_std(z1)
+    return float(loss.detach()), collapse_std(z1), float(distill.detach())
 
 
 # ---------------------------------------------------------------------------------------------- evaluation
@@ -276,11 +301,12 @@ def train_step(
 def window_embeddings(
     model: SimSiam, signals: Sequence[np.ndarray], device: torch.device, max_windows: int, batch: int = 64
 ) -> tuple[torch.Tensor, np.ndarray]:
-    """Raw [learned | timbre] embeddings of every track's evaluation windows, and each window's track index."""
+    """Raw [learned | timbre | distilled] embeddings of every track's evaluation windows, and each window's
+    track index (no distilled part without a distillation head)."""
     windows = [evaluation_windows(s, max_windows) for s in signals]
     owner = np.repeat(np.arange(len(windows)), [w.shape[0] for w in windows])
     stacked = torch.from_numpy(np.concatenate(windows))
-    encoder = Encoder(model.frontend, model.backbone, model.backbone_dim, timbre=True)
+    encoder = Encoder(model.frontend, model.backbone, model.backbone_dim, timbre=True, distiller=model.distiller)
     model.eval()
     out = [encoder.raw(chunk.to(device)).float().cpu() for chunk in stacked.split(batch)]
     model.train()
@@ -290,28 +316,61 @@ def window_embeddings(
 def feature_stats(embeddings: torch.Tensor, backbone_dim: int) -> dict[str, torch.Tensor]:
     """What the exported Encoder standardises with (measured on the training corpus), per part."""
     mean, std = embeddings.mean(dim=0), embeddings.std(dim=0).clamp_min(1e-6)
-    return {
+    timbre_end = backbone_dim + TIMBRE_DIM
+    stats = {
         "mean": mean[:backbone_dim],
         "std": std[:backbone_dim],
-        "timbre_mean": mean[backbone_dim:],
-        "timbre_std": std[backbone_dim:],
+        "timbre_mean": mean[backbone_dim:timbre_end],
+        "timbre_std": std[backbone_dim:timbre_end],
+    }
+    if embeddings.shape[1] > timbre_end:
+        stats.update(distilled_mean=mean[timbre_end:], distilled_std=std[timbre_end:])
+    return stats
+
+
+def standardised(embeddings: torch.Tensor, stats: dict[str, torch.Tensor], timbre: bool) -> torch.Tensor:
+    """Raw window embeddings → what the exported Encoder outputs: each part standardised and scaled.
+
+    `timbre` False: the learned part alone; the distilled part is kept when `stats` has one and `timbre` is on.
+    """
+    backbone_dim = len(stats["mean"])
+    distilled_dim = len(stats["distilled_mean"]) if timbre and "distilled_mean" in stats else 0
+    prefixes = [""] + (["timbre_"] if timbre else []) + (["distilled_"] if distilled_dim else [])
+    mean = torch.cat([torch.as_tensor(stats[f"{p}mean"]) for p in prefixes])
+    std = torch.cat([torch.as_tensor(stats[f"{p}std"]) for p in prefixes])
+    embeddings = embeddings[:, : backbone_dim + TIMBRE_DIM + distilled_dim] if timbre else embeddings[:, :backbone_dim]
+    return (embeddings - mean) / std * part_scales(vector_parts(backbone_dim, timbre, distilled_dim))
+
+
+def spread_stats(standard: torch.Tensor, owner: np.ndarray) -> dict[str, torch.Tensor]:
+    """Mean and std over tracks of each dimension's spread over a track's windows (for `mean+std` pooling)."""
+    counts = np.bincount(owner)
+    offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    values = standard.double().numpy()
+    means = np.add.reduceat(values, offsets, axis=0) / counts[:, None]
+    squares = np.add.reduceat(values**2, offsets, axis=0) / counts[:, None]
+    spread = np.sqrt(np.maximum(squares - means**2, 0.0))
+    return {
+        "spread_mean": torch.from_numpy(spread.mean(axis=0)).float(),
+        "spread_std": torch.from_numpy(spread.std(axis=0)).float().clamp_min(1e-6),
     }
 
 
 def track_vectors(
-    embeddings: torch.Tensor, owner: np.ndarray, stats: dict[str, torch.Tensor], timbre: bool
+    embeddings: torch.Tensor, owner: np.ndarray, stats: dict[str, torch.Tensor], timbre: bool, pooling: str = "mean"
 ) -> np.ndarray:
-    """Standardise and scale the parts, average per track, L2-normalise: the vector siamrec.embed computes."""
-    backbone_dim = len(stats["mean"])
-    mean, std = stats["mean"], stats["std"]
-    if timbre:
-        mean, std = torch.cat([mean, stats["timbre_mean"]]), torch.cat([std, stats["timbre_std"]])
-    else:
-        embeddings = embeddings[:, :backbone_dim]
-    standard = (embeddings - mean) / std * part_scales(vector_parts(backbone_dim, timbre))
-    count = int(owner.max()) + 1
-    sums = torch.zeros(count, standard.shape[1]).index_add_(0, torch.from_numpy(owner), standard)
-    return F.normalize(sums, dim=1).numpy()
+    """Standardise and scale the parts, pool per track (siamrec.vectors.pool_windows), as siamrec.embed does.
+
+    `owner` (each window's track) must be sorted, as `window_embeddings` returns it. With `timbre` False, the
+    learned part alone (its spread statistics are the first dimensions of the whole vector's).
+    """
+    standard = standardised(embeddings, stats, timbre)
+    spread_mean = spread_scale = None
+    if pooling == "mean+std":
+        dim = standard.shape[1]
+        spread_mean = stats["spread_mean"][:dim].double().numpy()
+        spread_scale = 1.0 / stats["spread_std"][:dim].double().numpy()
+    return pool_windows(standard.numpy(), np.bincount(owner), pooling, spread_mean, spread_scale)
 
 
 def playlist_metrics(
@@ -331,13 +390,16 @@ def validation_metrics(
     embeddings: torch.Tensor, owner: np.ndarray, stats: dict[str, torch.Tensor], playlists: dict[str, list[int]],
     timbre: bool,
 ) -> dict[str, float]:  # fmt: skip
-    """The run's vector plain and adapted, and the learned part alone (what the timbre part adds)."""
+    """The run's vector plain and adapted (mean+std pooling when measured), the same with mean pooling, and
+    the learned part alone (what the other parts add)."""
     from siamrec.adapt import TooFewPlaylistsError
 
-    vectors = track_vectors(embeddings, owner, stats, timbre)
+    pooling = "mean+std" if "spread_mean" in stats else "mean"
+    vectors = track_vectors(embeddings, owner, stats, timbre, pooling)
     row = playlist_metrics(vectors, playlists)
     if not row:
         return row  # fewer than two playlists long enough to mask
+    row["r_precision_mean_pooling"] = playlist_metrics(track_vectors(embeddings, owner, stats, timbre))["r_precision"]
     learned = track_vectors(embeddings, owner, stats, timbre=False)
     row["r_precision_learned"] = playlist_metrics(learned, playlists)["r_precision"]
     with contextlib.suppress(TooFewPlaylistsError):  # too few validation playlists: no adapted figure
@@ -359,6 +421,7 @@ class RunState:
     step: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
     stats: dict[str, torch.Tensor] | None = None
+    teacher_targets: torch.Tensor | None = None  # `[training tracks, teacher dim]`, computed once per run
 
 
 class Trainer:
@@ -382,6 +445,9 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         self.device = resolve_device(config.device)
         torch.manual_seed(config.seed)
+        self.teacher = Teacher(config.teacher) if config.teacher else None
+        if self.teacher is not None and config.model.distill_dim != self.teacher.dim:
+            config.model.distill_dim = self.teacher.dim
         self.model = SimSiam(config.model).to(self.device)
         self.optimizer = make_optimizer(self.model, config)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.device.type == "cuda")
@@ -424,6 +490,7 @@ class Trainer:
             train_config=self.config.to_dict(),
             history=self.state.history,
             feature_stats=self.state.stats,
+            teacher_targets=self.state.teacher_targets,
             torch_rng=torch.get_rng_state(),
             cuda_rng=torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None,
             trained_on=self.trained_on,
@@ -443,13 +510,19 @@ class Trainer:
         if checkpoint.get("cuda_rng") is not None and self.device.type == "cuda":
             torch.cuda.set_rng_state_all(checkpoint["cuda_rng"])
         self.state = RunState(
-            checkpoint["epoch"], checkpoint["step"], list(checkpoint["history"]), checkpoint.get("feature_stats")
+            checkpoint["epoch"],
+            checkpoint["step"],
+            list(checkpoint["history"]),
+            checkpoint.get("feature_stats"),
+            checkpoint.get("teacher_targets"),
         )
 
     def validate(self) -> dict[str, float]:
         """Measure the standardisation on the training tracks, then playlist metrics on held-out ones."""
-        embeddings, _ = window_embeddings(self.model, self.train_signals, self.device, max_windows=4)
-        self.state.stats = feature_stats(embeddings, self.model.backbone_dim)
+        embeddings, owner = window_embeddings(self.model, self.train_signals, self.device, C.WINDOWS_PER_TRACK)
+        stats = feature_stats(embeddings, self.model.backbone_dim)
+        stats.update(spread_stats(standardised(embeddings, stats, self.config.timbre), owner))
+        self.state.stats = stats
         if self.val is None:
             return {}
         tracks, signals = self.val
@@ -466,19 +539,32 @@ class Trainer:
                 writer.writeheader()
             writer.writerow(row)
 
+    def prepare_teacher(self, on_tracks: Callable[[int], None] | None = None) -> None:
+        """The teacher's target for every training track (once per run: the checkpoint keeps them)."""
+        assert self.teacher is not None
+        targets = self.teacher.track_targets(self.train_signals, self.model.frontend.cpu(), on_tracks=on_tracks)
+        self.model.frontend.to(self.device)
+        self.state.teacher_targets = torch.from_numpy(targets)
+
     def run_epoch(self, on_step: Callable[[float, float], None] | None = None) -> dict[str, float]:
         """Train one epoch; returns its mean loss, mean collapse figure and final lr."""
         epoch, steps = self.state.epoch, self.steps_per_epoch()
         total = self.config.epochs * steps
+        if self.teacher is not None and self.state.teacher_targets is None:
+            self.prepare_teacher()
         loader = make_loader(self.dataset, self.config, epoch, pin=self.device.type == "cuda")
-        losses, collapses, lr, started = [], [], 0.0, time.perf_counter()
+        losses, collapses, distills, lr, started = [], [], [], 0.0, time.perf_counter()
         self.model.train()
         for index, views in enumerate(loader):
             if index >= steps:
                 break
             lr = set_lr(self.optimizer, self.config, self.state.step / total)
-            loss, collapse = train_step(self.model, self.spec, self.optimizer, self.scaler, views, self.device)
+            loss, collapse, distill = train_step(
+                self.model, self.spec, self.optimizer, self.scaler, views, self.device, self.state.teacher_targets,
+                self.config.distill_weight,
+            )  # fmt: skip
             losses.append(loss)
+            distills.append(distill)
             collapses.append(collapse)
             self.state.step += 1
             if on_step is not None:
@@ -488,6 +574,7 @@ class Trainer:
             "step": self.state.step,
             "loss": float(np.mean(losses)),
             "collapse": float(np.mean(collapses)),
+            **({"distill_loss": float(np.mean(distills))} if self.teacher is not None else {}),
             "lr": lr,
             "seconds": time.perf_counter() - started,
         }

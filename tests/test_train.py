@@ -17,6 +17,7 @@ from siamrec import constants as C
 from siamrec.cli import cli
 from siamrec.data import (
     build_cache,
+    evaluation_windows,
     corpus_tracks,
     fma_tracks,
     folder_tracks,
@@ -27,7 +28,7 @@ from siamrec.data import (
 from siamrec.errors import ConfigError
 from siamrec.models import ModelConfig, load_checkpoint
 from siamrec.testing import chord, drums, noise, write_audio
-from siamrec.train import TrainConfig, Trainer, collapse_std, simsiam_loss
+from siamrec.train import TrainConfig, Trainer, collapse_std, simsiam_loss, track_vectors, window_embeddings
 
 torch.set_num_threads(1)
 SECONDS = 4.0
@@ -199,16 +200,74 @@ def test_trained_checkpoint_exports_with_parity(cached: tuple[list[Path], list[s
     trainer.fit()
     assert trainer.state.stats is not None  # standardisation measured on the training tracks
     report = export_checkpoint(tmp_path / "last.pt", tmp_path / "model.onnx")
-    assert report.max_abs_diff <= report.tolerance and report.dim == 64 + 2 * C.N_MELS  # learned | timbre
+    # learned | timbre per window; the track vector pools them as mean and spread (the run measured its spread)
+    assert report.max_abs_diff <= report.tolerance and report.dim == 2 * (64 + 2 * C.N_MELS)
+    encoder = TrackEncoder(tmp_path / "model.onnx", device="cpu")
+    assert encoder.info.pooling == "mean+std" and encoder.window_dim == 64 + 2 * C.N_MELS
     windows = np.stack([random_crop(s, np.random.default_rng(0)) for s in open_cached(cached[0][:3])])
-    onnx_out = TrackEncoder(tmp_path / "model.onnx", device="cpu").embed_windows(windows)
+    onnx_out = encoder.embed_windows(windows)
     model, stats = trainer.model.eval(), trainer.state.stats
     with torch.no_grad():
         raw = model.backbone(model.frontend(torch.from_numpy(windows)))
     expected = (raw - stats["mean"]) / stats["std"] / 8.0  # standardised on the training tracks, scaled 1/√64
     np.testing.assert_allclose(onnx_out[:, :64], expected.numpy(), atol=1e-3, rtol=1e-3)
+    # the pooled track vectors of the ONNX path are the ones training validates with
+    signals = open_cached(cached[0][:4])
+    per_track = [evaluation_windows(s) for s in signals]
+    embeddings, owner = window_embeddings(trainer.model, signals, torch.device("cpu"), C.WINDOWS_PER_TRACK)
+    expected_tracks = track_vectors(embeddings, owner, stats, timbre=True, pooling="mean+std")
+    np.testing.assert_allclose(encoder.track_vectors(per_track), expected_tracks, atol=1e-4)
     learned_only = export_checkpoint(tmp_path / "last.pt", tmp_path / "learned.onnx", timbre=False)
-    assert learned_only.dim == 64
+    assert learned_only.dim == 2 * 64
+    plain = export_checkpoint(tmp_path / "last.pt", tmp_path / "mean.onnx", pooling="mean")
+    assert plain.dim == 64 + 2 * C.N_MELS
+    assert TrackEncoder(tmp_path / "mean.onnx", device="cpu").info.pooling == "mean"
+
+
+def test_distillation_learns_the_teacher_and_ships_as_a_third_part(
+    cached: tuple[list[Path], list[str]], tmp_path: Path
+) -> None:
+    """`--teacher`: musicnn's track embeddings are computed once, the head's loss falls, the exported vector is
+    [learned | timbre | distilled] with parity, and the distilled part is the head's standardised output."""
+    from siamrec.bench import MUSICNN_ONNX
+    from siamrec.embed import TrackEncoder
+    from siamrec.export.onnx_export import META_PARTS, export_checkpoint
+
+    config = _config(epochs=4, crops_per_track=4, augment=("spec",), teacher=str(MUSICNN_ONNX), base_lr=1e-2)
+    trainer = Trainer(config, tmp_path, cached[0])
+    history = trainer.fit()
+    targets = trainer.state.teacher_targets
+    assert targets is not None and targets.shape == (9, 200)
+    # z-scored over the windows, averaged per track: tracks of one kind agree more with each other than across
+    unit = torch.nn.functional.normalize(targets, dim=1)
+    similarity = unit @ unit.T
+    assert float(similarity[0, 1]) > float(similarity[0, 8])  # chords vs chords, chords vs noise
+    distill = [row["distill_loss"] for row in history]
+    assert distill[-1] < distill[0] - 0.05, distill
+    report = export_checkpoint(tmp_path / "last.pt", tmp_path / "model.onnx")
+    assert report.dim == 2 * (64 + 2 * C.N_MELS + 200) and report.max_abs_diff <= report.tolerance
+    import onnx
+
+    meta = {p.key: p.value for p in onnx.load(str(tmp_path / "model.onnx")).metadata_props}
+    assert meta[META_PARTS] == "learned:64,timbre:192,distilled:200"
+    windows = np.stack([random_crop(s, np.random.default_rng(1)) for s in open_cached(cached[0][:3])])
+    onnx_out = TrackEncoder(tmp_path / "model.onnx", device="cpu").embed_windows(windows)
+    model, stats = trainer.model.eval(), trainer.state.stats
+    with torch.no_grad():
+        head = model.distiller(model.backbone(model.frontend(torch.from_numpy(windows))))
+    expected = (head - stats["distilled_mean"]) / stats["distilled_std"] / 200**0.5
+    np.testing.assert_allclose(onnx_out[:, -200:], expected.numpy(), atol=1e-3, rtol=1e-3)
+    # a resumed run reuses the stored targets instead of running the teacher again
+    resumed = Trainer(config, tmp_path, cached[0])
+    resumed.resume()
+    torch.testing.assert_close(resumed.state.teacher_targets, targets)
+
+
+def test_teacher_that_is_not_musicnn_is_one_config_error(tmp_path: Path) -> None:
+    bad = tmp_path / "teacher.onnx"
+    bad.write_bytes(b"not a model")
+    with pytest.raises(ConfigError, match="--teacher"):
+        Trainer(_config(teacher=str(bad)), tmp_path, [tmp_path / "a.npy", tmp_path / "b.npy"])
 
 
 # ---------------------------------------------------------------------------------------------- CLI

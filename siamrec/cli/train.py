@@ -70,6 +70,12 @@ def _decode(tracks: Any, cache: Path, workers: int) -> tuple[Any, list[Path]]:
     show_default=True,
     help="Ship log-mel band statistics (mean, std) beside the learned embedding, each part at equal weight.",
 )
+@click.option(
+    "--teacher",
+    type=click.Path(),
+    help="Distil this teacher (musicnn_msd.onnx) into a head whose output ships as a third vector part.",
+)
+@click.option("--distill-weight", default=1.0, show_default=True, help="Weight of the distillation loss.")
 @click.option("--epochs", type=int, help="Epochs (default 100; with --resume, extends the run).")
 @click.option("--batch-size", default=64, show_default=True)
 @click.option("--crops-per-track", default=4, show_default=True, help="Random crops of each track per epoch.")
@@ -138,6 +144,8 @@ def _prepare(opts: dict[str, Any]) -> dict[str, Any]:
             batch_size=opts["batch_size"], optimizer=opts["optimizer"], base_lr=opts["base_lr"],
             workers=opts["workers"], device=opts["device"], seed=opts["seed"], val_every=opts["val_every"],
             max_steps_per_epoch=opts["max_steps_per_epoch"],
+            teacher=str(Path(opts["teacher"]).expanduser().resolve()) if opts["teacher"] else None,
+            distill_weight=opts["distill_weight"],
         )  # fmt: skip
         val_fraction, split_seed = opts["val_fraction"], opts["seed"]
     if opts["val_corpus"]:
@@ -177,6 +185,11 @@ def _fit(trainer: Any, epochs: int) -> list[dict[str, float]]:
     """Run with a progress bar showing loss and the collapse figure; warn when the figure nears 0."""
     from siamrec.train import COLLAPSE_WARNING
 
+    if trainer.teacher is not None and trainer.state.teacher_targets is None:
+        with Progress(TextColumn("teacher", style="bold"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=console) as bar:  # fmt: skip
+            task = bar.add_task("teacher", total=len(trainer.train_signals))
+            trainer.prepare_teacher(on_tracks=lambda n: bar.advance(task, n))
     columns = (TextColumn("[bold]epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("loss {task.fields[loss]:+.3f}  collapse {task.fields[collapse]:.2f}"),
                TextColumn("{task.fields[val]}"), TimeElapsedColumn())  # fmt: skip
