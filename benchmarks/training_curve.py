@@ -1,4 +1,4 @@
-"""Draw a run's training curve from its log.csv: loss, collapse figure and validation R-precision.
+"""Draw a run's training curve from its log.csv: losses, collapse figure and validation R-precision.
 
     python benchmarks/training_curve.py ~/runs/default/log.csv -o siamrec/assets/training_curve.png
 """
@@ -16,7 +16,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 VALIDATION = {
     "r_precision": "vector as shipped",
-    "r_precision_adapted": "adapted (whitening fitted on seeds)",
+    "r_precision_adapted": "adapted (fitted on seeds)",
+    "r_precision_mean_pooling": "mean pooling only",
     "r_precision_learned": "learned part alone",
     "r_precision_chance": "chance",
 }
@@ -36,9 +37,14 @@ def main() -> None:
         rows = list(csv.DictReader(handle))
     figure, axes = plt.subplots(1, 3, figsize=(12, 3.4))
     for axis, name, title in ((axes[0], "loss", "SimSiam loss"), (axes[1], "collapse", "collapse figure (≈1 healthy)")):
-        axis.plot(*_column(rows, name), marker=".")
+        axis.plot(*_column(rows, name), marker=".", label=name)
         axis.set_title(title)
         axis.set_xlabel("epoch")
+    epochs, distill = _column(rows, "distill_loss")
+    if distill:  # a run with --teacher: its 1 − cosine to the teacher beside SimSiam's loss
+        axes[0].plot(epochs, distill, marker=".", label="distillation (1 − cos)")
+        axes[0].set_title("losses")
+        axes[0].legend(fontsize=7)
     for name, label in VALIDATION.items():
         epochs, values = _column(rows, name)
         if values:

@@ -399,7 +399,8 @@ def validation_metrics(
     row = playlist_metrics(vectors, playlists)
     if not row:
         return row  # fewer than two playlists long enough to mask
-    row["r_precision_mean_pooling"] = playlist_metrics(track_vectors(embeddings, owner, stats, timbre))["r_precision"]
+    mean_pooled = track_vectors(embeddings, owner, stats, timbre)
+    row["r_precision_mean_pooling"] = playlist_metrics(mean_pooled, playlists)["r_precision"]
     learned = track_vectors(embeddings, owner, stats, timbre=False)
     row["r_precision_learned"] = playlist_metrics(learned, playlists)["r_precision"]
     with contextlib.suppress(TooFewPlaylistsError):  # too few validation playlists: no adapted figure

@@ -263,6 +263,27 @@ def test_distillation_learns_the_teacher_and_ships_as_a_third_part(
     torch.testing.assert_close(resumed.state.teacher_targets, targets)
 
 
+def test_validation_reports_every_figure_on_playlists_long_enough_to_mask() -> None:
+    """Validation on 6 playlists of 8 tracks: the shipped pooling, mean pooling, the learned part and the
+    adapted metric all get a figure, and playlists that share a direction score above chance."""
+    from siamrec.train import spread_stats, standardised, validation_metrics
+
+    rng = np.random.default_rng(0)
+    dim = 8
+    centres = rng.standard_normal((6, dim + 2 * C.N_MELS))
+    owner = np.repeat(np.arange(48), 3)  # 48 tracks, 3 windows each
+    embeddings = torch.from_numpy(centres[owner // 8] + 0.3 * rng.standard_normal((len(owner), len(centres[0]))))
+    stats = {
+        "mean": torch.zeros(dim), "std": torch.ones(dim),
+        "timbre_mean": torch.zeros(2 * C.N_MELS), "timbre_std": torch.ones(2 * C.N_MELS),
+    }  # fmt: skip
+    stats.update(spread_stats(standardised(embeddings.float(), stats, True), owner))
+    playlists = {f"p{i}": list(range(8 * i, 8 * i + 8)) for i in range(6)}
+    row = validation_metrics(embeddings.float(), owner, stats, playlists, timbre=True)
+    for key in ("r_precision", "r_precision_mean_pooling", "r_precision_learned", "r_precision_adapted"):
+        assert row[key] > 2 * row["r_precision_chance"], (key, row)
+
+
 def test_teacher_that_is_not_musicnn_is_one_config_error(tmp_path: Path) -> None:
     bad = tmp_path / "teacher.onnx"
     bad.write_bytes(b"not a model")

@@ -14,7 +14,8 @@ from siamrec.store import Store
     "--shrinkage",
     type=click.FloatRange(0.0, 1.0),
     default=None,
-    help="Weight of the identity in the shrunk covariance [default: estimated (Ledoit-Wolf)].",
+    help="Weight of the identity in the shrunk covariance [default: chosen by cross-validation on the "
+    "playlists (Ledoit-Wolf when they are too small)].",
 )
 @click.option(
     "--auto/--no-auto",
