@@ -2,6 +2,7 @@
 
     python benchmarks/train_throughput.py --corpus ~/data/siamrec-dev --cache ~/.siamrec/cache/decoded
     python benchmarks/train_throughput.py            # synthetic audio, no corpus needed
+    python benchmarks/train_throughput.py --width 16 --augment spec --distill   # + the step with a distillation head
 
 A "crop" is one 3 s view; a training pair is two crops. Run it with nothing else busy for stable figures.
 """
@@ -46,12 +47,19 @@ def loading_rate(files: list[Path], config: TrainConfig, batches: int) -> float:
     return 2 * batches * config.batch_size / (time.perf_counter() - started)
 
 
-def step_rate(files: list[Path], config: TrainConfig, steps: int) -> float:
-    """Crops/s through front end + spectrogram augmentation + forward/backward/update on one fixed batch."""
+def step_rate(files: list[Path], config: TrainConfig, steps: int, distill_dim: int = 0) -> float:
+    """Crops/s through front end + spectrogram augmentation + forward/backward/update on one fixed batch.
+
+    `distill_dim`: with a distillation head of that size and random teacher targets (the teacher itself runs
+    once per track before training, not per step)."""
     with tempfile.TemporaryDirectory() as out:
+        config.model.distill_dim = distill_dim
         trainer = Trainer(config, out, files)
-        views = (torch.randn(config.batch_size, C.WINDOW_SAMPLES) * 0.1,) * 2
-        args = (trainer.model, trainer.spec, trainer.optimizer, trainer.scaler, views, trainer.device)
+        tracks = torch.arange(config.batch_size) % len(files)
+        crops = torch.randn(config.batch_size, C.WINDOW_SAMPLES) * 0.1
+        views = (crops, crops, tracks, tracks) if distill_dim else (crops, crops)
+        targets = torch.randn(len(files), distill_dim) if distill_dim else None
+        args = (trainer.model, trainer.spec, trainer.optimizer, trainer.scaler, views, trainer.device, targets)
         train_step(*args)  # warm-up (allocations, cuDNN autotune)
         if trainer.device.type == "cuda":
             torch.cuda.synchronize()
@@ -77,6 +85,7 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--batches", type=int, default=10)
     parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--distill", action="store_true", help="also the step with a 200-d distillation head")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
@@ -94,6 +103,9 @@ def main() -> None:
             print(f"{args.backbone} width {width} batch {args.batch_size} augment {args.augment} "
                   f"({args.workers} workers, {args.threads} threads, {config.device}): "
                   f"loading+augmentation {load:7.1f} crops/s   training step {step:7.1f} crops/s")  # fmt: skip
+            if args.distill:
+                distilled = step_rate(files, config, args.steps, distill_dim=200)
+                print(f"  with a 200-d distillation head: training step {distilled:7.1f} crops/s")
 
 
 if __name__ == "__main__":
