@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from siamrec.adapt import SHRINKAGE_GRID, TooFewPlaylistsError, Whitening, fit_whitening, ledoit_wolf_shrinkage
 from siamrec import bench
+from siamrec.adapt import SHRINKAGE_GRID, TooFewPlaylistsError, Whitening, fit_whitening, ledoit_wolf_shrinkage
 from siamrec.bench import evaluate_vectors, fit_on_split, make_splits, run_protocol, seed_groups
 
 

@@ -17,8 +17,8 @@ from siamrec import constants as C
 from siamrec.cli import cli
 from siamrec.data import (
     build_cache,
-    evaluation_windows,
     corpus_tracks,
+    evaluation_windows,
     fma_tracks,
     folder_tracks,
     open_cached,
