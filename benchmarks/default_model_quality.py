@@ -29,23 +29,11 @@ from siamrec import constants as C
 from siamrec.baselines import MusicnnEncoder, mfcc_statistics, zscore
 from siamrec.bench import evaluate_vectors
 from siamrec.data import build_cache, corpus_tracks, evaluation_windows, open_cached
-from siamrec.models import TIMBRE_DIM, SimSiam, load_checkpoint, model_from_checkpoint, vector_parts
+from siamrec.models import SimSiam, load_checkpoint, model_from_checkpoint, part_columns, stats_parts
 from siamrec.train import feature_stats, spread_stats, standardised, window_embeddings
 from siamrec.vectors import pool_windows
 
 METRICS = ("r_precision", "ndcg", "reward")
-
-
-def part_columns(stats: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
-    """Column indices of each part in the standardised [learned | timbre | distilled] embedding."""
-    backbone_dim = len(stats["mean"])
-    distilled_dim = len(stats["distilled_mean"]) if "distilled_mean" in stats else 0
-    columns, start = {}, 0
-    for name, size in vector_parts(backbone_dim, True, distilled_dim):
-        columns[name] = np.arange(start, start + size)
-        start += size
-    assert start == backbone_dim + TIMBRE_DIM + distilled_dim
-    return columns
 
 
 def pooled(
@@ -53,7 +41,7 @@ def pooled(
 ) -> np.ndarray:
     """Track vectors from raw window embeddings: the chosen parts, standardised and scaled, pooled as
     siamrec.embed does (the spread statistics are the run's, measured on its training tracks)."""
-    columns = part_columns(stats)
+    columns = part_columns(stats_parts(stats))
     keep = np.concatenate([columns[name] for name in parts])
     standard = standardised(embeddings, stats, timbre=True).double().numpy()[:, keep]
     spread_mean = spread_scale = None
@@ -119,7 +107,7 @@ def main() -> None:
             stats.update(spread_stats(standardised(train_embeddings, stats, True), train_owner))
         else:
             model, stats = model_from_checkpoint(checkpoint).eval(), checkpoint["feature_stats"]
-        names = list(part_columns(stats))
+        names = [name for name, _ in stats_parts(stats)]
         combos = [tuple(names[: i + 1]) for i in range(len(names))] + [(name,) for name in names[1:]]
         for windows in [int(w) for w in args.windows.split(",")]:
             started = time.perf_counter()

@@ -18,7 +18,7 @@ from siamrec import __version__
 from siamrec import constants as C
 from siamrec.embed import TrackEncoder
 from siamrec.errors import ModelError
-from siamrec.models import TIMBRE_DIM, Encoder, encoder_from_checkpoint, load_checkpoint, vector_parts
+from siamrec.models import Encoder, encoder_from_checkpoint, load_checkpoint, part_columns, stats_parts
 from siamrec.vectors import POOLINGS
 
 PARITY_TOLERANCE = 1e-4
@@ -159,14 +159,8 @@ def checkpoint_spread(checkpoint: dict, encoder: Encoder) -> tuple[np.ndarray, n
     stats = checkpoint.get("feature_stats") or {}
     if "spread_mean" not in stats:
         return None
-    backbone_dim = len(stats["mean"])
-    distilled_dim = len(stats.get("distilled_mean", ()))
-    offsets, start = {}, 0
-    for part, size in vector_parts(backbone_dim, True, distilled_dim):
-        offsets[part] = slice(start, start + size)
-        start += size
-    assert start == backbone_dim + TIMBRE_DIM + distilled_dim
-    keep = np.concatenate([np.arange(start)[offsets[part]] for part, _ in encoder.parts])
+    columns = part_columns(stats_parts(stats))
+    keep = np.concatenate([columns[part] for part, _ in encoder.parts])
     return (np.asarray(stats["spread_mean"])[keep], np.asarray(stats["spread_std"])[keep])
 
 

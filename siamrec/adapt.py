@@ -130,12 +130,11 @@ def _clean(groups: Sequence[np.ndarray]) -> list[np.ndarray]:
     return [g[g >= 0] for g in cleaned]
 
 
-def _within_basis(vectors: np.ndarray, groups: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, int]:
-    """Eigenvalues and eigenvectors of the pooled within-playlist covariance, and the playlists it used."""
-    residuals, playlists, _ = within_residuals(vectors, groups)
+def _within_basis(residuals: np.ndarray, playlists: int) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvalues and eigenvectors of the pooled within-playlist covariance of these residuals."""
     dof = max(1, len(residuals) - playlists)
     values, basis = np.linalg.eigh(residuals.T @ residuals / dof)
-    return np.maximum(values, 0.0), basis, playlists
+    return np.maximum(values, 0.0), basis
 
 
 def _scales(values: np.ndarray, shrinkage: float) -> np.ndarray:
@@ -197,7 +196,7 @@ def choose_by_cross_validation(
     for fold in range(CV_FOLDS):
         test = [g[np.arange(len(g)) % CV_FOLDS == fold] for g in orders]
         train = [g[np.arange(len(g)) % CV_FOLDS != fold] for g in orders]
-        values, basis, _ = _within_basis(vectors, train)
+        values, basis = _within_basis(*within_residuals(vectors, train)[:2])
         rows = np.concatenate(orders)
         mean = vectors[np.concatenate(train)].mean(axis=0)
         rotated = np.zeros((len(vectors), vectors.shape[1]))
@@ -222,10 +221,13 @@ def fit_whitening(
     shrinkage and no projection when the playlists are too small to hold tracks out). The vectors are
     L2-normalised first, as cosine sees them.
     """
-    vectors = np.asarray(vectors, dtype=np.float64)
-    vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
     groups = _clean(groups)
-    _, playlists, tracks = within_residuals(vectors, groups)
+    # Only the playlists' rows are read: work on them alone (a bench over a whole library passes every vector).
+    rows = np.unique(np.concatenate(groups)) if groups else np.zeros(0, np.int64)
+    vectors = np.asarray(vectors, dtype=np.float64)[rows]
+    vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    groups = [np.searchsorted(rows, g) for g in groups]
+    residuals, playlists, tracks = within_residuals(vectors, groups)
     if playlists < MIN_PLAYLISTS or tracks < MIN_TRACKS:
         raise TooFewPlaylistsError(
             f"adapting needs at least {MIN_PLAYLISTS} playlists with two or more tracks and {MIN_TRACKS} such "
@@ -240,16 +242,11 @@ def fit_whitening(
             project = choice[1] if project is None else project
     if shrinkage is None:
         chosen_by = "ledoit-wolf"
-        shrinkage = ledoit_wolf_shrinkage(within_residuals(vectors, groups)[0])
-    rows = np.unique(np.concatenate(groups))
-    mean = vectors[rows].mean(axis=0)
-    values, basis, _ = _within_basis(vectors, groups)
+        shrinkage = ledoit_wolf_shrinkage(residuals)
+    mean = vectors.mean(axis=0)
+    values, basis = _within_basis(residuals, playlists)
     transform = basis * _scales(values, shrinkage)  # x → (x − mean) · basis · diag(scales)
-    span = None
-    if project:
-        whitened = np.zeros_like(vectors)
-        whitened[rows] = (vectors[rows] - mean) @ transform
-        span = _centroid_span(whitened, groups)
+    span = _centroid_span((vectors - mean) @ transform, groups) if project else None
     if span is not None:
         transform = transform @ span @ span.T
     rank = span.shape[1] if span is not None else 0

@@ -1,7 +1,7 @@
 """ONNX inference: waveform windows in, track vectors out, without importing torch.
 
 One session serves many tracks: windows of several tracks are concatenated and run in fixed-size batches,
-then averaged per track (np.add.reduceat) and L2-normalised.
+then pooled per track as the model's metadata says (siamrec.vectors.pool_windows: mean, or mean and spread).
 """
 
 from __future__ import annotations
@@ -80,15 +80,16 @@ def _read_info(session: ort.InferenceSession, path: Path) -> ModelInfo:
         )
     if not meta[C.META_NAME].strip() or not meta[C.META_NAME].isprintable():
         raise ModelError(f"{quoted(path)}: metadata {C.META_NAME}={meta[C.META_NAME]!r} is not a usable name")
+    dim = _metadata_int(meta, C.META_DIM, path)
     info = ModelInfo(
         name=meta[C.META_NAME],
         version=meta.get(C.META_VERSION, "unknown"),
-        dim=_metadata_int(meta, C.META_DIM, path),
+        dim=dim,
         sample_rate=_metadata_int(meta, C.META_SAMPLE_RATE, path),
         window_samples=_metadata_int(meta, C.META_WINDOW, path),
         trained_on=meta.get(C.META_TRAINED_ON, "unknown"),
         path=str(path),
-        **_pooling(meta, path),
+        **_pooling(meta, dim, path),
     )
     if (info.sample_rate, info.window_samples) != (C.SAMPLE_RATE, C.WINDOW_SAMPLES):
         raise ModelError(
@@ -108,10 +109,9 @@ def _float_list(meta: dict[str, str], key: str, size: int, path: Path) -> np.nda
     return values
 
 
-def _pooling(meta: dict[str, str], path: Path) -> dict[str, object]:
+def _pooling(meta: dict[str, str], dim: int, path: Path) -> dict[str, object]:
     """The pooling fields of ModelInfo: `mean` (window dim = track dim) or `mean+std` with its statistics."""
     pooling = meta.get(C.META_POOLING, "mean")
-    dim = _metadata_int(meta, C.META_DIM, path)
     if pooling == "mean":
         return {"window_dim": dim, "pooling": pooling}
     if pooling not in POOLINGS:
@@ -233,12 +233,12 @@ class TrackEncoder:
         if not windows_per_track:
             return np.zeros((0, self.dim), np.float32), []
         try:
-            vectors = self._mean_vectors(windows_per_track)
+            vectors = self._pooled_vectors(windows_per_track)
         except RUN_FAILURES:
             return self._one_by_one(windows_per_track)
         return vectors, [_vector_problem(v, w) for v, w in zip(vectors, windows_per_track, strict=True)]
 
-    def _mean_vectors(self, windows_per_track: list[np.ndarray]) -> np.ndarray:
+    def _pooled_vectors(self, windows_per_track: list[np.ndarray]) -> np.ndarray:
         """Pooled as the model's metadata says; a track's NaN/inf stays in its own row and is reported there."""
         counts = np.array([len(w) for w in windows_per_track])
         embeddings = self.embed_windows(np.concatenate(windows_per_track))
@@ -250,7 +250,7 @@ class TrackEncoder:
         errors: list[str | None] = []
         for i, windows in enumerate(windows_per_track):
             try:
-                vectors[i] = self._mean_vectors([windows])[0]
+                vectors[i] = self._pooled_vectors([windows])[0]
             except RUN_FAILURES as exc:
                 errors.append(f"the model failed on this audio: {str(exc).splitlines()[0]}")
                 continue

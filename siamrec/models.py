@@ -10,6 +10,7 @@ import pickle
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 import torchvision
 from torch import nn
@@ -168,6 +169,28 @@ def vector_parts(backbone_dim: int, timbre: bool, distilled_dim: int = 0) -> lis
     return parts + ([("distilled", distilled_dim)] if distilled_dim else [])
 
 
+STATS_PREFIX = {"learned": "", "timbre": "timbre_", "distilled": "distilled_"}  # keys of a run's feature_stats
+
+
+def stats_parts(stats: dict[str, Any]) -> list[tuple[str, int]]:
+    """Every part a run's feature statistics describe, in vector order (what its raw embeddings hold)."""
+    distilled_dim = len(stats["distilled_mean"]) if "distilled_mean" in stats else 0
+    return vector_parts(len(stats["mean"]), "timbre_mean" in stats, distilled_dim)
+
+
+def part_columns(parts: list[tuple[str, int]]) -> dict[str, np.ndarray]:
+    """Column indices of each named part in a vector laid out as `parts`."""
+    ends = np.cumsum([size for _, size in parts])
+    return {name: np.arange(end - size, end) for (name, size), end in zip(parts, ends, strict=True)}
+
+
+def part_statistics(stats: dict[str, Any], names: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The per-dimension mean and std of the named parts, concatenated in that order."""
+    mean = torch.cat([torch.as_tensor(stats[f"{STATS_PREFIX[n]}mean"]) for n in names])
+    std = torch.cat([torch.as_tensor(stats[f"{STATS_PREFIX[n]}std"]) for n in names])
+    return mean, std
+
+
 def part_scales(parts: list[tuple[str, int]]) -> torch.Tensor:
     """1/√(part size) per dimension: after standardisation every part then has the same expected norm, so a
     192-d statistics block neither swamps nor vanishes beside a 256-d embedding."""
@@ -260,7 +283,7 @@ def encoder_from_checkpoint(checkpoint: dict[str, Any], timbre: bool | None = No
     if stats is not None:
         if timbre and "timbre_mean" not in stats:
             raise ModelError("this checkpoint measured no timbre statistics: export it without the timbre part")
-        prefixes = [""] + (["timbre_"] if timbre else []) + (["distilled_"] if model.distiller is not None else [])
-        encoder.feature_mean.copy_(torch.cat([torch.as_tensor(stats[f"{p}mean"]) for p in prefixes]))
-        encoder.feature_std.copy_(torch.cat([torch.as_tensor(stats[f"{p}std"]) for p in prefixes]))
+        mean, std = part_statistics(stats, [name for name, _ in encoder.parts])
+        encoder.feature_mean.copy_(mean)
+        encoder.feature_std.copy_(std)
     return encoder.eval()

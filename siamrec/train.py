@@ -52,11 +52,13 @@ from siamrec.models import (
     ModelConfig,
     SimSiam,
     load_checkpoint,
+    part_columns,
     part_scales,
+    part_statistics,
     save_checkpoint,
-    vector_parts,
+    stats_parts,
 )
-from siamrec.vectors import pool_windows
+from siamrec.vectors import pool_windows, window_moments
 
 # The SimSiam recipe: lr = BASE_LR · batch / 256 with cosine decay; the predictor keeps its lr fixed.
 BASE_LR = {"sgd": 0.05, "adam": 1e-3}
@@ -333,23 +335,17 @@ def standardised(embeddings: torch.Tensor, stats: dict[str, torch.Tensor], timbr
 
     `timbre` False: the learned part alone; the distilled part is kept when `stats` has one and `timbre` is on.
     """
-    backbone_dim = len(stats["mean"])
-    distilled_dim = len(stats["distilled_mean"]) if timbre and "distilled_mean" in stats else 0
-    prefixes = [""] + (["timbre_"] if timbre else []) + (["distilled_"] if distilled_dim else [])
-    mean = torch.cat([torch.as_tensor(stats[f"{p}mean"]) for p in prefixes])
-    std = torch.cat([torch.as_tensor(stats[f"{p}std"]) for p in prefixes])
-    embeddings = embeddings[:, : backbone_dim + TIMBRE_DIM + distilled_dim] if timbre else embeddings[:, :backbone_dim]
-    return (embeddings - mean) / std * part_scales(vector_parts(backbone_dim, timbre, distilled_dim))
+    every = stats_parts(stats)
+    parts = every if timbre else every[:1]
+    mean, std = part_statistics(stats, [name for name, _ in parts])
+    columns = part_columns(every)
+    keep = torch.from_numpy(np.concatenate([columns[name] for name, _ in parts]))
+    return (embeddings[:, keep] - mean) / std * part_scales(parts)
 
 
 def spread_stats(standard: torch.Tensor, owner: np.ndarray) -> dict[str, torch.Tensor]:
     """Mean and std over tracks of each dimension's spread over a track's windows (for `mean+std` pooling)."""
-    counts = np.bincount(owner)
-    offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    values = standard.double().numpy()
-    means = np.add.reduceat(values, offsets, axis=0) / counts[:, None]
-    squares = np.add.reduceat(values**2, offsets, axis=0) / counts[:, None]
-    spread = np.sqrt(np.maximum(squares - means**2, 0.0))
+    _, spread = window_moments(standard.double().numpy(), np.bincount(owner))
     return {
         "spread_mean": torch.from_numpy(spread.mean(axis=0)).float(),
         "spread_std": torch.from_numpy(spread.std(axis=0)).float().clamp_min(1e-6),

@@ -27,6 +27,17 @@ def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
         yield chunk
 
 
+def window_moments(embeddings: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per track, the mean and the std over its consecutive window embeddings (`counts[i]` rows each), float64."""
+    counts = np.asarray(counts, dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    values = np.asarray(embeddings, dtype=np.float64)
+    with np.errstate(all="ignore"):  # a track's NaN/inf stays in its own row
+        means = np.add.reduceat(values, offsets, axis=0) / counts[:, None]
+        squares = np.add.reduceat(values**2, offsets, axis=0) / counts[:, None]
+        return means, np.sqrt(np.maximum(squares - means**2, 0.0))
+
+
 def pool_windows(
     embeddings: np.ndarray,
     counts: np.ndarray,
@@ -43,16 +54,11 @@ def pool_windows(
     """
     if pooling not in POOLINGS:
         raise ValueError(f"unknown pooling {pooling!r}")
-    counts = np.asarray(counts, dtype=np.int64)
-    offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    values = np.asarray(embeddings, dtype=np.float64)
+    if pooling == "mean+std" and (spread_mean is None or spread_scale is None):
+        raise ValueError("mean+std pooling needs the training tracks' spread_mean and spread_scale")
+    means, spread = window_moments(embeddings, counts)
+    if pooling == "mean":
+        return l2_normalise(means)
     with np.errstate(all="ignore"):
-        means = np.add.reduceat(values, offsets, axis=0) / counts[:, None]
-        if pooling == "mean":
-            return l2_normalise(means)
-        if spread_mean is None or spread_scale is None:
-            raise ValueError("mean+std pooling needs the training tracks' spread_mean and spread_scale")
-        squares = np.add.reduceat(values**2, offsets, axis=0) / counts[:, None]
-        spread = np.sqrt(np.maximum(squares - means**2, 0.0))
         spread = (spread - spread_mean) * spread_scale
-        return l2_normalise(np.concatenate([l2_normalise(means), l2_normalise(spread)], axis=1))
+    return l2_normalise(np.concatenate([l2_normalise(means), l2_normalise(spread)], axis=1))
