@@ -37,7 +37,12 @@ METRICS = ("r_precision", "ndcg", "reward")
 
 
 def pooled(
-    embeddings: torch.Tensor, owner: np.ndarray, stats: dict[str, torch.Tensor], parts: tuple[str, ...], pooling: str
+    embeddings: torch.Tensor,
+    owner: np.ndarray,
+    stats: dict[str, torch.Tensor],
+    parts: tuple[str, ...],
+    pooling: str,
+    spread_weight: float = 1.0,
 ) -> np.ndarray:
     """Track vectors from raw window embeddings: the chosen parts, standardised and scaled, pooled as
     siamrec.embed does (the spread statistics are the run's, measured on its training tracks)."""
@@ -48,7 +53,7 @@ def pooled(
     if pooling == "mean+std":
         spread_mean = stats["spread_mean"].double().numpy()[keep]
         spread_scale = 1.0 / stats["spread_std"].double().numpy()[keep]
-    return pool_windows(standard, np.bincount(owner), pooling, spread_mean, spread_scale)
+    return pool_windows(standard, np.bincount(owner), pooling, spread_mean, spread_scale, spread_weight)
 
 
 @torch.no_grad()
@@ -87,6 +92,7 @@ def main() -> None:
     parser.add_argument("--untrained", action="store_true", help="also the untrained network of the first run")
     parser.add_argument("--musicnn", type=Path, help="also musicnn_msd.onnx (z-scored), on the same splits")
     parser.add_argument("--mfcc", action="store_true", help="also MFCC statistics (z-scored), on the same splits")
+    parser.add_argument("--spread-weight", type=float, default=1.0, help="mean+std: the spread's weight (export's)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -118,7 +124,9 @@ def main() -> None:
                     if windows != C.WINDOWS_PER_TRACK and parts != tuple(names):
                         continue
                     name = f"{label} | {'+'.join(parts)} | {pooling} | {windows} windows"
-                    rows[name] = score(pooled(embeddings, owner, stats, parts, pooling), groups, args.seeds)
+                    rows[name] = score(
+                        pooled(embeddings, owner, stats, parts, pooling, args.spread_weight), groups, args.seeds
+                    )
                     rows[name]["embed_seconds"] = seconds
                     plain, adapted = rows[name]["plain"]["r_precision"], rows[name]["adapted"]["r_precision"]
                     print(f"| {name} | {plain[0]:.3f} ± {plain[1]:.3f} | {adapted[0]:.3f} ± {adapted[1]:.3f} |",

@@ -19,7 +19,7 @@ from siamrec import constants as C
 from siamrec.embed import TrackEncoder
 from siamrec.errors import ModelError
 from siamrec.models import Encoder, encoder_from_checkpoint, load_checkpoint, part_columns, stats_parts
-from siamrec.vectors import POOLINGS
+from siamrec.vectors import MAX_SPREAD_WEIGHT, MIN_SPREAD_WEIGHT, POOLINGS
 
 PARITY_TOLERANCE = 1e-4
 # The parts a vector is made of, in order: "learned:256,timbre:192" (name:dimensions), scaled to equal weight.
@@ -96,13 +96,14 @@ def export_encoder(
     tolerance: float = PARITY_TOLERANCE,
     pooling: str = "mean",
     spread: tuple[np.ndarray, np.ndarray] | None = None,
+    spread_weight: float = 1.0,
 ) -> ExportReport:
     """Export, stamp the contract, then compare onnxruntime with torch; above tolerance the file is removed.
 
     `pooling` `mean+std` needs `spread`: the training tracks' per-dimension spread mean and std (`encoder.dim`
-    each); the track vector then has twice the encoder's size.
+    each); the track vector then has twice the encoder's size, the spread weighing `spread_weight` beside the mean.
     """
-    metadata = _pooling_metadata(encoder.dim, pooling, spread)
+    metadata = _pooling_metadata(encoder.dim, pooling, spread, spread_weight)
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     encoder = encoder.eval().cpu()
@@ -136,7 +137,9 @@ def export_encoder(
     return ExportReport(str(output), name, dim, max_diff, tolerance, len(windows), output.stat().st_size)
 
 
-def _pooling_metadata(window_dim: int, pooling: str, spread: tuple[np.ndarray, np.ndarray] | None) -> dict[str, str]:
+def _pooling_metadata(
+    window_dim: int, pooling: str, spread: tuple[np.ndarray, np.ndarray] | None, spread_weight: float = 1.0
+) -> dict[str, str]:
     if pooling not in POOLINGS:
         raise ModelError(f"unknown pooling {pooling!r}: choose {' or '.join(POOLINGS)}")
     if pooling == "mean":
@@ -146,11 +149,16 @@ def _pooling_metadata(window_dim: int, pooling: str, spread: tuple[np.ndarray, n
     mean, std = (np.asarray(v, dtype=np.float64) for v in spread)
     if mean.shape != (window_dim,) or std.shape != (window_dim,) or not (np.isfinite(mean).all() and (std > 0).all()):
         raise ModelError(f"the spread statistics must be {window_dim} finite numbers each, with std above 0")
+    if not MIN_SPREAD_WEIGHT <= spread_weight <= MAX_SPREAD_WEIGHT:
+        raise ModelError(
+            f"the spread weight must be from {MIN_SPREAD_WEIGHT:g} to {MAX_SPREAD_WEIGHT:g} (got {spread_weight:g})"
+        )
     return {
         C.META_POOLING: pooling,
         C.META_WINDOW_DIM: str(window_dim),
         C.META_SPREAD_MEAN: json.dumps([float(f"{v:.7g}") for v in mean]),
         C.META_SPREAD_SCALE: json.dumps([float(f"{1.0 / v:.7g}") for v in std]),
+        C.META_SPREAD_WEIGHT: f"{spread_weight:.7g}",
     }
 
 
@@ -174,11 +182,12 @@ def export_checkpoint(
     tolerance: float = PARITY_TOLERANCE,
     timbre: bool | None = None,
     pooling: str | None = None,
+    spread_weight: float = 1.0,
 ) -> ExportReport:
     """`siamrec export`: checkpoint → encoder → ONNX with metadata and a parity check.
 
     `timbre` None: the parts the run was configured with. `pooling` None: mean+std when the run measured the
-    training tracks' spread, else mean.
+    training tracks' spread, else mean. `spread_weight`: the spread block's weight in mean+std pooling.
     """
     checkpoint = load_checkpoint(str(checkpoint_path))
     encoder = encoder_from_checkpoint(checkpoint, timbre)
@@ -197,4 +206,5 @@ def export_checkpoint(
         tolerance=tolerance,
         pooling=pooling,
         spread=spread,
+        spread_weight=spread_weight,
     )

@@ -10,7 +10,7 @@
 #
 # Environment: CORPUS (default ~/data/siamrec-train), VAL_CORPUS (~/data/siamrec-dev), RUNS (~/runs),
 # CACHE (~/.cache/siamrec/decoded), EPOCHS (default 16), TEACHER (musicnn; empty: no distillation),
-# PYTHON (.venv/bin/python), SIAMREC (.venv/bin/siamrec).
+# DISTILL_WEIGHT (1), SPREAD_WEIGHT (0.5), PYTHON (.venv/bin/python), SIAMREC (.venv/bin/siamrec).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +21,10 @@ CACHE=${CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/siamrec/decoded}
 EPOCHS=${EPOCHS:-16}
 # musicnn (ISC licence, shipped for the bench) as the teacher of a distillation head; TEACHER= (empty) for none.
 TEACHER=${TEACHER-siamrec/assets/baselines/musicnn_msd.onnx}
+DISTILL_WEIGHT=${DISTILL_WEIGHT:-1}
+# The spread's weight beside the mean in the track vector: chosen on the TRAIN corpus's playlists with
+# benchmarks/spread_weight.py (model card), never on the dev corpus it is reported on.
+SPREAD_WEIGHT=${SPREAD_WEIGHT:-0.5}
 PYTHON=${PYTHON:-.venv/bin/python}
 SIAMREC=${SIAMREC:-.venv/bin/siamrec}
 RUN="$RUNS/default"
@@ -53,14 +57,14 @@ train() {
     local resume=()
     [[ -f "$RUN/last.pt" ]] && resume=(--resume)
     $SIAMREC train $(source_args) --val-corpus "$VAL_CORPUS" --cache "$CACHE" --out "$RUN" "${MODEL_ARGS[@]}" \
-        --pairs "$PAIRS" --epochs "$EPOCHS" --val-every 4 --workers 1 ${TEACHER:+--teacher "$TEACHER"} "${resume[@]}"
+        --pairs "$PAIRS" --epochs "$EPOCHS" --val-every 4 --workers 1 ${TEACHER:+--teacher "$TEACHER" --distill-weight "$DISTILL_WEIGHT"} "${resume[@]}"
 }
 
 export_model() {
-    $SIAMREC export "$RUN/last.pt" -o siamrec/assets/default.onnx --name siamrec-default \
+    $SIAMREC export "$RUN/last.pt" -o siamrec/assets/default.onnx --name siamrec-default --spread-weight "$SPREAD_WEIGHT" \
         --trained-on "siamrec train corpus (shared/corpus/sources_train.json); validated on the dev corpus, never trained on"
     $PYTHON benchmarks/default_model_quality.py --val-corpus "$VAL_CORPUS" --cache "$CACHE" \
-        --checkpoint "$RUN/last.pt" --untrained
+        --checkpoint "$RUN/last.pt" --untrained --spread-weight "$SPREAD_WEIGHT"
 }
 
 case "${1:-all}" in

@@ -45,6 +45,8 @@ META_POOLING = "siamrec.pooling"
 META_WINDOW_DIM = "siamrec.window_dim"
 META_SPREAD_MEAN = "siamrec.spread_mean"
 META_SPREAD_SCALE = "siamrec.spread_scale"
+# Optional for `mean+std`: the spread block's weight beside the unit mean (1 when absent), chosen at export.
+META_SPREAD_WEIGHT = "siamrec.spread_weight"
 
 # Qdrant schema.
 # How queries rank: plain model vectors, the playlist-adapted ones (`siamrec adapt`), or adapted when stored.

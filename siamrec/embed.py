@@ -16,7 +16,7 @@ import onnxruntime as ort
 from siamrec import constants as C
 from siamrec.errors import ModelError
 from siamrec.names import quoted
-from siamrec.vectors import POOLINGS, pool_windows
+from siamrec.vectors import MAX_SPREAD_WEIGHT, MIN_SPREAD_WEIGHT, POOLINGS, pool_windows
 
 ASSETS = Path(__file__).parent / "assets"
 DEFAULT_MODEL = ASSETS / "default.onnx"
@@ -44,6 +44,7 @@ class ModelInfo:
     pooling: str = "mean"
     spread_mean: np.ndarray | None = field(default=None, repr=False, compare=False)
     spread_scale: np.ndarray | None = field(default=None, repr=False, compare=False)
+    spread_weight: float = 1.0
 
 
 def providers_for(device: str) -> list[str]:
@@ -125,7 +126,23 @@ def _pooling(meta: dict[str, str], dim: int, path: Path) -> dict[str, object]:
         "pooling": pooling,
         "spread_mean": _float_list(meta, C.META_SPREAD_MEAN, window_dim, path),
         "spread_scale": _float_list(meta, C.META_SPREAD_SCALE, window_dim, path),
+        "spread_weight": _spread_weight(meta, path),
     }
+
+
+def _spread_weight(meta: dict[str, str], path: Path) -> float:
+    """The spread block's weight: 1 when absent (models exported before it existed pool as they always did)."""
+    text = meta.get(C.META_SPREAD_WEIGHT, "1")
+    try:
+        weight = float(text)
+    except ValueError:
+        weight = float("nan")
+    if not MIN_SPREAD_WEIGHT <= weight <= MAX_SPREAD_WEIGHT:
+        raise ModelError(
+            f"{quoted(path)}: metadata {C.META_SPREAD_WEIGHT}={text[:40]!r} must be a number from "
+            f"{MIN_SPREAD_WEIGHT:g} to {MAX_SPREAD_WEIGHT:g}"
+        )
+    return weight
 
 
 def _check_signature(session: ort.InferenceSession, info: ModelInfo) -> None:
@@ -243,7 +260,7 @@ class TrackEncoder:
         counts = np.array([len(w) for w in windows_per_track])
         embeddings = self.embed_windows(np.concatenate(windows_per_track))
         info = self.info
-        return pool_windows(embeddings, counts, info.pooling, info.spread_mean, info.spread_scale)
+        return pool_windows(embeddings, counts, info.pooling, info.spread_mean, info.spread_scale, info.spread_weight)
 
     def _one_by_one(self, windows_per_track: list[np.ndarray]) -> tuple[np.ndarray, list[str | None]]:
         vectors = np.full((len(windows_per_track), self.dim), np.nan, np.float32)

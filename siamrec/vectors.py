@@ -11,6 +11,8 @@ import numpy as np
 T = TypeVar("T")
 # How a track's window embeddings become one vector: their mean, or their mean beside their spread (std).
 POOLINGS = ("mean", "mean+std")
+# The weight of the spread beside the mean in `mean+std`: outside this range one block would swamp the other.
+MIN_SPREAD_WEIGHT, MAX_SPREAD_WEIGHT = 0.05, 20.0
 
 
 def l2_normalise(vectors: np.ndarray) -> np.ndarray:
@@ -44,13 +46,15 @@ def pool_windows(
     pooling: str = "mean",
     spread_mean: np.ndarray | None = None,
     spread_scale: np.ndarray | None = None,
+    spread_weight: float = 1.0,
 ) -> np.ndarray:
     """Track vectors from consecutive window embeddings `[sum(counts), D]` (`counts[i]` rows per track).
 
-    `mean`: the L2-normalised mean `[T, D]`. `mean+std`: [unit mean | unit spread] / √2 `[T, 2D]`, where the
-    spread is each dimension's std over the track's windows (how the track changes over time), centred and
-    scaled by what training tracks showed (`spread_mean`, `spread_scale`), so that cosine compares how a
-    track varies, not how much every track varies. A track's NaN stays in its own row.
+    `mean`: the L2-normalised mean `[T, D]`. `mean+std`: [unit mean | w · unit spread] / √(1 + w²) `[T, 2D]`,
+    where the spread is each dimension's std over the track's windows (how the track changes over time), centred
+    and scaled by what training tracks showed (`spread_mean`, `spread_scale`), so that cosine compares how a
+    track varies, not how much every track varies; w (`spread_weight`) is how much that counts beside what the
+    track sounds like on average. A track's NaN stays in its own row.
     """
     if pooling not in POOLINGS:
         raise ValueError(f"unknown pooling {pooling!r}")
@@ -61,4 +65,4 @@ def pool_windows(
         return l2_normalise(means)
     with np.errstate(all="ignore"):
         spread = (spread - spread_mean) * spread_scale
-    return l2_normalise(np.concatenate([l2_normalise(means), l2_normalise(spread)], axis=1))
+    return l2_normalise(np.concatenate([l2_normalise(means), spread_weight * l2_normalise(spread)], axis=1))

@@ -168,3 +168,44 @@ def test_mean_and_spread_pooling_follows_the_metadata(tmp_path: Path, library_fi
         onnx.save(onnx_model, str(tmp_path / "bad.onnx"))
         with pytest.raises(ModelError, match=message):
             TrackEncoder(tmp_path / "bad.onnx", device="cpu")
+
+
+def test_spread_weight_is_stored_and_read_back(tmp_path: Path, library_files: dict[str, Path]) -> None:
+    """`--spread-weight w`: the track vector is [unit mean | w · unit spread] / √(1 + w²); a file without the
+    key (exported before it existed) pools with weight 1, and a damaged weight is refused when it loads."""
+    torch.manual_seed(0)
+    model = SimSiam(ModelConfig(backbone="cnn", width=4)).eval()
+    encoder = Encoder(model.frontend, model.backbone, model.backbone_dim, timbre=True)
+    rng = np.random.default_rng(0)
+    spread = (rng.uniform(0.1, 0.5, encoder.dim), rng.uniform(0.05, 0.2, encoder.dim))
+    export_encoder(encoder, tmp_path / "w.onnx", "w", "cnn", pooling="mean+std", spread=spread, spread_weight=0.5)
+    weighted = TrackEncoder(tmp_path / "w.onnx", device="cpu")
+    assert weighted.info.spread_weight == 0.5
+    per_track = [track_windows(p, 4)[0] for p in list(library_files.values())[:3]]
+    vectors = weighted.track_vectors(per_track)
+    half = encoder.dim
+    for vector in vectors:
+        mean_norm, spread_norm = np.linalg.norm(vector[:half]), np.linalg.norm(vector[half:])
+        np.testing.assert_allclose([mean_norm, spread_norm], np.array([1.0, 0.5]) / np.sqrt(1.25), atol=1e-5)
+    # without the key: weight 1, the vectors every mean+std model gave before
+    onnx_model = onnx.load(str(tmp_path / "w.onnx"))
+    kept = [prop for prop in onnx_model.metadata_props if prop.key != C.META_SPREAD_WEIGHT]
+    del onnx_model.metadata_props[:]
+    onnx_model.metadata_props.extend(kept)
+    onnx.save(onnx_model, str(tmp_path / "old.onnx"))
+    old = TrackEncoder(tmp_path / "old.onnx", device="cpu")
+    assert old.info.spread_weight == 1.0
+    unweighted = old.track_vectors(per_track)
+    np.testing.assert_allclose(np.linalg.norm(unweighted[:, :half], axis=1), 1 / np.sqrt(2), atol=1e-5)
+    np.testing.assert_allclose(unweighted[:, :half] * np.sqrt(2), vectors[:, :half] * np.sqrt(1.25), atol=1e-5)
+    for value in ("nan", "0", "-1", "abc", "1e9"):
+        onnx_model = onnx.load(str(tmp_path / "w.onnx"))
+        for prop in onnx_model.metadata_props:
+            if prop.key == C.META_SPREAD_WEIGHT:
+                prop.value = value
+        onnx.save(onnx_model, str(tmp_path / "bad.onnx"))
+        with pytest.raises(ModelError, match="spread_weight"):
+            TrackEncoder(tmp_path / "bad.onnx", device="cpu")
+    with pytest.raises(ModelError, match="spread weight"):
+        export_encoder(encoder, tmp_path / "z.onnx", "z", "cnn", pooling="mean+std", spread=spread, spread_weight=0)
+    assert not (tmp_path / "z.onnx").exists()

@@ -222,6 +222,17 @@ def test_trained_checkpoint_exports_with_parity(cached: tuple[list[Path], list[s
     plain = export_checkpoint(tmp_path / "last.pt", tmp_path / "mean.onnx", pooling="mean")
     assert plain.dim == 64 + 2 * C.N_MELS
     assert TrackEncoder(tmp_path / "mean.onnx", device="cpu").info.pooling == "mean"
+    # `siamrec export --spread-weight`: stored in the file; out of range is one usage error, no file
+    weighted = tmp_path / "weighted.onnx"
+    result = CliRunner().invoke(
+        cli, ["export", str(tmp_path / "last.pt"), "-o", str(weighted), "--spread-weight", "0.5"]
+    )
+    assert result.exit_code == 0, result.output
+    assert TrackEncoder(weighted, device="cpu").info.spread_weight == 0.5
+    refused = CliRunner().invoke(
+        cli, ["export", str(tmp_path / "last.pt"), "-o", str(tmp_path / "z.onnx"), "--spread-weight", "0"]
+    )
+    assert refused.exit_code == 2 and "--spread-weight" in refused.output and not (tmp_path / "z.onnx").exists()
 
 
 def test_distillation_learns_the_teacher_and_ships_as_a_third_part(

@@ -15,6 +15,7 @@ from siamrec.cli.common import (
 )
 from siamrec.errors import SiamrecError
 from siamrec.library import collect_audio_files
+from siamrec.vectors import MAX_SPREAD_WEIGHT, MIN_SPREAD_WEIGHT
 
 
 @click.command("export")
@@ -40,6 +41,13 @@ from siamrec.library import collect_audio_files
     type=click.Choice(["mean", "mean+std"]),
     help="How window embeddings become a track vector (default: mean+std when the run measured it, else mean).",
 )
+@click.option(
+    "--spread-weight",
+    type=click.FloatRange(MIN_SPREAD_WEIGHT, MAX_SPREAD_WEIGHT),
+    default=1.0,
+    show_default=True,
+    help="mean+std: the spread's weight beside the mean (benchmarks/spread_weight.py measures a choice).",
+)
 @json_option
 def export(
     checkpoint: Path,
@@ -48,6 +56,7 @@ def export(
     trained_on: str | None,
     parity_audio: tuple[Path, ...],
     pooling: str | None,
+    spread_weight: float,
     as_json: bool,
 ) -> None:
     """Export a training checkpoint to one ONNX file, checked against torch."""
@@ -64,7 +73,13 @@ def export(
         files, _ = collect_audio_files(parity_audio)
         windows = np.concatenate([track_windows(f, 2)[0] for f in files[:16]]) if files else None
     report = export_checkpoint(
-        checkpoint, output, name=name, trained_on=trained_on, parity_windows=windows, pooling=pooling
+        checkpoint,
+        output,
+        name=name,
+        trained_on=trained_on,
+        parity_windows=windows,
+        pooling=pooling,
+        spread_weight=spread_weight,
     )
     if as_json:
         print_json(report.__dict__)
