@@ -29,16 +29,18 @@ from siamrec.config import resolve_settings
 from siamrec.embed import TrackEncoder
 from siamrec.names import path_from_payload
 from siamrec.store import Store
-from siamrec.vectors import pool_windows
+from siamrec.vectors import batched, pool_windows
+
+TRACK_BATCH = 16  # tracks decoded, then embedded in one run of batches (as add-track does)
 
 
-def window_embeddings(encoder: TrackEncoder, paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
-    """Every track's window embeddings, concatenated, and the windows per track."""
+def store_window_embeddings(encoder: TrackEncoder, paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
+    """Every track's window embeddings, concatenated, and the windows per track: computed once, pooled per row."""
     embeddings, counts = [], []
-    for path in track(paths, description="embedding windows"):
-        windows = track_windows(path)[0]
-        embeddings.append(encoder.embed_windows(windows))
-        counts.append(len(windows))
+    for chunk in track(list(batched(paths, TRACK_BATCH)), description="embedding windows"):
+        windows = [track_windows(path)[0] for path in chunk]
+        embeddings.append(encoder.embed_windows(np.concatenate(windows)))
+        counts += [len(w) for w in windows]
     return np.concatenate(embeddings), np.array(counts)
 
 
@@ -56,7 +58,7 @@ def main(home: Path, model: Path, mask: str, seeds: int, weights: str, as_json: 
         raise click.UsageError(f"{model} pools by {info.pooling}: the spread weight only applies to mean+std")
     with Store.open(resolve_settings(home=str(home))) as store:
         library = read_library(store)
-    embeddings, counts = window_embeddings(encoder, [path_from_payload(r.path) for r in library.records])
+    embeddings, counts = store_window_embeddings(encoder, [path_from_payload(r.path) for r in library.records])
     rows = []
     for weight in [float(w) for w in weights.split(",")]:
         vectors = pool_windows(embeddings, counts, info.pooling, info.spread_mean, info.spread_scale, weight)

@@ -29,14 +29,19 @@ def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
         yield chunk
 
 
+def _track_means(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Per track, the mean of its consecutive rows (`counts[i]` rows each); a track's NaN/inf stays in its row."""
+    offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    with np.errstate(all="ignore"):
+        return np.add.reduceat(values, offsets, axis=0) / counts[:, None]
+
+
 def window_moments(embeddings: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per track, the mean and the std over its consecutive window embeddings (`counts[i]` rows each), float64."""
     counts = np.asarray(counts, dtype=np.int64)
-    offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
     values = np.asarray(embeddings, dtype=np.float64)
-    with np.errstate(all="ignore"):  # a track's NaN/inf stays in its own row
-        means = np.add.reduceat(values, offsets, axis=0) / counts[:, None]
-        squares = np.add.reduceat(values**2, offsets, axis=0) / counts[:, None]
+    means, squares = _track_means(values, counts), _track_means(values**2, counts)
+    with np.errstate(all="ignore"):
         return means, np.sqrt(np.maximum(squares - means**2, 0.0))
 
 
@@ -60,9 +65,9 @@ def pool_windows(
         raise ValueError(f"unknown pooling {pooling!r}")
     if pooling == "mean+std" and (spread_mean is None or spread_scale is None):
         raise ValueError("mean+std pooling needs the training tracks' spread_mean and spread_scale")
+    if pooling == "mean":  # the mean alone: no squares on the add-track path of a mean-pooled model
+        return l2_normalise(_track_means(np.asarray(embeddings, dtype=np.float64), np.asarray(counts, np.int64)))
     means, spread = window_moments(embeddings, counts)
-    if pooling == "mean":
-        return l2_normalise(means)
     with np.errstate(all="ignore"):
         spread = (spread - spread_mean) * spread_scale
     return l2_normalise(np.concatenate([l2_normalise(means), spread_weight * l2_normalise(spread)], axis=1))
