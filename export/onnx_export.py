@@ -143,6 +143,8 @@ def _pooling_metadata(
     if pooling not in POOLINGS:
         raise ModelError(f"unknown pooling {pooling!r}: choose {' or '.join(POOLINGS)}")
     if pooling == "mean":
+        if spread_weight != 1.0:  # a weight the file would not carry: say so instead of dropping it
+            raise ModelError("a spread weight applies to mean+std pooling; this export pools by the mean")
         return {}
     if spread is None:
         raise ModelError("mean+std pooling needs the training tracks' spread statistics (re-validate the run)")

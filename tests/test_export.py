@@ -209,3 +209,6 @@ def test_spread_weight_is_stored_and_read_back(tmp_path: Path, library_files: di
     with pytest.raises(ModelError, match="spread weight"):
         export_encoder(encoder, tmp_path / "z.onnx", "z", "cnn", pooling="mean+std", spread=spread, spread_weight=0)
     assert not (tmp_path / "z.onnx").exists()
+    with pytest.raises(ModelError, match="mean\\+std pooling"):
+        export_encoder(encoder, tmp_path / "m.onnx", "m", "cnn", pooling="mean", spread_weight=0.5)
+    assert not (tmp_path / "m.onnx").exists()
