@@ -162,8 +162,7 @@ def test_no_engine_types_outside_the_store_package() -> None:
     engine_import = re.compile(r"^\s*(from|import) qdrant", re.MULTILINE)
     offenders = [
         str(path.relative_to(root))
-        for folder in ("siamrec", "connectors")
-        for path in (root / folder).rglob("*.py")
+        for path in (root / "siamrec").rglob("*.py")
         if path.parent.name != "store" and engine_import.search(path.read_text())
     ]
     assert offenders == []
