@@ -88,6 +88,7 @@ def test_a_damaged_store_says_what_to_do_and_is_left_as_it_was(tmp_path: Path, d
     filled(root, 200).close()
     if damage == "meta":
         (root / "collections.json").write_text("{not json")
+        (root / "tracks" / "edge_config.json").write_text("{not json")  # nothing left to rebuild it from
     else:
         files = sorted((p for p in (root / "tracks").rglob("*") if p.is_file() and p.stat().st_size > 64),
                        key=lambda p: p.stat().st_size, reverse=True)  # fmt: skip

@@ -2,6 +2,9 @@
 
 One folder holds one shard per collection, `collections.json` (each collection's named vectors, which Edge
 does not report back) and `store.lock`, an OS lock that keeps a second process out while this one runs.
+A folder that holds shards is never re-created: when `collections.json` is missing, damaged or disagrees with
+the shards, it is rebuilt from each shard's own `edge_config.json` (the engine writes it on creation and on
+every added vector); when that cannot be read either, the store is refused in one line and left as it is.
 A write is acknowledged once it is in the shard's write-ahead log, so a killed process loses nothing it was
 told had been stored. New points are searched exactly until `optimize()` builds their HNSW index (the Store
 does it when a command that wrote closes), so results never depend on whether indexing has run.
@@ -9,6 +12,7 @@ does it when a command that wrote closes), so results never depend on whether in
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -21,10 +25,14 @@ import numpy as np
 import qdrant_edge as qe
 
 from siamrec.errors import StoreError
+from siamrec.logs import get_logger
 from siamrec.store.backend import EVERYTHING, PAGE, Hit, Point, Where, pick_vectors
 
+log = get_logger(__name__)
 META = "collections.json"
 LOCK = "store.lock"
+SHARD_CONFIG = "edge_config.json"  # Qdrant Edge's own record of a shard's vectors
+Meta = dict[str, dict[str, int]]
 HNSW_EF = 128  # search breadth: recall@10 ≥ 0.95 at 1M tracks (benchmarks/store_scale.py)
 
 
@@ -40,9 +48,163 @@ def edge_filter(where: Where) -> qe.Filter | None:
 
 def _damaged(root: Path, what: str) -> StoreError:
     return StoreError(
-        f"the store at {root} is damaged ({what}): restore its backup (`siamrec store restore`) "
+        f"the store at {root} is damaged ({what}): restore its backup (`siamrec store restore BACKUP --force`) "
         "or move the folder away and rebuild with `siamrec add-track`/`sync-playlists`"
     )
+
+
+def folder_error(path: Path, exc: OSError) -> StoreError:
+    """One line for a store folder the system refuses (read-only, full, a file in the way)."""
+    why = {
+        errno.EROFS: "the file system is read-only",
+        errno.EACCES: "no permission",
+        errno.EPERM: "no permission",
+        errno.ENOSPC: "the disk is full",
+        errno.EDQUOT: "the disk quota is used up",
+        errno.ENOTDIR: "a file is in the way of a folder",
+    }.get(exc.errno or 0, exc.strerror or type(exc).__name__)
+    return StoreError(f"cannot use the store at {path}: {why}; choose another --home (or SIAMREC_HOME)")
+
+
+def _vectors_of(value: object) -> dict[str, int] | None:
+    """`{name: dim}` when `value` is one (positive integer dims, at least one vector), else None."""
+    if not isinstance(value, dict) or not value:
+        return None
+    if not all(isinstance(k, str) and type(v) is int and v > 0 for k, v in value.items()):
+        return None
+    return dict(value)
+
+
+def parse_meta(text: str) -> Meta | None:
+    """collections.json's content when it is well formed, else None (missing keys, wrong types, bad JSON)."""
+    try:
+        raw = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(raw, dict):
+        return None
+    meta = {name: _vectors_of(vectors) for name, vectors in raw.items()}
+    return None if any(v is None for v in meta.values()) else meta  # type: ignore[return-value]
+
+
+def shard_vectors(folder: Path) -> dict[str, int] | None:
+    """A shard's `{name: dim}` from the engine's own config file, None when there is none or it is unreadable."""
+    try:
+        raw = json.loads((folder / SHARD_CONFIG).read_text())
+    except (OSError, ValueError):
+        return None
+    vectors = raw.get("vectors") if isinstance(raw, dict) else None
+    if not isinstance(vectors, dict):
+        return None
+    sizes = {name: p.get("size") if isinstance(p, dict) else None for name, p in vectors.items()}
+    return _vectors_of(sizes)
+
+
+def shard_folders(root: Path) -> list[Path]:
+    """The folders under `root` that hold a shard (anything but the metadata, lock and temporary files)."""
+    try:
+        return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise folder_error(root, exc) from exc
+
+
+def holds_data(root: Path) -> bool:
+    """Whether a store folder holds shards or their metadata (a lock alone, or nothing, is a new store)."""
+    return (root / META).exists() or bool(shard_folders(root))
+
+
+def read_meta(root: Path) -> Meta:
+    """The collections of the store at `root`: collections.json when it agrees with the shards, else rebuilt
+    from the shards' own configs (and written back), else a one-line refusal. Never re-creates anything."""
+    folders = shard_folders(root)
+    try:
+        text: str | None = (root / META).read_text()
+    except FileNotFoundError:
+        text = None
+    except (OSError, ValueError) as exc:
+        raise _damaged(root, f"{META} unreadable: {exc}") from exc
+    meta = None if text is None else parse_meta(text)
+    if meta is not None and _agrees(root, meta, folders):
+        return meta
+    if text is None and not folders:
+        return {}  # a new store
+    what = "missing" if text is None else "damaged" if meta is None else "out of step with the shards"
+    if not folders:
+        raise _damaged(root, f"{META} is {what} and there are no shards to rebuild it from")
+    rebuilt: Meta = {}
+    for folder in folders:
+        vectors = shard_vectors(folder)
+        if vectors is None:
+            raise _damaged(root, f"{META} is {what}, and {folder.name}/{SHARD_CONFIG} cannot be read to rebuild it")
+        rebuilt[folder.name] = vectors
+    log.warning("%s of the store at %s was %s: rebuilt it from the shards", META, root, what)
+    try:
+        write_json_atomically(root / META, rebuilt)
+    except OSError as exc:  # read-only or full: the rebuilt copy serves this command, the next one rebuilds again
+        log.warning("could not write the rebuilt %s: %s", META, exc.strerror or exc)
+    return rebuilt
+
+
+def _agrees(root: Path, meta: Meta, folders: list[Path]) -> bool:
+    """Whether collections.json tells the truth about the shards: each listed shard has the vectors its engine
+    config lists, and a shard it does not list holds no points (what a creation killed before collections.json
+    named it leaves; the next creation replaces it)."""
+    for folder in folders:
+        found = shard_vectors(folder)
+        if folder.name in meta:
+            if found is not None and found != meta[folder.name]:
+                return False
+        elif found is not None and _points_in(root, folder) > 0:
+            return False
+    return True
+
+
+def _points_in(root: Path, folder: Path) -> int:
+    """How many points a shard holds (it is loaded: only for a shard collections.json does not name)."""
+    try:
+        shard = qe.EdgeShard.load(str(folder))
+        try:
+            return int(shard.count(qe.CountRequest(exact=True)))
+        finally:
+            shard.close()
+    except BaseException as exc:  # the engine raises its own (Rust panic) types on damaged files
+        if isinstance(exc, KeyboardInterrupt | SystemExit):
+            raise
+        raise _damaged(root, f"{folder.name} is not named in {META} and cannot be read") from exc
+
+
+def write_json_atomically(path: Path, value: object) -> None:
+    """Write JSON to a temporary file, fsync it, then rename it over `path` (never half a file)."""
+    tmp = path.with_name(f"{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(json.dumps(value, indent=1, sort_keys=True))
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def take_lock(root: Path) -> int:
+    """Create the store folder if needed and hold its lock (a descriptor; closing it releases the lock)."""
+    lock = root / LOCK
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        if lock.exists() and not lock.is_file():
+            raise StoreError(f"{lock} should be a file but is not: remove it (the data beside it is untouched)")
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise folder_error(root, exc) from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise StoreError(
+            f"the store at {root} is in use by another siamrec process: wait for it to finish, or run a Qdrant "
+            "server and pass --qdrant-url (a running `siamrec serve` makes backups with `siamrec store backup "
+            "--service URL`)"
+        ) from None
+    return fd
 
 
 class EdgeBackend:
@@ -51,32 +213,14 @@ class EdgeBackend:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.location = str(root)
-        self._lock = self._take_lock(root)
+        self._lock = take_lock(root)
         self._shards: dict[str, qe.EdgeShard] = {}
         self._dirty: set[str] = set()
         try:
-            meta = root / META
-            self._meta: dict[str, dict[str, int]] = json.loads(meta.read_text()) if meta.exists() else {}
-        except (OSError, ValueError) as exc:
+            self._meta: Meta = read_meta(root)
+        except BaseException:
             self._release()
-            raise _damaged(root, f"{META} unreadable: {exc}") from exc
-
-    @staticmethod
-    def _take_lock(root: Path) -> int:
-        root.mkdir(parents=True, exist_ok=True)
-        lock = root / LOCK
-        if lock.exists() and not lock.is_file():
-            raise StoreError(f"{lock} should be a file but is not: remove it (the data beside it is untouched)")
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise StoreError(
-                f"the store at {root} is in use by another siamrec process: wait for it to finish, or run a Qdrant "
-                "server and pass --qdrant-url"
-            ) from None
-        return fd
+            raise
 
     def _release(self) -> None:
         if self._lock >= 0:
@@ -99,11 +243,7 @@ class EdgeBackend:
         return shard
 
     def _write_meta(self) -> None:
-        tmp = self.root / f"{META}.tmp"
-        tmp.write_text(json.dumps(self._meta, indent=1, sort_keys=True))
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, self.root / META)
+        write_json_atomically(self.root / META, self._meta)
 
     def vectors(self, collection: str) -> dict[str, int] | None:
         found = self._meta.get(collection)
@@ -136,7 +276,11 @@ class EdgeBackend:
         self._meta.pop(collection, None)
         self._dirty.discard(collection)
         self._write_meta()
-        shutil.rmtree(self.root / collection, ignore_errors=True)
+        hidden = self.root / f".dropped-{collection}"  # out of sight at once, so a kill mid-way leaves no half shard
+        shutil.rmtree(hidden, ignore_errors=True)
+        if (self.root / collection).exists():
+            os.replace(self.root / collection, hidden)
+        shutil.rmtree(hidden, ignore_errors=True)
 
     def upsert(self, collection: str, points: Sequence[Point]) -> None:
         edge_points = [

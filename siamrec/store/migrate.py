@@ -80,7 +80,7 @@ def migrate(settings: Settings) -> MigrationReport:
     """Copy the old local-mode store into the embedded Qdrant Edge store (the old one is kept as it is)."""
     from siamrec.store import embedded_path
     from siamrec.store.client import ClientBackend
-    from siamrec.store.edge import EdgeBackend
+    from siamrec.store.edge import EdgeBackend, holds_data
 
     target = embedded_path(settings)
     old = old_store_path(settings)
@@ -88,8 +88,8 @@ def migrate(settings: Settings) -> MigrationReport:
     if old is None:
         report.note = f"no old local-mode store at {report.source}"
         return report
-    if (target / "collections.json").exists():
-        report.note = f"{target} already holds the migrated store (move it away to migrate {old} again)"
+    if holds_data(target):
+        report.note = f"{target} already holds a store (move it away to migrate {old} again)"
         return report
     partial = target.with_name(target.name + ".partial")
     source = ClientBackend.local(str(old))
@@ -103,6 +103,8 @@ def migrate(settings: Settings) -> MigrationReport:
             edge.close()
     finally:
         source.close()
+    if holds_data(target):  # a store appeared meanwhile: keep it, and the copy beside it
+        raise StoreError(f"{target} now holds a store: the migrated copy is left in {partial}")
     shutil.rmtree(target, ignore_errors=True)  # only an empty, lock-only folder can be here
     os.replace(partial, target)
     report.migrated = True
@@ -112,8 +114,9 @@ def migrate(settings: Settings) -> MigrationReport:
 def migrate_if_needed(settings: Settings) -> None:
     """Run on every open of the embedded store: an old local-mode store with no new store beside it moves over."""
     from siamrec.store import embedded_path
+    from siamrec.store.edge import holds_data
 
-    if (embedded_path(settings) / "collections.json").exists() or old_store_path(settings) is None:
+    if old_store_path(settings) is None or holds_data(embedded_path(settings)):
         return
     report = migrate(settings)
     log.warning(
