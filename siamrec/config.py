@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -59,17 +60,34 @@ def resolve_settings(
         cache_dir = home_path / "cache"
     else:
         home_path, cache_dir = default_folders()
-    if home_path.exists() and not home_path.is_dir():
-        raise ConfigError(f"the data folder {home_path} (--home / SIAMREC_HOME) is a file, not a folder")
+    check_home(home_path)
     model_value = model or os.environ.get("SIAMREC_MODEL")
+    url = qdrant_url or os.environ.get("SIAMREC_QDRANT_URL") or None
+    key = qdrant_api_key or os.environ.get("SIAMREC_QDRANT_API_KEY") or None
     return Settings(
         home=home_path,
-        qdrant_url=qdrant_url or os.environ.get("SIAMREC_QDRANT_URL") or None,
-        qdrant_api_key=qdrant_api_key or os.environ.get("SIAMREC_QDRANT_API_KEY") or None,
+        qdrant_url=None if url is None else check_qdrant_url(url),
+        qdrant_api_key=None if key is None else check_api_key(key),
         model_path=Path(model_value).expanduser() if model_value else None,
         device=device,
         cache_dir=cache_dir,
     )
+
+
+def check_home(home: Path) -> None:
+    """The data folder, or the folder it will be made in, must be a folder: a file at or above it fails in one
+    line here, not as a traceback from whichever command first writes there."""
+    for path in (home, *home.parents):
+        try:
+            mode = path.stat().st_mode
+        except (FileNotFoundError, NotADirectoryError):  # not there yet, or a file above it: look further up
+            continue
+        except OSError as exc:  # EACCES: a folder we may not look into
+            raise ConfigError(f"the data folder {home} (--home / SIAMREC_HOME) cannot be used: {exc.strerror}") from exc
+        if stat.S_ISDIR(mode):
+            return
+        what = "is a file" if path == home else f"is below {path}, which is a file"
+        raise ConfigError(f"the data folder {home} (--home / SIAMREC_HOME) {what}, not a folder")
 
 
 QDRANT_SCHEMES = ("http", "https")
@@ -78,7 +96,12 @@ _HOST = re.compile(r"^([A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?\.?)+$|^[0-9A-Fa-f:
 
 def check_qdrant_url(url: str) -> str:
     """A Qdrant server URL with scheme, host and port checked, so a typo fails in one line, not a traceback."""
-    parsed = urlsplit(url.strip())
+    if not url.isascii() or not url.isprintable():
+        raise ConfigError(f"--qdrant-url {url!r}: use plain ASCII (percent-encode anything else)")
+    try:
+        parsed = urlsplit(url.strip())
+    except ValueError as exc:  # an unclosed IPv6 bracket (`http://[::1`)
+        raise ConfigError(f"--qdrant-url {url!r}: not a valid URL ({exc})") from None
     if parsed.scheme.lower() not in QDRANT_SCHEMES:
         raise ConfigError(f"--qdrant-url {url!r}: use http:// or https:// (e.g. http://localhost:6333)")
     if not parsed.hostname or not _HOST.match(parsed.hostname):
@@ -89,4 +112,16 @@ def check_qdrant_url(url: str) -> str:
         port = 0
     if port == 0:
         raise ConfigError(f"--qdrant-url {url!r}: the port must be a number from 1 to 65535")
+    if parsed.username is not None or parsed.password is not None:
+        raise ConfigError("--qdrant-url: put no credentials in the URL; pass the key with --qdrant-api-key")
     return url.strip()
+
+
+def check_api_key(key: str) -> str:
+    """A Qdrant API key travels in an HTTP header: printable ASCII only (never echoed back in the message)."""
+    if not key.isascii() or not key.isprintable() or key != key.strip():
+        raise ConfigError(
+            "--qdrant-api-key (or SIAMREC_QDRANT_API_KEY) holds characters an HTTP header cannot carry: "
+            "use the key exactly as Qdrant printed it (ASCII, no spaces around it)"
+        )
+    return key

@@ -7,6 +7,7 @@ then pooled per track as the model's metadata says (siamrec.vectors.pool_windows
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,6 +62,12 @@ def providers_for(device: str) -> list[str]:
     raise ModelError(f"unknown device {device!r}: choose auto, cpu or cuda")
 
 
+# A model's name becomes the store's vector name, a folder name inside each shard (`vector_storage-<name>`) and,
+# with `+`, the prefix of derived vectors: a plain identifier only (no `/`, `..` at the start, `+`, spaces).
+MAX_MODEL_NAME = 64
+MODEL_NAME = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,{MAX_MODEL_NAME - 1}}}", re.ASCII)
+
+
 def _metadata_int(meta: dict[str, str], key: str, path: Path) -> int:
     try:
         value = int(meta[key])
@@ -79,8 +86,12 @@ def _read_info(session: ort.InferenceSession, path: Path) -> ModelInfo:
         raise ModelError(
             f"{path} is not a siamrec model (metadata {', '.join(missing)} missing); export one with `siamrec export`"
         )
-    if not meta[C.META_NAME].strip() or not meta[C.META_NAME].isprintable():
-        raise ModelError(f"{quoted(path)}: metadata {C.META_NAME}={meta[C.META_NAME]!r} is not a usable name")
+    if not MODEL_NAME.fullmatch(meta[C.META_NAME]):
+        shown = meta[C.META_NAME] if len(meta[C.META_NAME]) <= 80 else meta[C.META_NAME][:80] + "…"
+        raise ModelError(
+            f"{quoted(path)}: metadata {C.META_NAME}={shown!r} is not a usable name: a model name is 1 to "
+            f"{MAX_MODEL_NAME} letters, digits, '.', '_' or '-', starting with a letter or digit"
+        )
     dim = _metadata_int(meta, C.META_DIM, path)
     info = ModelInfo(
         name=meta[C.META_NAME],

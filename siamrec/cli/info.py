@@ -12,7 +12,7 @@ from siamrec.cli.common import (
     stdout,
     store_options,
 )
-from siamrec.store import Store
+from siamrec.store import Store, embedded_path, store_exists
 
 
 @click.command("info")
@@ -20,15 +20,17 @@ from siamrec.store import Store
 @json_option
 def info(settings: Settings, as_json: bool) -> None:
     """What the store holds and which model it was made with."""
-    with Store.open(settings) as store:
-        location = store.location
-        model = store.stored_model()
-        if model:
-            store.bind_model(*model, create=False)
-        tracks = store.count_tracks() if model else 0
-        cold = store.count_tracks(cold_only=True) if model else 0
-        playlists = store.count_playlists() if model else 0
-        adaptation = store.adaptation() if model else None
+    location, model, tracks, cold, playlists, adaptation = str(embedded_path(settings)), None, 0, 0, 0, None
+    if store_exists(settings):  # a new home stays as it is: nothing to show, nothing to create
+        with Store.open(settings) as store:
+            location = store.location
+            model = store.stored_model()
+            if model:
+                store.bind_model(*model, create=False)
+                tracks = store.count_tracks()
+                cold = store.count_tracks(cold_only=True)
+                playlists = store.count_playlists()
+                adaptation = store.adaptation()
     summary = {
         "store": location,
         "model": model[0] if model else None,

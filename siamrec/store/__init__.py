@@ -125,6 +125,17 @@ def embedded_path(settings: Settings) -> Path:
     return settings.home / "store"
 
 
+def store_exists(settings: Settings) -> bool:
+    """Whether opening the store would find data: always for a server, else an embedded store (or an old one to
+    migrate) under SIAMREC_HOME. Read-only commands ask first, so they never create a store or a home."""
+    if settings.qdrant_url:
+        return True
+    from siamrec.store.edge import holds_data
+    from siamrec.store.migrate import old_store_path
+
+    return holds_data(embedded_path(settings)) or old_store_path(settings) is not None
+
+
 def open_backend(settings: Settings) -> Backend:
     """A server backend when a URL is configured, else the embedded store (migrating an old one first)."""
     if settings.qdrant_url:
