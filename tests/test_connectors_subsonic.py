@@ -280,7 +280,7 @@ def test_token_auth_then_password_fallback(server: Supysonic) -> None:
     assert client._token_auth
     client.ping()
     assert not client._token_auth
-    assert {"Arcade", "Forest"} <= {p["name"] for p in client.playlists()}
+    assert {"Arcade", "Forest"} <= {p.name for p in client.playlists()}
 
 
 def test_a_song_changed_on_the_server_is_fetched_and_embedded_again(

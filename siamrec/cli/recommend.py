@@ -213,7 +213,7 @@ def _add_to_best(store: Store, client: Any, track: str, suggestions: list[Any]) 
     if song is None or song[:2] != (client.server, "track"):
         raise ConfigError(f"--to-subsonic adds songs of {client.url} only; {track!r} is not one")
     publisher = Publisher(store, client)
-    own = {str(p.get("id")) for p in publisher.own()}
+    own = {p.id for p in publisher.own()}
     for suggestion in suggestions:
         target = parse_uri(suggestion.playlist.playlist_uri)
         if target and target[:2] == (client.server, "playlist") and target[2] in own:

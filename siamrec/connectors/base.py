@@ -34,6 +34,7 @@ class SourceTrack:
     duration_s: float | None = None
     path: Path | None = None
     version: str = ""  # the source's stamp of its audio (Subsonic: format, size, date): a new one means re-embed
+    size_bytes: int | None = None  # the size the source declares for its audio file (bounds its download)
 
 
 @dataclass

@@ -15,7 +15,9 @@ from urllib.parse import unquote, urlparse
 
 from siamrec.audio import identify, is_audio_path
 from siamrec.connectors.base import Problem, SourcePlaylist, SourceTrack
+from siamrec.connectors.files import PLAYLIST_BYTES, FileRefused, read_bounded
 from siamrec.errors import AudioError, ConnectorError
+from siamrec.names import quoted
 from siamrec.paths import write_error
 from siamrec.tags import read_tags
 from siamrec.uris import URI_SCHEMES, local_playlist_uri, local_track_uri
@@ -52,10 +54,11 @@ def _entry(location: str, base: Path) -> Path | str:
 
 
 def _read_text(path: Path) -> str:
+    """The playlist's text; a FIFO, a device or a file over PLAYLIST_BYTES is refused, never read."""
     try:
-        return path.read_text(encoding="utf-8-sig", errors="replace")
-    except OSError as exc:
-        raise ConnectorError(f"cannot read playlist {path}: {exc.strerror or exc}") from exc
+        return read_bounded(path, PLAYLIST_BYTES).decode("utf-8-sig", errors="replace")
+    except FileRefused as exc:
+        raise ConnectorError(f"cannot read playlist {quoted(path)}: {exc}") from None
 
 
 def read_m3u(path: Path) -> PlaylistEntries:

@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from siamrec.connectors.base import Problem
+from siamrec.connectors.files import MANIFEST_BYTES, FileRefused, read_bounded
 from siamrec.errors import ConnectorError
 from siamrec.logs import get_logger
+from siamrec.names import quoted
 
 log = get_logger(__name__)
 
@@ -47,9 +49,9 @@ MANIFEST_COLUMNS = tuple(f.name for f in fields(ManifestRow))
 def read_manifest(path: Path) -> tuple[dict[str, Path], list[Problem]]:
     """track URI → audio file (not checked for existence) from a TSV or JSON-lines manifest; bad lines reported."""
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConnectorError(f"cannot read audio manifest {path}: {getattr(exc, 'strerror', None) or exc}") from exc
+        text = read_bounded(path, MANIFEST_BYTES).decode("utf-8-sig")
+    except (FileRefused, UnicodeDecodeError) as exc:
+        raise ConnectorError(f"cannot read audio manifest {quoted(path)}: {exc}") from None
     rows = _jsonl_rows(text) if path.suffix.lower() in (".jsonl", ".json", ".ndjson") else _tsv_rows(text, path)
     files: dict[str, Path] = {}
     problems: list[Problem] = []

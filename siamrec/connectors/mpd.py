@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from siamrec.connectors.base import Problem, SourcePlaylist, SourceTrack, duration_seconds
+from siamrec.connectors.files import SLICE_BYTES, FileRefused, read_bounded
 from siamrec.errors import ConnectorError
 
 SOURCE = "mpd"
@@ -60,9 +61,9 @@ def slice_range(path: Path) -> tuple[int, int] | None:
 
 def slice_files(path: Path) -> list[Path]:
     """The slice files of a dump folder (the zip's layout or a flat folder) in pid order, or one file."""
-    if path.is_file():
-        return [path]
     if not path.is_dir():
+        if path.exists():
+            return [path]  # a file; reading it refuses a FIFO or a device
         raise ConnectorError(f"{path}: no such Million Playlist Dataset folder or slice file")
     files = sorted(path.rglob(SLICE_GLOB)) or sorted(path.glob("*.json"))
     if not files:
@@ -125,8 +126,10 @@ class MpdSource:
     def _load(self, path: Path) -> dict[str, Any] | None:
         """The slice as a dict with a 'playlists' list, or None (and a Problem) when it is not one."""
         try:
-            with open(path, encoding="utf-8") as handle:
-                document = json.load(handle)
+            document = json.loads(read_bounded(path, SLICE_BYTES))
+        except FileRefused as exc:
+            self._problem(str(path), str(exc))
+            return None
         except json.JSONDecodeError as exc:
             self._problem(str(path), f"not valid JSON ({exc.msg} at line {exc.lineno}); re-download this slice")
             return None

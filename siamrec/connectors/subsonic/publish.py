@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from siamrec.connectors.subsonic.client import SubsonicClient, parse_uri
+from siamrec.connectors.subsonic.schema import PlaylistEntry
 from siamrec.connectors.subsonic.source import SIAMREC_MARK
 from siamrec.errors import ConnectorError
 from siamrec.recommend import TrackSuggestion, recommend_tracks_where
@@ -88,9 +89,9 @@ class Publisher:
         self.strategy = strategy
         self.include_warm = include_warm
         self.suffix = suffix
-        self._own: list[dict[str, Any]] | None = None
+        self._own: list[PlaylistEntry] | None = None
 
-    def own(self) -> list[dict[str, Any]]:
+    def own(self) -> list[PlaylistEntry]:
         if self._own is None:
             self._own = self.client.own_playlists()
         return self._own
@@ -99,14 +100,12 @@ class Publisher:
         name = f"{record.name}{self.suffix}"
         songs = server_songs(self.store, record, self.client.server, self.k, self.strategy, self.include_warm)
         comment = comment_for(record, self.strategy)
-        existing = next((p for p in self.own() if p.get("name") == name), None)
+        existing = next((p for p in self.own() if p.name == name), None)
         if existing is None:
             return PublishPlan(record, name, "create", songs, comment)
-        server_playlist = str(existing["id"])
-        current = self.client.playlist(server_playlist)
-        held = [str(entry.get("id")) for entry in current.get("entry") or []]
-        plan = PublishPlan(record, name, "update", songs, comment, server_playlist)
-        if held == plan.song_ids and (current.get("comment") or "") == comment:
+        current, entries = self.client.playlist(existing.id)
+        plan = PublishPlan(record, name, "update", songs, comment, existing.id)
+        if [entry.id for entry in entries] == plan.song_ids and current.comment == comment:
             plan.action = "unchanged"
         return plan
 
@@ -124,9 +123,9 @@ class Publisher:
 
     def add_to_playlist(self, server_playlist: str, song: str) -> bool:
         """Add one song to one of the user's own playlists (False: it is there already)."""
-        if not any(str(p.get("id")) == server_playlist for p in self.own()):
-            raise ConnectorError(f"playlist {server_playlist} on {self.client.url} is not {self.client.user}'s")
-        held = {str(entry.get("id")) for entry in self.client.playlist(server_playlist).get("entry") or []}
+        if not any(p.id == server_playlist for p in self.own()):
+            raise ConnectorError(f"playlist {server_playlist} on {self.client.shown} is not {self.client.user}'s")
+        held = {entry.id for entry in self.client.playlist(server_playlist)[1]}
         if song in held:
             return False
         self.client.call("updatePlaylist", playlistId=server_playlist, songIdToAdd=song)

@@ -6,7 +6,6 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
 
 import soundfile as sf
 
@@ -21,6 +20,7 @@ from siamrec.connectors.subsonic.client import (
     playlist_uri,
     track_uri,
 )
+from siamrec.connectors.subsonic.schema import PlaylistEntry
 
 LIBRARY_CHUNK = 200  # songs per library batch handed to the sync
 LIBRARY_ROUND = 1000  # songs per sync round without a cache: the most audio on disk at once
@@ -39,47 +39,58 @@ class SubsonicSource:
         self.problems: list[Problem] = []
 
     def playlists(self) -> Iterator[SourcePlaylist]:
-        listed = [p for p in self.client.playlists() if not str(p.get("comment") or "").startswith(SIAMREC_MARK)]
+        """The chosen playlists, then the library; what the server got wrong joins `problems` as it is read."""
+        listed = [p for p in self.client.playlists() if not p.comment.startswith(SIAMREC_MARK)]
         for entry in self._chosen(listed):
             try:
-                yield self._playlist(entry)
+                playlist = self._playlist(entry)
             except SongUnavailable as exc:  # deleted between the listing and the read
-                self.problems.append(Problem(f"playlist {entry.get('name')!r}", str(exc)))
+                self.problems.append(Problem(f"playlist {entry.name!r}", str(exc)))
+                continue
+            finally:
+                self._take_client_problems()
+            yield playlist
         if self.library:
             yield from self._library()
+        self._take_client_problems()
 
-    def _chosen(self, listed: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _take_client_problems(self) -> None:
+        self.problems += self.client.problems
+        self.client.problems.clear()
+
+    def _chosen(self, listed: list[PlaylistEntry]) -> list[PlaylistEntry]:
         """All playlists the user sees except siamrec's own, or those named by id or name."""
         if not self.wanted:
             return listed
-        chosen = []
+        chosen: list[PlaylistEntry] = []
         for key in self.wanted:
-            matches = [p for p in listed if str(p.get("id")) == key or p.get("name") == key]
+            matches = [p for p in listed if key in (p.id, p.name)]
             if not matches:
                 self.problems.append(Problem(f"--subsonic-playlist {key}", "no such playlist on the server"))
             chosen += [p for p in matches if p not in chosen]
         return chosen
 
-    def _playlist(self, entry: dict[str, Any]) -> SourcePlaylist:
-        full = self.client.playlist(str(entry["id"]))
-        server = self.client.server
+    def _playlist(self, entry: PlaylistEntry) -> SourcePlaylist:
+        info, songs = self.client.playlist(entry.id)
         return SourcePlaylist(
-            uri=playlist_uri(server, str(entry["id"])),
-            name=str(full.get("name") or entry.get("name") or entry["id"]),
+            uri=playlist_uri(self.client.server, entry.id),
+            name=info.name or entry.name or entry.id,
             source=SOURCE,
-            tracks=[self._track(Song.of(song)) for song in full.get("entry") or [] if song.get("id")],
-            description=str(full.get("comment") or ""),
+            tracks=[self._track(Song.of(song)) for song in songs],
+            description=info.comment,
         )
 
     def _library(self) -> Iterator[SourcePlaylist]:
         """The library in chunks the sync stores and embeds without saving them as playlists."""
         chunk: list[SourceTrack] = []
         for song in self.client.songs():
-            if song.get("id") and not song.get("isVideo"):
+            if not song.isVideo:
                 chunk.append(self._track(Song.of(song)))
             if len(chunk) >= LIBRARY_CHUNK:
+                self._take_client_problems()
                 yield self._collection(chunk)
                 chunk = []
+        self._take_client_problems()
         if chunk:
             yield self._collection(chunk)
 
@@ -95,6 +106,7 @@ class SubsonicSource:
             album=song.album,
             duration_s=song.duration_s,
             version=f"{song.suffix}:{song.version}",
+            size_bytes=song.size,
         )
 
 
@@ -139,7 +151,8 @@ class SubsonicFetcher:
         if cached is not None:
             return cached
         suffix = track.version.split(":", 1)[0]
-        song = Song(song_id, track.title, track.artist, track.album, track.duration_s, suffix, track.version)
+        song = Song(song_id, track.title, track.artist, track.album, track.duration_s, suffix, track.version,
+                    track.size_bytes)  # fmt: skip
         work = self.cache.work_dir(key)
         try:
             audio = self.client.download(song, work)
