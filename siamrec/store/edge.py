@@ -27,6 +27,7 @@ import qdrant_edge as qe
 from siamrec.errors import StoreError
 from siamrec.logs import get_logger
 from siamrec.store.backend import EVERYTHING, PAGE, Hit, Point, Where, pick_vectors
+from siamrec.store.disk import check_room, disk_error, guard_bus_errors, points_bytes
 
 log = get_logger(__name__)
 META = "collections.json"
@@ -214,6 +215,7 @@ class EdgeBackend:
         self.root = root
         self.location = str(root)
         self._lock = take_lock(root)
+        guard_bus_errors()
         self._shards: dict[str, qe.EdgeShard] = {}
         self._dirty: set[str] = set()
         try:
@@ -282,26 +284,41 @@ class EdgeBackend:
             os.replace(self.root / collection, hidden)
         shutil.rmtree(hidden, ignore_errors=True)
 
+    def _update(self, collection: str, operation: Any, needed: int, what: str) -> None:
+        """Apply a write once the disk has room for it (`needed` bytes); a full disk is one line."""
+        shard = self._shard(collection)
+        check_room(self.root, needed, what)
+        try:
+            shard.update(operation)
+        except Exception as exc:  # the engine's own error types; a full disk is the one a user can fix
+            full = disk_error(self.root, exc)
+            if full is None:
+                raise
+            raise full from exc
+
     def upsert(self, collection: str, points: Sequence[Point]) -> None:
         edge_points = [
             qe.Point(p.id, {k: v.astype(np.float32).tolist() for k, v in p.vectors.items()}, p.payload) for p in points
         ]
-        self._shard(collection).update(qe.UpdateOperation.upsert_points(edge_points))
+        needed = points_bytes(self._meta.get(collection, {}), [p.vectors for p in points], [p.payload for p in points])
+        self._update(collection, qe.UpdateOperation.upsert_points(edge_points), needed, f"{len(points)} points")
         self._dirty.add(collection)
 
     def set_payload(self, collection: str, ids: Sequence[str], payload: dict[str, Any]) -> None:
-        self._shard(collection).update(qe.UpdateOperation.set_payload(list(ids), payload))
+        needed = points_bytes({}, [], [payload] * len(ids))
+        self._update(collection, qe.UpdateOperation.set_payload(list(ids), payload), needed, "a payload update")
 
     def set_vectors(self, collection: str, vectors: dict[str, dict[str, np.ndarray]]) -> None:
         updates = [
             qe.PointVectors(i, {k: v.astype(np.float32).tolist() for k, v in named.items()})
             for i, named in vectors.items()
         ]
-        self._shard(collection).update(qe.UpdateOperation.update_vectors(updates))
+        needed = points_bytes(self._meta.get(collection, {}), vectors.values(), [])
+        self._update(collection, qe.UpdateOperation.update_vectors(updates), needed, f"{len(updates)} vectors")
         self._dirty.add(collection)
 
     def delete(self, collection: str, ids: Sequence[str]) -> None:
-        self._shard(collection).update(qe.UpdateOperation.delete_points(list(ids)))
+        self._update(collection, qe.UpdateOperation.delete_points(list(ids)), 0, "a deletion")
 
     def retrieve(self, collection: str, ids: Sequence[str], vectors: Sequence[str] = ()) -> list[Hit]:
         records = self._shard(collection).retrieve(list(ids), with_payload=True, with_vector=list(vectors) or False)
@@ -353,7 +370,21 @@ class EdgeBackend:
     def optimize(self) -> None:
         """Build the HNSW index over what was written since the last time (blocking)."""
         for collection in sorted(self._dirty):
-            self._shard(collection).optimize()
+            shard = self._shard(collection)
+            # the index is built into new segments beside the old ones: room for the collection's vectors again
+            needed = 2 * self.count(collection) * sum(self._meta.get(collection, {}).values()) * 4
+            try:
+                check_room(self.root, needed, f"indexing '{collection}'")
+            except StoreError as exc:
+                log.warning("%s (searches stay exact until the next write indexes it)", exc)
+                continue
+            try:
+                shard.optimize()
+            except Exception as exc:
+                full = disk_error(self.root, exc)
+                if full is None:
+                    raise
+                raise full from exc
         self._dirty.clear()
 
     def close(self) -> None:
