@@ -358,4 +358,4 @@ def test_serve_refuses_off_loopback_without_a_key(tmp_path: Path, tiny_model: Pa
 def test_fetching_is_off_unless_enabled(tmp_path: Path, tiny_model: Path) -> None:
     with serving(ServiceConfig(home=str(tmp_path / "home"), model=str(tiny_model))) as base:
         body = {"track_uri": "spotify:track:x", "url": "https://example.org/a.ogg"}
-        assert_problem(httpx.post(f"{base}/tracks", json=body), 403, "--allow-fetch")
+        assert_problem(httpx.post(f"{base}/tracks", json=body), 403, "URL fetching is off")

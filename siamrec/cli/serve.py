@@ -34,6 +34,13 @@ from siamrec.errors import ConfigError
     type=click.IntRange(1),
     help="Uploads handled at once; the next one is answered 503 + Retry-After.",
 )
+@click.option(
+    "--body-timeout-s",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(0.1),
+    help="Time a request body has to arrive, plus 1 s per 32 kB received; slower clients are answered 408.",
+)
 @click.option("--embed-threads", default=1, show_default=True, type=click.IntRange(1), help="Decode/inference threads.")
 @click.option(
     "--allow-fetch", is_flag=True, help="Let POST /tracks name a URL for the service to fetch (public hosts only)."
@@ -62,6 +69,7 @@ def serve(
     max_upload_mb: float,
     max_duration_s: float,
     queue_limit: int,
+    body_timeout_s: float,
     embed_threads: int,
     allow_fetch: bool,
     fetch_allow_network: tuple[str, ...],
@@ -88,18 +96,27 @@ def serve(
         fetch_allow_networks=fetch_allow_network,
         cors_origins=cors_origin,
         metric=metric,
-        api_key=os.environ.get(API_KEY_ENV) or None,
+        api_key=os.environ.get(API_KEY_ENV),
+        body_timeout_s=body_timeout_s,
     ).checked()
     import uvicorn  # missing: `main` names the extra in one line (EXTRA_OF_PACKAGE)
+    from uvicorn.supervisors import Multiprocess
 
     from siamrec.service.app import create_app
+    from siamrec.service.server import ServerConfig, listening_socket, served_url
     from siamrec.service.state import Service
 
-    service = Service(config)  # model and store checked here: a bad one is one line, not a worker traceback
-    click.echo(f"siamrec: serving http://{host}:{port} ({service.metric} metric; docs at /docs)", err=True)
+    sock = listening_socket(host, port)  # bound before anything is announced: a port in use is one line
+    try:
+        service = Service(config)  # model and store checked here: a bad one is one line, not a worker traceback
+    except BaseException:
+        sock.close()
+        raise
+    click.echo(f"siamrec: serving {served_url(host, sock)} ({service.metric} metric; docs at /docs)", err=True)
     if workers == 1:
-        uvicorn.run(create_app(config, service), host=host, port=port, log_level="info")
+        uvicorn.Server(ServerConfig(create_app(config, service), config, log_level="info")).run(sockets=[sock])
         return
     service.close()
     os.environ[CONFIG_ENV] = config.to_environment()
-    uvicorn.run("siamrec.service.app:app_from_environment", factory=True, host=host, port=port, workers=workers)
+    app = "siamrec.service.app:app_from_environment"
+    Multiprocess(ServerConfig(app, config, factory=True, workers=workers), sockets=[sock]).run()

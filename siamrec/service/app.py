@@ -8,6 +8,7 @@ two halves of `add_audio`; recommending is `recommend_tracks` / `recommend_playl
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import AsyncIterator, Iterable
 from typing import Annotated, Any
 
@@ -18,6 +19,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
+from starlette.convertors import PathConvertor, register_url_convertor
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
@@ -29,6 +31,7 @@ from siamrec.service.config import ServiceConfig
 from siamrec.service.middleware import Gatekeeper, Metrics, UploadGate
 from siamrec.service.problems import FetchRefused, error_responses, install_handlers, problem_media_types
 from siamrec.service.schemas import (
+    SUB_ROUTES,
     URI_PATTERN,
     Deleted,
     Health,
@@ -56,6 +59,16 @@ Upload a track (`POST /tracks`) and get the playlists that suit it; ask a playli
 it (`GET /playlists/{uri}/recommendations`). When the service is bound off-loopback every route except
 `/health` needs the API key, sent as `Authorization: Bearer KEY` or `X-API-Key: KEY`.
 Errors are RFC 9457 problem documents (`application/problem+json`)."""
+
+
+class UriConvertor(PathConvertor):
+    """`{uri:uri}`: a URI may hold "/" (sent as %2F, which the server decodes before routing), but never ends like a
+    sub-route, so /playlists/{uri}/recommendations and /playlists/{uri} each match only their own paths."""
+
+    regex = ".+" + "".join(f"(?<!{re.escape(sub)})" for sub in SUB_ROUTES)
+
+
+register_url_convertor("uri", UriConvertor())
 
 PathUri = Annotated[str, Path(min_length=1, max_length=500, description="A URI (or, for playlists, a name).")]
 NewUri = Annotated[str, Path(pattern=URI_PATTERN, min_length=3, max_length=500)]
@@ -111,6 +124,8 @@ def create_app(config: ServiceConfig, service: Service | None = None) -> FastAPI
         api_key=config.api_key,
         max_upload_bytes=config.max_upload_bytes,
         max_body_bytes=config.max_body_bytes,
+        body_timeout_s=config.body_timeout_s,
+        body_min_rate=config.body_min_rate,
     )
     if config.cors_origins:  # outermost: a browser's preflight carries no key and must still be answered
         app.add_middleware(
@@ -165,6 +180,16 @@ def _track(service: Service, uri: str) -> Track:
     if stored is None:
         raise NotFoundError(f"no track {uri!r} in the store")
     return Track.of(stored)
+
+
+def _delete_track(service: Service, uri: str) -> Deleted:
+    """Remove the track, and the uploaded file it came from unless another stored track came from it too."""
+    stored = service.store.get_tracks([uri]).get(uri)
+    removed = service.store.delete_track(uri)  # NotFoundError when absent
+    upload = service.upload_of(stored.record.path if stored else None)
+    if upload is not None and not service.store.tracks_at([str(upload)]):
+        upload.unlink(missing_ok=True)
+    return Deleted(deleted=uri, removed_from_playlists=removed)
 
 
 def _playlist(service: Service, key: str) -> Playlist:
@@ -250,7 +275,7 @@ async def _incoming_audio(request: Request, service: Service) -> tuple[Iterable[
     except ValidationError as exc:
         raise RequestValidationError(exc.errors()) from exc
     if not service.config.allow_fetch:
-        raise FetchRefused("URL fetching is off: upload the audio, or start the service with --allow-fetch")
+        raise FetchRefused("URL fetching is off on this service: upload the audio instead")
     chunks = fetch_chunks(body.url, service.config.fetch_allow_networks)
     return chunks, _overrides(body.model_dump(exclude={"url"}))
 
@@ -283,19 +308,8 @@ def _add_routes(app: FastAPI, config: ServiceConfig) -> None:  # noqa: C901 (one
         response.status_code = 201 if added.created else 200
         return added
 
-    @app.get("/tracks/{uri}", response_model=Track, tags=["tracks"], responses=error_responses(404, *COMMON_ERRORS))
-    async def get_track(request: Request, uri: PathUri) -> Track:
-        return await _service(request).in_store(_track, _service(request), uri)
-
-    @app.delete(
-        "/tracks/{uri}", response_model=Deleted, tags=["tracks"], responses=error_responses(404, *COMMON_ERRORS)
-    )
-    async def delete_track(request: Request, uri: PathUri) -> Deleted:
-        removed = await _service(request).in_store(_service(request).store.delete_track, uri)
-        return Deleted(deleted=uri, removed_from_playlists=removed)
-
     @app.get(
-        "/tracks/{uri}/playlists",
+        "/tracks/{uri:uri}/playlists",
         response_model=TrackPlaylists,
         tags=["recommendations"],
         summary="The playlists that suit a stored track",
@@ -303,6 +317,20 @@ def _add_routes(app: FastAPI, config: ServiceConfig) -> None:  # noqa: C901 (one
     )
     async def playlists_for_track(request: Request, uri: PathUri, k: K = 10) -> TrackPlaylists:
         return await _service(request).in_store(_playlists_for_track, _service(request), uri, k)
+
+    @app.get("/tracks/{uri:uri}", response_model=Track, tags=["tracks"], responses=error_responses(404, *COMMON_ERRORS))
+    async def get_track(request: Request, uri: PathUri) -> Track:
+        return await _service(request).in_store(_track, _service(request), uri)
+
+    @app.delete(
+        "/tracks/{uri:uri}",
+        response_model=Deleted,
+        tags=["tracks"],
+        summary="Remove a track (and the uploaded file it came from)",
+        responses=error_responses(404, *COMMON_ERRORS),
+    )
+    async def delete_track(request: Request, uri: PathUri) -> Deleted:
+        return await _service(request).in_store(_delete_track, _service(request), uri)
 
     @app.get(
         "/playlists",
@@ -314,8 +342,21 @@ def _add_routes(app: FastAPI, config: ServiceConfig) -> None:  # noqa: C901 (one
         playlists = await _service(request).in_store(lambda: list(_service(request).store.iter_playlists()))
         return [PlaylistSummary.of(p) for p in sorted(playlists, key=lambda p: p.name.casefold())]
 
+    @app.get(
+        "/playlists/{uri:uri}/recommendations",
+        response_model=Recommendations,
+        tags=["recommendations"],
+        summary="New tracks that fit a stored playlist",
+        responses=error_responses(404, *COMMON_ERRORS),
+    )
+    async def recommend_for_playlist(
+        request: Request, uri: PathUri, k: K = 20, strategy: Strategy = "mean", include_warm: bool = False
+    ) -> Recommendations:
+        service = _service(request)
+        return await service.in_store(_for_playlist, service, uri, k, strategy, include_warm)
+
     @app.put(
-        "/playlists/{uri}",
+        "/playlists/{uri:uri}",
         response_model=Playlist,
         status_code=200,
         tags=["playlists"],
@@ -328,29 +369,22 @@ def _add_routes(app: FastAPI, config: ServiceConfig) -> None:  # noqa: C901 (one
         return playlist
 
     @app.get(
-        "/playlists/{uri}", response_model=Playlist, tags=["playlists"], responses=error_responses(404, *COMMON_ERRORS)
+        "/playlists/{uri:uri}",
+        response_model=Playlist,
+        tags=["playlists"],
+        responses=error_responses(404, *COMMON_ERRORS),
     )
     async def get_playlist(request: Request, uri: PathUri) -> Playlist:
         return await _service(request).in_store(_playlist, _service(request), uri)
 
     @app.delete(
-        "/playlists/{uri}", response_model=Deleted, tags=["playlists"], responses=error_responses(404, *COMMON_ERRORS)
+        "/playlists/{uri:uri}",
+        response_model=Deleted,
+        tags=["playlists"],
+        responses=error_responses(404, *COMMON_ERRORS),
     )
     async def delete_playlist(request: Request, uri: PathUri) -> Deleted:
         return await _service(request).in_store(_delete_playlist, _service(request), uri)
-
-    @app.get(
-        "/playlists/{uri}/recommendations",
-        response_model=Recommendations,
-        tags=["recommendations"],
-        summary="New tracks that fit a stored playlist",
-        responses=error_responses(404, *COMMON_ERRORS),
-    )
-    async def recommend_for_playlist(
-        request: Request, uri: PathUri, k: K = 20, strategy: Strategy = "mean", include_warm: bool = False
-    ) -> Recommendations:
-        service = _service(request)
-        return await service.in_store(_for_playlist, service, uri, k, strategy, include_warm)
 
     @app.post(
         "/recommendations",

@@ -29,6 +29,11 @@ class ServiceConfig:
     max_duration_s: float = 3600.0
     embed_threads: int = 1
     queue_limit: int = 8  # uploads admitted at once (receiving, decoding, embedding); the next gets 503
+    # A request body must arrive within body_timeout_s plus one second per body_min_rate bytes received: a client
+    # that trickles bytes is cut off (408) instead of holding an upload slot for as long as it likes.
+    body_timeout_s: float = 30.0
+    body_min_rate: int = 32_000
+    header_timeout_s: float = 10.0  # a request's head (request line and headers) must arrive within this
     retry_after_s: int = 5
     allow_fetch: bool = False
     fetch_allow_networks: tuple[str, ...] = ()  # private networks an operator explicitly trusts for fetching
@@ -42,6 +47,8 @@ class ServiceConfig:
 
     def checked(self) -> ServiceConfig:
         """Refuse configurations that would expose the store: off-loopback without a key, bad networks."""
+        if self.api_key is not None:
+            _check_api_key(self.api_key)
         if self.host not in LOOPBACK_HOSTS and not self.api_key:
             raise ConfigError(
                 f"binding to {self.host} exposes the store: set {API_KEY_ENV} to a secret clients must send, "
@@ -54,6 +61,8 @@ class ServiceConfig:
                 raise ConfigError(f"--fetch-allow-network {network!r}: {exc}") from exc
         if self.queue_limit < 1 or self.embed_threads < 1:
             raise ConfigError("--queue-limit and --embed-threads must be at least 1")
+        if min(self.body_timeout_s, self.header_timeout_s, self.body_min_rate) <= 0:
+            raise ConfigError("--body-timeout-s, the header timeout and the minimum body rate must be positive")
         return self
 
     def to_environment(self) -> str:
@@ -65,4 +74,15 @@ class ServiceConfig:
         raw = json.loads(os.environ.get(CONFIG_ENV) or "{}")
         for key in ("fetch_allow_networks", "cors_origins"):
             raw[key] = tuple(raw.get(key, ()))
-        return cls(**raw, api_key=os.environ.get(API_KEY_ENV) or None).checked()
+        return cls(**raw, api_key=os.environ.get(API_KEY_ENV)).checked()
+
+
+def _check_api_key(key: str) -> None:
+    """A key clients can send: an HTTP header holds printable ASCII and loses spaces at its ends."""
+    if not key.strip():
+        raise ConfigError(f"{API_KEY_ENV} is set but blank: set it to a secret clients must send, or unset it")
+    if key != key.strip() or not all(" " <= c <= "~" for c in key):
+        raise ConfigError(
+            f"{API_KEY_ENV} holds spaces at its ends, control or non-ASCII characters, which an HTTP header cannot "
+            "carry: use printable ASCII"
+        )

@@ -1,11 +1,13 @@
-"""One pure-ASGI layer in front of the routes: metrics, API key, body size limits and upload admission.
+"""One pure-ASGI layer in front of the routes: metrics, API key, body size and time limits, upload admission.
 
 Pure ASGI (not BaseHTTPMiddleware) so a recommendation pays microseconds here, and so a body can be cut off
-while it streams in: a request over the limit is answered 413 before the rest of it is read.
+while it streams in: a request over the limit is answered 413, one that arrives too slowly 408, before the
+rest of it is read.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -14,7 +16,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.requests import ClientDisconnect
 
-from siamrec.service.problems import ServiceBusy, TooLarge, problem_response
+from siamrec.service.problems import CLOSE_CONNECTION, BodyTooSlow, ServiceBusy, TooLarge, problem_response
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -23,11 +25,14 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 OPEN_PATHS = frozenset({"/health"})
+# Metric labels come from fixed sets: a client's made-up method or path must not become a new time series.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
+UNMATCHED_ROUTE = "unmatched"
 LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 
 
 class Metrics:
-    """Prometheus request counts and latency histograms, labelled by route template (bounded cardinality)."""
+    """Prometheus request counts and latency histograms, labelled by known method and route template only."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -73,6 +78,31 @@ class _BodyTooLarge(TooLarge):
     """Raised from `receive` when the body passes its limit (a route that reads the body sees a 413 error)."""
 
 
+class _BodyTooSlow(BodyTooSlow):
+    """Raised from `receive` when the body misses its deadline (a route that reads the body sees a 408 error)."""
+
+
+class BodyClock:
+    """The deadline of one request body: `timeout_s` from the start, one second more per `min_rate` bytes.
+
+    One overall deadline, not one per read: a byte every few seconds does not keep a slow client alive, while
+    a large upload at a modest, steady rate gets the time it needs.
+    """
+
+    def __init__(self, timeout_s: float, min_rate: int) -> None:
+        self.timeout_s, self.min_rate = timeout_s, min_rate
+        self.started = time.monotonic()
+
+    def left_s(self, received: int) -> float:
+        return self.started + self.timeout_s + received / self.min_rate - time.monotonic()
+
+    def message(self) -> str:
+        return (
+            f"the request body arrived too slowly (it has {self.timeout_s:g} s plus 1 s per "
+            f"{self.min_rate / 1000:g} kB): send it again, faster"
+        )
+
+
 class Gatekeeper:
     """Checks the API key, caps body sizes, admits uploads through the gate, and records every answer."""
 
@@ -84,10 +114,13 @@ class Gatekeeper:
         api_key: str | None,
         max_upload_bytes: int,
         max_body_bytes: int,
+        body_timeout_s: float,
+        body_min_rate: int,
     ) -> None:
         self.app, self.metrics, self.gate = app, metrics, gate
         self.api_key = api_key.encode() if api_key else None
         self.max_upload_bytes, self.max_body_bytes = max_upload_bytes, max_body_bytes
+        self.body_timeout_s, self.body_min_rate = body_timeout_s, body_min_rate
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -105,8 +138,8 @@ class Gatekeeper:
             await self._guarded(scope, receive, send_recording)
         finally:
             route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
-            method = scope["method"]
+            template = getattr(route, "path", None) or UNMATCHED_ROUTE
+            method = scope["method"] if scope["method"] in KNOWN_METHODS else "other"
             self.metrics.requests.labels(method, template, str(status["code"])).inc()
             self.metrics.latency.labels(method, template).observe(time.perf_counter() - started)
 
@@ -121,10 +154,10 @@ class Gatekeeper:
             )(scope, receive, send)
             return
         is_upload = scope["method"] == "POST" and path == "/tracks"
-        limit = self.max_upload_bytes if is_upload else self.max_body_bytes
+        limit = self.max_upload_bytes if is_upload and _is_multipart(scope) else self.max_body_bytes
         declared = _content_length(scope)
         if declared is not None and declared > limit:
-            await problem_response(413, _too_large(limit), path)(scope, receive, send)
+            await problem_response(413, _too_large(limit), path, headers=CLOSE_CONNECTION)(scope, receive, send)
             return
         if not is_upload:
             await self._limited(scope, receive, send, limit)
@@ -141,13 +174,18 @@ class Gatekeeper:
             self.gate.leave()
 
     async def _limited(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
-        """Pass the request on, counting body bytes as they arrive; past `limit` the answer is 413."""
+        """Pass the request on, counting body bytes as they arrive; past `limit` the answer is 413, past the
+        body's deadline 408."""
         received = 0
         started = False
+        clock = BodyClock(self.body_timeout_s, self.body_min_rate)
 
         async def counting_receive() -> Message:
             nonlocal received
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(clock.left_s(received), 0.0))
+            except TimeoutError:
+                raise _BodyTooSlow(clock.message()) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
@@ -163,9 +201,10 @@ class Gatekeeper:
             await self.app(scope, counting_receive, tracking_send)
         except ClientDisconnect:
             return  # the client left mid-body: nobody to answer
-        except _BodyTooLarge:
+        except (_BodyTooLarge, _BodyTooSlow) as exc:
             if not started:
-                await problem_response(413, _too_large(limit), scope["path"])(scope, receive, send)
+                status = 413 if isinstance(exc, _BodyTooLarge) else 408
+                await problem_response(status, str(exc), scope["path"], headers=CLOSE_CONNECTION)(scope, receive, send)
 
     def _authorised(self, scope: Scope) -> bool:
         assert self.api_key is not None
@@ -175,6 +214,14 @@ class Gatekeeper:
         if bearer[:7].lower() == b"bearer ":
             offered = offered or bearer[7:].strip()
         return hmac.compare_digest(offered, self.api_key)
+
+
+def _is_multipart(scope: Scope) -> bool:
+    """An upload proper (a JSON body naming a URL has the small limit of every other body)."""
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            return value.split(b";")[0].strip().lower() == b"multipart/form-data"
+    return False
 
 
 def _content_length(scope: Scope) -> int | None:

@@ -9,7 +9,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from siamrec.recommend import PlaylistSuggestion, Reason, TrackSuggestion
 from siamrec.store import PlaylistRecord, StoredTrack
 
-URI_PATTERN = r"^[A-Za-z][A-Za-z0-9+.-]*:[^\s/]+$"  # scheme:rest, no spaces or slashes (URIs travel in paths)
+URI_PATTERN = r"^[A-Za-z][A-Za-z0-9+.-]*:[^\s\x00-\x1f\x7f]+$"  # scheme:rest, no spaces or control characters
+SUB_ROUTES = ("/recommendations", "/playlists")  # what follows a URI in a route path (/playlists/{uri}/…)
 
 
 def _encodable(text: str) -> str:
@@ -18,7 +19,14 @@ def _encodable(text: str) -> str:
     return text
 
 
-UriItem = Annotated[str, Field(pattern=URI_PATTERN, min_length=3, max_length=500), AfterValidator(_encodable)]
+def routable(uri: str) -> str:
+    """URIs travel in paths and may hold "/" (as %2F); one that ends like a sub-route could never be reached."""
+    if uri.endswith(SUB_ROUTES):
+        raise ValueError(f"a URI cannot end in {' or '.join(SUB_ROUTES)}")
+    return _encodable(uri)
+
+
+UriItem = Annotated[str, Field(pattern=URI_PATTERN, min_length=3, max_length=500), AfterValidator(routable)]
 Text = Annotated[str, AfterValidator(_encodable)]
 Strategy = Literal["mean", "best-score"]
 

@@ -28,7 +28,8 @@ class Service:
         settings = config.settings()
         self.config = config
         self.embedded = settings.qdrant_url is None
-        self.uploads: Path = settings.home / "uploads"
+        self.uploads: Path = (settings.home / "uploads").resolve()
+        self.private_folders = _private_folders(self.uploads, settings.home, settings.model_path)
         self.encoder: TrackEncoder = load_encoder(settings.model_path, settings.device)
         self.store = Store.open(settings)
         try:
@@ -48,7 +49,23 @@ class Service:
         """Run decoding/inference in the bounded work pool (uploads are admitted by the UploadGate first)."""
         return await asyncio.get_running_loop().run_in_executor(self._work_pool, functools.partial(func, *args))
 
+    def upload_of(self, path: str | None) -> Path | None:
+        """The file in the uploads folder a track was embedded from (None for a track from anywhere else)."""
+        if path is None:
+            return None
+        candidate = Path(path)
+        return candidate if candidate.parent == self.uploads else None
+
     def close(self) -> None:
         self._work_pool.shutdown(wait=True, cancel_futures=True)
         self._store_pool.shutdown(wait=True)
         self.store.close()
+
+
+def _private_folders(uploads: Path, home: Path, model: Path | None) -> tuple[tuple[str, str], ...]:
+    """The folders whose names problem details replace with what they are (each as given and resolved)."""
+    named = [(uploads, "the upload"), (home, "the service's data folder"), (Path.home(), "a server folder")]
+    if model is not None:
+        named.append((model, "the model"))
+    spellings = {(str(spelling), label) for folder, label in named for spelling in (folder, folder.resolve())}
+    return tuple((folder, label) for folder, label in spellings if folder.strip("/"))  # never "/" itself
