@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 LOGGER_NAME = "siamrec"
 
 
-def configure_logging(verbose: int = 0, quiet: bool = False) -> None:
-    """Warnings by default, info with -v, debug with -vv, errors only with -q."""
+def configure_logging(verbose: int = 0, quiet: bool = False, console: Console | None = None) -> None:
+    """Warnings by default, info with -v, debug with -vv, errors only with -q.
+
+    `console`: where records are shown (the CLI's, which escapes control characters: a record may quote a
+    server's reply); a plain stderr console when none is given.
+    """
     from rich.console import Console
     from rich.logging import RichHandler
 
     level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
-    handler = RichHandler(console=Console(stderr=True), show_path=False, markup=False, rich_tracebacks=False)
+    shown_on = console or Console(stderr=True)
+    handler = RichHandler(console=shown_on, show_path=False, markup=False, rich_tracebacks=False)
     root = logging.getLogger(LOGGER_NAME)
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -90,13 +90,24 @@ def cli(verbose: int, quiet: bool, **_: object) -> None:
     Store options (--home, --qdrant-url, --model, --device) and --json work before or after the command.
     Shell completion: eval "$(_SIAMREC_COMPLETE=bash_source siamrec)" (zsh_source, fish_source too).
     """
+    from siamrec.cli.common import console
     from siamrec.logs import configure_logging
 
-    configure_logging(verbose, quiet)
+    configure_logging(verbose, quiet, console)
 
 
-def _error_line(message: str) -> None:
-    sys.stderr.write(f"siamrec: error: {message}\n")
+def stderr_line(text: str) -> None:
+    """One line on stderr as it is, but for control characters, shown escaped: text from outside inside it
+    (a name, a server's reply) can neither act on the terminal nor split the line."""
+    from siamrec.names import escape_controls
+
+    sys.stderr.write(escape_controls(text) + "\n")
+    sys.stderr.flush()
+
+
+def error_line(message: str) -> None:
+    """`siamrec: error: …`, the one line a failed command leaves."""
+    stderr_line(f"siamrec: error: {message}")
 
 
 def main(argv: list[str] | None = None) -> Any:
@@ -104,25 +115,25 @@ def main(argv: list[str] | None = None) -> Any:
     try:
         cli.main(args=argv, standalone_mode=False)
     except click.exceptions.Abort:
-        _error_line("interrupted")
+        error_line("interrupted")
         sys.exit(130)
     except click.UsageError as exc:  # a bad option or argument: one line, the command's --help tells the rest
         command = exc.ctx.command_path if exc.ctx is not None else "siamrec"
-        _error_line(f"{exc.format_message()} (see `{command} --help`)")
+        error_line(f"{exc.format_message()} (see `{command} --help`)")
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
-        _error_line(exc.format_message())
+        error_line(exc.format_message())
         sys.exit(exc.exit_code)
     except SiamrecError as exc:
-        _error_line(str(exc))
+        error_line(str(exc))
         sys.exit(1)
     except ModuleNotFoundError as exc:
         package = (exc.name or "").split(".")[0]
         if package not in EXTRA_OF_PACKAGE:
             raise
         extra = EXTRA_OF_PACKAGE[package]
-        _error_line(f"this needs the '{extra}' extra ({package} is not installed): pip install 'siamrec[{extra}]'")
+        error_line(f"this needs the '{extra}' extra ({package} is not installed): pip install 'siamrec[{extra}]'")
         sys.exit(1)
     except KeyboardInterrupt:
-        _error_line("interrupted; what was stored is kept, re-run to continue")
+        error_line("interrupted; what was stored is kept, re-run to continue")
         sys.exit(130)

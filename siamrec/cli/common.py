@@ -1,32 +1,58 @@
-"""Pieces every command shares: store/model options, JSON output, rich console and progress bars."""
+"""Pieces every command shares: store/model options, JSON output, rich console and progress bars.
+
+Everything a command shows goes through here: the two consoles, the one-line writers and the progress bars.
+"""
 
 from __future__ import annotations
 
 import functools
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-from rich.console import Console
+from rich.console import Console, ConsoleOptions, RenderableType
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.segment import Segment
+from rich.text import Text
 
+from siamrec.cli import error_line, stderr_line
 from siamrec.config import Settings, check_qdrant_url, resolve_settings
-from siamrec.names import quoted
+from siamrec.names import escape_controls, quoted
 
-# Outside text (names, tags, titles) is data: no console interprets markup, emoji codes or highlighting.
-# Styled pieces are built as rich Text; every table cell and message is shown literally.
-console = Console(stderr=True, markup=False, emoji=False, highlight=False)
-stdout = Console(markup=False, emoji=False, highlight=False)
+MULTILINE = "\n\t"  # the control characters a console may be given: rich lays them out itself
+
+
+class EscapingConsole(Console):
+    """A rich Console that shows control characters as escapes (`\\x1b`): outside text cannot drive the terminal.
+
+    A playlist name such as ESC ] 0;… BEL ESC [2J would set the window title and clear the screen. Strings
+    are escaped before layout, so table cells and titles keep their widths; every other text segment (a Text
+    built elsewhere, a log record) is escaped as it is rendered, so nothing slips by. rich's own control
+    segments (a progress bar's cursor moves) and its styles are not text and pass as they are.
+    """
+
+    def render_str(self, text: str, **kwargs: Any) -> Text:
+        return super().render_str(escape_controls(text, MULTILINE), **kwargs)
+
+    def render(self, renderable: RenderableType, options: ConsoleOptions | None = None) -> Iterable[Segment]:
+        for segment in super().render(renderable, options):
+            if segment.control is None:
+                text = escape_controls(segment.text, MULTILINE)
+                if text != segment.text:
+                    segment = Segment(text, segment.style)
+            yield segment
+
+
+# Outside text (names, tags, titles) is data: no console interprets markup, emoji codes or highlighting,
+# nor lets a control character through. Styled pieces are built as rich Text; everything is shown literally.
+console = EscapingConsole(stderr=True, markup=False, emoji=False, highlight=False)
+stdout = EscapingConsole(markup=False, emoji=False, highlight=False)
 NARROW = 100  # below this many columns, tables switch to their compact layout
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def console_error(message: str) -> None:
-    """One line on stderr, no markup interpretation (paths may contain brackets)."""
-    sys.stderr.write(f"siamrec: error: {message}\n")
+console_error = error_line  # one `siamrec: error:` line on stderr, control characters escaped
 
 
 def root_option(name: str) -> Any:
@@ -71,10 +97,10 @@ def store_options(func: F | None = None, *, model_option: bool = True) -> Any:
     return wrapper
 
 
-def print_failures(failed: list[tuple[str, str]]) -> None:
+def print_failures(failed: Iterable[tuple[str, str]]) -> None:
     """One plain line per skipped item (no wrapping or markup, so each stays greppable)."""
     for where, reason in failed:
-        sys.stderr.write(f"skipped: {reason if quoted(where) in reason else f'{quoted(where)}: {reason}'}\n")
+        stderr_line(f"skipped: {reason if quoted(where) in reason else f'{quoted(where)}: {reason}'}")
 
 
 def output_file(option: str, suffixes: tuple[str, ...] = ()) -> Callable[[click.Context, Any, Any], Any]:

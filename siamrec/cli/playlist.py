@@ -11,6 +11,7 @@ from rich.table import Table
 from siamrec.cli.common import (
     Settings,
     json_option,
+    plural,
     print_json,
     stdout,
     store_options,
@@ -73,7 +74,7 @@ def playlist_list(settings: Settings, as_json: bool) -> None:
     if as_json:
         print_json(rows)
         return
-    table = Table("name", "tracks", "source", "uri", title=f"{len(rows)} playlists")
+    table = Table("name", "tracks", "source", "uri", title=plural(len(rows), "playlist"))
     for row in rows:
         table.add_row(row["name"], str(row["tracks"]), row["source"], row["playlist_uri"])
     stdout.print(table)

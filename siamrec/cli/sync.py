@@ -22,6 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from siamrec.adapting import refit_if_auto
+from siamrec.cli import stderr_line
 from siamrec.cli.common import Settings, console, json_option, print_json, progress, stdout, store_options
 from siamrec.cli.ray_options import embedding_on, ray_options
 from siamrec.cli.subsonic import connect, server_options
@@ -70,8 +71,7 @@ def _batch_hook() -> Any:
         return None
 
     def on_batch(phase: str, done: int) -> None:
-        sys.stderr.write(f"sync: {phase} batch {done} done\n")
-        sys.stderr.flush()
+        stderr_line(f"sync: {phase} batch {done} done")
         time.sleep(pause)
 
     return on_batch
@@ -122,8 +122,8 @@ def _sources(params: dict[str, Any], settings: Settings) -> list[PlaylistSource]
 
 def _say(message: str) -> None:
     """A prompt on stderr, unwrapped (a URL cut across lines cannot be copied), so --json stdout stays clean."""
-    sys.stderr.write(message + "\n")
-    sys.stderr.flush()
+    for line in message.splitlines():
+        stderr_line(line)
 
 
 def _read_stdin_line(wait_s: float) -> str | None:
