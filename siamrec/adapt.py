@@ -30,6 +30,8 @@ READABLE_VERSIONS = (1, 2)
 MIN_PLAYLISTS = 3  # playlists with at least two tracks
 MIN_TRACKS = 12  # tracks in those playlists
 EIGEN_FLOOR = 1e-9  # relative to the largest eigenvalue: guards the inverse square root
+SPAN_FLOOR = 1e-6  # relative singular value under which centroids do not differ along a direction
+GRAM_FLOOR = 1e-10  # relative: smaller eigenvalues of the residuals' Gram matrix count as 0 (below EIGEN_FLOOR)
 # The shrinkage and the projection are chosen by how well playlists find their own held-out tracks.
 SHRINKAGE_GRID = (0.02, 0.05, 0.1, 0.2, 0.3, 0.45, 0.6, 0.8, 0.9, 0.95, 0.99)
 CV_FOLDS = 3
@@ -130,28 +132,79 @@ def _clean(groups: Sequence[np.ndarray]) -> list[np.ndarray]:
     return [g[g >= 0] for g in cleaned]
 
 
-def _within_basis(residuals: np.ndarray, playlists: int) -> tuple[np.ndarray, np.ndarray]:
-    """Eigenvalues and eigenvectors of the pooled within-playlist covariance of these residuals."""
-    dof = max(1, len(residuals) - playlists)
-    values, basis = np.linalg.eigh(residuals.T @ residuals / dof)
-    return np.maximum(values, 0.0), basis
+@dataclass(frozen=True)
+class _Spectrum:
+    """The pooled within-playlist covariance as its non-zero eigenpairs; every other direction has eigenvalue 0.
+
+    A store's (or a bench split's) playlists hold a few hundred tracks while vectors have over a thousand
+    dimensions, so the covariance has low rank: its eigenpairs come from the residuals' own span (an n×n
+    problem) instead of a D×D eigendecomposition. The whitening it gives is the full-rank one up to a rotation,
+    which cosine similarity cannot see.
+    """
+
+    values: np.ndarray  # r eigenvalues
+    basis: np.ndarray  # D x r, orthonormal columns
+    dim: int  # D: the other D − r eigenvalues are 0
+
+    @classmethod
+    def of(cls, residuals: np.ndarray, playlists: int) -> _Spectrum:
+        dof = max(1, len(residuals) - playlists)
+        squares, basis = _row_space(residuals, GRAM_FLOOR)
+        return cls(squares / dof, basis, residuals.shape[1])
+
+    def scales(self, shrinkage: float) -> tuple[np.ndarray, float]:
+        """1/√ of the eigenvalues shrunk toward their mean (the identity target): along `basis`, and elsewhere."""
+        mean = float(self.values.sum()) / self.dim
+        shrunk = (1.0 - shrinkage) * self.values + shrinkage * mean
+        rest = shrinkage * mean  # every eigenvalue outside the basis is 0 before shrinking
+        largest = max(float(shrunk.max(initial=0.0)), rest if self.dim > len(self.values) else 0.0)
+        floor = EIGEN_FLOOR * max(largest, EIGEN_FLOOR)
+        return 1.0 / np.sqrt(np.maximum(shrunk, floor)), 1.0 / np.sqrt(max(rest, floor))
+
+    def transform(self, shrinkage: float) -> np.ndarray:
+        """D×D: x − mean ↦ whitened (the symmetric inverse square root of the shrunk covariance)."""
+        along, rest = self.scales(shrinkage)
+        return rest * np.eye(self.dim) + (self.basis * (along - rest)) @ self.basis.T
 
 
-def _scales(values: np.ndarray, shrinkage: float) -> np.ndarray:
-    """1/√ of the covariance's eigenvalues shrunk toward their mean (the identity target)."""
-    shrunk = (1.0 - shrinkage) * values + shrinkage * values.mean()
-    return 1.0 / np.sqrt(np.maximum(shrunk, EIGEN_FLOOR * max(float(shrunk.max()), EIGEN_FLOOR)))
+class _Whitener:
+    """Whitened rows for many shrinkages at the cost of one projection: [coordinates along the basis | the
+    remainder], an isometric picture of the whitened vectors (dot products, centroids, spans all preserved)."""
+
+    def __init__(self, spectrum: _Spectrum, centred: np.ndarray) -> None:
+        self.spectrum = spectrum
+        self.along = centred @ spectrum.basis
+        full = spectrum.basis.shape[1] == spectrum.dim  # nothing lies outside the basis
+        self.remainder = None if full else centred - self.along @ spectrum.basis.T
+
+    def __call__(self, shrinkage: float) -> np.ndarray:
+        along, rest = self.spectrum.scales(shrinkage)
+        if self.remainder is None:
+            return self.along * along
+        return np.concatenate([self.along * along, self.remainder * rest], axis=1)
+
+
+def _row_space(matrix: np.ndarray, floor: float) -> tuple[np.ndarray, np.ndarray]:
+    """Squared singular values of `matrix` [n, D] and their right singular vectors [D, k], from the smaller of
+    its two Gram matrices (n×n when there are fewer rows than columns: a bench split's few hundred seeds).
+    Values under `floor` × the largest are left out, except when the D×D problem returns every direction."""
+    if len(matrix) >= matrix.shape[1]:
+        values, vectors = np.linalg.eigh(matrix.T @ matrix)
+        return np.maximum(values, 0.0), vectors
+    values, left = np.linalg.eigh(matrix @ matrix.T)
+    keep = values > floor * max(float(values.max(initial=0.0)), floor)
+    return values[keep], matrix.T @ (left[:, keep] / np.sqrt(values[keep]))
 
 
 def _centroid_span(whitened: np.ndarray, groups: list[np.ndarray]) -> np.ndarray | None:
     """Orthonormal basis `[D, k]` of the directions the groups' whitened centroids differ along (None when
     they span every direction anyway, so projecting would change nothing)."""
     centroids = np.stack([whitened[g].mean(axis=0) for g in groups if len(g)])
-    _, singular, directions = np.linalg.svd(centroids - centroids.mean(axis=0), full_matrices=False)
-    keep = singular > singular.max() * 1e-6 if singular.size and singular.max() > 0 else np.zeros(0, bool)
+    squares, directions = _row_space(centroids - centroids.mean(axis=0), SPAN_FLOOR**2)
+    keep = squares > squares.max() * SPAN_FLOOR**2 if squares.size and squares.max() > 0 else np.zeros(0, bool)
     if keep.sum() >= whitened.shape[1] or not keep.any():
         return None
-    return directions[keep].T
+    return directions[:, keep]
 
 
 def _retrieval_precision(adapted: np.ndarray, train: list[np.ndarray], test: list[np.ndarray]) -> float:
@@ -189,6 +242,9 @@ def choose_by_cross_validation(
             kept.append(g)
             budget -= len(g)
     usable = kept if len(kept) >= MIN_PLAYLISTS else usable[:MIN_PLAYLISTS]
+    rows = np.unique(np.concatenate(usable))  # only these rows are read: index them compactly
+    vectors = vectors[rows]
+    usable = [np.searchsorted(rows, g) for g in usable]
     rng = np.random.default_rng(seed)
     orders = [rng.permutation(g) for g in usable]
     grid = SHRINKAGE_GRID if shrinkage is None else (shrinkage,)
@@ -196,16 +252,14 @@ def choose_by_cross_validation(
     for fold in range(CV_FOLDS):
         test = [g[np.arange(len(g)) % CV_FOLDS == fold] for g in orders]
         train = [g[np.arange(len(g)) % CV_FOLDS != fold] for g in orders]
-        values, basis = _within_basis(*within_residuals(vectors, train)[:2])
-        rows = np.concatenate(orders)
+        spectrum = _Spectrum.of(*within_residuals(vectors, train)[:2])
         mean = vectors[np.concatenate(train)].mean(axis=0)
-        rotated = np.zeros((len(vectors), vectors.shape[1]))
-        rotated[rows] = (vectors[rows] - mean) @ basis  # the rotation does not change cosines: scale per column
+        whiten = _Whitener(spectrum, vectors - mean)
         for i, alpha in enumerate(grid):
-            whitened = rotated * _scales(values, alpha)
+            whitened = whiten(alpha)
             scores[i, 0] += _retrieval_precision(whitened, train, test)
             span = _centroid_span(whitened, train)
-            projected = whitened @ span @ span.T if span is not None else whitened
+            projected = whitened @ span if span is not None else whitened  # coordinates: the same cosines
             scores[i, 1] += _retrieval_precision(projected, train, test)
     best = np.unravel_index(int(np.argmax(scores)), scores.shape)  # first best: least shrinkage, no projection
     return float(grid[best[0]]), bool(best[1])
@@ -244,8 +298,7 @@ def fit_whitening(
         chosen_by = "ledoit-wolf"
         shrinkage = ledoit_wolf_shrinkage(residuals)
     mean = vectors.mean(axis=0)
-    values, basis = _within_basis(residuals, playlists)
-    transform = basis * _scales(values, shrinkage)  # x → (x − mean) · basis · diag(scales)
+    transform = _Spectrum.of(residuals, playlists).transform(shrinkage)  # x → (x − mean) · transform
     span = _centroid_span((vectors - mean) @ transform, groups) if project else None
     if span is not None:
         transform = transform @ span @ span.T

@@ -126,3 +126,27 @@ def test_bench_fits_the_adapted_metric_on_seed_tracks_only() -> None:
         poisoned = unit.copy()
         poisoned[sorted(masked)] *= -3.0
         assert np.array_equal(fit_on_split(unit, split).transform, fit_on_split(poisoned, split).transform)
+
+
+def _full_rank_whitening(vectors: np.ndarray, groups: list[np.ndarray], shrinkage: float) -> np.ndarray:
+    """The textbook map (a D×D eigendecomposition of the pooled within-playlist covariance), as a reference."""
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    residuals = np.concatenate([unit[g] - unit[g].mean(axis=0) for g in groups])
+    values, basis = np.linalg.eigh(residuals.T @ residuals / (len(residuals) - len(groups)))
+    values = np.maximum(values, 0.0)
+    shrunk = (1 - shrinkage) * values + shrinkage * values.mean()
+    return (unit - unit.mean(axis=0)) @ basis / np.sqrt(np.maximum(shrunk, 1e-9 * shrunk.max()))
+
+
+@pytest.mark.parametrize("shrinkage", [0.0, 0.1, 0.6])
+def test_fewer_tracks_than_dimensions_whiten_as_the_full_eigendecomposition(shrinkage: float) -> None:
+    """The low-rank fit (the residuals' own span, no D×D eigendecomposition) ranks exactly as the full one:
+    the two maps differ by a rotation, which cosine cannot see."""
+    rng = np.random.default_rng(3)
+    vectors = rng.standard_normal((60, 200)) + 3 * rng.standard_normal((6, 200)).repeat(10, axis=0)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)  # as stored: the map is fitted on unit vectors
+    groups = [np.arange(p * 10, p * 10 + 10) for p in range(6)]
+    fitted = fit_whitening(vectors, groups, shrinkage=shrinkage, project=False).apply(vectors)
+    reference = _full_rank_whitening(vectors, groups, shrinkage)
+    reference /= np.linalg.norm(reference, axis=1, keepdims=True)
+    assert np.allclose(fitted @ fitted.T, reference @ reference.T, atol=1e-5)
