@@ -1,7 +1,10 @@
 """Decode audio files into the contract's mono 16 kHz float32 and cut them into model windows.
 
-soundfile (libsndfile) reads wav/flac/ogg/opus/mp3; what it cannot read (m4a, aac, webm, …) goes through
-ffmpeg when it is installed. Every bad input raises one AudioError subclass with a one-line message.
+A file's container is sniffed from its bytes first (siamrec.sniff): what opens like no audio container is
+refused, never guessed. soundfile (libsndfile) reads wav/aiff/flac/ogg/opus/mp3; the rest (m4a, aac, webm,
+wma), and any file libsndfile gives up on part-way (a chained Ogg stops after its first link), goes through
+ffmpeg told that one container (siamrec.ffmpeg_decode). Every bad input raises one AudioError subclass with a
+one-line message.
 """
 
 from __future__ import annotations
@@ -9,20 +12,21 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import shutil
-import subprocess
-import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import soundfile as sf
 import soxr
 
 from siamrec import constants as C
-from siamrec.errors import EmptyAudioError, NotAudioError, SilentAudioError, TooShortAudioError
+from siamrec.errors import AudioError, EmptyAudioError, NotAudioError, SilentAudioError, TooShortAudioError
+from siamrec.ffmpeg_decode import stream_decode
 from siamrec.names import quoted
 from siamrec.quiet import native_stderr_silenced
+from siamrec.sniff import READABLE, Container, sniff
 
 AUDIO_SUFFIXES = frozenset(
     {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".webm", ".aiff", ".aif", ".wma"}
@@ -30,6 +34,10 @@ AUDIO_SUFFIXES = frozenset(
 # A file holding less than this share of the audio its header declares is refused as truncated
 # (an interrupted download); a smaller shortfall (an estimated MP3 length) is read as it is.
 PRESENT_SHARE_REQUIRED = 0.9
+# The longest audio decoded at all: longer files are refused once this much is decoded (a service passes its own,
+# shorter limit). Twelve hours hold any album, mix or audiobook chapter.
+MAX_AUDIO_SECONDS = 12 * 3600.0
+Decoded = TypeVar("Decoded")
 
 
 @dataclass(frozen=True)
@@ -81,11 +89,25 @@ def _native_name(path: Path) -> bytes:
     return os.fsencode(path)
 
 
-def _check_file(path: Path) -> None:
+def _check_file(path: Path, name: str) -> None:
     if not path.is_file():
-        raise NotAudioError(f"{quoted(path)}: no such file")
+        raise NotAudioError(f"{name}: no such file")
     if path.stat().st_size == 0:
-        raise EmptyAudioError(f"{quoted(path)}: the file is empty (0 bytes)")
+        raise EmptyAudioError(f"{name}: the file is empty (0 bytes)")
+
+
+def _container(path: Path, name: str) -> Container:
+    """The container the file's bytes open with; a file that opens like none is refused, not guessed."""
+    _check_file(path, name)
+    container = sniff(path)
+    if container is None:
+        raise NotAudioError(f"{name}: not an audio file siamrec reads (its bytes open like none of {READABLE})")
+    return container
+
+
+def _check_length(name: str, seconds: float, max_seconds: float) -> None:
+    if seconds > max_seconds:
+        raise AudioError(f"{name}: the audio is too long: this accepts up to {max_seconds:g} s")
 
 
 def _to_contract(data: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -103,32 +125,14 @@ def _to_contract(data: np.ndarray, sample_rate: int) -> np.ndarray:
     return np.ascontiguousarray(mono, dtype=np.float32)
 
 
-def _ffmpeg_command(path: Path) -> list[str]:
-    """ffmpeg decoding anything it reads straight to mono 16 kHz float32 on stdout."""
-    ffmpeg = shutil.which("ffmpeg")
-    if ffmpeg is None:
-        raise NotAudioError(f"{quoted(path)}: not readable by libsndfile, and ffmpeg is not installed to try it")
-    return [ffmpeg, "-nostdin", "-nostats", "-v", "info", "-i", str(path), "-vn", "-f", "f32le", "-ac", "1",
-            "-ar", str(C.SAMPLE_RATE), "-"]  # fmt: skip
-
-
-def _ffmpeg_failure(path: Path, log: str) -> NotAudioError:
-    errors = [line for line in log.strip().splitlines() if "rror" in line or "nvalid" in line] or ["ffmpeg failed"]
-    return NotAudioError(f"{quoted(path)}: not an audio file ({errors[-1].strip()})")
-
-
-def _declared_seconds(ffmpeg_log: str) -> float | None:
-    """The duration the container declares, from ffmpeg's input summary (`Duration: 01:00:00.00`)."""
-    match = re.search(r"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)", ffmpeg_log)
-    return None if match is None else int(match[1]) * 3600 + int(match[2]) * 60 + float(match[3])
-
-
-def _ffmpeg_decode(path: Path) -> np.ndarray:
-    """Decode a short file whole through ffmpeg (training clips); add-track streams with `_ffmpeg_windows`."""
-    result = subprocess.run(_ffmpeg_command(path), capture_output=True, check=False)
-    if result.returncode != 0:
-        raise _ffmpeg_failure(path, result.stderr.decode(errors="replace"))
-    return np.frombuffer(result.stdout, dtype=np.float32).copy()
+def _ffmpeg_signal(path: Path, container: Container, name: str, max_seconds: float) -> np.ndarray:
+    """The whole decode through ffmpeg (training clips); add-track keeps only windows with `_ffmpeg_windows`."""
+    blocks: list[np.ndarray] = []
+    samples, declared = stream_decode(path, container, name, max_seconds, blocks.append)
+    _check_length(name, samples / C.SAMPLE_RATE, max_seconds)
+    if declared is not None:
+        _check_present(name, declared * C.SAMPLE_RATE, samples, C.SAMPLE_RATE)
+    return np.concatenate(blocks) if blocks else np.zeros(0, np.float32)
 
 
 class EvenBlocks:
@@ -171,36 +175,27 @@ class EvenBlocks:
         return np.stack([self.kept[int(i)] for i in picks])
 
 
-def _ffmpeg_windows(path: Path, max_windows: int) -> tuple[np.ndarray, AudioInfo]:
+def _ffmpeg_windows(
+    path: Path, container: Container, name: str, max_windows: int, max_seconds: float
+) -> tuple[np.ndarray, AudioInfo]:
     """Stream ffmpeg's decode, keeping only evenly spread windows: memory is bounded whatever the length."""
-    block_bytes = C.WINDOW_SAMPLES * 4
-    with tempfile.TemporaryFile() as log_file:  # a file, not a pipe: a chatty decoder cannot block ffmpeg
-        with subprocess.Popen(_ffmpeg_command(path), stdout=subprocess.PIPE, stderr=log_file) as process:
-            assert process.stdout is not None
-            blocks = EvenBlocks(max_windows)
-            while data := process.stdout.read(block_bytes):
-                blocks.offer(np.frombuffer(data[: len(data) // 4 * 4], dtype=np.float32).copy())
-            returncode = process.wait()
-        log_file.seek(0)
-        log = log_file.read().decode(errors="replace")
-    if returncode != 0:
-        raise _ffmpeg_failure(path, log)
-    info = AudioInfo(C.SAMPLE_RATE, 1, blocks.samples)
-    declared = _declared_seconds(log)
+    blocks = EvenBlocks(max_windows)
+    samples, declared = stream_decode(path, container, name, max_seconds, blocks.offer)
+    _check_length(name, samples / C.SAMPLE_RATE, max_seconds)
     if declared is not None:
-        _check_present(path, declared * C.SAMPLE_RATE, blocks.samples, C.SAMPLE_RATE)
+        _check_present(name, declared * C.SAMPLE_RATE, samples, C.SAMPLE_RATE)
+    info = AudioInfo(C.SAMPLE_RATE, 1, samples)
     windows = blocks.windows()
-    if windows is None:
-        return windows_from_signal(check_signal(blocks.tail, quoted(path)), max_windows), info
-    check_signal(windows.reshape(-1), quoted(path))
+    if windows is None:  # shorter than a window: checked before it is tiled up to one
+        return windows_from_signal(check_signal(blocks.tail, name), max_windows), info
     return windows, info
 
 
-def _check_present(path: Path, declared_frames: float, present_frames: int, sample_rate: int) -> None:
+def _check_present(name: str, declared_frames: float, present_frames: int, sample_rate: int) -> None:
     """Refuse a file holding much less audio than it declares (an interrupted download, a lying header)."""
     if present_frames < PRESENT_SHARE_REQUIRED * declared_frames and declared_frames - present_frames > sample_rate:
         raise NotAudioError(
-            f"{quoted(path)}: truncated: it declares {_clock(declared_frames / sample_rate)} of audio but holds "
+            f"{name}: truncated: it declares {_clock(declared_frames / sample_rate)} of audio but holds "
             f"{_clock(present_frames / sample_rate)} ({present_frames / declared_frames:.0%}); an interrupted "
             "download? fetch it again"
         )
@@ -211,36 +206,71 @@ def _clock(seconds: float) -> str:
     return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}" if minutes >= 60 else f"{minutes}:{secs:02d}"
 
 
-def _soundfile_info(path: Path) -> AudioInfo | None:
-    """The header's view of a file libsndfile reads (None otherwise); refuses a WAV/AIFF cut short."""
+def _soundfile_info(path: Path, container: Container, name: str) -> AudioInfo | None:
+    """The header's view of a file libsndfile reads as the sniffed container (None otherwise); refuses a
+    WAV/AIFF cut short."""
+    if not container.soundfile_formats:
+        return None
     try:
         with native_stderr_silenced():
             info = sf.info(_native_name(path))
     except (sf.LibsndfileError, RuntimeError):
         return None
+    if info.format not in container.soundfile_formats:  # libsndfile sees another format in these bytes
+        return None
     # libsndfile clamps a data chunk longer than the file to what is there, and logs the declared size.
     sizes = re.search(r"(?:data|SSND)\s*:\s*(\d+) \(should be (\d+)\)", info.extra_info)
     if sizes is not None and int(sizes[2]) > 0:  # byte sizes: scale the frames that are there
-        _check_present(path, info.frames * int(sizes[1]) / int(sizes[2]), info.frames, info.samplerate)
+        _check_present(name, info.frames * int(sizes[1]) / int(sizes[2]), info.frames, info.samplerate)
     return AudioInfo(info.samplerate, info.channels, info.frames)
 
 
-def decode(path: str | Path) -> np.ndarray:
+def _decoded(
+    path: Path,
+    name: str,
+    by_soundfile: Callable[[AudioInfo], Decoded],
+    by_ffmpeg: Callable[[Container], Decoded],
+) -> Decoded:
+    """Decode with libsndfile where it reads the sniffed container, otherwise with ffmpeg told that container.
+
+    When libsndfile fails part-way (a chained Ogg stops after its first link, a header it misreads), ffmpeg
+    tries before the file is called corrupt; if ffmpeg cannot read it either, libsndfile's reason stands.
+    """
+    container = _container(path, name)
+    info = _soundfile_info(path, container, name)  # a header declaring more bytes than the file has is a cut
+    if info is None:
+        return by_ffmpeg(container)
+    try:
+        return by_soundfile(info)
+    except NotAudioError as failure:
+        try:
+            return by_ffmpeg(container)
+        except NotAudioError:
+            raise failure from None
+
+
+def _soundfile_signal(path: Path, info: AudioInfo, name: str, max_seconds: float) -> np.ndarray:
+    _check_length(name, info.duration_s, max_seconds)
+    try:
+        with native_stderr_silenced():
+            data, rate = sf.read(_native_name(path), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError) as exc:
+        raise NotAudioError(f"{name}: corrupt or truncated audio ({exc})") from exc
+    _check_present(name, info.frames, len(data), rate)
+    return _to_contract(data, rate)
+
+
+def decode(path: str | Path, max_seconds: float = MAX_AUDIO_SECONDS) -> np.ndarray:
     """The whole file as mono float32 at 16 kHz, checked for emptiness, length and silence."""
     path = Path(path)
-    _check_file(path)
-    info = _soundfile_info(path)
-    if info is not None:
-        try:
-            with native_stderr_silenced():
-                data, rate = sf.read(_native_name(path), dtype="float32", always_2d=True)
-        except (sf.LibsndfileError, RuntimeError) as exc:
-            raise NotAudioError(f"{quoted(path)}: corrupt or truncated audio ({exc})") from exc
-        _check_present(path, info.frames, len(data), rate)
-        signal = _to_contract(data, rate)
-    else:
-        signal = _ffmpeg_decode(path)
-    return check_signal(signal, quoted(path))
+    name = quoted(path)
+    signal = _decoded(
+        path,
+        name,
+        lambda info: _soundfile_signal(path, info, name, max_seconds),
+        lambda container: _ffmpeg_signal(path, container, name, max_seconds),
+    )
+    return check_signal(signal, name)
 
 
 def check_signal(signal: np.ndarray, name: str) -> np.ndarray:
@@ -313,42 +343,59 @@ def _present_frames(path: Path, declared: int) -> int:
     return high
 
 
-def _read_windows_by_seeking(path: Path, info: AudioInfo, max_windows: int) -> tuple[np.ndarray, AudioInfo]:
+def _read_windows_by_seeking(path: Path, info: AudioInfo, name: str, max_windows: int) -> tuple[np.ndarray, AudioInfo]:
     """Read only the windows' spans from disk: a 20-minute track costs eight 3 s reads, not a full decode.
 
     Windows come only from audio that exists: when the header declares more (a cut FLAC, an Ogg whose
     last page claims hours), the real length is found, a large shortfall is refused, and the windows are
     spread over what is there.
     """
-    windows = _read_spans(path, info, max_windows)
-    if windows is None:
-        present = _present_frames(path, info.frames)
-        _check_present(path, info.frames, present, info.sample_rate)
-        info = AudioInfo(info.sample_rate, info.channels, present)
+    try:
         windows = _read_spans(path, info, max_windows)
         if windows is None:
-            raise NotAudioError(f"{quoted(path)}: corrupt audio (reads fail inside the audio it holds)")
+            present = _present_frames(path, info.frames)
+            _check_present(name, info.frames, present, info.sample_rate)
+            info = AudioInfo(info.sample_rate, info.channels, present)
+            windows = _read_spans(path, info, max_windows)
+    except (sf.LibsndfileError, RuntimeError) as exc:
+        raise NotAudioError(f"{name}: corrupt or truncated audio ({exc})") from exc
+    if windows is None:
+        raise NotAudioError(f"{name}: corrupt audio (reads fail inside the audio it holds)")
     return windows, info
 
 
-def track_windows(path: str | Path, max_windows: int = C.WINDOWS_PER_TRACK) -> tuple[np.ndarray, AudioInfo]:
+def _soundfile_windows(
+    path: Path, info: AudioInfo, name: str, max_windows: int, max_seconds: float
+) -> tuple[np.ndarray, AudioInfo]:
+    """Long files are read window by window (seek + read), short ones decoded whole."""
+    # Seeking pays off once the windows cover less than the file; shorter files are decoded whole.
+    if info.duration_s < C.WINDOW_SECONDS * max_windows:
+        signal = _soundfile_signal(path, info, name, max_seconds)
+        return windows_from_signal(check_signal(signal, name), max_windows), AudioInfo(C.SAMPLE_RATE, 1, signal.size)
+    windows, info = _read_windows_by_seeking(path, info, name, max_windows)
+    _check_length(name, info.duration_s, max_seconds)
+    return windows, info
+
+
+def track_windows(
+    path: str | Path,
+    max_windows: int = C.WINDOWS_PER_TRACK,
+    max_seconds: float = MAX_AUDIO_SECONDS,
+    name: str | None = None,
+) -> tuple[np.ndarray, AudioInfo]:
     """The model windows `[n, WINDOW_SAMPLES]` of one file and what the file holds.
 
-    Long files readable by soundfile are read window by window (seek + read); short ones are decoded
-    whole; everything else streams through ffmpeg keeping only the windows. The same checks apply.
+    Files libsndfile reads are read window by window, or whole when short; everything else streams through
+    ffmpeg keeping only the windows. Audio longer than `max_seconds` is refused; messages call the file
+    `name` (its quoted path by default).
     """
     path = Path(path)
-    _check_file(path)
-    info = _soundfile_info(path)
-    if info is None:
-        return _ffmpeg_windows(path, max_windows)
-    # Seeking pays off once the windows cover less than the file; shorter files are decoded whole.
-    if info.duration_s >= C.WINDOW_SECONDS * max_windows:
-        try:
-            windows, info = _read_windows_by_seeking(path, info, max_windows)
-        except (sf.LibsndfileError, RuntimeError) as exc:
-            raise NotAudioError(f"{quoted(path)}: corrupt or truncated audio ({exc})") from exc
-        check_signal(windows.reshape(-1), quoted(path))
-        return windows, info
-    signal = decode(path)
-    return windows_from_signal(signal, max_windows), AudioInfo(C.SAMPLE_RATE, 1, signal.size)
+    name = name or quoted(path)
+    windows, info = _decoded(
+        path,
+        name,
+        lambda info: _soundfile_windows(path, info, name, max_windows, max_seconds),
+        lambda container: _ffmpeg_windows(path, container, name, max_windows, max_seconds),
+    )
+    check_signal(windows.reshape(-1), name)
+    return windows, info

@@ -1,5 +1,6 @@
 """Audio coming in over HTTP: uploads and fetched URLs land in the uploads folder, named by their SHA-1,
-and are let through only if their bytes are audio (sniffed from content, never from a name) of bounded length.
+and are let through only if their bytes are audio (sniffed from content, never from a name) whose decoded
+length is within the service's limit (a header's claim is not trusted: it can say seconds for hours).
 
 URL fetching is off unless enabled; then every address a host resolves to must be public (or in a network the
 operator listed), the connection goes to the address that was checked (no DNS rebinding), and each redirect
@@ -14,44 +15,29 @@ import os
 import socket
 import tempfile
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import urljoin, urlsplit
 
-import mutagen
-import soundfile as sf
-
-from siamrec.errors import AudioError, ConnectorError, NotAudioError
+from siamrec.audio import track_windows
+from siamrec.errors import ConnectorError, NotAudioError
 from siamrec.service.problems import FetchRefused, TooLarge
+from siamrec.sniff import READABLE, sniff
 
 COPY_BLOCK = 1 << 20
 MAX_REDIRECTS = 3
 FETCH_TIMEOUT_S = 30.0
-SUFFIX_OF_MUTAGEN_TYPE = {"MP4": ".m4a", "MP3": ".mp3", "OggOpus": ".opus", "OggVorbis": ".ogg", "ASF": ".wma"}
+UPLOAD_NAME = "the upload"  # what messages call it: the client never learns where the server keeps it
 
 
-@dataclass(frozen=True)
-class Sniffed:
-    suffix: str
-    duration_s: float
-
-
-def sniff_audio(path: Path) -> Sniffed:
-    """What the bytes are (libsndfile's header detection, then mutagen's), and how long they play."""
-    try:
-        info = sf.info(str(path))
-        return Sniffed("." + info.format.lower(), info.frames / max(info.samplerate, 1))
-    except (sf.LibsndfileError, RuntimeError):
-        pass
-    try:
-        found = mutagen.File(str(path))
-    except (mutagen.MutagenError, OSError, ValueError):
-        found = None
-    length = getattr(getattr(found, "info", None), "length", None)
-    if found is None or not length:
-        raise NotAudioError("the upload is not audio this service can read (wav, flac, ogg, opus, mp3, m4a, …)")
-    return Sniffed(SUFFIX_OF_MUTAGEN_TYPE.get(type(found).__name__, ""), float(length))
+def checked_suffix(path: Path, max_duration_s: float) -> str:
+    """The suffix of the container an upload's bytes are, once they decode (as add-track decodes them: the
+    sniffed container only, nothing the bytes name) to audio no longer than `max_duration_s`."""
+    container = sniff(path)
+    if container is None:
+        raise NotAudioError(f"{UPLOAD_NAME} is not audio this service reads ({READABLE})")
+    track_windows(path, max_seconds=max_duration_s, name=UPLOAD_NAME)
+    return container.suffix
 
 
 def store_audio(chunks: Iterable[bytes], folder: Path, max_bytes: int, max_duration_s: float) -> tuple[Path, bool]:
@@ -72,12 +58,7 @@ def store_audio(chunks: Iterable[bytes], folder: Path, max_bytes: int, max_durat
                     raise TooLarge(f"the audio is larger than this service accepts ({max_bytes / 1e6:g} MB)")
                 digest.update(chunk)
                 out.write(chunk)
-        sniffed = sniff_audio(temporary)
-        if sniffed.duration_s > max_duration_s:
-            raise AudioError(
-                f"the audio plays {sniffed.duration_s:.0f} s; this service accepts up to {max_duration_s:g} s"
-            )
-        final = folder / f"{digest.hexdigest()}{sniffed.suffix}"
+        final = folder / f"{digest.hexdigest()}{checked_suffix(temporary, max_duration_s)}"
         new = not final.exists()
         temporary.replace(final)  # same bytes, same name: a second upload of one track is one file
         return final, new
