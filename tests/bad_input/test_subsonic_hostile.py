@@ -1,0 +1,424 @@
+"""A hostile Subsonic server on 127.0.0.1 against the real CLI: it echoes credentials, trickles, floods, pages
+forever and answers in the wrong shapes. siamrec answers each in one line, never shows a secret, stops within
+its deadlines and caps, and leaves what was stored as it was."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+from cli_helpers import assert_one_line_error, dump_store, run_cli, run_process
+
+from siamrec.connectors.subsonic.client import PASSWORD_ENV
+
+PASSWORD = "Tr0ub4dor&3-horse"
+USER = "alice"
+SUBPROCESS_TIMEOUT_S = 90  # generous: the bounds under test are a few seconds; the old code ran for minutes
+
+
+@dataclass
+class Reply:
+    """What the server sends: a status, a content type, body chunks (with a pause between them: a trickle)."""
+
+    body: Iterable[bytes] = ()
+    status: int = 200
+    content_type: str = "application/json"
+    length: int | None = None
+    pause_s: float = 0.0
+    trickle_headers: bool = False
+
+
+def document(payload: Any) -> Reply:
+    return Reply([json.dumps(payload).encode()])
+
+
+def ok(**fields: Any) -> Reply:
+    return document({"subsonic-response": {"status": "ok", "version": "1.16.1", **fields}})
+
+
+def failed(code: int, message: str) -> Reply:
+    return document({"subsonic-response": {"status": "failed", "error": {"code": code, "message": message}}})
+
+
+def trickle(headers: bool = False) -> Reply:
+    """A byte every 0.2 s for two minutes: never silent long enough for a per-read timeout."""
+    return Reply((b" " for _ in range(600)), pause_s=0.2, trickle_headers=headers)
+
+
+def flood(total: int, declared: int | None = None, kind: str = "audio/ogg") -> Reply:
+    """`total` bytes of audio-typed zeros, as fast as the client reads them (bounded, so the old code ends)."""
+    block = b"\0" * (1 << 16)
+    return Reply((block for _ in range(total // len(block))), content_type=kind, length=declared)
+
+
+SONG = {"id": "s1", "title": "Song", "artist": "Band", "album": "Album", "suffix": "ogg", "duration": 4,
+        "size": 40_000}  # fmt: skip
+
+
+@dataclass
+class HostileSubsonic:
+    """A Subsonic API whose answer to each method the test sets (`answers[method](query)`); every query is kept."""
+
+    audio: bytes = b""
+    answers: dict[str, Callable[[dict[str, str]], Reply]] = field(default_factory=dict)
+    queries: list[dict[str, str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                owner._serve(self)
+
+            def log_message(self, *args: Any) -> None: ...
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.defaults: dict[str, Callable[[dict[str, str]], Reply]] = {
+            "ping": lambda q: ok(),
+            "getPlaylists": lambda q: ok(playlists={"playlist": [{"id": "p1", "name": "Hostile"}]}),
+            "getPlaylist": lambda q: ok(playlist={"id": "p1", "name": "Hostile", "entry": [SONG]}),
+            "download": lambda q: Reply([self.audio], content_type="audio/ogg"),
+        }
+
+    def __enter__(self) -> HostileSubsonic:
+        threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def _serve(self, handler: BaseHTTPRequestHandler) -> None:
+        parts = urlparse(handler.path)
+        method = parts.path.rsplit("/", 1)[-1].removesuffix(".view")
+        query = {key: values[0] for key, values in parse_qs(parts.query).items()}
+        query["_raw"] = parts.query
+        self.queries.append(query)
+        answer = self.answers.get(method) or self.defaults.get(method) or (lambda q: failed(0, "unknown method"))
+        reply = answer(query)
+        try:
+            if reply.trickle_headers:
+                handler.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+            else:
+                handler.send_response(reply.status)
+                handler.send_header("Content-Type", reply.content_type)
+                if reply.length is not None:
+                    handler.send_header("Content-Length", str(reply.length))
+                handler.end_headers()
+            for chunk in reply.body:
+                handler.wfile.write(chunk)
+                if reply.pause_s:
+                    handler.wfile.flush()
+                    time.sleep(reply.pause_s)  # the server's pace, not a measurement
+        except OSError:  # the client hung up: what a bounded client does
+            pass
+
+    def sent_secrets(self) -> set[str]:
+        """Every token, salt and password form the client sent, plus the password itself and its hex."""
+        found = {PASSWORD, PASSWORD.encode().hex()}
+        for query in self.queries:
+            found |= {query[key] for key in ("t", "s", "p") if key in query}
+            found |= {query["p"].removeprefix("enc:")} if "p" in query else set()
+        return found
+
+
+@pytest.fixture
+def server(library_files: dict[str, Path]) -> Iterator[HostileSubsonic]:
+    with HostileSubsonic(audio=library_files["bright_a.ogg"].read_bytes()) as hostile:
+        yield hostile
+
+
+@pytest.fixture(scope="module")
+def filled_home(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path, library_files: dict[str, Path]) -> Path:
+    """A store with the test library in one playlist, made once: each test works on its own copy."""
+    folder = tmp_path_factory.mktemp("filled")
+    m3u = folder / "Library.m3u"
+    m3u.write_text("\n".join(str(path) for path in sorted(library_files.values())) + "\n")
+    env = {"SIAMREC_HOME": str(folder / "home"), "SIAMREC_MODEL": str(tiny_model)}
+    done = run_process("playlist", "import", str(m3u), env=env)
+    assert done.returncode == 0, done.stderr
+    return folder / "home"
+
+
+@pytest.fixture
+def store_home(filled_home: Path, home: Path) -> Path:
+    shutil.copytree(filled_home, home)
+    return home
+
+
+def sync(server: HostileSubsonic, *extra: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """`python -m siamrec sync-playlists --subsonic …` in its own process (what must not hang runs here)."""
+    return run_process("sync-playlists", "--subsonic", server.url, "--subsonic-user", USER, *extra,
+                       env={PASSWORD_ENV: PASSWORD, **env}, timeout=SUBPROCESS_TIMEOUT_S)  # fmt: skip
+
+
+@pytest.fixture
+def sync_here(
+    server: HostileSubsonic, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """The same command through the CLI's `main` in this process (seconds faster), for what cannot hang."""
+
+    def run(*extra: str, **env: str) -> subprocess.CompletedProcess[str]:
+        for name, value in {PASSWORD_ENV: PASSWORD, **env}.items():
+            monkeypatch.setenv(name, value)
+        args = ("sync-playlists", "--subsonic", server.url, "--subsonic-user", USER, *extra)
+        status, out, err = run_cli(capsys, *args)
+        return subprocess.CompletedProcess(args, status, out, err)
+
+    return run
+
+
+def assert_no_secret(server: HostileSubsonic, *texts: str) -> None:
+    secrets = server.sent_secrets()
+    assert len(secrets) > 2  # the client sent some: the check below means something
+    for text in texts:
+        leaked = [secret for secret in secrets if secret in text]
+        assert not leaked, (leaked, text)
+
+
+def echo_query(query: dict[str, str]) -> str:
+    return f"bad request: {query['_raw']}"
+
+
+def echo_values(query: dict[str, str]) -> str:
+    return "rejected " + " ".join(query.get(key, "").removeprefix("enc:") for key in ("t", "s", "p"))
+
+
+@pytest.mark.parametrize("echo", [echo_query, echo_values], ids=["query", "bare values"])
+@pytest.mark.parametrize("fallback", [False, True], ids=["token", "password fallback"])
+def test_an_error_that_echoes_the_credentials_shows_none(
+    store_home: Path, server: HostileSubsonic, sync_here: Callable[..., Any], echo: Callable[[dict[str, str]], str],
+    fallback: bool,
+) -> None:  # fmt: skip
+    def ping(query: dict[str, str]) -> Reply:
+        if fallback and "t" in query:
+            return failed(41, "token authentication not supported")
+        return failed(0, echo(query))
+
+    server.answers["ping"] = ping
+    before = dump_store(store_home)
+    done = sync_here("--json")
+    assert_one_line_error(done.returncode, done.stderr, "answered ping with error 0: ")
+    assert ("p" in server.queries[-1]) is fallback
+    assert_no_secret(server, done.stderr, done.stdout)
+    assert dump_store(store_home) == before
+
+
+def test_a_refused_download_that_echoes_the_credentials_shows_none(
+    store_home: Path, server: HostileSubsonic, sync_here: Callable[..., Any]
+) -> None:
+    server.answers["download"] = lambda q: failed(70, echo_query(q))
+    done = sync_here("--json")
+    report = json.loads(done.stdout)
+    assert done.returncode == 1 and [f["where"] for f in report["failed"]] == [report["without_audio_uris"][0]]
+    assert "the server cannot stream it (bad request: id=s1&u=alice&t=***&s=***" in report["failed"][0]["reason"]
+    assert_no_secret(server, done.stderr, done.stdout)
+
+
+@pytest.mark.parametrize(
+    "method,headers",
+    [("ping", True), ("getPlaylists", False)],
+    ids=["in the headers", "in the body"],
+)
+def test_a_trickling_call_stops_at_its_deadline(
+    store_home: Path, server: HostileSubsonic, method: str, headers: bool
+) -> None:
+    server.answers[method] = lambda q: trickle(headers)
+    before = dump_store(store_home)
+    done = sync(server, SIAMREC_CALL_DEADLINE="2")  # the subprocess timeout bounds the wall time
+    assert_one_line_error(done.returncode, done.stderr, f"({method}) did not finish within 2 s")
+    assert dump_store(store_home) == before
+
+
+def _song_problem(done: Any) -> str:
+    """The one failure of a `--json` sync whose only song was skipped: that song, and why; stderr holds nothing
+    but progress bars (no traceback, no library's chatter)."""
+    report = json.loads(done.stdout)
+    assert done.returncode == 1 and [line for line in done.stderr.splitlines() if "━" not in line] == [], done.stderr
+    ((failure,),) = [report["failed"]]
+    assert failure["where"] == report["without_audio_uris"][0]
+    return str(failure["reason"])
+
+
+def _unchanged_but_the_new_song(store_home: Path, before: dict[str, Any]) -> None:
+    """What was stored is as it was; the only addition is the server song's metadata, without a vector."""
+    after = dump_store(store_home)
+    assert {uri: after["tracks"][uri] for uri in before["tracks"]} == before["tracks"]
+    assert after["playlists"] == {**before["playlists"], **{k: v for k, v in after["playlists"].items()
+                                                             if k.startswith("subsonic:")}}  # fmt: skip
+    added = set(after["tracks"]) - set(before["tracks"])
+    assert len(added) == 1 and after["tracks"][added.pop()][0] == {}
+
+
+def test_a_trickling_download_skips_that_song_at_its_deadline(store_home: Path, server: HostileSubsonic) -> None:
+    server.answers["download"] = lambda q: trickle()
+    before = dump_store(store_home)
+    done = sync(server, "--json", SIAMREC_DOWNLOAD_DEADLINE="2")  # the subprocess timeout bounds the wall time
+    assert "the download did not finish within 2 s" in _song_problem(done)
+    _unchanged_but_the_new_song(store_home, before)
+
+
+@pytest.mark.parametrize(
+    "song,reply,env,reason",
+    [
+        (SONG, flood(256 << 20), {}, "the download passed the 1.0 MiB allowed"),  # 40 kB declared: 1.25 x + 1 MiB
+        (SONG, flood(256 << 20, declared=200 << 20), {}, "the server announced 200.0 MiB, more than the 1.0 MiB"),
+        ({**SONG, "size": None}, flood(256 << 20), {}, "the download passed the 8.3 MiB allowed"),  # 4 s of PCM
+        ({"id": "s1", "suffix": "ogg"}, flood(256 << 20), {"SIAMREC_MAX_SONG_BYTES": "3000000"},
+         "the download passed the 2.9 MiB allowed"),
+    ],
+    ids=["past its declared size", "a declared length past the cap", "past its duration", "past the absolute cap"],
+)  # fmt: skip
+def test_a_download_past_its_cap_skips_that_song(
+    store_home: Path, server: HostileSubsonic, sync_here: Callable[..., Any], song: dict[str, Any], reply: Reply,
+    env: dict[str, str], reason: str,
+) -> None:  # fmt: skip
+    server.answers["getPlaylist"] = lambda q: ok(playlist={"id": "p1", "name": "Hostile", "entry": [song]})
+    server.answers["download"] = lambda q: reply
+    before = dump_store(store_home)
+    done = sync_here("--json", **env)
+    assert reason in _song_problem(done)
+    _unchanged_but_the_new_song(store_home, before)
+
+
+def _videos(ids: Iterable[int]) -> list[dict[str, Any]]:
+    """Library entries that are videos: paged like songs, never stored (so the paging alone is under test)."""
+    return [{"id": f"v{n}", "title": f"clip {n}", "isVideo": True} for n in ids]
+
+
+def _offset(query: dict[str, str]) -> int:
+    return int(query.get("songOffset", "0"))
+
+
+@pytest.mark.parametrize(
+    "search,env,reason",
+    [
+        (lambda q: ok(searchResult3={"song": _videos(range(500))}), {}, "the server repeats its pages (offset 500"),
+        (lambda q: ok(searchResult3={"song": _videos(range(_offset(q), _offset(q) + 500))}),
+         {"SIAMREC_SUBSONIC_MAX_SONGS": "1500"}, "the library passes 1500 songs"),
+    ],
+    ids=["the same page forever", "new songs forever"],
+)  # fmt: skip
+def test_paging_forever_stops_in_one_line(
+    store_home: Path, server: HostileSubsonic, search: Callable[[dict[str, str]], Reply], env: dict[str, str],
+    reason: str,
+) -> None:  # fmt: skip
+    server.answers["getPlaylists"] = lambda q: ok(playlists={})
+    server.answers["search3"] = search
+    before = dump_store(store_home)
+    done = sync(server, "--subsonic-library", "--json", **env)
+    report = json.loads(done.stdout)
+    assert done.returncode == 1 and len(report["failed"]) == 1, done.stderr
+    assert report["failed"][0]["where"] == "Subsonic library" and reason in report["failed"][0]["reason"]
+    assert len([q for q in server.queries if "songOffset" in q]) <= 3
+    assert dump_store(store_home) == before
+
+
+# ---- answers of the wrong shape: refused in one line, or the broken items skipped ------------------------
+
+REFUSED = {
+    "error as a string": ("ping", document({"subsonic-response": {"status": "failed", "error": "boom"}})),
+    "error as a list": ("ping", document({"subsonic-response": {"status": "failed", "error": [1, 2]}})),
+    "no status": ("ping", document({"subsonic-response": {"version": "1.16.1"}})),
+    "status not a word": ("ping", document({"subsonic-response": {"status": ["ok"]}})),
+    "response as a list": ("ping", document({"subsonic-response": ["ok"]})),
+    "nested a million deep": ("ping", Reply([b"[" * 1_000_000 + b"]" * 1_000_000])),
+    "playlists as a string": ("getPlaylists", ok(playlists="all of them")),
+    "playlist list as a string": ("getPlaylists", ok(playlists={"playlist": "p1"})),
+    "a playlist as a list": ("getPlaylist", ok(playlist=[{"id": "p1"}])),
+    "entries as a string": ("getPlaylist", ok(playlist={"id": "p1", "entry": "s1"})),
+}
+MALFORMED = {"response as a list": "is not a Subsonic API server", "nested a million deep": "is not a Subsonic API"}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSED))
+def test_an_answer_of_the_wrong_shape_is_refused_in_one_line(
+    store_home: Path, server: HostileSubsonic, sync_here: Callable[..., Any], case: str
+) -> None:
+    method, reply = REFUSED[case]
+    server.answers[method] = lambda q: reply
+    before = dump_store(store_home)
+    done = sync_here()
+    expected = MALFORMED.get(case, f"answered {method} with a malformed response")
+    assert_one_line_error(done.returncode, done.stderr, expected)
+    assert dump_store(store_home) == before
+
+
+SKIPPED = {
+    "a playlist that is a string": (
+        "getPlaylists", ok(playlists={"playlist": ["p0", {"id": "p1", "name": "Hostile"}]}), "1 unreadable playlists"),
+    "a playlist without an id": (
+        "getPlaylists", ok(playlists={"playlist": [{"name": "no id"}, {"id": "p1", "name": "Hostile"}]}),
+        "1 unreadable playlists"),
+    "a playlist id with a newline": (
+        "getPlaylists", ok(playlists={"playlist": [{"id": "p\n2"}, {"id": "p1", "name": "Hostile"}]}),
+        "1 unreadable playlists"),
+    "songs that are strings, a list, null": (
+        "getPlaylist", ok(playlist={"id": "p1", "name": "Hostile", "entry": ["s0", [1], None, SONG]}),
+        "3 unreadable songs"),
+    "a song without an id": (
+        "getPlaylist", ok(playlist={"id": "p1", "name": "Hostile", "entry": [{"title": "x"}, SONG]}),
+        "1 unreadable songs"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", sorted(SKIPPED))
+def test_broken_items_are_skipped_and_the_rest_synced(
+    store_home: Path, server: HostileSubsonic, sync_here: Callable[..., Any], case: str
+) -> None:
+    method, reply, reason = SKIPPED[case]
+    server.answers[method] = lambda q: reply
+    before = dump_store(store_home)
+    done = sync_here("--json")
+    report = json.loads(done.stdout)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert [f["reason"].split(" (")[0] for f in report["failed"]] == [f"{reason} skipped"]
+    assert (report["playlists"], report["embedded"]) == (1, 1)  # the good playlist and its song
+    after = dump_store(store_home)
+    assert {uri: after["tracks"][uri] for uri in before["tracks"]} == before["tracks"]
+    assert {uri: after["playlists"][uri] for uri in before["playlists"]} == before["playlists"]
+
+
+@pytest.mark.parametrize(
+    "playlists,entries",
+    [({"playlist": {"id": "p1", "name": "Hostile"}}, [SONG]), ({"playlist": [{"id": "p1", "name": "Hostile"}]}, SONG)],
+    ids=["one playlist as an object", "one song as an object"],
+)
+def test_a_list_of_one_sent_as_an_object_is_read(
+    store_home: Path, server: HostileSubsonic, sync_here: Callable[..., Any], playlists: dict[str, Any], entries: Any
+) -> None:
+    """Some servers turn XML into JSON and send a list of one as the item itself: not an error."""
+    server.answers["getPlaylists"] = lambda q: ok(playlists=playlists)
+    server.answers["getPlaylist"] = lambda q: ok(playlist={"id": "p1", "name": "Hostile", "entry": entries})
+    done = sync_here("--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert (report["playlists"], report["embedded"], report["failed"]) == (1, 1, [])
+
+
+def test_numbers_as_strings_and_odd_field_types_are_read_as_far_as_they_go(
+    store_home: Path, server: HostileSubsonic, sync_here: Callable[..., Any]
+) -> None:
+    odd = {"id": 7, "title": {"x": 1}, "artist": 12, "duration": "4", "size": "40000", "suffix": "ogg"}
+    server.answers["getPlaylist"] = lambda q: ok(playlist={"id": "p1", "name": ["not", "text"], "entry": [odd]})
+    done = sync_here("--json")
+    assert done.returncode == 0, done.stderr
+    stored = dump_store(store_home)
+    tracks = {uri: record for uri, (_, record) in stored["tracks"].items() if uri.startswith("subsonic:")}
+    ((uri, record),) = tracks.items()
+    assert uri.endswith(":track:7") and (record["title"], record["artist"], record["duration_s"]) == ("", "12", 4.0)
+    names = [record["name"] for uri, (_, record) in stored["playlists"].items() if uri.startswith("subsonic:")]
+    assert names == ["Hostile"]  # the listing's name, where the playlist's own is not text
+
