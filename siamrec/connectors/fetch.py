@@ -1,5 +1,10 @@
 """`--fetch-audio` / `--audio-url`: yt-dlp downloads of the chosen candidate, converted by ffmpeg to Ogg Opus
 (which soundfile reads), rate-limited, cached by track URI (connectors.cache).
+
+Each download, its conversion included, runs within the download deadline (connectors.bounded): yt-dlp runs
+in a worker thread that is abandoned (and told to stop at its next block) when the deadline passes, since a
+server that trickles bytes never trips a per-read timeout. Its size is capped as it arrives, not only by
+the length a server declares.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from typing import Any
 import soundfile as sf
 
 from siamrec.connectors.base import Problem, SourceTrack
+from siamrec.connectors.bounded import Limits
 from siamrec.connectors.cache import AudioCache
 from siamrec.connectors.search import (
     Candidate,
@@ -28,8 +34,9 @@ from siamrec.connectors.search import (
 )
 from siamrec.errors import ConnectorError
 from siamrec.logs import get_logger
+from siamrec.redact import one_line, redacting
 
-log = get_logger(__name__)
+log = redacting(get_logger(__name__))
 
 FETCH_CODEC = "opus"
 HTML_PREFIXES = (b"<!doctype", b"<html", b"<?xml", b"<head", b"<body")
@@ -56,6 +63,10 @@ class _RateLimit:
             time.sleep(delay)
 
 
+class _Stop(Exception):
+    """Raised from yt-dlp's progress hook: the download is over its size cap, or its deadline has passed."""
+
+
 def _looks_like_html(path: Path) -> bool:
     with open(path, "rb") as handle:
         head = handle.read(512).lstrip().lower()
@@ -66,13 +77,15 @@ class Fetcher:
     """Finds, downloads and caches audio for tracks with yt-dlp, a few at a time."""
 
     def __init__(
-        self, cache: AudioCache, searcher: Searcher | None = None, options: FetchOptions | None = None
-    ) -> None:
+        self, cache: AudioCache, searcher: Searcher | None = None, options: FetchOptions | None = None,
+        limits: Limits | None = None,
+    ) -> None:  # fmt: skip
         if shutil.which("ffmpeg") is None:
             raise ConnectorError("fetching audio needs ffmpeg to convert downloads: install it (apt install ffmpeg)")
         self.cache = cache
         self.searcher = searcher or youtube_search
         self.options = options or FetchOptions()
+        self.limits = limits or Limits.from_env()
         self._rate = _RateLimit(self.options.min_interval_s)
         self.downloads = 0
 
@@ -105,7 +118,7 @@ class Fetcher:
         except ConnectorError:
             raise
         except Exception as exc:  # a plug-in searcher's failure is this track's failure, not the sync's
-            raise ConnectorError(f"search failed: {download_message(exc)}") from exc
+            raise ConnectorError(f"search failed: {one_line(download_message(exc))}") from None
         failures = list(rejected)
         for reason in rejected:
             log.debug("%s: rejected %s", track.uri, reason)
@@ -118,7 +131,7 @@ class Fetcher:
                 failures.append(f"{candidate.url}: {exc}")
         if not failures:
             raise ConnectorError(f"no candidates found for {search_query(track)!r}")
-        raise ConnectorError("; ".join(failures))
+        raise ConnectorError(one_line("; ".join(failures), limit=1000))
 
     def _download(self, track: SourceTrack, candidate: Candidate) -> Path:
         work = self.cache.work_dir(track.uri)
@@ -141,9 +154,40 @@ class Fetcher:
             shutil.rmtree(work, ignore_errors=True)
 
     def _run_ytdlp(self, candidate: Candidate, work: Path) -> dict[str, Any]:
+        """yt-dlp's download and conversion within the download deadline, or ConnectorError."""
+        seconds = self.limits.download_s
+        stop = threading.Event()
+        outcome: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                outcome["info"] = self._ytdlp(candidate, work, stop)
+            except Exception as exc:  # handed to the waiting thread, which raises it
+                outcome["error"] = exc
+
+        worker = threading.Thread(target=run, name="siamrec-yt-dlp", daemon=True)
+        worker.start()
+        worker.join(seconds)
+        if worker.is_alive():
+            stop.set()  # the worker stops at its next block; nothing waits for it
+            raise ConnectorError(f"the fetch did not finish within {seconds:g} s")
+        if "error" in outcome:
+            raise outcome["error"]
+        return dict(outcome["info"])
+
+    def _ytdlp(self, candidate: Candidate, work: Path, stop: threading.Event) -> dict[str, Any]:
         import yt_dlp
 
         refused: list[str] = []
+        max_bytes = self.options.max_filesize
+
+        def bounded(status: dict[str, Any]) -> None:
+            """Stop as the bytes arrive: yt-dlp checks max_filesize only against a length the server declares."""
+            if stop.is_set():
+                raise _Stop("the fetch was stopped")
+            if (status.get("downloaded_bytes") or 0) > max_bytes:
+                refused.append(f"the download passed the {max_bytes / (1 << 20):.0f} MiB allowed")
+                raise _Stop(refused[-1])
 
         def too_long(info: dict[str, Any], *, incomplete: bool = False) -> str | None:
             duration = info.get("duration")
@@ -159,8 +203,9 @@ class Fetcher:
             # Bit-exact muxing (no random Ogg serial): the same download gives the same bytes, so the same sha1.
             "postprocessor_args": {"extractaudio": ["-fflags", "+bitexact", "-flags:a", "+bitexact"]},
             "match_filter": too_long,
-            "max_filesize": self.options.max_filesize,
-            "socket_timeout": self.options.socket_timeout_s,
+            "max_filesize": max_bytes,
+            "progress_hooks": [bounded],
+            "socket_timeout": min(self.options.socket_timeout_s, self.limits.download_s),
             "noplaylist": True,
             "quiet": True,
             "no_warnings": True,
@@ -170,8 +215,12 @@ class Fetcher:
         try:
             with yt_dlp.YoutubeDL(options) as ydl:
                 info = ydl.extract_info(candidate.url, download=True) or {}
+        except _Stop as exc:
+            raise ConnectorError(str(exc)) from None
         except (yt_dlp.utils.DownloadError, yt_dlp.utils.PostProcessingError) as exc:
-            raise ConnectorError(self._explain(exc, work)) from exc
+            if refused:
+                raise ConnectorError(refused[-1]) from None
+            raise ConnectorError(one_line(self._explain(exc, work))) from None
         if refused:
             raise ConnectorError(refused[0])
         return info
@@ -194,7 +243,7 @@ class Fetcher:
         try:
             duration = sf.info(str(audio)).duration
         except (sf.LibsndfileError, RuntimeError) as exc:
-            raise ConnectorError(f"the download is not readable audio ({exc})") from exc
+            raise ConnectorError(f"the download is not readable audio ({one_line(exc)})") from None
         if duration > self.options.max_duration_s:
             raise ConnectorError(f"too long ({duration:.0f} s > {self.options.max_duration_s:.0f} s)")
         if track.duration_s and abs(duration - track.duration_s) > self.options.tolerance(track.duration_s):

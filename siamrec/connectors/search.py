@@ -12,8 +12,9 @@ from siamrec.connectors.base import SourceTrack
 from siamrec.connectors.tagindex import normalise
 from siamrec.errors import ConnectorError
 from siamrec.logs import get_logger
+from siamrec.redact import one_line, redacting
 
-log = get_logger(__name__)
+log = redacting(get_logger(__name__))
 
 NON_MUSIC = (
     "interview", "podcast", "reaction", "reacts", "review", "tutorial", "lesson", "karaoke", "trailer",
@@ -73,7 +74,7 @@ def youtube_search(track: SourceTrack, results: int = 5) -> list[Candidate]:
         with yt_dlp.YoutubeDL(options) as ydl:
             info = ydl.extract_info(f"ytsearch{results}:{search_query(track)}", download=False) or {}
     except yt_dlp.utils.DownloadError as exc:
-        raise ConnectorError(f"search failed: {download_message(exc)}") from exc
+        raise ConnectorError(f"search failed: {one_line(download_message(exc))}") from None
     return [
         Candidate(
             url=entry.get("url") or f"https://www.youtube.com/watch?v={entry['id']}",
@@ -97,10 +98,10 @@ def url_template_search(template: str) -> Searcher:
         example = template.format(uri="spotify:track:x", id="x", artist="a", title="t")
     except (KeyError, IndexError, ValueError) as exc:
         fields_known = "{id}, {uri}, {artist}, {title}"
-        raise ConnectorError(f"--audio-url {template!r}: use only {fields_known} ({exc!r})") from exc
+        raise ConnectorError(f"--audio-url {one_line(template)!r}: use only {fields_known} ({exc!r})") from None
     scheme = urlsplit(example).scheme.lower()
     if scheme not in ("http", "https") or not urlsplit(example).netloc:
-        raise ConnectorError(f"--audio-url {template!r}: give an http:// or https:// URL template")
+        raise ConnectorError(f"--audio-url {one_line(template)!r}: give an http:// or https:// URL template")
 
     def search(track: SourceTrack) -> list[Candidate]:
         values = {"uri": track.uri, "id": track.uri.rsplit(":", 1)[-1], "artist": track.artist, "title": track.title}

@@ -8,8 +8,10 @@ since March 2026 Development Mode apps may read the tracks of their user's own p
 
 spotipy's urllib3 retries sleep for whatever Retry-After says and then lose the header, so spotipy runs with
 retries off and `SpotifyCaller` retries 429 (honouring Retry-After), 5xx and network failures itself, with
-exponential backoff inside a bounded time budget. SIAMREC_SPOTIFY_API and SIAMREC_SPOTIFY_TOKEN_URL point
-the client at another server (the tests' local one).
+exponential backoff inside a bounded time budget. Every call, its token request included, runs within the
+call deadline on a session whose answers are capped in size (connectors.bounded), and every message built
+from the server's words is redacted (the client secret and tokens never reach a terminal or a log).
+SIAMREC_SPOTIFY_API and SIAMREC_SPOTIFY_TOKEN_URL point the client at another server (the tests' local one).
 """
 
 from __future__ import annotations
@@ -29,10 +31,12 @@ from spotipy.cache_handler import CacheFileHandler, MemoryCacheHandler
 from spotipy.exceptions import SpotifyException, SpotifyOauthError
 
 from siamrec.connectors.base import Problem, SourcePlaylist, SourceTrack, duration_seconds
+from siamrec.connectors.bounded import DeadlinePassed, Limits, bounded_session, deadline
 from siamrec.errors import ConnectorError
 from siamrec.logs import get_logger
+from siamrec.redact import one_line, redacting, register_secret
 
-log = get_logger(__name__)
+log = redacting(get_logger(__name__))
 
 SOURCE = "spotify"
 API_ENV = "SIAMREC_SPOTIFY_API"
@@ -92,6 +96,7 @@ class HeadlessOAuth(spotipy.SpotifyOAuth):
 
 def _auth(user_auth: bool, cache_dir: Path, timeout_s: float, scope: str = USER_SCOPE) -> spotipy.SpotifyAuthBase:
     """Client credentials, or the user's OAuth with its token cached under SIAMREC_HOME."""
+    register_secret(os.environ.get("SPOTIPY_CLIENT_SECRET"))
     try:
         if user_auth:
             cache_dir.mkdir(parents=True, exist_ok=True)
@@ -99,13 +104,16 @@ def _auth(user_auth: bool, cache_dir: Path, timeout_s: float, scope: str = USER_
                 scope=scope,
                 cache_handler=CacheFileHandler(cache_path=str(cache_dir / "spotify-token.json")),
                 requests_timeout=timeout_s,
+                requests_session=bounded_session(),
                 open_browser=False,
             )
         else:
-            auth = spotipy.SpotifyClientCredentials(cache_handler=MemoryCacheHandler(), requests_timeout=timeout_s)
+            auth = spotipy.SpotifyClientCredentials(
+                cache_handler=MemoryCacheHandler(), requests_timeout=timeout_s, requests_session=bounded_session()
+            )
     except SpotifyOauthError as exc:
         extra = " and SPOTIPY_REDIRECT_URI (registered for the app)" if user_auth else ""
-        raise ConnectorError(f"Spotify credentials missing ({exc}): {CREDENTIALS_HINT}{extra}") from exc
+        raise ConnectorError(f"Spotify credentials missing ({one_line(exc)}): {CREDENTIALS_HINT}{extra}") from None
     token_url = os.environ.get(TOKEN_URL_ENV)
     if token_url:
         auth.OAUTH_TOKEN_URL = token_url  # instance attribute: the class default stays Spotify's
@@ -128,11 +136,13 @@ def login_user(
     """
     auth = _auth(True, cache_dir, timeout_s, scope)
     assert isinstance(auth, HeadlessOAuth)
+    limit = Limits.from_env().call_s
     try:
-        if auth.validate_token(auth.cache_handler.get_cached_token()):  # refreshes an expired token
-            return False
-    except (SpotifyOauthError, requests.exceptions.RequestException):
-        pass  # a refresh token Spotify no longer accepts: log in again
+        with deadline(limit, "Spotify's token refresh"):
+            if auth.validate_token(auth.cache_handler.get_cached_token()):  # refreshes an expired token
+                return False
+    except (SpotifyOauthError, requests.exceptions.RequestException, DeadlinePassed):
+        pass  # a refresh token Spotify no longer accepts (or an answer that never came): log in again
     prompt(
         "Spotify login: open this address in any browser, allow access, then paste here the address the "
         f"browser is sent to (within {wait_s:.0f} s):\n{auth.get_authorize_url()}"
@@ -147,9 +157,10 @@ def login_user(
         _, code = auth.parse_auth_response_url(answer.strip())
         if not code:
             raise ConnectorError("Spotify login: that is not the redirect address (it has no ?code=…); run again")
-        auth.get_access_token(code, as_dict=False, check_cache=False)
+        with deadline(limit, "Spotify login"):
+            auth.get_access_token(code, as_dict=False, check_cache=False)
     except (SpotifyOauthError, requests.exceptions.RequestException) as exc:
-        raise ConnectorError(f"Spotify login failed ({_first_line(exc)}); run again for a fresh address") from exc
+        raise ConnectorError(f"Spotify login failed ({_first_line(exc)}); run again for a fresh address") from None
     return True
 
 
@@ -158,7 +169,7 @@ def make_client(user_auth: bool, cache_dir: Path, timeout_s: float = 10.0, scope
     auth = _auth(user_auth, cache_dir, timeout_s, scope)
     client = spotipy.Spotify(
         auth_manager=auth,
-        requests_session=requests.Session(),  # a plain session: no urllib3 retry adapter
+        requests_session=bounded_session(),  # no urllib3 retry adapter; deadlines and a size cap
         requests_timeout=timeout_s,
         retries=0,
         status_retries=0,
@@ -172,18 +183,27 @@ def make_client(user_auth: bool, cache_dir: Path, timeout_s: float = 10.0, scope
 class SpotifyCaller:
     """Runs one spotipy call, retrying what is worth retrying and turning the rest into one-line errors."""
 
-    def __init__(self, policy: RetryPolicy | None = None, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        policy: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        limits: Limits | None = None,
+    ) -> None:
         self.policy = policy or RetryPolicy()
         self.sleep = sleep
+        self.limits = limits or Limits.from_env()
 
     def __call__(self, what: str, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """One call (a token request included) within the call deadline; a missed deadline is not retried."""
         waited = 0.0
         error = ""
         for attempt in range(self.policy.attempts):
             try:
-                return func(*args, **kwargs)
+                with deadline(self.limits.call_s, f"Spotify ({what})"):
+                    return func(*args, **kwargs)
             except SpotifyOauthError as exc:
-                raise ConnectorError(f"Spotify refused the app credentials ({exc}): {CREDENTIALS_HINT}") from exc
+                reason = _first_line(exc)
+                raise ConnectorError(f"Spotify refused the app credentials ({reason}): {CREDENTIALS_HINT}") from None
             except SpotifyException as exc:
                 delay, error = self._after_http_error(exc, what, attempt)
             except requests.exceptions.RequestException as exc:
@@ -228,8 +248,9 @@ def _retry_after(exc: SpotifyException) -> float | None:
 
 
 def _first_line(value: object) -> str:
+    """The first line of a server's or library's text, redacted and cut to one short line."""
     text = str(value).strip()
-    return text.splitlines()[0] if text else ""
+    return one_line(text.splitlines()[0]) if text else ""
 
 
 def track_of(item: dict[str, Any]) -> SourceTrack | None:
