@@ -1,21 +1,42 @@
 from __future__ import annotations
 
+import importlib.util
+import shutil
 from pathlib import Path
 
 import pytest
-import torch
 
-from siamrec.export.testing import tiny_encoder_onnx
 from siamrec.store import Store
 from siamrec.testing import music_library
 
-torch.set_num_threads(1)
+# The training stack's tests need torch (the train extra); without it they are not collected, and said so.
+TORCH_INSTALLED = importlib.util.find_spec("torch") is not None
+collect_ignore = [] if TORCH_INSTALLED else ["training"]
+
+
+def pytest_report_header() -> str | None:
+    return None if TORCH_INSTALLED else "torch is not installed: tests/training (marked train) is not collected"
+
+
+# Tiny random-weight encoders as files (siamrec.export.testing writes them): tests that embed need no torch.
+ASSETS = Path(__file__).resolve().parent / "assets"
+
+
+def copy_test_model(name: str, folder: Path) -> Path:
+    """A copy of the tiny test model `name` (tiny, other) in `folder`, so a test may damage or rename it."""
+    return Path(shutil.copy(ASSETS / f"{name}.onnx", folder / f"{name}.onnx"))
 
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Path to a tiny random-weight siamrec ONNX encoder (plumbing only)."""
-    return tiny_encoder_onnx(tmp_path_factory.mktemp("model") / "tiny.onnx")
+    return copy_test_model("tiny", tmp_path_factory.mktemp("model"))
+
+
+@pytest.fixture(scope="session")
+def other_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A second tiny encoder, named 'other', of another dimension: a store of 'tiny' vectors refuses it."""
+    return copy_test_model("other", tmp_path_factory.mktemp("model"))
 
 
 @pytest.fixture(scope="session")

@@ -155,12 +155,9 @@ def test_missing_model_is_one_line(home: Path, library_files: dict[str, Path], m
 
 
 def test_mismatched_model_is_one_line(
-    filled_home: Path, tmp_path: Path, library_files: dict[str, Path], monkeypatch
+    filled_home: Path, other_model: Path, library_files: dict[str, Path], monkeypatch
 ) -> None:
-    from siamrec.export.testing import tiny_encoder_onnx
-
-    other = tiny_encoder_onnx(tmp_path / "other.onnx", name="other", width=6)
-    monkeypatch.setenv("SIAMREC_MODEL", str(other))
+    monkeypatch.setenv("SIAMREC_MODEL", str(other_model))
     before = stored_state()
     assert_one_line_error(siamrec("add-track", str(library_files["noise.ogg"])), "holds vectors of model 'tiny'")
     assert stored_state() == before

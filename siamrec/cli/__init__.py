@@ -29,7 +29,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "export": ("export_model", "export", "Export a training checkpoint to one ONNX file."),
     "info": ("info", "info", "What the store holds and which model made it."),
     "serve": ("serve", "serve", "Serve the recommender over HTTP (needs siamrec[serve])."),
-    "store": ("store", "store_group", "Look after the embedded store: migrate an old one."),
+    "store": ("store", "store_group", "Look after the embedded store: backup, restore, migrate."),
 }
 
 
