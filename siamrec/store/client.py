@@ -7,12 +7,14 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
+import httpx
 import numpy as np
 from qdrant_client import QdrantClient
 from qdrant_client import models as qm
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from siamrec.errors import StoreError
+from siamrec.redact import one_line
 from siamrec.store.backend import EVERYTHING, PAGE, Hit, Point, Where, pick_vectors
 
 T = TypeVar("T")
@@ -33,13 +35,23 @@ def client_filter(where: Where) -> qm.Filter | None:
 class ClientBackend:
     """Collections in Qdrant through qdrant-client."""
 
-    def __init__(self, client: QdrantClient, location: str) -> None:
+    def __init__(self, client: QdrantClient, location: str, api_key: str | None = None) -> None:
         self.client = client
         self.location = location
+        self._api_key = api_key or ""
 
     @classmethod
     def server(cls, url: str, api_key: str | None) -> ClientBackend:
-        return cls(QdrantClient(url=url, api_key=api_key, timeout=30), url)
+        """A client for the server at `url`, checked to be Qdrant before anything is read or written."""
+        with warnings.catch_warnings():  # "api key over http" and version notes: the URL is the user's choice
+            warnings.simplefilter("ignore")
+            client = QdrantClient(url=url, api_key=api_key, timeout=30, check_compatibility=False)
+            backend = cls(client, url, api_key)
+        found = backend._call("version check", backend.client.info)
+        if "qdrant" not in str(getattr(found, "title", "")).lower():
+            backend.close()
+            raise StoreError(f"the server at {url} is not a Qdrant server (check --qdrant-url)")
+        return backend
 
     @classmethod
     def memory(cls) -> ClientBackend:
@@ -56,11 +68,29 @@ class ClientBackend:
             raise StoreError(f"cannot open the old store at {path}: {exc}") from exc
 
     def _call(self, what: str, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run a client call, turning connection failures into one-line StoreErrors."""
+        """Run a client call, turning connection failures and answers that are not Qdrant's (HTML, `{}`, cut-off
+        JSON: the client trips on them with its own asserts and parse errors) into one-line StoreErrors."""
         try:
             return func(*args, **kwargs)
-        except (ResponseHandlingException, UnexpectedResponse, ConnectionError) as exc:
-            raise StoreError(f"Qdrant {what} failed: {str(exc).splitlines()[0]}") from exc
+        except UnexpectedResponse as exc:  # an HTTP error status: Qdrant's own words, or a proxy's
+            raise StoreError(f"Qdrant {what} at {self.location} failed: {one_line(exc, self._api_key)}") from exc
+        except ResponseHandlingException as exc:  # the client wraps both a lost connection and a bad answer
+            if isinstance(exc.source, httpx.TransportError | ConnectionError):
+                raise self._unreachable(what, exc.source) from exc
+            raise self._not_qdrant(what, exc.source or exc) from exc
+        except (httpx.TransportError, ConnectionError) as exc:
+            raise self._unreachable(what, exc) from exc
+        except (ValueError, AssertionError, TypeError, KeyError, AttributeError) as exc:
+            raise self._not_qdrant(what, exc) from exc
+
+    def _unreachable(self, what: str, exc: BaseException) -> StoreError:
+        return StoreError(f"Qdrant {what} at {self.location} failed: {one_line(exc, self._api_key)}")
+
+    def _not_qdrant(self, what: str, exc: BaseException) -> StoreError:
+        return StoreError(
+            f"Qdrant {what} at {self.location} failed: the answer is not from a Qdrant server "
+            f"({type(exc).__name__}): check --qdrant-url"
+        )
 
     def vectors(self, collection: str) -> dict[str, int] | None:
         if not self._call("collection check", self.client.collection_exists, collection):
