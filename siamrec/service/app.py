@@ -27,6 +27,7 @@ from siamrec import __version__
 from siamrec.errors import AudioError, NotFoundError
 from siamrec.library import AudioItem, load_item, write_tracks
 from siamrec.recommend import recommend_playlists, recommend_tracks
+from siamrec.service.backup import add_backup_route
 from siamrec.service.config import ServiceConfig
 from siamrec.service.middleware import Gatekeeper, Metrics, UploadGate
 from siamrec.service.problems import FetchRefused, error_responses, install_handlers, problem_media_types
@@ -107,6 +108,7 @@ def create_app(config: ServiceConfig, service: Service | None = None) -> FastAPI
     app = FastAPI(title="siamrec", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     install_handlers(app)
     _add_routes(app, config)
+    add_backup_route(app)  # POST /store/backup (siamrec.service.backup)
     original_openapi = app.openapi
 
     def openapi() -> dict[str, Any]:

@@ -301,7 +301,8 @@ class EdgeBackend:
             qe.Point(p.id, {k: v.astype(np.float32).tolist() for k, v in p.vectors.items()}, p.payload) for p in points
         ]
         needed = points_bytes(self._meta.get(collection, {}), [p.vectors for p in points], [p.payload for p in points])
-        self._update(collection, qe.UpdateOperation.upsert_points(edge_points), needed, f"{len(points)} points")
+        what = f"{len(points)} point" + ("s" if len(points) != 1 else "")
+        self._update(collection, qe.UpdateOperation.upsert_points(edge_points), needed, what)
         self._dirty.add(collection)
 
     def set_payload(self, collection: str, ids: Sequence[str], payload: dict[str, Any]) -> None:
@@ -314,7 +315,8 @@ class EdgeBackend:
             for i, named in vectors.items()
         ]
         needed = points_bytes(self._meta.get(collection, {}), vectors.values(), [])
-        self._update(collection, qe.UpdateOperation.update_vectors(updates), needed, f"{len(updates)} vectors")
+        what = f"{len(updates)} vector" + ("s" if len(updates) != 1 else "")
+        self._update(collection, qe.UpdateOperation.update_vectors(updates), needed, what)
         self._dirty.add(collection)
 
     def delete(self, collection: str, ids: Sequence[str]) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from siamrec import constants as C
 from siamrec.config import Settings
 from siamrec.errors import StoreError
+from siamrec.store.adaptation import META_COLLECTION
 from siamrec.store.backend import Backend, Point
 
 log = logging.getLogger(__name__)
@@ -46,12 +47,21 @@ def old_store_path(settings: Settings) -> Path | None:
     return path if (path / "collection").is_dir() and any((path / "collection").iterdir()) else None
 
 
-def copy_collections(source: Backend, target: Backend, report: MigrationReport) -> None:
-    """Every collection, point, vector and payload from `source` into `target`, checked by count."""
+# Every collection siamrec keeps: tracks, playlists and the adapted metric (siamrec.store.adaptation).
+COPIED = (C.TRACKS_COLLECTION, C.PLAYLISTS_COLLECTION, META_COLLECTION)
+
+
+def copy_collections(
+    source: Backend, target: Backend, report: MigrationReport | None = None, what: str = "migration"
+) -> dict[str, int]:
+    """Every collection, point, vector and payload from `source` into `target`, checked by count; returns the
+    points copied per collection."""
     from siamrec.store import PLAYLIST_KEYWORD_FIELDS, TRACK_KEYWORD_FIELDS, playlist_from_payload, playlist_payload
 
     keys = {C.TRACKS_COLLECTION: TRACK_KEYWORD_FIELDS, C.PLAYLISTS_COLLECTION: PLAYLIST_KEYWORD_FIELDS}
-    for collection, keyword_fields in keys.items():
+    copied_points: dict[str, int] = {}
+    for collection in COPIED:
+        keyword_fields = keys.get(collection, ())
         vectors = source.vectors(collection)
         if vectors is None:
             continue
@@ -72,8 +82,11 @@ def copy_collections(source: Backend, target: Backend, report: MigrationReport) 
             copied += len(batch)
         expected = source.count(collection)
         if target.count(collection) != expected or copied != expected:
-            raise StoreError(f"migration of '{collection}' copied {copied} of {expected} points: the old store is kept")
-        report.points[collection] = copied
+            raise StoreError(f"{what} of '{collection}' copied {copied} of {expected} points: the old store is kept")
+        copied_points[collection] = copied
+        if report is not None:
+            report.points[collection] = copied
+    return copied_points
 
 
 def migrate(settings: Settings) -> MigrationReport:
