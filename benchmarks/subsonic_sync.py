@@ -10,6 +10,7 @@ Process start-up (~1-2 s: imports, the model, the store) is inside every figure,
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -17,16 +18,30 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from types import ModuleType
 
 import click
 from rich.console import Console
 from rich.table import Table
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-from supysonic_server import PASSWORD, USER, Supysonic  # noqa: E402
+from siamrec.connectors.subsonic.client import PASSWORD_ENV
 
-from siamrec.connectors.subsonic.client import PASSWORD_ENV  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _test_helper(name: str) -> ModuleType:
+    """A module of the test suite, loaded from its file (a benchmark runs from a checkout, tests/ beside it)
+    without putting tests/ on sys.path, where its modules could shadow installed ones."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "tests" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+supysonic_server = _test_helper("supysonic_server")
+PASSWORD, USER, Supysonic = supysonic_server.PASSWORD, supysonic_server.USER, supysonic_server.Supysonic
 
 
 def timed_sync(url: str, home: Path, model: Path, *extra: str) -> tuple[float, dict[str, object]]:

@@ -546,7 +546,8 @@ def audio_methods(
     if unknown:
         raise ConfigError(f"unknown baseline {', '.join(unknown)}: choose from {', '.join(BASELINES)}")
     if {"mfcc", "musicnn"} & set(baselines):
-        require_bench_extra(("librosa",), f"the {' and '.join(sorted({'mfcc', 'musicnn'} & set(baselines)))} baseline")
+        what = f"the {' and '.join(sorted({'mfcc', 'musicnn'} & set(baselines)))} baseline"
+        require_bench_extra(("librosa",), what, "--baseline random to go without")
     methods = [mfcc_method()] if "mfcc" in baselines else []
     if "musicnn" in baselines:
         methods.append(musicnn_method(musicnn_path or MUSICNN_ONNX))
@@ -557,12 +558,13 @@ def audio_methods(
     return methods
 
 
-def require_bench_extra(modules: Sequence[str], what: str) -> None:
-    """Fail in one line, before any work, when `siamrec[bench]` (librosa, matplotlib, scikit-learn) is missing."""
+def require_bench_extra(modules: Sequence[str], what: str, instead: str = "") -> None:
+    """Fail in one line, before any work, when `siamrec[bench]` (librosa, matplotlib, scikit-learn) is missing;
+    `instead` names a way to go without, where `what` has one."""
     missing = [name for name in modules if importlib.util.find_spec(name) is None]
     if missing:
         raise ConfigError(
-            f"{what} needs {', '.join(missing)}: pip install 'siamrec[bench]' (or --baseline random to go without)"
+            f"{what} needs {', '.join(missing)}: pip install 'siamrec[bench]'" + (f" (or {instead})" if instead else "")
         )
 
 

@@ -54,6 +54,10 @@ EXTRA_OF_PACKAGE = {
 }
 
 
+# A group called without its command (click >= 8.2 raises this to show the help; older click prints it).
+NO_COMMAND: type[Exception] | tuple[()] = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
 class LazyGroup(click.Group):
     """click's lazy-loading group pattern: commands are listed from COMMANDS and imported on use."""
 
@@ -117,6 +121,9 @@ def main(argv: list[str] | None = None) -> Any:
     except click.exceptions.Abort:
         error_line("interrupted")
         sys.exit(130)
+    except NO_COMMAND as exc:  # `siamrec` alone: its help and status 2, as click does (git: usage and 1)
+        exc.show()
+        sys.exit(exc.exit_code)
     except click.UsageError as exc:  # a bad option or argument: one line, the command's --help tells the rest
         command = exc.ctx.command_path if exc.ctx is not None else "siamrec"
         error_line(f"{exc.format_message()} (see `{command} --help`)")

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from siamrec.audio import AUDIO_SUFFIXES
+from siamrec.cli import stderr_line
 from siamrec.cli.common import (
     Settings,
     json_option,
@@ -22,7 +23,7 @@ from siamrec.cli.ray_options import embedding_on, ray_options
 from siamrec.embed import load_encoder
 from siamrec.errors import ConfigError, NotFoundError
 from siamrec.library import AddReport, AudioItem, collect_audio_files, report_vanished
-from siamrec.names import quoted
+from siamrec.names import path_from_payload, quoted
 from siamrec.store import Store
 
 
@@ -34,6 +35,14 @@ def _add_with_progress(
         label = f"embedding on Ray ({plural(actors, 'actor')})" if actors else "embedding"
         task = bar.add_task(label, total=len(items))
         return add(store, encoder, items, lambda n: bar.advance(task, n))
+
+
+def _print_vanished(report: AddReport, prune: bool) -> None:
+    """One line per stored file that is gone from the folders given: which ones, not only how many."""
+    for path in report.vanished:
+        shown = quoted(path_from_payload(path))
+        stderr_line(f"removed: {shown}: the file is gone, so is its track" if prune else
+                    f"vanished: {shown}: the file is gone; --prune removes its track")  # fmt: skip
 
 
 @click.command("add-track")
@@ -80,6 +89,7 @@ def add_track(
         print_json({**report.as_dict(), "tracks_in_store": total})
     else:
         print_failures(report.failed)
+        _print_vanished(report, prune)
         gone = f"removed {len(report.removed)}" if prune else f"vanished {len(report.vanished)} (--prune removes them)"
         stdout.print(
             f"added {len(report.added)}, updated {len(report.updated)}, unchanged {len(report.unchanged)}, "

@@ -27,7 +27,22 @@ from siamrec.bench import (
     require_bench_extra,
     run_bench,
 )
-from siamrec.cli.common import NARROW, console, json_option, output_file, print_json, progress, stdout, store_options
+from siamrec.cli import stderr_line
+from siamrec.cli.common import (
+    NARROW,
+    console,
+    json_option,
+    output_file,
+    plural,
+    print_failures,
+    print_json,
+    progress,
+    quiet,
+    stage,
+    stage_line,
+    stdout,
+    store_options,
+)
 from siamrec.config import Settings
 from siamrec.metrics import LOWER_IS_BETTER, METRICS
 from siamrec.plots import PICTURE_SUFFIXES
@@ -109,10 +124,10 @@ def _compact_tables(result: BenchResult) -> list[Table]:
 
 
 def _report_skipped(result: BenchResult) -> None:
-    for uri, reason in result.skipped_tracks.items():
-        sys.stderr.write(f"skipped: {uri}: {reason}\n")
-    for note in result.notes:
-        sys.stderr.write(f"note: {note}\n")
+    """Tracks left out (they fail the run), then notes (not with -q: errors only)."""
+    print_failures(result.skipped_tracks.items())
+    for note in [] if quiet() else result.notes:
+        stderr_line(f"note: {note}")
 
 
 @click.command("bench")
@@ -217,19 +232,31 @@ def bench(
     with Store.open(settings) as store:
         library = read_library(store)
     cache = settings.cache_dir / "bench"
+    scoring = f"bench: scoring {plural(seeds, 'random split')} of {plural(len(masks), 'mask')}"
     if methods:
         with progress(transient=True) as bar:
-            task = bar.add_task("embedding audio", total=len(library.records))
+            total = len(library.records)
+            stage_line(f"bench: embedding the audio of {plural(total, 'track')} ({', '.join(m.name for m in methods)})")
+            task, done = bar.add_task("embedding audio", total=total), 0
+
+            def advance(n: int) -> None:
+                nonlocal done
+                bar.advance(task, n)
+                done += n
+                if n and done == total:  # the figures come next, without a bar
+                    stage_line(scoring)
+
             result = run_bench(library, masks, methods, cache, chosen, seeds, strategy, candidates, rng_seed,
-                               on_progress=lambda n: bar.advance(task, n), metric=metric)  # fmt: skip
+                               on_progress=advance, metric=metric)  # fmt: skip
     else:
-        with console.status("scoring"):
+        with stage(scoring):
             result = run_bench(library, masks, methods, cache, chosen, seeds, strategy, candidates, rng_seed,
                                metric=metric)  # fmt: skip
     if plot_path is not None:
         from siamrec.plots import plot_bench
 
-        plot_bench(result, plot_path)
+        with stage(f"bench: drawing {plot_path}"):
+            plot_bench(result, plot_path)
     if as_json:
         print_json(result.as_dict() | ({"plot": str(plot_path)} if plot_path else {}))
     else:
@@ -271,7 +298,7 @@ def map_command(png_path: Path, method: str, rng_seed: int, settings: Settings, 
 
     with Store.open(settings) as store:
         library = read_library(store, need_playlists=False)
-    with console.status(f"{method} of {len(library.records)} tracks"):
+    with stage(f"map: {method} of {plural(len(library.records), 'track')}"):
         coords = embed_2d(library.vectors, method, rng_seed)
     labels, names = playlist_labels(len(library.records), library.playlists, library.playlist_names)
     title = f"{library.model[0]}: {len(library.records)} tracks ({method})"

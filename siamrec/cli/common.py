@@ -8,7 +8,8 @@ from __future__ import annotations
 import functools
 import json
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -52,6 +53,7 @@ console = EscapingConsole(stderr=True, markup=False, emoji=False, highlight=Fals
 stdout = EscapingConsole(markup=False, emoji=False, highlight=False)
 NARROW = 100  # below this many columns, tables switch to their compact layout
 F = TypeVar("F", bound=Callable[..., Any])
+SETTINGS_KEYS = ("home", "qdrant_url", "qdrant_api_key", "model", "device")
 console_error = error_line  # one `siamrec: error:` line on stderr, control characters escaped
 
 
@@ -61,30 +63,35 @@ def root_option(name: str) -> Any:
     return ctx.find_root().params.get(name) if ctx is not None else None
 
 
-def store_options(func: F | None = None, *, model_option: bool = True) -> Any:
+def store_options(func: F | None = None, *, model_option: bool = True, device_option: bool = True) -> Any:
     """--home, --qdrant-url, --qdrant-api-key, --model, --device → one Settings `settings` kwarg.
 
-    Each may also be given before the subcommand; after it wins. `model_option=False` leaves --model out.
+    Each may also be given before the subcommand; after it wins. `model_option=False` leaves --model out,
+    `device_option=False` --device (a command with a device option of its own).
     """
     if func is None:
-        return functools.partial(store_options, model_option=model_option)
+        return functools.partial(store_options, model_option=model_option, device_option=device_option)
     options = [
         click.option("--home", help="Data folder [env SIAMREC_HOME; default: the platform's data folder]."),
         click.option("--qdrant-url", help="Qdrant server or cluster URL [env SIAMREC_QDRANT_URL]."),
         click.option("--qdrant-api-key", help="Qdrant API key [env SIAMREC_QDRANT_API_KEY]."),
-        click.option(
-            "--device",
-            type=click.Choice(["auto", "cpu", "cuda"]),
-            default=None,
-            help="Where ONNX inference runs [default: auto, CUDA when onnxruntime-gpu sees a GPU].",
-        ),
     ]
+    if device_option:
+        options.append(
+            click.option(
+                "--device",
+                type=click.Choice(["auto", "cpu", "cuda"]),
+                default=None,
+                help="Where ONNX inference runs [default: auto, CUDA when onnxruntime-gpu sees a GPU].",
+            )
+        )
     if model_option:
         options.append(click.option("--model", "model", help="ONNX encoder [env SIAMREC_MODEL; default: shipped]."))
+    ours = SETTINGS_KEYS[:3] + ("model",) * model_option + ("device",) * device_option
 
     @functools.wraps(func)  # keeps options declared below this decorator (click stores them on func)
     def wrapper(**kwargs: Any) -> Any:
-        given = {key: kwargs.pop(key, None) for key in ("home", "qdrant_url", "qdrant_api_key", "model", "device")}
+        given = {key: kwargs.pop(key, None) if key in ours else None for key in SETTINGS_KEYS}
         merged = {key: value if value is not None else root_option(key) for key, value in given.items()}
         merged["device"] = merged["device"] or "auto"
         kwargs["settings"] = resolve_settings(**merged)
@@ -95,6 +102,11 @@ def store_options(func: F | None = None, *, model_option: bool = True) -> Any:
     for option in reversed(options):
         wrapper = option(wrapper)
     return wrapper
+
+
+def quiet() -> bool:
+    """-q (before the command): errors only, so no progress bar and no stage line either."""
+    return bool(root_option("quiet"))
 
 
 def print_failures(failed: Iterable[tuple[str, str]]) -> None:
@@ -134,7 +146,7 @@ def print_json(payload: Any) -> None:
 
 
 def progress(transient: bool = False) -> Progress:
-    """A rich progress bar on stderr (so --json stdout stays clean)."""
+    """A rich progress bar on stderr (so --json stdout stays clean); none at all with -q."""
     return Progress(
         TextColumn("{task.description}", style="bold", markup=False),
         BarColumn(),
@@ -142,7 +154,26 @@ def progress(transient: bool = False) -> Progress:
         TimeRemainingColumn(),
         console=console,
         transient=transient,
+        disable=quiet(),
     )
+
+
+def stage_line(what: str) -> None:
+    """`<what>…` on stderr where no bar or spinner is drawn (a pipe, a log file), so minutes of work are never
+    silent; nothing on a terminal (its progress bar says it) nor with -q."""
+    if not quiet() and not console.is_terminal:
+        stderr_line(f"{what}…")
+
+
+@contextmanager
+def stage(what: str) -> Iterator[None]:
+    """A long step without a count: a spinner on a terminal, else its `stage_line`; nothing with -q."""
+    if console.is_terminal and not quiet():
+        with console.status(what):
+            yield
+    else:
+        stage_line(what)
+        yield
 
 
 __all__ = ["Settings", "console", "stdout", "store_options", "json_option", "plural", "print_json", "progress"]

@@ -15,6 +15,9 @@ if TYPE_CHECKING:
     from siamrec.store import PlaylistRecord, Store
 
 
+PLAYLIST_WIDTH = 30  # "<name> · siamrec": a long name is cut, so the songs keep a readable share of 80 columns
+
+
 def publish_plans(
     publisher: Publisher, records: list[PlaylistRecord], dry_run: bool
 ) -> tuple[list[PublishPlan], list[dict[str, str]]]:
@@ -43,9 +46,16 @@ def print_plans(plans: list[PublishPlan], skipped: list[dict[str, str]], dry_run
     for item in skipped:
         console.print(f"skipped {item['playlist']}: {item['reason']}", markup=False, highlight=False)
     verb = "would " if dry_run else ""
-    table = Table(
-        "server playlist", "action", "songs", "first songs", title=f"publish{' (dry run)' if dry_run else ''}"
-    )
+    # One line per playlist, cut with … where it does not fit (--json has everything): a wrapped name or song
+    # list would spread one playlist over lines that read as several.
+    table = Table(title=f"publish{' (dry run)' if dry_run else ''}")
+    action_width, songs_width = len("would create"), len("songs")
+    free = stdout.width - action_width - songs_width - 13  # 5 rules and 8 paddings; rich shrinks no no_wrap column
+    name_width = max(8, min(PLAYLIST_WIDTH, free // 2))
+    table.add_column("server playlist", no_wrap=True, overflow="ellipsis", max_width=name_width)
+    table.add_column("action", no_wrap=True, min_width=action_width)
+    table.add_column("songs", justify="right", no_wrap=True, min_width=songs_width)
+    table.add_column("first songs", no_wrap=True, overflow="ellipsis", max_width=max(8, free - name_width))
     for plan in plans:
         first = ", ".join(f"{s.track.artist} - {s.track.title}".strip(" -") for s in plan.songs[:3])
         table.add_row(plan.name, f"{verb}{plan.action}", str(len(plan.songs)), first)

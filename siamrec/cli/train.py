@@ -9,12 +9,13 @@ import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
-from siamrec.cli.common import console, json_option, plural, print_json
-from siamrec.config import resolve_settings
+from siamrec.cli.common import Settings, console, json_option, plural, print_json, quiet, root_option, store_options
 from siamrec.errors import ConfigError
 
 
-def _load_tracks(data: str | None, fma: str | None, corpus: str | None, from_store: bool) -> tuple[Any, str]:
+def _load_tracks(
+    data: str | None, fma: str | None, corpus: str | None, from_store: bool, settings: Settings
+) -> tuple[Any, str]:
     """The one source the user named, and a description of it for the checkpoint and model card."""
     from siamrec.data import corpus_tracks, fma_tracks, folder_tracks, store_tracks
 
@@ -24,7 +25,6 @@ def _load_tracks(data: str | None, fma: str | None, corpus: str | None, from_sto
     if from_store:
         from siamrec.store import Store
 
-        settings = resolve_settings()
         with Store.open(settings) as store:
             return store_tracks(store), f"store:{settings.home.resolve()}"
     kind, root = given[0]
@@ -35,7 +35,8 @@ def _load_tracks(data: str | None, fma: str | None, corpus: str | None, from_sto
 def _decode(tracks: Any, cache: Path, workers: int) -> tuple[Any, list[Path]]:
     from siamrec.data import build_cache
 
-    with Progress(TextColumn("decoding", style="bold"), BarColumn(), MofNCompleteColumn(), console=console) as bar:
+    columns = (TextColumn("decoding", style="bold"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, console=console, disable=quiet()) as bar:
         task = bar.add_task("decode", total=len(tracks.tracks))
         kept, files, skipped = build_cache(tracks, cache, workers, on_done=lambda n: bar.advance(task, n))
     for reason in skipped:
@@ -47,7 +48,7 @@ def _decode(tracks: Any, cache: Path, workers: int) -> tuple[Any, list[Path]]:
 @click.option("--data", type=click.Path(), help="Audio folder (recursive; first-level sub-folders = playlists).")
 @click.option("--fma", type=click.Path(), help="FMA folder (fma_*/000/000002.mp3 + fma_metadata/tracks.csv).")
 @click.option("--corpus", type=click.Path(), help="siamrec corpus (playlists.json + tracks.tsv).")
-@click.option("--from-store", is_flag=True, help="Train on the audio and playlists already synced (SIAMREC_HOME).")
+@click.option("--from-store", is_flag=True, help="Train on the audio and playlists already synced (--home).")
 @click.option(
     "--val-corpus",
     type=click.Path(),
@@ -82,13 +83,16 @@ def _decode(tracks: Any, cache: Path, workers: int) -> tuple[Any, list[Path]]:
 @click.option("--optimizer", type=click.Choice(["sgd", "adam"]), default="sgd", show_default=True)
 @click.option("--lr", "base_lr", type=float, help="Base lr (SGD: scaled by batch/256; default 0.05, Adam 1e-3).")
 @click.option("--workers", default=2, show_default=True, help="DataLoader workers (waveform augmentation).")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option(
+    "--device", type=click.Choice(["auto", "cpu", "cuda"]), help="Where torch trains [default: auto, CUDA if seen]."
+)
 @click.option("--seed", default=0, show_default=True)
 @click.option("--val-fraction", default=0.3, show_default=True, help="Fraction of playlists held out.")
 @click.option("--val-every", default=1, show_default=True, help="Validate every N epochs.")
 @click.option("--max-steps-per-epoch", type=int, help="Cap on steps per epoch.")
-@click.option("--cache", type=click.Path(), help="Decoded-audio cache (default SIAMREC_HOME/cache/decoded).")
+@click.option("--cache", type=click.Path(), help="Decoded-audio cache (default: the data folder's cache/decoded).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last.pt.")
+@store_options(model_option=False, device_option=False)
 @json_option
 def train_command(**opts: Any) -> None:
     """Pretrain a SimSiam audio encoder; export it afterwards with `siamrec export RUN/last.pt`."""
@@ -127,7 +131,8 @@ def _prepare(opts: dict[str, Any]) -> dict[str, Any]:
     from siamrec.train import CHECKPOINT_NAME, TrainConfig, Trainer
 
     out = Path(opts["out"]).expanduser()
-    tracks, source = _load_tracks(opts["data"], opts["fma"], opts["corpus"], opts["from_store"])
+    settings: Settings = opts["settings"]
+    tracks, source = _load_tracks(opts["data"], opts["fma"], opts["corpus"], opts["from_store"], settings)
     if opts["resume"]:
         checkpoint_path = out / CHECKPOINT_NAME
         if not checkpoint_path.is_file():
@@ -142,7 +147,8 @@ def _prepare(opts: dict[str, Any]) -> dict[str, Any]:
             pairs=opts["pairs"], timbre=opts["timbre"], epochs=opts["epochs"] or 100,
             crops_per_track=opts["crops_per_track"],
             batch_size=opts["batch_size"], optimizer=opts["optimizer"], base_lr=opts["base_lr"],
-            workers=opts["workers"], device=opts["device"], seed=opts["seed"], val_every=opts["val_every"],
+            workers=opts["workers"], device=opts["device"] or root_option("device") or "auto", seed=opts["seed"],
+            val_every=opts["val_every"],
             max_steps_per_epoch=opts["max_steps_per_epoch"],
             teacher=str(Path(opts["teacher"]).expanduser().resolve()) if opts["teacher"] else None,
             distill_weight=opts["distill_weight"],
@@ -153,7 +159,7 @@ def _prepare(opts: dict[str, Any]) -> dict[str, Any]:
     train_set, val_set, held = split_by_playlist(tracks, val_fraction, split_seed)
     if opts["val_corpus"]:
         val_set = _validation_corpus(opts["val_corpus"], train_set)
-    cache = Path(opts["cache"]).expanduser() if opts["cache"] else resolve_settings().cache_dir / "decoded"
+    cache = Path(opts["cache"]).expanduser() if opts["cache"] else settings.cache_dir / "decoded"
     train_set, train_files = _decode(train_set, cache, config.workers)
     val_set, val_files = _decode(val_set, cache, config.workers)
     trained_on = f"{source} minus held-out playlists {', '.join(held)}" if held else source
@@ -187,13 +193,13 @@ def _fit(trainer: Any, epochs: int) -> list[dict[str, float]]:
 
     if trainer.teacher is not None and trainer.state.teacher_targets is None:
         with Progress(TextColumn("teacher", style="bold"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=console) as bar:  # fmt: skip
+                      console=console, disable=quiet()) as bar:  # fmt: skip
             task = bar.add_task("teacher", total=len(trainer.train_signals))
             trainer.prepare_teacher(on_tracks=lambda n: bar.advance(task, n))
     columns = (TextColumn("[bold]epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("loss {task.fields[loss]:+.3f}  collapse {task.fields[collapse]:.2f}"),
                TextColumn("{task.fields[val]}"), TimeElapsedColumn())  # fmt: skip
-    with Progress(*columns, console=console) as bar:
+    with Progress(*columns, console=console, disable=quiet()) as bar:
         steps = trainer.steps_per_epoch()
         task = bar.add_task("train", total=epochs * steps, completed=trainer.state.step,
                             epoch=trainer.state.epoch + 1, loss=0.0, collapse=1.0, val="")  # fmt: skip
