@@ -179,7 +179,7 @@ class Fetcher:
         import yt_dlp
 
         refused: list[str] = []
-        max_bytes = self.options.max_filesize
+        max_bytes = min(self.options.max_filesize, self.limits.song_bytes)
 
         def bounded(status: dict[str, Any]) -> None:
             """Stop as the bytes arrive: yt-dlp checks max_filesize only against a length the server declares."""

@@ -34,13 +34,13 @@ def read_bounded(path: Path, max_bytes: int) -> bytes:
         if not stat.S_ISREG(info.st_mode):
             raise FileRefused("not a regular file (a FIFO, a device, a socket or a folder)")
         if info.st_size > max_bytes:
-            raise FileRefused(f"too big ({info.st_size / MiB:.0f} MiB; at most {max_bytes / MiB:.0f} MiB is read)")
+            raise FileRefused(f"too big ({info.st_size:,} bytes; at most {max_bytes:,} are read)")
         try:
             data = handle.read(max_bytes + 1)
         except OSError as exc:
             raise FileRefused(_why(exc)) from None
     if len(data) > max_bytes:  # it grew while being read
-        raise FileRefused(f"too big (more than {max_bytes / MiB:.0f} MiB)")
+        raise FileRefused(f"too big (more than {max_bytes:,} bytes)")
     return data
 
 

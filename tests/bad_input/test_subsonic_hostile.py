@@ -66,8 +66,9 @@ SONG = {"id": "s1", "title": "Song", "artist": "Band", "album": "Album", "suffix
 
 
 @dataclass
-class HostileSubsonic:
-    """A Subsonic API whose answer to each method the test sets (`answers[method](query)`); every query is kept."""
+class HostileServer:
+    """An HTTP server whose answer to each request the test sets, by the last part of its path (a Subsonic
+    method, a file, a token endpoint): `answers[name](query)`; a Subsonic API by default. Every query is kept."""
 
     audio: bytes = b""
     answers: dict[str, Callable[[dict[str, str]], Reply]] = field(default_factory=dict)
@@ -78,6 +79,9 @@ class HostileSubsonic:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
+                owner._serve(self)
+
+            def do_POST(self) -> None:
                 owner._serve(self)
 
             def log_message(self, *args: Any) -> None: ...
@@ -92,7 +96,7 @@ class HostileSubsonic:
             "download": lambda q: Reply([self.audio], content_type="audio/ogg"),
         }
 
-    def __enter__(self) -> HostileSubsonic:
+    def __enter__(self) -> HostileServer:
         threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True).start()
         return self
 
@@ -106,6 +110,8 @@ class HostileSubsonic:
         query = {key: values[0] for key, values in parse_qs(parts.query).items()}
         query["_raw"] = parts.query
         self.queries.append(query)
+        length = int(handler.headers.get("Content-Length") or 0)
+        query["_body"] = handler.rfile.read(length).decode(errors="replace") if length else ""
         answer = self.answers.get(method) or self.defaults.get(method) or (lambda q: failed(0, "unknown method"))
         reply = answer(query)
         try:
@@ -135,8 +141,8 @@ class HostileSubsonic:
 
 
 @pytest.fixture
-def server(library_files: dict[str, Path]) -> Iterator[HostileSubsonic]:
-    with HostileSubsonic(audio=library_files["bright_a.ogg"].read_bytes()) as hostile:
+def server(library_files: dict[str, Path]) -> Iterator[HostileServer]:
+    with HostileServer(audio=library_files["bright_a.ogg"].read_bytes()) as hostile:
         yield hostile
 
 
@@ -158,7 +164,7 @@ def store_home(filled_home: Path, home: Path) -> Path:
     return home
 
 
-def sync(server: HostileSubsonic, *extra: str, **env: str) -> subprocess.CompletedProcess[str]:
+def sync(server: HostileServer, *extra: str, **env: str) -> subprocess.CompletedProcess[str]:
     """`python -m siamrec sync-playlists --subsonic …` in its own process (what must not hang runs here)."""
     return run_process("sync-playlists", "--subsonic", server.url, "--subsonic-user", USER, *extra,
                        env={PASSWORD_ENV: PASSWORD, **env}, timeout=SUBPROCESS_TIMEOUT_S)  # fmt: skip
@@ -166,7 +172,7 @@ def sync(server: HostileSubsonic, *extra: str, **env: str) -> subprocess.Complet
 
 @pytest.fixture
 def sync_here(
-    server: HostileSubsonic, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    server: HostileServer, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> Callable[..., subprocess.CompletedProcess[str]]:
     """The same command through the CLI's `main` in this process (seconds faster), for what cannot hang."""
 
@@ -180,7 +186,7 @@ def sync_here(
     return run
 
 
-def assert_no_secret(server: HostileSubsonic, *texts: str) -> None:
+def assert_no_secret(server: HostileServer, *texts: str) -> None:
     secrets = server.sent_secrets()
     assert len(secrets) > 2  # the client sent some: the check below means something
     for text in texts:
@@ -199,7 +205,7 @@ def echo_values(query: dict[str, str]) -> str:
 @pytest.mark.parametrize("echo", [echo_query, echo_values], ids=["query", "bare values"])
 @pytest.mark.parametrize("fallback", [False, True], ids=["token", "password fallback"])
 def test_an_error_that_echoes_the_credentials_shows_none(
-    store_home: Path, server: HostileSubsonic, sync_here: Callable[..., Any], echo: Callable[[dict[str, str]], str],
+    store_home: Path, server: HostileServer, sync_here: Callable[..., Any], echo: Callable[[dict[str, str]], str],
     fallback: bool,
 ) -> None:  # fmt: skip
     def ping(query: dict[str, str]) -> Reply:
@@ -217,7 +223,7 @@ def test_an_error_that_echoes_the_credentials_shows_none(
 
 
 def test_a_refused_download_that_echoes_the_credentials_shows_none(
-    store_home: Path, server: HostileSubsonic, sync_here: Callable[..., Any]
+    store_home: Path, server: HostileServer, sync_here: Callable[..., Any]
 ) -> None:
     server.answers["download"] = lambda q: failed(70, echo_query(q))
     done = sync_here("--json")
@@ -233,7 +239,7 @@ def test_a_refused_download_that_echoes_the_credentials_shows_none(
     ids=["in the headers", "in the body"],
 )
 def test_a_trickling_call_stops_at_its_deadline(
-    store_home: Path, server: HostileSubsonic, method: str, headers: bool
+    store_home: Path, server: HostileServer, method: str, headers: bool
 ) -> None:
     server.answers[method] = lambda q: trickle(headers)
     before = dump_store(store_home)
@@ -262,7 +268,7 @@ def _unchanged_but_the_new_song(store_home: Path, before: dict[str, Any]) -> Non
     assert len(added) == 1 and after["tracks"][added.pop()][0] == {}
 
 
-def test_a_trickling_download_skips_that_song_at_its_deadline(store_home: Path, server: HostileSubsonic) -> None:
+def test_a_trickling_download_skips_that_song_at_its_deadline(store_home: Path, server: HostileServer) -> None:
     server.answers["download"] = lambda q: trickle()
     before = dump_store(store_home)
     done = sync(server, "--json", SIAMREC_DOWNLOAD_DEADLINE="2")  # the subprocess timeout bounds the wall time
@@ -282,7 +288,7 @@ def test_a_trickling_download_skips_that_song_at_its_deadline(store_home: Path, 
     ids=["past its declared size", "a declared length past the cap", "past its duration", "past the absolute cap"],
 )  # fmt: skip
 def test_a_download_past_its_cap_skips_that_song(
-    store_home: Path, server: HostileSubsonic, sync_here: Callable[..., Any], song: dict[str, Any], reply: Reply,
+    store_home: Path, server: HostileServer, sync_here: Callable[..., Any], song: dict[str, Any], reply: Reply,
     env: dict[str, str], reason: str,
 ) -> None:  # fmt: skip
     server.answers["getPlaylist"] = lambda q: ok(playlist={"id": "p1", "name": "Hostile", "entry": [song]})
@@ -312,7 +318,7 @@ def _offset(query: dict[str, str]) -> int:
     ids=["the same page forever", "new songs forever"],
 )  # fmt: skip
 def test_paging_forever_stops_in_one_line(
-    store_home: Path, server: HostileSubsonic, search: Callable[[dict[str, str]], Reply], env: dict[str, str],
+    store_home: Path, server: HostileServer, search: Callable[[dict[str, str]], Reply], env: dict[str, str],
     reason: str,
 ) -> None:  # fmt: skip
     server.answers["getPlaylists"] = lambda q: ok(playlists={})
@@ -345,7 +351,7 @@ MALFORMED = {"response as a list": "is not a Subsonic API server", "nested a mil
 
 @pytest.mark.parametrize("case", sorted(REFUSED))
 def test_an_answer_of_the_wrong_shape_is_refused_in_one_line(
-    store_home: Path, server: HostileSubsonic, sync_here: Callable[..., Any], case: str
+    store_home: Path, server: HostileServer, sync_here: Callable[..., Any], case: str
 ) -> None:
     method, reply = REFUSED[case]
     server.answers[method] = lambda q: reply
@@ -376,7 +382,7 @@ SKIPPED = {
 
 @pytest.mark.parametrize("case", sorted(SKIPPED))
 def test_broken_items_are_skipped_and_the_rest_synced(
-    store_home: Path, server: HostileSubsonic, sync_here: Callable[..., Any], case: str
+    store_home: Path, server: HostileServer, sync_here: Callable[..., Any], case: str
 ) -> None:
     method, reply, reason = SKIPPED[case]
     server.answers[method] = lambda q: reply
@@ -397,7 +403,7 @@ def test_broken_items_are_skipped_and_the_rest_synced(
     ids=["one playlist as an object", "one song as an object"],
 )
 def test_a_list_of_one_sent_as_an_object_is_read(
-    store_home: Path, server: HostileSubsonic, sync_here: Callable[..., Any], playlists: dict[str, Any], entries: Any
+    store_home: Path, server: HostileServer, sync_here: Callable[..., Any], playlists: dict[str, Any], entries: Any
 ) -> None:
     """Some servers turn XML into JSON and send a list of one as the item itself: not an error."""
     server.answers["getPlaylists"] = lambda q: ok(playlists=playlists)
@@ -409,7 +415,7 @@ def test_a_list_of_one_sent_as_an_object_is_read(
 
 
 def test_numbers_as_strings_and_odd_field_types_are_read_as_far_as_they_go(
-    store_home: Path, server: HostileSubsonic, sync_here: Callable[..., Any]
+    store_home: Path, server: HostileServer, sync_here: Callable[..., Any]
 ) -> None:
     odd = {"id": 7, "title": {"x": 1}, "artist": 12, "duration": "4", "size": "40000", "suffix": "ogg"}
     server.answers["getPlaylist"] = lambda q: ok(playlist={"id": "p1", "name": ["not", "text"], "entry": [odd]})
