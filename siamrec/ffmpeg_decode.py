@@ -103,6 +103,7 @@ def _failure(path: Path, name: str, log: str) -> NotAudioError:
     lines = [line.strip() for line in log.splitlines()]
     complaints = [line for line in lines if any(word in line for word in ("rror", "nvalid", "matches no streams"))]
     reason = (complaints or [line for line in lines if line.startswith("[")] or ["ffmpeg failed"])[-1]
+    reason = re.sub(r"^\[\w+ @ 0x[0-9a-f]+\] ", "", reason)  # "[ogg @ 0x55d0…] CRC mismatch!": the demuxer's address
     reason = reason.replace(f"file:{path}: ", "").replace(f"file:{path}", "the file").replace(str(path), "the file")
     return NotAudioError(f"{name}: not an audio file ({reason})")
 

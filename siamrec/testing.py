@@ -64,3 +64,44 @@ def music_library(folder: Path, seconds: float = 4.0) -> dict[str, Path]:
         "noise.ogg": noise(seconds),
     }
     return {name: write_audio(folder / name, signal) for name, signal in tracks.items()}
+
+
+# ---- hostile files: lists of other files dressed up as audio --------------------------------------------
+# ffmpeg left to probe reads these as playlists (HLS, DASH, ffconcat) and decodes the files they name; the
+# ADTS frames make a header sniffer such as mutagen take the same bytes for AAC. Decoders must refuse them.
+
+
+def adts_frames(count: int = 4, length: int = 257) -> bytes:
+    """ADTS (AAC) frame headers over filler: no byte is NUL, CR, LF or an XML control character, so the frames
+    fit on a playlist's comment line or in a Latin-1 XML comment (257 bytes puts printable bytes in the header)."""
+    header = bytes([0xFF, 0xF1, 0x50, 0x80 | length >> 11, length >> 3 & 0xFF, (length & 7) << 5 | 0x1F, 0xFC])
+    return (header + b"A" * (length - len(header))) * count
+
+
+def hls_playlist(targets: list[str], seconds: float) -> bytes:
+    """An HLS media playlist naming `targets` (paths or URLs), each `seconds` long."""
+    entries = "".join(f"#EXTINF:{seconds:g},\n{target}\n" for target in targets)
+    head = f"#EXTM3U\n#EXT-X-TARGETDURATION:{int(np.ceil(seconds))}\n#ADIF".encode()
+    return head + adts_frames() + b"\n" + entries.encode() + b"#EXT-X-ENDLIST\n"
+
+
+def ffconcat_list(targets: list[str]) -> bytes:
+    """An ffconcat script naming `targets` (relative names: ffmpeg's probe only follows "safe" ones)."""
+    return b"ffconcat version 1.0\n#ADIF" + adts_frames() + b"\n" + "".join(f"file '{t}'\n" for t in targets).encode()
+
+
+def dash_manifest(target: str, seconds: float) -> bytes:
+    """A DASH manifest whose one representation is `target` (Latin-1, so the ADTS frames are well-formed XML)."""
+    return (
+        b'<?xml version="1.0" encoding="ISO-8859-1"?>\n<!--ADIF' + adts_frames() + b"-->\n"
+        b'<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" profiles="urn:mpeg:dash:profile:isoff-on-demand:2011" '
+        + f'type="static" mediaPresentationDuration="PT{seconds:g}S" minBufferTime="PT1S"><Period>'
+        f'<AdaptationSet mimeType="audio/mp4"><Representation id="a" bandwidth="128000"><BaseURL>{target}'
+        "</BaseURL></Representation></AdaptationSet></Period></MPD>\n".encode()
+    )
+
+
+def id3_tagged(data: bytes, padding: int = 64) -> bytes:
+    """`data` behind an empty ID3v2.4 tag, as MP3, AAC and FLAC files may open (ffmpeg's probe skips the tag)."""
+    size = bytes(padding >> shift & 0x7F for shift in (21, 14, 7, 0))  # "syncsafe": 7 bits a byte
+    return b"ID3\x04\x00\x00" + size + bytes(padding) + data
