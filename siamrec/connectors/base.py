@@ -23,6 +23,17 @@ def duration_seconds(duration_ms: Any) -> float | None:
     return duration_ms / 1000 if 0 < duration_ms < MAX_DURATION_MS else None
 
 
+def text_field(value: Any) -> str:
+    """A name field from outside as text: strings as they are, numbers as written, anything else (lists,
+    objects, booleans, null) empty: a server or dump of the wrong shape never crashes a reader."""
+    return str(value) if isinstance(value, str | int | float) and not isinstance(value, bool) else ""
+
+
+def object_field(value: Any) -> dict[str, Any]:
+    """A field that should hold an object: itself when it does, else {} (so `.get` reads nothing)."""
+    return value if isinstance(value, dict) else {}
+
+
 @dataclass(frozen=True)
 class SourceTrack:
     """A track as a source describes it; `path` only when the source itself holds the audio."""

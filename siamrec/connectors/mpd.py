@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from siamrec.connectors.base import Problem, SourcePlaylist, SourceTrack, duration_seconds
+from siamrec.connectors.base import Problem, SourcePlaylist, SourceTrack, duration_seconds, text_field
 from siamrec.connectors.files import SLICE_BYTES, FileRefused, read_bounded
 from siamrec.errors import ConnectorError
 
@@ -154,13 +154,14 @@ class MpdSource:
         parsed = (self._parse_track(path, pid, i, raw_track) for i, raw_track in enumerate(raw["tracks"]))
         tracks = [track for track in parsed if track is not None]
         followers = raw.get("num_followers")
-        description = raw.get("description") or ""
+        description = text_field(raw.get("description"))
         if challenge:
-            given = f"challenge set: {len(tracks)} of {raw.get('num_tracks', '?')} tracks given"
+            total = raw.get("num_tracks")
+            given = f"challenge set: {len(tracks)} of {total if isinstance(total, int) else '?'} tracks given"
             description = f"{description} ({given})" if description else given
         playlist = SourcePlaylist(
             uri=playlist_uri(pid),
-            name=raw.get("name") or f"challenge playlist {pid}",
+            name=text_field(raw.get("name")) or f"challenge playlist {pid}",
             source=SOURCE,
             tracks=tracks,
             followers=followers if isinstance(followers, int) else None,
@@ -175,19 +176,14 @@ class MpdSource:
             return None
         return SourceTrack(
             uri=raw["track_uri"],
-            title=_text(raw.get("track_name")),
-            artist=_text(raw.get("artist_name")),
-            album=_text(raw.get("album_name")),
+            title=text_field(raw.get("track_name")),
+            artist=text_field(raw.get("artist_name")),
+            album=text_field(raw.get("album_name")),
             duration_s=duration_seconds(raw.get("duration_ms")),
         )
 
     def _problem(self, where: str, reason: str) -> None:
         self.problems.append(Problem(where, reason))
-
-
-def _text(value: Any) -> str:
-    """A name field as text: strings as they are, numbers as written, anything else (lists, objects) empty."""
-    return str(value) if isinstance(value, str | int | float) and not isinstance(value, bool) else ""
 
 
 def _first(playlists: list[Any]) -> dict[str, Any]:

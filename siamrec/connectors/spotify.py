@@ -30,7 +30,14 @@ import spotipy
 from spotipy.cache_handler import CacheFileHandler, MemoryCacheHandler
 from spotipy.exceptions import SpotifyException, SpotifyOauthError
 
-from siamrec.connectors.base import Problem, SourcePlaylist, SourceTrack, duration_seconds
+from siamrec.connectors.base import (
+    Problem,
+    SourcePlaylist,
+    SourceTrack,
+    duration_seconds,
+    object_field,
+    text_field,
+)
 from siamrec.connectors.bounded import DeadlinePassed, Limits, bounded_session, deadline
 from siamrec.errors import ConnectorError
 from siamrec.logs import get_logger
@@ -48,6 +55,7 @@ REPLACE_MAX = 100  # tracks per replace request, the API's maximum
 ME = "me"
 ITEMS_PAGE = 100  # the API's maximum page sizes
 PLAYLISTS_PAGE = 50
+MAX_PAGES = 2000  # pages followed in one listing (200,000 items): a listing that never ends stops here
 PLAYLIST_FIELDS = "id,uri,name,description,followers(total)"
 LOGIN_WAIT_S = 300.0  # how long a headless login waits for the pasted redirect address
 _ID = re.compile(r"^[0-9A-Za-z]{22}$")
@@ -254,19 +262,44 @@ def _first_line(value: object) -> str:
 
 
 def track_of(item: dict[str, Any]) -> SourceTrack | None:
-    """A playlist item's track (`item`, or `track` before the 2026 rename); None for episodes and gaps."""
-    entry = item.get("item") or item.get("track")
-    if not isinstance(entry, dict) or entry.get("type", "track") != "track" or not entry.get("uri"):
+    """A playlist item's track (`item`, or `track` before the 2026 rename); None for episodes, gaps and items
+    of the wrong shape."""
+    entry = object_field(item.get("item") or item.get("track"))
+    uri = entry.get("uri")
+    if entry.get("type", "track") != "track" or not isinstance(uri, str) or not uri.strip():
         return None
-    artists = ", ".join(a["name"] for a in entry.get("artists") or [] if isinstance(a, dict) and a.get("name"))
-    duration_ms = entry.get("duration_ms")
+    artists = entry.get("artists") if isinstance(entry.get("artists"), list) else []
     return SourceTrack(
-        uri=entry["uri"],
-        title=entry.get("name") or "",
-        artist=artists,
-        album=(entry.get("album") or {}).get("name") or "",
-        duration_s=duration_seconds(duration_ms),
+        uri=uri,
+        title=text_field(entry.get("name")),
+        artist=", ".join(name for a in artists if (name := text_field(object_field(a).get("name")))),
+        album=text_field(object_field(entry.get("album")).get("name")),
+        duration_s=duration_seconds(entry.get("duration_ms")),
     )
+
+
+def pages(call: SpotifyCaller, what: str, client: spotipy.Spotify, first: Any) -> Iterator[dict[str, Any]]:
+    """The pages of a listing, following `next` only on the API's own host (it is sent the token), never to a
+    page already read, and at most MAX_PAGES times; a listing that breaks these rules stops in one line."""
+    page, followed = first, set()
+    while page is not None:
+        if not isinstance(page, dict):
+            raise ConnectorError(f"Spotify answered {what} with something that is not a page of a listing")
+        yield page
+        following = page.get("next")
+        if not following:
+            return
+        if not isinstance(following, str) or not following.startswith(client.prefix):
+            raise ConnectorError(f"Spotify's listing of {what} points elsewhere than its API ({one_line(following)})")
+        if following in followed or len(followed) >= MAX_PAGES:
+            raise ConnectorError(f"Spotify's listing of {what} does not end (a page again, or {MAX_PAGES} pages)")
+        followed.add(following)
+        page = call(what, client.next, page)
+
+
+def _items(page: dict[str, Any]) -> list[dict[str, Any]]:
+    items = page.get("items")
+    return [item for item in items if isinstance(item, dict)] if isinstance(items, list) else []
 
 
 class SpotifySource:
@@ -309,23 +342,20 @@ class SpotifySource:
 
     def _playlist(self, pid: str, client: spotipy.Spotify) -> SourcePlaylist:
         what = f"playlist {pid}"
-        meta = self.call(what, client.playlist, pid, fields=PLAYLIST_FIELDS, additional_types=("track",))
-        tracks = [track for item in self._pages(what, client, pid) if (track := track_of(item)) is not None]
-        followers = (meta.get("followers") or {}).get("total")
+        meta = object_field(self.call(what, client.playlist, pid, fields=PLAYLIST_FIELDS, additional_types=("track",)))
+        first = self.call(what, client.playlist_items, pid, limit=ITEMS_PAGE, additional_types=("track",))
+        items = (item for page in pages(self.call, what, client, first) for item in _items(page))
+        tracks = [track for item in items if (track := track_of(item)) is not None]
+        followers = object_field(meta.get("followers")).get("total")
+        uri = text_field(meta.get("uri"))
         return SourcePlaylist(
-            uri=meta.get("uri") or f"spotify:playlist:{pid}",
-            name=meta.get("name") or pid,
+            uri=uri if uri.startswith("spotify:") and uri.endswith(f":{pid}") else f"spotify:playlist:{pid}",
+            name=text_field(meta.get("name")) or pid,
             source=SOURCE,
             tracks=tracks,
-            followers=followers if isinstance(followers, int) else None,
-            description=meta.get("description") or "",
+            followers=followers if isinstance(followers, int) and not isinstance(followers, bool) else None,
+            description=text_field(meta.get("description")),
         )
-
-    def _pages(self, what: str, client: spotipy.Spotify, pid: str) -> Iterator[dict[str, Any]]:
-        page = self.call(what, client.playlist_items, pid, limit=ITEMS_PAGE, additional_types=("track",))
-        while page:
-            yield from (item for item in page.get("items") or [] if isinstance(item, dict))
-            page = self.call(what, client.next, page) if page.get("next") else None
 
     def _user_playlist_ids(self, user: str, client: spotipy.Spotify) -> Iterator[str]:
         what = "your playlists" if user == ME else f"playlists of user {user}"
@@ -335,9 +365,8 @@ class SpotifySource:
                 page = self.call(what, client.current_user_playlists, limit=PLAYLISTS_PAGE)
             else:
                 page = self._user_page(what, client, user)
-        while page:
-            yield from (item["id"] for item in page.get("items") or [] if isinstance(item, dict) and item.get("id"))
-            page = self.call(what, client.next, page) if page.get("next") else None
+        for listed in pages(self.call, what, client, page):
+            yield from (item["id"] for item in _items(listed) if _ID.match(text_field(item.get("id"))))
 
     def _user_page(self, what: str, client: spotipy.Spotify, user: str) -> dict[str, Any]:
         try:
@@ -362,7 +391,9 @@ class SpotifyPublisher:
 
     def publish(self, name: str, track_uris: list[str], description: str, dry_run: bool = False) -> dict[str, Any]:
         """Create or update the playlist `name`; returns what was (or would be) done."""
-        me = self.call("your account", self.client.current_user)["id"]
+        me = text_field(object_field(self.call("your account", self.client.current_user)).get("id"))
+        if not me:
+            raise ConnectorError("Spotify answered your account without an id")
         existing = next((p for p in self._own(me) if p.get("name") == name), None)
         action = "create" if existing is None else "update"
         playlist = None if existing is None else existing["id"]
@@ -370,7 +401,9 @@ class SpotifyPublisher:
             if playlist is None:
                 created = self.call("a new playlist", self.client.current_user_playlist_create, name, public=False,
                                     description=description)  # fmt: skip
-                playlist = created["id"]
+                playlist = text_field(object_field(created).get("id"))
+                if not _ID.match(playlist):
+                    raise ConnectorError("Spotify answered the new playlist without a playlist id")
             else:
                 self.call(
                     f"playlist {playlist}", self.client.playlist_change_details, playlist, description=description
@@ -379,9 +412,8 @@ class SpotifyPublisher:
         return {"name": name, "action": action, "spotify_playlist_id": playlist, "track_uris": track_uris[:REPLACE_MAX]}
 
     def _own(self, me: str) -> Iterator[dict[str, Any]]:
-        page = self.call("your playlists", self.client.current_user_playlists, limit=PLAYLISTS_PAGE)
-        while page:
-            for item in page.get("items") or []:
-                if isinstance(item, dict) and (item.get("owner") or {}).get("id") == me:
+        first = self.call("your playlists", self.client.current_user_playlists, limit=PLAYLISTS_PAGE)
+        for page in pages(self.call, "your playlists", self.client, first):
+            for item in _items(page):
+                if object_field(item.get("owner")).get("id") == me and _ID.match(text_field(item.get("id"))):
                     yield item
-            page = self.call("your playlists", self.client.next, page) if page.get("next") else None

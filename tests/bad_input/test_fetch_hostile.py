@@ -132,3 +132,36 @@ def test_a_fifo_among_dump_slices_is_refused_and_the_rest_read(home: Path, tmp_p
     ((failure,),) = [json.loads(done.stdout)["failed"]]
     assert done.returncode == 1 and "not a regular file" in failure["reason"], done.stderr
     assert dump_store(home) == before
+
+
+def _listing(server: HostileServer, page: object) -> dict[str, str]:
+    """A Spotify API (on the hostile server) whose playlist exists and whose item pages are `page`."""
+    server.answers["token"] = lambda q: document({"access_token": "a-token-for-the-test", "expires_in": 3600})
+    server.answers[PLAYLIST_ID] = lambda q: document({"id": PLAYLIST_ID, "name": "Listed"})
+    server.answers["items"] = lambda q: document(page)
+    return _spotify_env(server)
+
+
+@pytest.mark.parametrize(
+    "page,message",
+    [
+        ("again", "does not end (a page again"),
+        ("elsewhere", "points elsewhere than its API"),
+        (["not", "a", "page"], "is not a page of a listing"),
+    ],
+    ids=["next forever", "next to another host", "a list for a page"],
+)
+def test_a_spotify_listing_that_never_ends_or_leaves_the_api_stops_in_one_line(
+    home: Path, server: HostileServer, page: object, message: str
+) -> None:
+    with HostileServer() as elsewhere:  # where a hostile `next` would send the token
+        if page == "again":
+            page = {"items": [], "next": f"{server.url}/v1/playlists/{PLAYLIST_ID}/items?offset=100"}
+        elif page == "elsewhere":
+            page = {"items": [], "next": f"{elsewhere.url}/v1/playlists/{PLAYLIST_ID}/items?offset=100"}
+        before = dump_store(home)
+        done = run_process("sync-playlists", "--spotify", PLAYLIST_ID, env=_listing(server, page),
+                           timeout=SUBPROCESS_TIMEOUT_S)  # fmt: skip
+        assert_one_line_error(done.returncode, done.stderr, message)
+        assert elsewhere.queries == []
+        assert dump_store(home) == before

@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, TypeAdapter, ValidationError
 
+from siamrec.connectors.base import text_field
+
 MAX_ID = 200
 MAX_TEXT = 1000
 MAX_DURATION_S = 7 * 24 * 3600.0  # a week: longer is a broken field, not a song
@@ -20,10 +22,8 @@ M = TypeVar("M", bound=BaseModel)
 
 
 def _text(value: Any) -> str:
-    """A name or comment as text: strings and numbers as written, anything else (lists, objects) empty."""
-    if isinstance(value, str):
-        return value[:MAX_TEXT]
-    return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else ""
+    """A name or comment as text (anything but a string or number is empty), cut at MAX_TEXT characters."""
+    return text_field(value)[:MAX_TEXT]
 
 
 def _id(value: Any) -> str:
