@@ -24,6 +24,7 @@ from siamrec.audio import identify
 from siamrec.cli import cli
 from siamrec.service.app import create_app
 from siamrec.service.config import ServiceConfig
+from siamrec.service.server import ServerConfig
 from siamrec.testing import chord, drums, write_audio
 from siamrec.uris import local_playlist_uri, local_track_uri
 
@@ -32,11 +33,11 @@ PROBLEM = "application/problem+json"
 
 @contextmanager
 def serving(config: ServiceConfig) -> Iterator[str]:
-    """The service on a free port of `config.host`, in a thread; its base URL (via 127.0.0.1)."""
+    """The service on a free port of `config.host`, in a thread, as `siamrec serve` runs it; its base URL."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((config.host, 0))
-    server = uvicorn.Server(uvicorn.Config(create_app(config), log_level="warning", lifespan="on"))
+    server = uvicorn.Server(ServerConfig(create_app(config), config, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

@@ -30,7 +30,8 @@ class ServiceConfig:
     embed_threads: int = 1
     queue_limit: int = 8  # uploads admitted at once (receiving, decoding, embedding); the next gets 503
     # A request body must arrive within body_timeout_s plus one second per body_min_rate bytes received: a client
-    # that trickles bytes is cut off (408) instead of holding an upload slot for as long as it likes.
+    # that trickles bytes is cut off (408) instead of holding an upload slot for as long as it likes; when the
+    # queue is full, an upload behind body_min_rate is cut at once to let a new one in.
     body_timeout_s: float = 30.0
     body_min_rate: int = 32_000
     header_timeout_s: float = 10.0  # a request's head (request line and headers) must arrive within this

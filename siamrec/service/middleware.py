@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import math
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -28,6 +29,7 @@ OPEN_PATHS = frozenset({"/health"})
 # Metric labels come from fixed sets: a client's made-up method or path must not become a new time series.
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
 UNMATCHED_ROUTE = "unmatched"
+PACE_GRACE_S = 2.0  # a new body's first seconds do not count against its rate
 LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 
 
@@ -50,28 +52,9 @@ class Metrics:
             "siamrec_uploads_in_flight", "Uploads admitted and not yet answered", registry=self.registry
         )
         self.refused = Counter("siamrec_uploads_refused_busy", "Uploads refused: queue full", registry=self.registry)
-
-
-class UploadGate:
-    """At most `limit` uploads at once (receiving, decoding, embedding): memory and disk stay bounded."""
-
-    def __init__(self, limit: int, retry_after_s: int, metrics: Metrics) -> None:
-        self.limit, self.retry_after_s, self.metrics = limit, retry_after_s, metrics
-        self.active = 0
-
-    def enter(self) -> None:
-        if self.active >= self.limit:
-            self.metrics.refused.inc()
-            raise ServiceBusy(
-                f"{self.active} uploads are being processed, the most this service takes at once: retry later",
-                self.retry_after_s,
-            )
-        self.active += 1
-        self.metrics.uploads_in_flight.set(self.active)
-
-    def leave(self) -> None:
-        self.active -= 1
-        self.metrics.uploads_in_flight.set(self.active)
+        self.cut = Counter(
+            "siamrec_uploads_cut_slow", "Uploads cut: behind the minimum rate when another came", registry=self.registry
+        )
 
 
 class _BodyTooLarge(TooLarge):
@@ -86,21 +69,80 @@ class BodyClock:
     """The deadline of one request body: `timeout_s` from the start, one second more per `min_rate` bytes.
 
     One overall deadline, not one per read: a byte every few seconds does not keep a slow client alive, while
-    a large upload at a modest, steady rate gets the time it needs.
+    a large upload at a modest, steady rate gets the time it needs. An upload that falls behind that rate can
+    also be cut at once (`cut`), to give its place in the upload queue to a new one.
     """
 
     def __init__(self, timeout_s: float, min_rate: int) -> None:
         self.timeout_s, self.min_rate = timeout_s, min_rate
         self.started = time.monotonic()
+        self.received = 0
+        self.finished = False
+        self.cut = asyncio.Event()
 
-    def left_s(self, received: int) -> float:
-        return self.started + self.timeout_s + received / self.min_rate - time.monotonic()
+    def behind_s(self) -> float:
+        """How far the body is behind `min_rate` after its first seconds (negative: on pace, or all arrived)."""
+        if self.finished:
+            return -math.inf
+        return time.monotonic() - self.started - PACE_GRACE_S - self.received / self.min_rate
+
+    async def next_message(self, receive: Receive) -> Message:
+        """`receive()`, unless the deadline passes or the body is cut first (then _BodyTooSlow)."""
+        left_s = self.started + self.timeout_s + self.received / self.min_rate - time.monotonic()
+        receiving, cutting = asyncio.ensure_future(receive()), asyncio.ensure_future(self.cut.wait())
+        try:
+            await asyncio.wait((receiving, cutting), timeout=max(left_s, 0.0), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            cutting.cancel()
+            arrived = receiving.done()
+            if not arrived:
+                receiving.cancel()
+        if self.cut.is_set() or not arrived:
+            raise _BodyTooSlow(self.message())
+        message = receiving.result()
+        if message["type"] == "http.request":
+            self.received += len(message.get("body", b""))
+            self.finished = not message.get("more_body", False)
+        return message
 
     def message(self) -> str:
         return (
             f"the request body arrived too slowly (it has {self.timeout_s:g} s plus 1 s per "
             f"{self.min_rate / 1000:g} kB): send it again, faster"
         )
+
+
+class UploadGate:
+    """At most `limit` uploads at once (receiving, decoding, embedding): memory and disk stay bounded.
+
+    When the gate is full, an upload whose body is behind the minimum rate is cut (408) to let a new one in,
+    so slow clients cannot keep the queue full however often they reconnect; otherwise the newcomer gets 503.
+    """
+
+    def __init__(self, limit: int, retry_after_s: int, metrics: Metrics) -> None:
+        self.limit, self.retry_after_s, self.metrics = limit, retry_after_s, metrics
+        self.admitted: list[BodyClock] = []
+
+    def enter(self, clock: BodyClock) -> None:
+        if len(self.admitted) >= self.limit:
+            laggard = max(self.admitted, key=BodyClock.behind_s)
+            if laggard.behind_s() <= 0:
+                self.metrics.refused.inc()
+                raise ServiceBusy(
+                    f"{len(self.admitted)} uploads are being processed, the most this service takes at once: "
+                    "retry later",
+                    self.retry_after_s,
+                )
+            laggard.cut.set()
+            self.admitted.remove(laggard)
+            self.metrics.cut.inc()
+        self.admitted.append(clock)
+        self.metrics.uploads_in_flight.set(len(self.admitted))
+
+    def leave(self, clock: BodyClock) -> None:
+        if clock in self.admitted:
+            self.admitted.remove(clock)
+        self.metrics.uploads_in_flight.set(len(self.admitted))
 
 
 class Gatekeeper:
@@ -157,39 +199,32 @@ class Gatekeeper:
         limit = self.max_upload_bytes if is_upload and _is_multipart(scope) else self.max_body_bytes
         declared = _content_length(scope)
         if declared is not None and declared > limit:
-            await problem_response(413, _too_large(limit), path, headers=CLOSE_CONNECTION)(scope, receive, send)
+            await problem_response(413, _too_large(limit), path)(scope, receive, send)
             return
+        clock = BodyClock(self.body_timeout_s, self.body_min_rate)
         if not is_upload:
-            await self._limited(scope, receive, send, limit)
+            await self._limited(scope, receive, send, limit, clock)
             return
         try:
-            self.gate.enter()
+            self.gate.enter(clock)
         except ServiceBusy as exc:
             headers = {"Retry-After": str(exc.retry_after_s)}
             await problem_response(503, str(exc), path, headers=headers)(scope, receive, send)
             return
         try:
-            await self._limited(scope, receive, send, limit)
+            await self._limited(scope, receive, send, limit, clock)
         finally:
-            self.gate.leave()
+            self.gate.leave(clock)
 
-    async def _limited(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+    async def _limited(self, scope: Scope, receive: Receive, send: Send, limit: int, clock: BodyClock) -> None:
         """Pass the request on, counting body bytes as they arrive; past `limit` the answer is 413, past the
-        body's deadline 408."""
-        received = 0
+        body's deadline (or when cut) 408."""
         started = False
-        clock = BodyClock(self.body_timeout_s, self.body_min_rate)
 
         async def counting_receive() -> Message:
-            nonlocal received
-            try:
-                message = await asyncio.wait_for(receive(), max(clock.left_s(received), 0.0))
-            except TimeoutError:
-                raise _BodyTooSlow(clock.message()) from None
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise _BodyTooLarge(_too_large(limit))
+            message = await clock.next_message(receive)
+            if clock.received > limit:
+                raise _BodyTooLarge(_too_large(limit))
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -201,10 +236,12 @@ class Gatekeeper:
             await self.app(scope, counting_receive, tracking_send)
         except ClientDisconnect:
             return  # the client left mid-body: nobody to answer
-        except (_BodyTooLarge, _BodyTooSlow) as exc:
+        except _BodyTooLarge as exc:
             if not started:
-                status = 413 if isinstance(exc, _BodyTooLarge) else 408
-                await problem_response(status, str(exc), scope["path"], headers=CLOSE_CONNECTION)(scope, receive, send)
+                await problem_response(413, str(exc), scope["path"])(scope, receive, send)
+        except _BodyTooSlow as exc:
+            if not started:
+                await problem_response(408, str(exc), scope["path"], headers=CLOSE_CONNECTION)(scope, receive, send)
 
     def _authorised(self, scope: Scope) -> bool:
         assert self.api_key is not None

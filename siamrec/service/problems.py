@@ -29,7 +29,9 @@ from siamrec.errors import (
 PROBLEM_TYPE = "application/problem+json"
 log = logging.getLogger("siamrec.service")
 SERVER_PATH = "a server path"
-CLOSE_CONNECTION = {"Connection": "close"}  # the rest of a refused body is not read: the connection cannot be reused
+# A body too slow to wait for is not read to its end: the connection ends with the answer. (A body too large is
+# read and dropped after the 413, so the client sees the answer; the request-head deadline bounds that.)
+CLOSE_CONNECTION = {"Connection": "close"}
 # A path the server's own code named: quoted, a file:// URI, or bare (a "/" or "~/" that starts a word, so a URL's
 # path, "multipart/form-data" or a client's "scheme:a/b" stay as they are).
 _PATH = re.compile(r"""'(?:~|/)[^']*'|file://[^\s'"]+?(?=[:;,]?(?:\s|$))|(?<![\w:/.~%+-])~?/[^\s'"(),;:]+""")
@@ -152,7 +154,7 @@ def install_handlers(app: FastAPI) -> None:
 def _headers(exc: SiamrecError) -> dict[str, str] | None:
     if isinstance(exc, ServiceBusy):
         return {"Retry-After": str(exc.retry_after_s)}
-    if isinstance(exc, (TooLarge, BodyTooSlow)):
+    if isinstance(exc, BodyTooSlow):
         return CLOSE_CONNECTION
     return None
 

@@ -38,7 +38,8 @@ class ServerConfig(uvicorn.Config):
 
 
 class HeadDeadlineProtocol(H11Protocol):
-    """h11 with a deadline for each request head, from the connection's start or the previous response's end."""
+    """h11 with a deadline for each request head, from the connection's start or the previous response's end
+    (which also bounds how long the rest of a body answered 413 is read and dropped)."""
 
     config: ServerConfig
     _head_timer: asyncio.TimerHandle | None = None
