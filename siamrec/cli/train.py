@@ -10,7 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.text import Text
 
 from siamrec.cli.common import Settings, console, json_option, plural, print_json, quiet, root_option, store_options
-from siamrec.errors import ConfigError
+from siamrec.errors import ConfigError, NotFoundError
 
 
 def _load_tracks(
@@ -26,6 +26,8 @@ def _load_tracks(
         from siamrec.store import Store
 
         with Store.open(settings) as store:
+            if store.stored_model() is None:
+                raise NotFoundError(f"--from-store: the store in {settings.home} is empty (add tracks, sync playlists)")
             return store_tracks(store), f"store:{settings.home.resolve()}"
     kind, root = given[0]
     loader = {"data": folder_tracks, "fma": fma_tracks, "corpus": corpus_tracks}[kind]

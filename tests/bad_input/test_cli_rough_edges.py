@@ -149,7 +149,12 @@ def test_train_takes_the_store_options_before_or_after_the_command(
     train = ("train", "--from-store", "--out", str(tmp_path / "run"))
     done = run_process(*home_option, *train) if before_command else run_process(*train, *home_option)
     assert_one_line_error(done.returncode, done.stderr, f"{not_a_folder} (--home / SIAMREC_HOME) is a file")
-    assert not (tmp_path / "run").exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    home_option = ("--home", str(empty))
+    done = run_process(*home_option, *train) if before_command else run_process(*train, *home_option)
+    assert_one_line_error(done.returncode, done.stderr, f"--from-store: the store in {empty} is empty")
+    assert not (tmp_path / "run").exists() and not home.exists()
 
 
 # ---- publish: one line per playlist at 80 columns -------------------------------------------------------
