@@ -426,4 +426,3 @@ def test_numbers_as_strings_and_odd_field_types_are_read_as_far_as_they_go(
     assert uri.endswith(":track:7") and (record["title"], record["artist"], record["duration_s"]) == ("", "12", 4.0)
     names = [record["name"] for uri, (_, record) in stored["playlists"].items() if uri.startswith("subsonic:")]
     assert names == ["Hostile"]  # the listing's name, where the playlist's own is not text
-
