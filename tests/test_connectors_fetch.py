@@ -110,13 +110,13 @@ def fetcher(tmp_path: Path, server: FileServer, options: FetchOptions = FAST) ->
 def test_download_convert_cache_and_manifest(tmp_path: Path, files: FileServer) -> None:
     track = SourceTrack("spotify:track:one.ogg", "One", "Tester", duration_s=2.0)
     path = fetcher(tmp_path, files).fetch(track)
-    assert path == tmp_path / "cache" / cache_key(track.uri) / "audio.opus"
+    assert path == tmp_path / "cache" / cache_key(track.uri) / "audio.ogg"  # as served: never converted
     assert abs(sf.info(str(path)).duration - 2.0) < 0.1
     hits = files.hits["one.ogg"]
     lines = (tmp_path / "cache" / "manifest.tsv").read_text().splitlines()
     assert lines[0].split("\t") == list(MANIFEST_COLUMNS)
     row = dict(zip(MANIFEST_COLUMNS, lines[1].split("\t"), strict=True))
-    assert row["track_uri"] == track.uri and row["path"] == f"{cache_key(track.uri)}/audio.opus"
+    assert row["track_uri"] == track.uri and row["path"] == f"{cache_key(track.uri)}/audio.ogg"
     assert (row["source_url"], row["extractor"], row["video_id"]) == (files.url("one.ogg"), "Generic", "one")
     assert row["audio_sha1"] == file_sha1(path) and abs(int(row["duration_ms"]) - 2000) < 100 and row["fetched_at"]
     again = fetcher(tmp_path, files)  # a new process, the same cache: no request at all
@@ -160,7 +160,7 @@ def test_downloads_are_checked_against_the_track(tmp_path: Path, files: FileServ
     found, problems = fetcher(tmp_path, files, short).fetch_many(tracks)
     assert found == {}
     assert [p.reason.split(": ", 2)[-1] for p in problems] == [
-        "too long (40 s > 30 s)",
+        "the download: the audio is too long: this accepts up to 30 s",
         "the audio lasts 2 s, the track 60 s",
     ]
 

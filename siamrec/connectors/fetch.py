@@ -1,5 +1,8 @@
-"""`--fetch-audio` / `--audio-url`: yt-dlp downloads of the chosen candidate, converted by ffmpeg to Ogg Opus
-(which soundfile reads), rate-limited, cached by track URI (connectors.cache).
+"""`--fetch-audio` / `--audio-url`: yt-dlp downloads of the chosen candidate, rate-limited, cached by track URI
+(connectors.cache) as the bytes arrived: never converted by an ffmpeg left to probe (a playlist or concat
+list dressed up as audio would make it read the files the list names); the container is sniffed from the
+bytes, and anything siamrec does not read as audio is refused. Only plain HTTP(S) formats are downloaded
+(never HLS or DASH manifests, whose segments a server names).
 
 Each download, its conversion included, runs within the download deadline (connectors.bounded): yt-dlp runs
 in a worker thread that is abandoned (and told to stop at its next block) when the deadline passes, since a
@@ -17,8 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import soundfile as sf
-
+from siamrec.audio import track_windows
 from siamrec.connectors.base import Problem, SourceTrack
 from siamrec.connectors.bounded import Limits
 from siamrec.connectors.cache import AudioCache
@@ -32,13 +34,13 @@ from siamrec.connectors.search import (
     search_query,
     youtube_search,
 )
-from siamrec.errors import ConnectorError
+from siamrec.errors import AudioError, ConnectorError
 from siamrec.logs import get_logger
 from siamrec.redact import one_line, redacting
+from siamrec.sniff import READABLE, sniff
 
 log = redacting(get_logger(__name__))
 
-FETCH_CODEC = "opus"
 HTML_PREFIXES = (b"<!doctype", b"<html", b"<?xml", b"<head", b"<body")
 
 
@@ -81,7 +83,7 @@ class Fetcher:
         limits: Limits | None = None,
     ) -> None:  # fmt: skip
         if shutil.which("ffmpeg") is None:
-            raise ConnectorError("fetching audio needs ffmpeg to convert downloads: install it (apt install ffmpeg)")
+            raise ConnectorError("fetching audio needs ffmpeg to decode downloads: install it (apt install ffmpeg)")
         self.cache = cache
         self.searcher = searcher or youtube_search
         self.options = options or FetchOptions()
@@ -138,8 +140,7 @@ class Fetcher:
         try:
             self._rate.wait()
             info = self._run_ytdlp(candidate, work)
-            audio = self._check(track, work)
-            duration = sf.info(str(audio)).duration
+            audio, duration = self._check(track, work)
             self.downloads += 1
             return self.cache.put_download(
                 work,
@@ -197,11 +198,8 @@ class Fetcher:
             return None
 
         options = {
-            "format": "bestaudio/best",
+            "format": "bestaudio[protocol^=http]/best[protocol^=http]",  # no HLS/DASH: their segments are named
             "outtmpl": str(work / "download.%(ext)s"),
-            "postprocessors": [{"key": "FFmpegExtractAudio", "preferredcodec": FETCH_CODEC}],
-            # Bit-exact muxing (no random Ogg serial): the same download gives the same bytes, so the same sha1.
-            "postprocessor_args": {"extractaudio": ["-fflags", "+bitexact", "-flags:a", "+bitexact"]},
             "match_filter": too_long,
             "max_filesize": max_bytes,
             "progress_hooks": [bounded],
@@ -232,20 +230,23 @@ class Fetcher:
             return "the server returned an HTML page instead of audio"
         return download_message(exc)
 
-    def _check(self, track: SourceTrack, work: Path) -> Path:
-        """The converted file, checked: really audio, not over-long, and as long as the track."""
-        produced = sorted(work.glob(f"download.{FETCH_CODEC}")) or sorted(work.glob("download.*"))
+    def _check(self, track: SourceTrack, work: Path) -> tuple[Path, float]:
+        """The download, checked: audio in a container siamrec reads (sniffed from its bytes, then decoded
+        within the length allowed), and as long as the track; with its sniffed suffix and its duration."""
+        produced = [p for p in sorted(work.glob("download.*")) if p.suffix != ".part"]
         if not produced:
             raise ConnectorError("yt-dlp produced no audio file")
-        audio = produced[0]
-        if _looks_like_html(audio):
+        download = produced[0]
+        if _looks_like_html(download):
             raise ConnectorError("the server returned an HTML page instead of audio")
+        container = sniff(download)
+        if container is None:
+            raise ConnectorError(f"the download is not audio siamrec reads ({READABLE})")
+        audio = download.rename(work / f"download{container.suffix}")
         try:
-            duration = sf.info(str(audio)).duration
-        except (sf.LibsndfileError, RuntimeError) as exc:
-            raise ConnectorError(f"the download is not readable audio ({one_line(exc)})") from None
-        if duration > self.options.max_duration_s:
-            raise ConnectorError(f"too long ({duration:.0f} s > {self.options.max_duration_s:.0f} s)")
+            duration = track_windows(audio, max_seconds=self.options.max_duration_s, name="the download")[1].duration_s
+        except AudioError as exc:
+            raise ConnectorError(one_line(exc)) from None
         if track.duration_s and abs(duration - track.duration_s) > self.options.tolerance(track.duration_s):
             raise ConnectorError(f"the audio lasts {duration:.0f} s, the track {track.duration_s:.0f} s")
-        return audio
+        return audio, duration

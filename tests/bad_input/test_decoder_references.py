@@ -31,7 +31,11 @@ from test_subsonic_hostile import HostileServer, sync
 from siamrec import constants as C
 from siamrec import ffmpeg_decode, sniff
 from siamrec.audio import track_windows
-from siamrec.errors import AudioError
+from siamrec.connectors.base import SourceTrack
+from siamrec.connectors.cache import AudioCache
+from siamrec.connectors.fetch import Fetcher
+from siamrec.connectors.search import FetchOptions, url_template_search
+from siamrec.errors import AudioError, ConnectorError
 from siamrec.service.config import ServiceConfig
 from siamrec.testing import (
     adts_frames,
@@ -45,6 +49,7 @@ from siamrec.testing import (
 )
 
 SECRET_SECONDS = 4.0
+FETCH_NOW = FetchOptions(workers=1, min_interval_s=0.0, max_attempts=1)
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 
 
@@ -249,6 +254,28 @@ def test_a_subsonic_song_that_is_a_list_is_skipped_unread(store_home: Path, tmp_
     assert {uri: after["tracks"][uri] for uri in before["tracks"]} == before["tracks"]
     added = set(after["tracks"]) - set(before["tracks"])  # the server's song: its metadata, no vector
     assert len(added) == 1 and after["tracks"][added.pop()][0] == {}
+
+
+# ---- yt-dlp fetches (sync-playlists --fetch-audio, --audio-url) --------------------------------------------
+
+
+def test_a_fetched_list_is_refused_and_names_no_file_that_is_read(tmp_path: Path, untouched: Any) -> None:
+    """yt-dlp once handed its download to ffmpeg to convert, with probing on: a list read the files it named."""
+    secrets_folder = tmp_path / "secrets"
+    secrets_folder.mkdir()
+    untouched(write_secrets(secrets_folder))
+    served = tmp_path / "served"
+    served.mkdir()
+    lists = reference_lists(secrets_folder)
+    for kind, data in lists.items():
+        (served / f"{kind}.aac").write_bytes(data)
+    with FileServer(served) as web:
+        fetcher = Fetcher(AudioCache(tmp_path / "cache"), url_template_search(f"{web.base}/{{id}}"), FETCH_NOW)
+        for kind in lists:
+            with pytest.raises(ConnectorError) as refused:
+                fetcher.fetch(SourceTrack(f"spotify:track:{kind}.aac", kind, "Tester"))
+            assert "secret" not in str(refused.value), refused.value
+    assert fetcher.downloads == 0 and not list((tmp_path / "cache").glob("*/audio.*"))
 
 
 # ---- the decoder's own bounds -----------------------------------------------------------------------------
