@@ -22,7 +22,10 @@ def configure_logging(verbose: int = 0, quiet: bool = False, console: Console | 
 
     level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
     shown_on = console or Console(stderr=True)
+    from siamrec.redact import RedactingFilter
+
     handler = RichHandler(console=shown_on, show_path=False, markup=False, rich_tracebacks=False)
+    handler.addFilter(RedactingFilter())  # every record shown, whichever module logged it: no credential
     root = logging.getLogger(LOGGER_NAME)
     root.handlers[:] = [handler]
     root.setLevel(level)

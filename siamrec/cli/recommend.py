@@ -211,7 +211,7 @@ def _add_to_best(store: Store, client: Any, track: str, suggestions: list[Any]) 
 
     song = parse_uri(track)
     if song is None or song[:2] != (client.server, "track"):
-        raise ConfigError(f"--to-subsonic adds songs of {client.url} only; {track!r} is not one")
+        raise ConfigError(f"--to-subsonic adds songs of {client.shown} only; {track!r} is not one")
     publisher = Publisher(store, client)
     own = {p.id for p in publisher.own()}
     for suggestion in suggestions:
@@ -219,7 +219,7 @@ def _add_to_best(store: Store, client: Any, track: str, suggestions: list[Any]) 
         if target and target[:2] == (client.server, "playlist") and target[2] in own:
             added = publisher.add_to_playlist(target[2], song[2])
             return {"playlist": suggestion.playlist.name, "server_playlist_id": target[2], "added": added}
-    raise NotFoundError(f"none of the suggested playlists is one of {client.user}'s on {client.url}")
+    raise NotFoundError(f"none of the suggested playlists is one of {client.user}'s on {client.shown}")
 
 
 def _recommend_for_track(
