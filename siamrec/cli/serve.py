@@ -41,6 +41,13 @@ from siamrec.errors import ConfigError
     type=click.FloatRange(0.1),
     help="Time a request body has to arrive, plus 1 s per 32 kB received; slower clients are answered 408.",
 )
+@click.option(
+    "--fetch-deadline-s",
+    default=60.0,
+    show_default=True,
+    type=click.FloatRange(0.1),
+    help="Time a URL fetch (--allow-fetch) has to finish, redirects included; a slower server is cut off.",
+)
 @click.option("--embed-threads", default=1, show_default=True, type=click.IntRange(1), help="Decode/inference threads.")
 @click.option(
     "--allow-fetch", is_flag=True, help="Let POST /tracks name a URL for the service to fetch (public hosts only)."
@@ -70,6 +77,7 @@ def serve(
     max_duration_s: float,
     queue_limit: int,
     body_timeout_s: float,
+    fetch_deadline_s: float,
     embed_threads: int,
     allow_fetch: bool,
     fetch_allow_network: tuple[str, ...],
@@ -98,6 +106,7 @@ def serve(
         metric=metric,
         api_key=os.environ.get(API_KEY_ENV),
         body_timeout_s=body_timeout_s,
+        fetch_deadline_s=fetch_deadline_s,
     ).checked()
     import uvicorn  # missing: `main` names the extra in one line (EXTRA_OF_PACKAGE)
     from uvicorn.supervisors import Multiprocess

@@ -278,7 +278,7 @@ async def _incoming_audio(request: Request, service: Service) -> tuple[Iterable[
         raise RequestValidationError(exc.errors()) from exc
     if not service.config.allow_fetch:
         raise FetchRefused("URL fetching is off on this service: upload the audio instead")
-    chunks = fetch_chunks(body.url, service.config.fetch_allow_networks)
+    chunks = fetch_chunks(body.url, service.config.fetch_allow_networks, service.config.fetch_deadline_s)
     return chunks, _overrides(body.model_dump(exclude={"url"}))
 
 

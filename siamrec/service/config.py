@@ -38,6 +38,7 @@ class ServiceConfig:
     retry_after_s: int = 5
     allow_fetch: bool = False
     fetch_allow_networks: tuple[str, ...] = ()  # private networks an operator explicitly trusts for fetching
+    fetch_deadline_s: float = 60.0  # a whole URL fetch, redirects included: a trickling server is cut off
     cors_origins: tuple[str, ...] = ()
     metric: str = "auto"  # plain, adapted (the store's `siamrec adapt` metric) or auto (adapted when stored)
     api_key: str | None = field(default=None, repr=False)
@@ -62,8 +63,10 @@ class ServiceConfig:
                 raise ConfigError(f"--fetch-allow-network {network!r}: {exc}") from exc
         if self.queue_limit < 1 or self.embed_threads < 1:
             raise ConfigError("--queue-limit and --embed-threads must be at least 1")
-        if min(self.body_timeout_s, self.header_timeout_s, self.body_min_rate) <= 0:
-            raise ConfigError("--body-timeout-s, the header timeout and the minimum body rate must be positive")
+        if min(self.body_timeout_s, self.header_timeout_s, self.body_min_rate, self.fetch_deadline_s) <= 0:
+            raise ConfigError(
+                "--body-timeout-s, --fetch-deadline-s, the header timeout and the minimum body rate must be positive"
+            )
         return self
 
     def to_environment(self) -> str:

@@ -20,13 +20,15 @@ from typing import BinaryIO
 from urllib.parse import urljoin, urlsplit
 
 from siamrec.audio import track_windows
+from siamrec.connectors.bounded import deadline
 from siamrec.errors import ConnectorError, NotAudioError
 from siamrec.service.problems import FetchRefused, TooLarge
 from siamrec.sniff import READABLE, sniff
 
 COPY_BLOCK = 1 << 20
 MAX_REDIRECTS = 3
-FETCH_TIMEOUT_S = 30.0
+FETCH_TIMEOUT_S = 30.0  # the most one read may wait
+FETCH_DEADLINE_S = 60.0  # a whole fetch, redirects included: a trickling server is cut off
 UPLOAD_NAME = "the upload"  # what messages call it: the client never learns where the server keeps it
 
 
@@ -101,19 +103,33 @@ def checked_address(url: str, trusted_networks: Iterable[str]) -> tuple[str, str
     return parts.scheme, addresses[0], port
 
 
-def fetch_chunks(url: str, trusted_networks: Iterable[str]) -> Iterator[bytes]:
-    """Stream a URL's body from the checked address (TLS still verified against the host name)."""
+def fetch_chunks(url: str, trusted_networks: Iterable[str], deadline_s: float = FETCH_DEADLINE_S) -> Iterator[bytes]:
+    """Stream a URL's body from the checked address (TLS still verified against the host name), all of it
+    (redirects included) within `deadline_s`: a server that trickles bytes is cut off when it passes."""
     import httpx
 
     trusted = tuple(trusted_networks)
-    with httpx.Client(timeout=FETCH_TIMEOUT_S, follow_redirects=False, trust_env=False) as client:
+    timeout = httpx.Timeout(min(FETCH_TIMEOUT_S, deadline_s))
+    with deadline(deadline_s, "the fetch") as clock, httpx.Client(
+        timeout=timeout, follow_redirects=False, trust_env=False
+    ) as client:
+
+        def watch_sockets(event: str, info: dict) -> None:
+            """httpcore's trace: each new connection's socket is shut down when the deadline passes."""
+            if event in ("connection.connect_tcp.complete", "connection.start_tls.complete"):
+                sock = info["return_value"].get_extra_info("socket")
+                if sock is not None:
+                    clock.watch(sock)
+
         for _ in range(MAX_REDIRECTS + 1):
             scheme, address, port = checked_address(url, trusted)
             parts = urlsplit(url)
             host = f"[{address}]" if ":" in address else address
             pinned = parts._replace(netloc=f"{host}:{port}").geturl()
             headers = {"Host": parts.netloc.rsplit("@", 1)[-1], "Accept": "audio/*, */*"}
-            extensions = {"sni_hostname": parts.hostname} if scheme == "https" else {}
+            extensions: dict = {"trace": watch_sockets}
+            if scheme == "https":
+                extensions["sni_hostname"] = parts.hostname
             try:
                 with client.stream("GET", pinned, headers=headers, extensions=extensions) as response:
                     if response.is_redirect and "location" in response.headers:

@@ -8,12 +8,14 @@ full dump of the store before and after whenever the service must refuse a write
 from __future__ import annotations
 
 import contextlib
+import http.server
 import os
 import re
 import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -341,3 +343,40 @@ def test_delete_track_removes_its_upload_and_nothing_else(
     assert api.delete(f"/tracks/{library_track}").status_code == 200
     assert library_files["drums_120.wav"].is_file()  # a library file is the user's, never the service's
     assert sorted(uploads.iterdir()) == remaining
+
+
+# ---- URL fetching (--allow-fetch) ---------------------------------------------------------------------------
+
+
+class _TricklingAudio(http.server.BaseHTTPRequestHandler):
+    """Answers 200 at once, then one byte of a WAV header every 0.2 s for up to a minute."""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "audio/wav")
+        self.end_headers()
+        with contextlib.suppress(OSError):
+            for byte in (b"RIFF\x24\x00\x00\x00WAVE" * 30)[:300]:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                _pause(0.2)
+
+    def log_message(self, *args: object) -> None: ...
+
+
+def test_a_trickling_fetch_is_cut_off_at_its_deadline(config: ServiceConfig) -> None:
+    fetching = replace(config, allow_fetch=True, fetch_allow_networks=("127.0.0.1/32",), fetch_deadline_s=1.0)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _TricklingAudio)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    before = dump_store(Path(config.home))
+    try:
+        with serving(fetching) as base, httpx.Client(base_url=base, timeout=30, headers=AUTH) as client:
+            url = f"http://127.0.0.1:{server.server_address[1]}/song.wav"
+            answer = client.post("/tracks", json={"track_uri": "spotify:track:slow", "url": url})
+            body = assert_problem(answer, answer.status_code, "did not finish within 1 s")
+            assert answer.status_code >= 400 and "/tmp" not in answer.text, body
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert dump_store(Path(config.home)) == before
