@@ -68,6 +68,17 @@ MAX_MODEL_NAME = 64
 MODEL_NAME = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,{MAX_MODEL_NAME - 1}}}", re.ASCII)
 
 
+def model_name_problem(name: str) -> str | None:
+    """Why `name` cannot name a model (it names the store's vectors and folders), or None when it can."""
+    if MODEL_NAME.fullmatch(name):
+        return None
+    shown = name if len(name) <= 80 else name[:80] + "…"
+    return (
+        f"{shown!r} is not a usable name: a model name is 1 to {MAX_MODEL_NAME} letters, digits, '.', '_' or '-', "
+        "starting with a letter or digit"
+    )
+
+
 def _metadata_int(meta: dict[str, str], key: str, path: Path) -> int:
     try:
         value = int(meta[key])
@@ -86,12 +97,9 @@ def _read_info(session: ort.InferenceSession, path: Path) -> ModelInfo:
         raise ModelError(
             f"{path} is not a siamrec model (metadata {', '.join(missing)} missing); export one with `siamrec export`"
         )
-    if not MODEL_NAME.fullmatch(meta[C.META_NAME]):
-        shown = meta[C.META_NAME] if len(meta[C.META_NAME]) <= 80 else meta[C.META_NAME][:80] + "…"
-        raise ModelError(
-            f"{quoted(path)}: metadata {C.META_NAME}={shown!r} is not a usable name: a model name is 1 to "
-            f"{MAX_MODEL_NAME} letters, digits, '.', '_' or '-', starting with a letter or digit"
-        )
+    problem = model_name_problem(meta[C.META_NAME])
+    if problem:
+        raise ModelError(f"{quoted(path)}: metadata {C.META_NAME}={problem}")
     dim = _metadata_int(meta, C.META_DIM, path)
     info = ModelInfo(
         name=meta[C.META_NAME],

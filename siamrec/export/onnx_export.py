@@ -16,7 +16,7 @@ import torch
 
 from siamrec import __version__
 from siamrec import constants as C
-from siamrec.embed import TrackEncoder
+from siamrec.embed import TrackEncoder, model_name_problem
 from siamrec.errors import ModelError
 from siamrec.models import Encoder, encoder_from_checkpoint, load_checkpoint, part_columns, stats_parts
 from siamrec.vectors import MAX_SPREAD_WEIGHT, MIN_SPREAD_WEIGHT, POOLINGS
@@ -103,6 +103,9 @@ def export_encoder(
     `pooling` `mean+std` needs `spread`: the training tracks' per-dimension spread mean and std (`encoder.dim`
     each); the track vector then has twice the encoder's size, the spread weighing `spread_weight` beside the mean.
     """
+    problem = model_name_problem(name)
+    if problem:  # refused before the export: a file with such a name could never be loaded
+        raise ModelError(f"model name {problem}")
     metadata = _pooling_metadata(encoder.dim, pooling, spread, spread_weight)
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)

@@ -90,6 +90,15 @@ def test_multi_part_vector_exports_with_parity_and_describes_its_parts(
     assert np.allclose(timbre[0], expected, atol=1e-3)
 
 
+@pytest.mark.parametrize("name", ["../../x", "evil+adapted", "", "x" * 65])
+def test_an_unusable_model_name_is_refused_before_export(tmp_path: Path, name: str) -> None:
+    model = SimSiam(ModelConfig(backbone="cnn", width=4)).eval()
+    encoder = Encoder(model.frontend, model.backbone, model.backbone_dim)
+    with pytest.raises(ModelError, match="is not a usable name"):
+        export_encoder(encoder, tmp_path / "m.onnx", name=name, backbone="cnn")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_parity_failure_removes_the_file(tmp_path: Path) -> None:
     model = SimSiam(ModelConfig(backbone="cnn", width=4)).eval()
     encoder = Encoder(model.frontend, model.backbone, model.backbone_dim)
