@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -435,6 +435,8 @@ class SplitResult:
     playlists_skipped: int
     methods: dict[str, dict[str, tuple[float, float]]]
     chance: dict[str, float]
+    # bench --feedback: method → `listener:figure` → (mean, std) per round (siamrec.feedback_bench)
+    feedback: dict[str, dict[str, list[tuple[float, float]]]] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -451,6 +453,8 @@ class BenchResult:
     splits: list[SplitResult]
     skipped_tracks: dict[str, str]
     notes: list[str]
+    feedback_rounds: int = 0  # bench --feedback ROUNDS (0: not run)
+    feedback_k: int = 0  # recommendations the simulated listener answers per round
 
     def as_dict(self) -> dict[str, Any]:
         def pair(value: tuple[float, float]) -> dict[str, float]:
@@ -467,12 +471,26 @@ class BenchResult:
                     "playlists_skipped": s.playlists_skipped,
                     "methods": {m: {k: pair(v) for k, v in scores.items()} for m, scores in s.methods.items()},
                     "chance": s.chance,
+                    **({"feedback": _feedback_dict(s.feedback, pair)} if self.feedback_rounds else {}),
                 }
                 for s in self.splits
             ],
+            **({"feedback": {"rounds": self.feedback_rounds, "k": self.feedback_k}} if self.feedback_rounds else {}),
             "skipped_tracks": self.skipped_tracks,
             "notes": self.notes,
         }
+
+
+def _feedback_dict(
+    feedback: dict[str, dict[str, list[tuple[float, float]]]], pair: Callable[[tuple[float, float]], dict[str, float]]
+) -> dict[str, Any]:
+    """method → listener → figure → [{mean, std} per round] (round 0: before any answer)."""
+    out: dict[str, Any] = {}
+    for method, figures in feedback.items():
+        for key, per_round in figures.items():
+            listener, _, figure = key.partition(":")
+            out.setdefault(method, {}).setdefault(listener, {})[figure] = [pair(value) for value in per_round]
+    return out
 
 
 def run_protocol(
@@ -484,10 +502,12 @@ def run_protocol(
     candidates: str = "masked",
     rng_seed: int = 0,
     metric: str = "plain",
+    feedback: tuple[int, int] | None = None,
 ) -> tuple[list[SplitResult], list[str]]:
     """Every method on the same draws of every mask setting; settings no playlist fits are noted and left out.
 
-    `metric` both: each method twice, plain and adapted (`<name>, adapted`), on the same draws.
+    `metric` both: each method twice, plain and adapted (`<name>, adapted`), on the same draws. `feedback`
+    (rounds, k): also a simulated listener's rounds of answers on those draws (siamrec.feedback_bench).
     """
     if metric not in METRIC_CHOICES:
         raise ConfigError(f"unknown metric {metric!r}: choose {', '.join(METRIC_CHOICES)}")
@@ -502,6 +522,11 @@ def run_protocol(
             continue
         per_method = _score_methods(methods, splits, strategy, metric, notes)
         any_draws = next(iter(per_method.values()))
+        rounds = {}
+        if feedback is not None:
+            from siamrec.feedback_bench import score_feedback  # it builds on this module
+
+            rounds = score_feedback(methods, splits, strategy, metric, *feedback, notes)
         results.append(
             SplitResult(
                 max_seeds,
@@ -510,6 +535,7 @@ def run_protocol(
                 splits.skipped,
                 {name: {k: summarise(d, splits)[k] for k in METRICS} for name, d in per_method.items()},
                 {k: float(any_draws[f"{k}_chance"].mean()) for k in METRICS},
+                rounds,
             )
         )
     if not results:
@@ -580,6 +606,7 @@ def run_bench(
     rng_seed: int = 0,
     on_progress: Callable[[int], None] = lambda n: None,
     metric: str = "plain",
+    feedback: tuple[int, int] | None = None,
 ) -> BenchResult:
     """The store's vectors, the audio methods and the random baseline, scored on the same draws.
 
@@ -597,7 +624,10 @@ def run_bench(
         vectors[method.name] = zscore(rows) if method.standardise else rows
     if "random" in baselines:
         vectors["random"] = random_vectors(len(library.records), library.model[1], rng_seed)
-    results, notes = run_protocol(vectors, library.playlists, masks, seeds, strategy, candidates, rng_seed, metric)
+    results, notes = run_protocol(
+        vectors, library.playlists, masks, seeds, strategy, candidates, rng_seed, metric, feedback
+    )
+    rounds, k = feedback or (0, 0)
     return BenchResult(
-        strategy, candidates, seeds, len(library.records), len(library.playlists), results, failed, notes
+        strategy, candidates, seeds, len(library.records), len(library.playlists), results, failed, notes, rounds, k
     )

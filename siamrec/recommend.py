@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from siamrec.errors import NotFoundError, SiamrecError
 from siamrec.store import PlaylistRecord, Store, StoredTrack, TrackRecord, playlist_centroid
+from siamrec.store import feedback as stored_feedback
+from siamrec.vectors import l2_normalise
 
 STRATEGIES = ("mean", "best-score")
 REASONS_PER_RESULT = 3
+# How far the mean strategy's query moves away from the tracks a listener rejected (Rocchio's γ over α = 1); chosen
+# on the dev corpus with `siamrec bench --feedback` (best-score uses Qdrant's negative examples instead).
+NEGATIVE_WEIGHT = 0.5
 
 
 @dataclass(frozen=True)
@@ -64,20 +69,46 @@ def playlist_seeds(store: Store, playlist: PlaylistRecord) -> list[StoredTrack]:
     return seeds
 
 
+def steer(centroid: np.ndarray, rejected_centroid: np.ndarray | float) -> np.ndarray:
+    """The mean strategy's query once tracks were rejected: the playlist's centroid minus NEGATIVE_WEIGHT times the
+    rejected tracks' centroid, renormalised (`[D]` or rows `[P, D]`; a zero rejected centroid changes nothing).
+    The bench (siamrec.feedback_bench) ranks with this same query."""
+    return l2_normalise(centroid - NEGATIVE_WEIGHT * rejected_centroid)
+
+
+def with_feedback(store: Store, playlist: PlaylistRecord) -> tuple[PlaylistRecord, list[StoredTrack]]:
+    """The playlist with the tracks its listener accepted among its members (seeds even where a re-sync left
+    them out), and its rejected tracks with their vectors in the metric in use."""
+    found = stored_feedback.read(store.backend, playlist.playlist_uri) if playlist.playlist_uri else None
+    accepted, rejected = found or ([], [])
+    missing = [uri for uri in accepted if uri not in set(playlist.track_uris)]
+    if missing:
+        playlist = replace(playlist, track_uris=[*playlist.track_uris, *missing])
+    stored = store.get_tracks(rejected, with_vectors=True, using=store.query_vector)
+    return playlist, [stored[uri] for uri in rejected if uri in stored]
+
+
 def recommend_tracks(
     store: Store, playlist: PlaylistRecord, k: int = 20, strategy: str = "mean", include_warm: bool = False
 ) -> list[TrackSuggestion]:
-    """Top-k tracks not in the playlist (cold ones only unless `include_warm`), best first."""
+    """Top-k tracks not in the playlist (cold ones only unless `include_warm`), best first. The listener's feedback
+    counts: accepted tracks are seeds, rejected ones are never returned and steer the query away from them."""
     if strategy not in STRATEGIES:
         raise SiamrecError(f"unknown strategy {strategy!r}: choose one of {', '.join(STRATEGIES)}")
+    playlist, rejected = with_feedback(store, playlist)
     seeds = playlist_seeds(store, playlist)
     examples = np.stack([s.vector for s in seeds])  # type: ignore[misc]
-    exclude, cold_only = playlist.track_uris, not include_warm
-    seed_audio = [s.record.audio_id for s in seeds if s.record.audio_id]
+    exclude, cold_only = [*playlist.track_uris, *(r.record.track_uri for r in rejected)], not include_warm
+    seed_audio = [s.record.audio_id for s in [*seeds, *rejected] if s.record.audio_id]
+    against = [r.vector for r in rejected if r.vector is not None]
+    negatives = np.stack(against) if against else np.empty((0, examples.shape[1]), dtype=np.float32)
     if strategy == "mean":
-        found = store.nearest_tracks(playlist_centroid(examples), k, exclude, cold_only, exclude_audio=seed_audio)
+        query = steer(playlist_centroid(examples), playlist_centroid(negatives) if len(negatives) else 0.0)
+        found = store.nearest_tracks(query, k, exclude, cold_only, exclude_audio=seed_audio)
     else:
-        found = store.best_score_tracks(examples, k, exclude, cold_only, exclude_audio=seed_audio)
+        found = store.best_score_tracks(
+            examples, k, exclude, cold_only, exclude_audio=seed_audio, negatives=negatives if len(negatives) else None
+        )
     if not found:
         return []
     reasons = _reasons(np.stack([f.vector for f in found]), seeds)

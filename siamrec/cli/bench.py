@@ -44,6 +44,7 @@ from siamrec.cli.common import (
     store_options,
 )
 from siamrec.config import Settings
+from siamrec.feedback_bench import MAX_K, MAX_ROUNDS
 from siamrec.metrics import LOWER_IS_BETTER, METRICS
 from siamrec.plots import PICTURE_SUFFIXES
 from siamrec.store import Store
@@ -121,6 +122,42 @@ def _compact_tables(result: BenchResult) -> list[Table]:
         table.add_row(Text("chance (exact)", style="italic"), *_chance_cells(split))
         tables.append(table)
     return tables
+
+
+def _feedback_tables(result: BenchResult) -> list[Table]:
+    """bench --feedback: per split, each method round by round, with and without feedback (fits 80 columns)."""
+    tables = []
+    for split in result.splits:
+        table = Table(
+            title=f"feedback, mask {split.label}: the listener answers the first {result.feedback_k} each round; "
+            "R-precision and reward over the masked songs not found yet, with / without feedback",
+            box=box.SIMPLE_HEAD,
+            pad_edge=False,
+        )
+        table.add_column("method", overflow="ellipsis", no_wrap=True, max_width=COMPACT_METHOD_WIDTH)
+        table.add_column("round", justify="right", no_wrap=True)
+        for listener in ("", "\nno fb"):
+            for title in ("found", "R-prec", "reward"):
+                table.add_column(title + listener, justify="right", no_wrap=True)
+        for name, figures in split.feedback.items():
+            for r in range(result.feedback_rounds + 1):
+                # round 0: no answer yet, both listeners see the same first ranking
+                without = _round_cells(figures, "no_feedback", r) if r else ["", "", ""]
+                table.add_row(
+                    name.replace(" (store)", "") if r == 0 else "",
+                    str(r),
+                    *_round_cells(figures, "feedback", r),
+                    *without,
+                    end_section=r == result.feedback_rounds,
+                )
+        tables.append(table)
+    return tables
+
+
+def _round_cells(figures: dict[str, list[tuple[float, float]]], listener: str, r: int) -> list[str]:
+    """found, R-precision and reward of one listener after round r (means over the draws)."""
+    found, precision, reward = (figures[f"{listener}:{name}"][r][0] for name in ("found", "r_precision", "reward"))
+    return [f"{100 * found:.0f}%", f"{precision:.3f}", f"{reward:.1f}"]
 
 
 def _report_skipped(result: BenchResult) -> None:
@@ -205,6 +242,23 @@ def _report_skipped(result: BenchResult) -> None:
     help="plain: cosine on the vectors. adapted: cosine after a within-playlist whitening fitted on each "
     "split's seed tracks only (never the masked songs). both: every method both ways, same splits.",
 )
+@click.option(
+    "--feedback",
+    "feedback_rounds",
+    type=click.IntRange(1, MAX_ROUNDS),
+    help="Also simulate a listener for ROUNDS rounds: each round they answer the first --feedback-k "
+    "recommendations of every playlist (the masked songs among them accepted, the others rejected) and the "
+    "next ranking learns from it; beside it, the same listener without feedback (the first ranking, paged on). "
+    "Each round is scored on the masked songs that listener has not found yet (R-precision with R = the songs "
+    "left; playlists with none left drop out), and `found` is the share of masked songs accepted so far.",
+)
+@click.option(
+    "--feedback-k",
+    type=click.IntRange(1, MAX_K),
+    default=10,
+    show_default=True,
+    help="Recommendations the simulated listener answers per round (with --feedback).",
+)
 @store_options(model_option=False)
 @json_option
 def bench(
@@ -218,6 +272,8 @@ def bench(
     metric: str,
     plot_path: Path | None,
     rng_seed: int,
+    feedback_rounds: int | None,
+    feedback_k: int,
     settings: Settings,
     as_json: bool,
 ) -> None:
@@ -229,6 +285,7 @@ def bench(
     methods = audio_methods(chosen, musicnn_path, list(model_paths), settings.device)
     if plot_path is not None:
         require_bench_extra(("matplotlib",), "--plot")
+    feedback = (feedback_rounds, feedback_k) if feedback_rounds else None
     with Store.open(settings) as store:
         library = read_library(store)
     cache = settings.cache_dir / "bench"
@@ -247,11 +304,11 @@ def bench(
                     stage_line(scoring)
 
             result = run_bench(library, masks, methods, cache, chosen, seeds, strategy, candidates, rng_seed,
-                               on_progress=advance, metric=metric)  # fmt: skip
+                               on_progress=advance, metric=metric, feedback=feedback)  # fmt: skip
     else:
         with stage(scoring):
             result = run_bench(library, masks, methods, cache, chosen, seeds, strategy, candidates, rng_seed,
-                               metric=metric)  # fmt: skip
+                               metric=metric, feedback=feedback)  # fmt: skip
     if plot_path is not None:
         from siamrec.plots import plot_bench
 
@@ -265,6 +322,8 @@ def bench(
                 stdout.print(table)
         else:
             stdout.print(_table(result))
+        for table in _feedback_tables(result):
+            stdout.print(table)
         if plot_path is not None:
             console.print(f"plot written to {plot_path}")
     _report_skipped(result)

@@ -23,6 +23,7 @@ from siamrec import constants as C
 from siamrec.config import Settings
 from siamrec.errors import ConfigError, ModelError, NotFoundError, StoreError
 from siamrec.store import adaptation as stored_adaptation
+from siamrec.store import feedback as stored_feedback
 from siamrec.store.adaptation import Adaptation
 from siamrec.store.backend import EVERYTHING, Backend, Hit, Point, Where
 from siamrec.uris import point_id
@@ -494,15 +495,18 @@ class Store:
         return sorted(track.record.playlists)
 
     def refresh_centroids(self, playlists: list[PlaylistRecord]) -> None:
-        """Recompute each playlist's centroid from its tracks that have vectors (none yet: no vector)."""
+        """Recompute each playlist's centroid from its tracks that have vectors (none yet: no vector); the point is
+        written whole, keeping the listener's feedback stored with it (siamrec.store.feedback)."""
         points = []
+        kept = stored_feedback.carried(self.backend, [p.playlist_uri for p in playlists])
         for playlist in playlists:
             tracks = self.get_tracks(playlist.track_uris, with_vectors=True).values()
             vectors = [t.vector for t in tracks if t.vector is not None]
             named = {self.vector_name: playlist_centroid(np.stack(vectors))} if vectors else {}
             if twins := self._adapted_twins(vectors):  # type: ignore[arg-type]
                 named[self.adapted_vector] = playlist_centroid(np.stack(twins))
-            points.append(Point(point_id(playlist.playlist_uri), named, playlist_payload(playlist)))
+            pid = point_id(playlist.playlist_uri)
+            points.append(Point(pid, named, {**playlist_payload(playlist), **kept.get(pid, {})}))
         self._write(C.PLAYLISTS_COLLECTION, points)
 
     # ---- queries ------------------------------------------------------------------------------------
@@ -530,11 +534,13 @@ class Store:
         cold_only: bool = True,
         exact: bool = False,
         exclude_audio: Iterable[str] = (),
+        negatives: np.ndarray | None = None,
     ) -> list[ScoredTrack]:
-        """Tracks by Qdrant's best-score recommendation from example vectors `[n, D]`, never `exclude_uris`
-        nor the same audio (`exclude_audio`)."""
+        """Tracks by Qdrant's best-score recommendation from example vectors `[n, D]` (and negative ones: a
+        candidate nearer a negative than every positive sinks), never `exclude_uris` nor the same audio
+        (`exclude_audio`)."""
         where = self._track_filter(exclude_uris, cold_only, exclude_audio)
-        hits = self.backend.best_score(C.TRACKS_COLLECTION, self.query_vector, examples, limit, where, exact)
+        hits = self.backend.best_score(C.TRACKS_COLLECTION, self.query_vector, examples, limit, where, exact, negatives)
         return [self._scored_track(hit) for hit in hits]
 
     def nearest_playlists(

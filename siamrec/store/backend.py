@@ -91,9 +91,11 @@ class Backend(Protocol):
         """Points by cosine similarity to `vector`, best first, with payload and the `using` vector."""
 
     def best_score(
-        self, collection: str, using: str, positives: np.ndarray, limit: int, where: Where, exact: bool = False
-    ) -> list[Hit]:
-        """Qdrant's recommend best_score with raw example vectors `[n, D]` (examples are not excluded)."""
+        self, collection: str, using: str, positives: np.ndarray, limit: int, where: Where, exact: bool = False,
+        negatives: np.ndarray | None = None,
+    ) -> list[Hit]:  # fmt: skip
+        """Qdrant's recommend best_score with raw example vectors `[n, D]` and optional negative ones (examples
+        are not excluded)."""
 
     def close(self) -> None: ...
 

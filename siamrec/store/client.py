@@ -188,11 +188,14 @@ class ClientBackend:
         return self._query(collection, using, vector.tolist(), limit, where, exact)
 
     def best_score(
-        self, collection: str, using: str, positives: np.ndarray, limit: int, where: Where, exact: bool = False
-    ) -> list[Hit]:
+        self, collection: str, using: str, positives: np.ndarray, limit: int, where: Where, exact: bool = False,
+        negatives: np.ndarray | None = None,
+    ) -> list[Hit]:  # fmt: skip
         query = qm.RecommendQuery(
             recommend=qm.RecommendInput(
-                positive=[row.tolist() for row in positives], strategy=qm.RecommendStrategy.BEST_SCORE
+                positive=[row.tolist() for row in positives],
+                negative=[] if negatives is None else [row.tolist() for row in negatives],
+                strategy=qm.RecommendStrategy.BEST_SCORE,
             )
         )
         return self._query(collection, using, query, limit, where, exact)

@@ -364,9 +364,12 @@ class EdgeBackend:
         return self._query(collection, using, qe.Query.Nearest(vector.tolist(), using=using), limit, where, exact)
 
     def best_score(
-        self, collection: str, using: str, positives: np.ndarray, limit: int, where: Where, exact: bool = False
-    ) -> list[Hit]:
-        query = qe.Query.RecommendBestScore(qe.RecommendQuery([row.tolist() for row in positives], []), using=using)
+        self, collection: str, using: str, positives: np.ndarray, limit: int, where: Where, exact: bool = False,
+        negatives: np.ndarray | None = None,
+    ) -> list[Hit]:  # fmt: skip
+        against = [] if negatives is None else [row.tolist() for row in negatives]
+        examples = qe.RecommendQuery([row.tolist() for row in positives], against)
+        query = qe.Query.RecommendBestScore(examples, using=using)
         return self._query(collection, using, query, limit, where, exact)
 
     def optimize(self) -> None:

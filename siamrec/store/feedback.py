@@ -1,0 +1,66 @@
+"""Feedback as it is stored: a playlist point's `accepted` and `rejected` track URIs, beside its record.
+
+The two lists live in the playlist's payload, not in PlaylistRecord, so every writer of playlist records (syncs,
+imports, the service's PUT) keeps them without knowing about them: `Store.refresh_centroids`, which writes whole
+points, carries them over (`carried`), and only `write` here ever changes them. They go with the playlist's point.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from siamrec import constants as C
+from siamrec.uris import point_id
+
+if TYPE_CHECKING:
+    from siamrec.store.backend import Backend
+
+ACCEPTED = "accepted"
+REJECTED = "rejected"
+FIELDS = (ACCEPTED, REJECTED)
+PUBLISHED = "published"  # what siamrec offered for the playlist on a Subsonic server (connectors.subsonic.learn)
+
+
+def _uris(value: Any) -> list[str]:
+    """A stored list of URIs, sorted and unique; anything else (a damaged or foreign payload) reads as none."""
+    if not isinstance(value, list):
+        return []
+    return sorted({item for item in value if isinstance(item, str) and item})
+
+
+def lists(payload: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """(accepted, rejected) of a playlist payload; a URI in both counts as rejected (it can only be in one)."""
+    rejected = _uris(payload.get(REJECTED))
+    accepted = sorted(set(_uris(payload.get(ACCEPTED))) - set(rejected))
+    return accepted, rejected
+
+
+def carried(backend: Backend, playlist_uris: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """Point id → the feedback fields stored for it (playlists without feedback are absent): what a whole-point
+    rewrite of those playlists must keep."""
+    ids = [point_id(uri) for uri in playlist_uris]
+    found: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(ids), 1000):
+        for hit in backend.retrieve(C.PLAYLISTS_COLLECTION, ids[start : start + 1000]):
+            accepted, rejected = lists(hit.payload)
+            kept: dict[str, Any] = {ACCEPTED: accepted, REJECTED: rejected} if accepted or rejected else {}
+            if isinstance(hit.payload.get(PUBLISHED), list):
+                kept[PUBLISHED] = hit.payload[PUBLISHED]
+            if kept:
+                found[hit.id] = kept
+    return found
+
+
+def read(backend: Backend, playlist_uri: str) -> tuple[list[str], list[str]] | None:
+    """(accepted, rejected) stored with a playlist; None when no such playlist is stored."""
+    hits = backend.retrieve(C.PLAYLISTS_COLLECTION, [point_id(playlist_uri)])
+    return lists(hits[0].payload) if hits else None
+
+
+def write(backend: Backend, playlist_uri: str, accepted: Sequence[str], rejected: Sequence[str]) -> None:
+    """Store a playlist's feedback (sorted, unique, disjoint: a URI in both stays rejected) in its payload."""
+    accepted_list, rejected_list = lists({ACCEPTED: list(accepted), REJECTED: list(rejected)})
+    backend.set_payload(
+        C.PLAYLISTS_COLLECTION, [point_id(playlist_uri)], {ACCEPTED: accepted_list, REJECTED: rejected_list}
+    )
