@@ -5,7 +5,7 @@ DEMO_HOME ?= .siamrec-demo
 SIAMREC = SIAMREC_HOME=$(DEMO_HOME) $(VENV)/bin/siamrec
 DEMO_PLAYLIST ?= Orchestral fantasy (Battle for Wesnoth)
 
-.PHONY: demo test ffmpeg
+.PHONY: demo test ffmpeg chromium
 
 # pip keeps no second copy of the wheels (torch's CUDA build alone is about 4.6 GB installed): a small CI disk
 # holds the venv once, not twice.
@@ -26,8 +26,14 @@ ffmpeg:
 		apt-get install -y -qq --no-install-recommends ffmpeg >/dev/null; } || \
 		{ echo "install ffmpeg (apt-get install ffmpeg)"; exit 1; }
 
+# The web page's tests drive the OS's Chromium with Playwright (no browser download); without it they skip.
+chromium:
+	@[ -x /usr/bin/chromium ] || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+		apt-get install -y -qq --no-install-recommends chromium >/dev/null; } || \
+		echo "the browser tests will skip: install chromium (apt-get install chromium)"
+
 # Install everything (training stack, dev tools) and run the linters and the default test suite.
-test: ffmpeg
+test: ffmpeg chromium
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --disable-pip-version-check -e ".[train,dev]"
 	$(VENV)/bin/ruff check .

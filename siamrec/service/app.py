@@ -52,6 +52,7 @@ from siamrec.service.schemas import (
 )
 from siamrec.service.state import Service
 from siamrec.service.uploads import fetch_chunks, file_chunks, store_audio
+from siamrec.service.web_routes import add_web_routes
 from siamrec.store import PlaylistRecord, TrackRecord
 
 DESCRIPTION = """Cold-start music recommendation from audio, over the same library and store as the `siamrec` CLI.
@@ -109,6 +110,7 @@ def create_app(config: ServiceConfig, service: Service | None = None) -> FastAPI
     install_handlers(app)
     _add_routes(app, config)
     add_backup_route(app)  # POST /store/backup (siamrec.service.backup)
+    add_web_routes(app)  # the page at /, track audio, the map (siamrec.service.web_routes)
     original_openapi = app.openapi
 
     def openapi() -> dict[str, Any]:

@@ -1,0 +1,344 @@
+"""The page `siamrec serve` shows at `/`, in a real browser, and the audio route it plays from.
+
+Headless Chromium from the OS packages (`apt-get install chromium`), driven by Playwright's Python API, against
+the real service on 127.0.0.1 (uvicorn in a thread, the tiny ONNX model, real audio). The tests skip with one
+line only when no browser can be launched. With SIAMREC_SCREENSHOTS=FOLDER set they save the page at desktop
+(1280x800) and phone (390x844) widths there: `SIAMREC_SCREENSHOTS=docs .venv/bin/pytest -q tests/test_web_page.py`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from test_service import serving, siamrec
+
+from siamrec.audio import identify
+from siamrec.service.config import ServiceConfig
+from siamrec.testing import chord, drums, write_audio
+from siamrec.uris import local_playlist_uri, local_track_uri
+
+try:
+    from playwright import sync_api
+except ImportError:  # the browser tests skip; the HTTP ones still run
+    sync_api = None
+
+CHROMIUM = os.environ.get("SIAMREC_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+HOSTILE_NAME = "<img src=x onerror=alert(1)>"
+WAIT_MS = 20_000  # the longest any one step may take before the test fails (a bound, not a measured sleep)
+PROBLEM = "application/problem+json"
+API_KEY = "page-key-123"
+
+
+# ---- fixtures ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if sync_api is None:
+        pytest.skip("no browser: playwright is not installed (pip install -e '.[dev]')")
+    if not Path(CHROMIUM).is_file():
+        pytest.skip(f"no browser: {CHROMIUM} is missing (apt-get install chromium)")
+    with sync_api.sync_playwright() as playwright:
+        try:
+            launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        except sync_api.Error as exc:
+            pytest.skip(f"no browser: {CHROMIUM} does not start ({str(exc).splitlines()[0]})")
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path, library_files: dict[str, Path]) -> dict[str, Any]:
+    """A home filled through the CLI: every library file, 'Chords', 'Beats' and a playlist with a hostile name."""
+    home = tmp_path_factory.mktemp("web") / "home"
+    files = library_files
+    siamrec(home, tiny_model, "add-track", *(str(p) for p in files.values()))
+    siamrec(home, tiny_model, "playlist", "create", "Chords", str(files["chord_a.wav"]), str(files["chord_c.flac"]))
+    siamrec(home, tiny_model, "playlist", "create", "Beats", str(files["drums_120.wav"]))
+    siamrec(home, tiny_model, "playlist", "create", HOSTILE_NAME, str(files["noise.ogg"]))
+    return {
+        "home": home,
+        "chords": local_playlist_uri("Chords"),
+        "hostile": local_playlist_uri(HOSTILE_NAME),
+        "uri_of": {name: local_track_uri(identify(path)) for name, path in files.items()},
+    }
+
+
+@pytest.fixture(scope="module")
+def service(store: dict[str, Any], tiny_model: Path) -> Iterator[str]:
+    with serving(ServiceConfig(home=str(store["home"]), model=str(tiny_model))) as base:
+        yield base
+
+
+@pytest.fixture(scope="module")
+def keyed(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path, library_files: dict[str, Path]) -> Iterator[str]:
+    """A second, smaller store served with an API key (a store is held by one service at a time)."""
+    home = tmp_path_factory.mktemp("keyed") / "home"
+    names = ("chord_a.wav", "chord_c.flac", "drums_120.wav")
+    siamrec(home, tiny_model, "add-track", *(str(library_files[n]) for n in names))
+    siamrec(home, tiny_model, "playlist", "create", "Chords", str(library_files["chord_a.wav"]))
+    with serving(ServiceConfig(home=str(home), model=str(tiny_model), api_key=API_KEY)) as base:
+        yield base
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    """A desktop-sized page that records every dialog (none may open) and the page's uncaught errors."""
+    context = browser.new_context(viewport=DESKTOP)
+    opened = context.new_page()
+    opened.dialogs, opened.errors = [], []
+    opened.on("dialog", lambda dialog: (opened.dialogs.append(dialog.message), dialog.dismiss()))
+    opened.on("pageerror", lambda error: opened.errors.append(str(error)))
+    opened.set_default_timeout(WAIT_MS)
+    yield opened
+    context.close()
+
+
+def _open(page: Any, base: str) -> None:
+    page.goto(base + "/")
+    page.wait_for_selector("body[data-ready=true]")
+
+
+def _screenshot(page: Any, name: str) -> None:
+    folder = os.environ.get("SIAMREC_SCREENSHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(folder) / f"web-page-{name}.png"))  # what the screen shows
+
+
+def _row_uris(page: Any, list_id: str) -> list[str]:
+    return page.eval_on_selector_all(f"#{list_id} li.row", "rows => rows.map(r => r.dataset.uri)")
+
+
+def _wait_playing(page: Any, uri: str) -> None:
+    """The shared <audio> element plays `uri` and its currentTime advances (progress, as a listener hears it)."""
+    page.wait_for_function(
+        "uri => { const p = document.getElementById('player');"
+        " return p.dataset.trackUri === uri && !p.paused && p.currentTime > 0.3; }",
+        arg=uri,
+    )
+
+
+def _recommended(base: str, playlist: str, k: int = 50) -> list[str]:
+    answer = httpx.get(f"{base}/playlists/{playlist}/recommendations", params={"k": k})
+    assert answer.status_code == 200, answer.text
+    return [r["track_uri"] for r in answer.json()["results"]]
+
+
+def _feedback_served(base: str, playlist: str) -> bool:
+    return httpx.get(f"{base}/playlists/{playlist}/feedback").status_code != 404
+
+
+# ---- the page in the browser ------------------------------------------------------------------------------
+
+
+def test_recommendations_play_and_answers_change_them(page: Any, service: str, store: dict[str, Any]) -> None:
+    chords = store["chords"]
+    if not _feedback_served(service, chords):
+        pytest.xfail("the feedback API (POST /playlists/{uri}/feedback) is not in this build yet")
+    _open(page, service)
+    for _ in range(40):  # reach the playlist by keyboard: Tab until it has focus, then Enter
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.dataset.uri") == chords:
+            break
+    else:
+        pytest.fail("Tab never reached the playlist's button")
+    page.keyboard.press("Enter")
+    page.wait_for_function(
+        "uri => document.getElementById('recommendations').dataset.playlist === uri"
+        " && document.getElementById('tracks').dataset.playlist === uri",
+        arg=chords,
+    )
+    assert page.locator(f"button.playlist[data-uri='{chords}']").get_attribute("aria-pressed") == "true"
+    shown = _row_uris(page, "recommendations")
+    assert shown == _recommended(service, chords, k=10)
+    first = page.locator("#recommendations li.row").first
+    api_first = httpx.get(f"{service}/playlists/{chords}/recommendations", params={"k": 1}).json()["results"][0]
+    seed = api_first["because_of"][0]
+    assert (seed["title"] or seed["track_uri"]) in first.locator(".seeds").text_content()
+
+    first.locator("button.play").click()
+    _wait_playing(page, shown[0])
+
+    rejected, accepted = shown[0], shown[1]
+    first.locator("button.reject").click()
+    page.wait_for_function(
+        "uri => !document.querySelector(`#recommendations li[data-uri='${uri}']`)"
+        " && document.querySelectorAll('#recommendations li.row').length > 0",
+        arg=rejected,
+    )
+    assert rejected not in _recommended(service, chords)
+    assert rejected not in _row_uris(page, "recommendations")
+
+    page.locator(f"#recommendations li[data-uri='{accepted}'] button.accept").click()
+    page.wait_for_selector(f"#tracks li[data-uri='{accepted}']")
+    playlist = httpx.get(f"{service}/playlists/{chords}").json()
+    assert accepted in playlist["track_uris"]
+    assert accepted not in _recommended(service, chords)
+    record = httpx.get(f"{service}/playlists/{chords}/feedback").json()
+    assert (record["accepted"], record["rejected"]) == ([accepted], [rejected])
+    assert page.locator("#status").text_content().startswith("Kept")
+    assert not page.errors and not page.dialogs
+    _screenshot(page, "desktop")
+
+
+def test_an_upload_shows_the_playlists_that_suit_it(page: Any, service: str, tmp_path: Path) -> None:
+    new = write_audio(tmp_path / "new chord.wav", chord(4.0, 246.9))
+    _open(page, service)
+    page.set_input_files("#upload-input", str(new))
+    page.wait_for_selector("#suiting li.row")
+    uri = local_track_uri(identify(new))
+    suiting = httpx.get(f"{service}/tracks/{uri}/playlists", params={"k": 5}).json()["results"]
+    names = page.eval_on_selector_all("#suiting li.row .title", "titles => titles.map(t => t.textContent)")
+    assert names == [p["name"] for p in suiting]
+    assert len(names) == 3
+    page.locator("#upload-result button.play").click()  # the upload plays from the uploads folder
+    _wait_playing(page, uri)
+    streamed = httpx.get(f"{service}/tracks/{uri}/audio")
+    assert streamed.status_code == 200 and streamed.content == new.read_bytes()
+    httpx.delete(f"{service}/tracks/{uri}").raise_for_status()
+    assert not page.errors and not page.dialogs
+
+
+def test_a_hostile_playlist_name_shows_as_text(page: Any, service: str, store: dict[str, Any]) -> None:
+    _open(page, service)
+    button = page.locator(f"button.playlist[data-uri='{store['hostile']}']")
+    assert button.locator(".name").text_content() == HOSTILE_NAME
+    button.click()
+    page.wait_for_function("name => document.getElementById('playlist-heading').textContent === name", arg=HOSTILE_NAME)
+    legend = page.eval_on_selector_all("#map-legend li", "items => items.map(i => i.textContent)")
+    assert HOSTILE_NAME in legend
+    assert page.locator("img").count() == 0
+    assert page.dialogs == [] and page.errors == []
+
+
+def test_the_map_plays_what_is_clicked(page: Any, service: str, store: dict[str, Any]) -> None:
+    _open(page, service)
+    data = httpx.get(f"{service}/map").json()
+    assert data["tracks"] == len(data["points"]) >= 7
+    assert [p["name"] for p in data["playlists"]][:1] == ["Chords"]  # the largest first
+    drum = store["uri_of"]["drums_120.wav"]
+    point = page.locator(f"#map circle[data-uri='{drum}']")
+    point.hover()
+    assert page.locator("#map-hover").text_content().endswith("(Beats)")
+    point.click()
+    _wait_playing(page, drum)
+    page.locator("#map-card").scroll_into_view_if_needed()
+    _screenshot(page, "map")
+
+
+def test_a_phone_reads_the_page_without_sideways_scrolling(browser: Any, service: str) -> None:
+    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
+    phone = context.new_page()
+    try:
+        _open(phone, service)
+        phone.locator("button.playlist").first.click()
+        phone.wait_for_selector("#recommendations li.row")
+        assert phone.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+        heights = phone.eval_on_selector_all("button", "bs => bs.filter(b => b.offsetParent).map(b => b.offsetHeight)")
+        assert heights and min(heights) >= 36  # finger-sized targets
+        _screenshot(phone, "phone")
+    finally:
+        context.close()
+
+
+def test_with_an_api_key_the_page_asks_once_and_sends_it(browser: Any, keyed: str) -> None:
+    assert httpx.get(f"{keyed}/playlists").status_code == 401
+    context = browser.new_context(viewport=DESKTOP)
+    page = context.new_page()
+    page.set_default_timeout(WAIT_MS)
+    try:
+        page.goto(keyed + "/")
+        page.get_by_label("API key").fill(API_KEY)
+        page.get_by_role("button", name="Use the key").click()
+        page.wait_for_selector("body[data-ready=true]")
+        assert page.locator("button.playlist").count() == 1
+        page.reload()  # kept for the tab: not asked again
+        page.wait_for_selector("body[data-ready=true]")
+        assert page.locator("#key-form").is_hidden()
+        first = page.locator("#recommendations li.row").first
+        uri = first.get_attribute("data-uri")
+        first.locator("button.play").click()  # fetched with the key header
+        _wait_playing(page, uri)
+    finally:
+        context.close()
+
+
+# ---- the page's files and the audio route over plain HTTP ------------------------------------------------
+
+
+def test_the_page_loads_without_the_key_and_nothing_else_does(keyed: str, library_files: dict[str, Path]) -> None:
+    with httpx.Client(base_url=keyed) as anonymous:
+        page = anonymous.get("/")
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        assert "script-src 'self'" in page.headers["content-security-policy"]
+        for name, kind in (("app.js", "text/javascript"), ("app.css", "text/css")):
+            assert anonymous.get(f"/static/{name}").headers["content-type"].startswith(kind)
+        audio = f"/tracks/{local_track_uri(identify(library_files['chord_a.wav']))}/audio"
+        for path in ("/static/../app.py", "/static/index.html", "/map", "/info", audio):
+            assert anonymous.get(path).status_code == 401, path
+        keyed_headers = {"X-API-Key": API_KEY}
+        assert anonymous.get(audio, headers=keyed_headers).status_code == 200
+        missing = anonymous.get("/static/web_routes.py", headers=keyed_headers)
+        assert missing.status_code == 404 and missing.headers["content-type"] == PROBLEM
+    source = Path(__file__).parents[1] / "siamrec" / "service" / "static" / "app.js"
+    assert "innerHTML" not in source.read_text() and "insertAdjacentHTML" not in source.read_text()
+
+
+def test_audio_streams_by_uri_with_ranges(service: str, store: dict[str, Any], library_files: dict[str, Path]) -> None:
+    for name, kind in (("chord_a.wav", "audio/wav"), ("chord_c.flac", "audio/flac"), ("bright_e.mp3", "audio/mpeg")):
+        uri, data = store["uri_of"][name], library_files[name].read_bytes()
+        whole = httpx.get(f"{service}/tracks/{uri}/audio")
+        assert whole.status_code == 200 and whole.content == data
+        assert whole.headers["content-type"] == kind and whole.headers["accept-ranges"] == "bytes"
+        part = httpx.get(f"{service}/tracks/{uri}/audio", headers={"Range": "bytes=100-199"})
+        assert part.status_code == 206 and part.content == data[100:200]
+        assert part.headers["content-range"] == f"bytes 100-199/{len(data)}"
+        assert "content-disposition" not in whole.headers  # the file's name stays on the server
+    unknown = httpx.get(f"{service}/tracks/local:track:nothing/audio")
+    assert unknown.status_code == 404 and unknown.headers["content-type"] == PROBLEM
+
+
+def test_audio_refuses_moved_swapped_and_symlinked_files(tmp_path: Path, tiny_model: Path) -> None:
+    home, music = tmp_path / "home", tmp_path / "music"
+    files = {
+        "swapped.wav": write_audio(music / "swapped.wav", chord(3.0, 200.0)),
+        "gone.wav": write_audio(music / "gone.wav", chord(3.0, 300.0)),
+        "linked.wav": write_audio(music / "folder" / "linked.wav", drums(3.0, 100.0)),
+        "kept.flac": write_audio(music / "kept.flac", drums(3.0, 140.0)),
+    }
+    uris = {name: local_track_uri(identify(path)) for name, path in files.items()}
+    siamrec(home, tiny_model, "add-track", *(str(p) for p in files.values()))
+    secret = tmp_path / "secret.txt"
+    secret.write_text("the server's secret\n" * 100)
+    files["swapped.wav"].unlink()
+    files["swapped.wav"].symlink_to(secret)  # the file became a link to something else
+    files["gone.wav"].unlink()
+    shutil.move(music / "folder", tmp_path / "elsewhere")
+    (music / "folder").symlink_to(tmp_path / "elsewhere")  # a folder on the way became a link
+    with serving(ServiceConfig(home=str(home), model=str(tiny_model))) as base:
+        for name in ("swapped.wav", "gone.wav", "linked.wav"):
+            refused = httpx.get(f"{base}/tracks/{uris[name]}/audio", headers={"Range": "bytes=0-99"})
+            assert refused.status_code == 404, name
+            assert refused.headers["content-type"] == PROBLEM
+            assert str(tmp_path) not in refused.text and "secret" not in refused.text
+            assert "no longer where it was added from" in refused.json()["detail"]
+        assert httpx.get(f"{base}/tracks/{uris['kept.flac']}/audio").content == files["kept.flac"].read_bytes()
