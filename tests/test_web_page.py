@@ -8,6 +8,7 @@ line only when no browser can be launched. With SIAMREC_SCREENSHOTS=FOLDER set t
 
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 from collections.abc import Iterator
@@ -143,6 +144,16 @@ def _recommended(base: str, playlist: str, k: int = 50) -> list[str]:
     return [r["track_uri"] for r in answer.json()["results"]]
 
 
+def _suiting(page: Any) -> list[str]:
+    return page.eval_on_selector_all("#suiting li.row .title", "titles => titles.map(t => t.textContent)")
+
+
+def _suiting_names(base: str, track: str) -> list[str]:
+    answer = httpx.get(f"{base}/tracks/{track}/playlists", params={"k": 5})
+    assert answer.status_code == 200, answer.text
+    return [p["name"] for p in answer.json()["results"]]
+
+
 def _feedback_served(base: str, playlist: str) -> bool:
     return httpx.get(f"{base}/playlists/{playlist}/feedback").status_code != 404
 
@@ -206,15 +217,30 @@ def test_an_upload_shows_the_playlists_that_suit_it(page: Any, service: str, tmp
     page.set_input_files("#upload-input", str(new))
     page.wait_for_selector("#suiting li.row")
     uri = local_track_uri(identify(new))
-    suiting = httpx.get(f"{service}/tracks/{uri}/playlists", params={"k": 5}).json()["results"]
-    names = page.eval_on_selector_all("#suiting li.row .title", "titles => titles.map(t => t.textContent)")
-    assert names == [p["name"] for p in suiting]
-    assert len(names) == 3
+    assert page.locator("#upload-result").get_attribute("data-track-uri") == uri
+    assert _suiting(page) == _suiting_names(service, uri) and len(_suiting(page)) == 3
     page.locator("#upload-result button.play").click()  # the upload plays from the uploads folder
     _wait_playing(page, uri)
     streamed = httpx.get(f"{service}/tracks/{uri}/audio")
     assert streamed.status_code == 200 and streamed.content == new.read_bytes()
     httpx.delete(f"{service}/tracks/{uri}").raise_for_status()
+
+    dropped = write_audio(tmp_path / "dropped.wav", drums(3.0, 75.0))  # the drop box takes a file too
+    transfer = page.evaluate_handle(
+        """([data, name]) => {
+            const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+            const transfer = new DataTransfer();
+            transfer.items.add(new File([bytes], name, { type: "audio/wav" }));
+            return transfer;
+        }""",
+        [base64.b64encode(dropped.read_bytes()).decode(), dropped.name],
+    )
+    page.dispatch_event("#drop-zone", "drop", {"dataTransfer": transfer})
+    dropped_uri = local_track_uri(identify(dropped))
+    page.wait_for_function("uri => document.getElementById('upload-result').dataset.trackUri === uri", arg=dropped_uri)
+    assert _suiting(page) == _suiting_names(service, dropped_uri)
+    assert httpx.get(f"{service}/tracks/{dropped_uri}").status_code == 200
+    httpx.delete(f"{service}/tracks/{dropped_uri}").raise_for_status()
     assert not page.errors and not page.dialogs
 
 
@@ -267,6 +293,10 @@ def test_with_an_api_key_the_page_asks_once_and_sends_it(browser: Any, keyed: st
     page.set_default_timeout(WAIT_MS)
     try:
         page.goto(keyed + "/")
+        page.get_by_label("API key").fill("not-the-key")
+        page.get_by_role("button", name="Use the key").click()
+        page.wait_for_function("() => document.getElementById('status').textContent.includes('refused')")
+        assert page.locator("#key-form").is_visible()
         page.get_by_label("API key").fill(API_KEY)
         page.get_by_role("button", name="Use the key").click()
         page.wait_for_selector("body[data-ready=true]")
@@ -324,6 +354,9 @@ def test_audio_refuses_moved_swapped_and_symlinked_files(tmp_path: Path, tiny_mo
         "gone.wav": write_audio(music / "gone.wav", chord(3.0, 300.0)),
         "linked.wav": write_audio(music / "folder" / "linked.wav", drums(3.0, 100.0)),
         "kept.flac": write_audio(music / "kept.flac", drums(3.0, 140.0)),
+        # inside the service's own folders only its uploads and audio cache are served
+        "stray.wav": write_audio(home / "stray.wav", chord(3.0, 410.0)),
+        "cached.wav": write_audio(home / "cache" / "audio" / "k" / "audio.wav", chord(3.0, 520.0)),
     }
     uris = {name: local_track_uri(identify(path)) for name, path in files.items()}
     siamrec(home, tiny_model, "add-track", *(str(p) for p in files.values()))
@@ -335,10 +368,11 @@ def test_audio_refuses_moved_swapped_and_symlinked_files(tmp_path: Path, tiny_mo
     shutil.move(music / "folder", tmp_path / "elsewhere")
     (music / "folder").symlink_to(tmp_path / "elsewhere")  # a folder on the way became a link
     with serving(ServiceConfig(home=str(home), model=str(tiny_model))) as base:
-        for name in ("swapped.wav", "gone.wav", "linked.wav"):
+        for name in ("swapped.wav", "gone.wav", "linked.wav", "stray.wav"):
             refused = httpx.get(f"{base}/tracks/{uris[name]}/audio", headers={"Range": "bytes=0-99"})
             assert refused.status_code == 404, name
             assert refused.headers["content-type"] == PROBLEM
             assert str(tmp_path) not in refused.text and "secret" not in refused.text
             assert "no longer where it was added from" in refused.json()["detail"]
-        assert httpx.get(f"{base}/tracks/{uris['kept.flac']}/audio").content == files["kept.flac"].read_bytes()
+        for name in ("kept.flac", "cached.wav"):
+            assert httpx.get(f"{base}/tracks/{uris[name]}/audio").content == files[name].read_bytes(), name

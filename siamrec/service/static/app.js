@@ -219,6 +219,7 @@ async function loadTracks(playlistUri, uris) {
 async function upload(file) {
   const result = $("upload-result");
   result.replaceChildren(el("p", {}, `Listening to ${file.name}…`));
+  delete result.dataset.trackUri;
   const body = new FormData();
   body.append("audio", file);
   try {
@@ -236,6 +237,7 @@ async function upload(file) {
         playButton(added.track)),
       el("h3", {}, "Playlists that suit it"),
       rows.length ? el("ol", { id: "suiting", class: "rows" }, ...rows) : el("p", {}, "No playlists yet."));
+    result.dataset.trackUri = added.track.track_uri;
     say(`${trackLabel(added.track)}: ${plural(rows.length, "suiting playlist", "suiting playlists")}.`);
     await Promise.all([loadMap(), loadInfo()]);
   } catch (error) {
