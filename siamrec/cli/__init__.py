@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "add-track": ("add", "add_track", "Add audio files or folders to the store: decode, embed, upsert."),
     "playlist": ("playlist", "playlist_group", "Create, import, list and show playlists."),
     "recommend": ("recommend", "recommend", "Recommend new tracks for a playlist, or playlists for a track."),
+    "feedback": ("feedback", "feedback", "Keep or reject recommended tracks for a playlist (ranking learns)."),
     "sync-playlists": ("sync", "sync_playlists", "Sync playlists from MPD, Spotify, Subsonic, M3U or folders."),
     "publish": ("publish", "publish", "Write recommendations back to a Subsonic server as playlists."),
     "adapt": ("adapt", "adapt", "Fit a metric to the stored playlists (recommend then ranks with it)."),

@@ -29,6 +29,7 @@ from siamrec.library import AudioItem, load_item, write_tracks
 from siamrec.recommend import recommend_playlists, recommend_tracks
 from siamrec.service.backup import add_backup_route
 from siamrec.service.config import ServiceConfig
+from siamrec.service.feedback_routes import add_feedback_routes
 from siamrec.service.middleware import Gatekeeper, Metrics, UploadGate
 from siamrec.service.problems import FetchRefused, error_responses, install_handlers, problem_media_types
 from siamrec.service.schemas import (
@@ -110,6 +111,7 @@ def create_app(config: ServiceConfig, service: Service | None = None) -> FastAPI
     install_handlers(app)
     _add_routes(app, config)
     add_backup_route(app)  # POST /store/backup (siamrec.service.backup)
+    add_feedback_routes(app)  # /playlists/{uri}/feedback (siamrec.service.feedback_routes)
     add_web_routes(app)  # the page at /, track audio, the map (siamrec.service.web_routes)
     original_openapi = app.openapi
 

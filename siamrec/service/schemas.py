@@ -10,7 +10,8 @@ from siamrec.recommend import PlaylistSuggestion, Reason, TrackSuggestion
 from siamrec.store import PlaylistRecord, StoredTrack
 
 URI_PATTERN = r"^[A-Za-z][A-Za-z0-9+.-]*:[^\s\x00-\x1f\x7f]+$"  # scheme:rest, no spaces or control characters
-SUB_ROUTES = ("/recommendations", "/playlists", "/audio")  # what follows a URI in a route path (/playlists/{uri}/…)
+# what follows a URI in a route path (/playlists/{uri}/…)
+SUB_ROUTES = ("/recommendations", "/playlists", "/audio", "/feedback")
 
 
 def _encodable(text: str) -> str:
