@@ -354,6 +354,7 @@ def test_audio_refuses_moved_swapped_and_symlinked_files(tmp_path: Path, tiny_mo
         "gone.wav": write_audio(music / "gone.wav", chord(3.0, 300.0)),
         "linked.wav": write_audio(music / "folder" / "linked.wav", drums(3.0, 100.0)),
         "kept.flac": write_audio(music / "kept.flac", drums(3.0, 140.0)),
+        "fifo.wav": write_audio(music / "fifo.wav", drums(3.0, 160.0)),
         # inside the service's own folders only its uploads and audio cache are served
         "stray.wav": write_audio(home / "stray.wav", chord(3.0, 410.0)),
         "cached.wav": write_audio(home / "cache" / "audio" / "k" / "audio.wav", chord(3.0, 520.0)),
@@ -365,10 +366,12 @@ def test_audio_refuses_moved_swapped_and_symlinked_files(tmp_path: Path, tiny_mo
     files["swapped.wav"].unlink()
     files["swapped.wav"].symlink_to(secret)  # the file became a link to something else
     files["gone.wav"].unlink()
+    files["fifo.wav"].unlink()
+    os.mkfifo(files["fifo.wav"])  # opening a FIFO for reading would wait for a writer forever
     shutil.move(music / "folder", tmp_path / "elsewhere")
     (music / "folder").symlink_to(tmp_path / "elsewhere")  # a folder on the way became a link
     with serving(ServiceConfig(home=str(home), model=str(tiny_model))) as base:
-        for name in ("swapped.wav", "gone.wav", "linked.wav", "stray.wav"):
+        for name in ("swapped.wav", "gone.wav", "linked.wav", "stray.wav", "fifo.wav"):
             refused = httpx.get(f"{base}/tracks/{uris[name]}/audio", headers={"Range": "bytes=0-99"})
             assert refused.status_code == 404, name
             assert refused.headers["content-type"] == PROBLEM
