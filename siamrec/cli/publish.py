@@ -45,6 +45,11 @@ def print_plans(plans: list[PublishPlan], skipped: list[dict[str, str]], dry_run
 
     for item in skipped:
         console.print(f"skipped {item['playlist']}: {item['reason']}", markup=False, highlight=False)
+    learned = [plan.learned for plan in plans if plan.learned and (plan.learned.accepted or plan.learned.rejected)]
+    if learned:
+        from siamrec.connectors.sync import learned_line
+
+        stdout.print(f"learned from the player: {learned_line(learned)}", markup=False, highlight=False)
     verb = "would " if dry_run else ""
     # One line per playlist, cut with … where it does not fit (--json has everything): a wrapped name or song
     # list would spread one playlist over lines that read as several.
@@ -101,7 +106,7 @@ def publish(
     client = connect(subsonic_url, subsonic_user)
     with Store.open(settings) as store:
         store.bind_stored_model()
-        publisher = Publisher(store, client, k, strategy, include_warm, suffix)
+        publisher = Publisher(store, client, k, strategy, include_warm, suffix, learn=not dry_run)
         plans, skipped = publish_plans(publisher, chosen_playlists(store, names, largest), dry_run)
     print_plans(plans, skipped, dry_run, as_json)
     if skipped:

@@ -34,7 +34,7 @@ from siamrec.connectors.mpd import MpdSelection, MpdSource
 from siamrec.connectors.search import FetchOptions, url_template_search
 from siamrec.connectors.spotify import LOGIN_WAIT_S, ME, SpotifySource, login_user
 from siamrec.connectors.subsonic.source import LIBRARY_ROUND, SubsonicFetcher, SubsonicSource
-from siamrec.connectors.sync import DEFAULT_BATCH, PHASES, Sync, SyncOptions, SyncReport
+from siamrec.connectors.sync import DEFAULT_BATCH, PHASES, Learned, Sync, SyncOptions, SyncReport, learned_line
 from siamrec.embed import load_encoder
 from siamrec.errors import ConfigError
 from siamrec.store import Store
@@ -145,6 +145,7 @@ def _sync_options(params: dict[str, Any], settings: Settings, subsonic: Subsonic
         options = FetchOptions(workers=params["fetch_workers"], min_interval_s=params["fetch_interval"])
         fetcher = Fetcher(cache, searcher, options)
     return SyncOptions(
+        learn=(lambda store: _learn_from_player(store, subsonic)) if subsonic else None,
         audio_manifest=params["audio_manifest"],
         audio_dir=params["audio_dir"],
         cache=cache,
@@ -156,6 +157,13 @@ def _sync_options(params: dict[str, Any], settings: Settings, subsonic: Subsonic
             else {}
         ),
     )
+
+
+def _learn_from_player(store: Store, subsonic: SubsonicFetcher) -> list[Learned]:
+    """Edits the listener made to the playlists siamrec published on the server, stored as feedback."""
+    from siamrec.connectors.subsonic.learn import PlayerLearner
+
+    return PlayerLearner(store, subsonic.client).learn_all()
 
 
 def _print_summary(report: SyncReport, seconds: float, title: str) -> None:
@@ -179,6 +187,8 @@ def _print_summary(report: SyncReport, seconds: float, title: str) -> None:
     ]
     for label, count in rows:
         table.add_row(label, str(count))
+    if report.learned is not None:
+        table.add_row("learned from the player", learned_line(report.learned))
     stdout.print(table)
 
 

@@ -69,6 +69,34 @@ class SyncOptions:
     tracks_per_round: int = DEFAULT_ROUND_TRACKS
     after_round: Callable[[], None] | None = None  # e.g. free a round's uncached audio once it is embedded
     embed: AddFunction = add_audio  # or add_audio_on_ray (--ray): same writes, same report
+    learn: Callable[[Store], list[Learned]] | None = None  # feedback read from listeners once the playlists are in
+
+
+@dataclass
+class Learned:
+    """Feedback a source read from what a listener did (songs kept or removed in the player) for one playlist."""
+
+    playlist_uri: str
+    name: str
+    accepted: list[str]
+    rejected: list[str]
+
+
+def learned_line(learned: list[Learned]) -> str:
+    """What was learned, in one line: `2 accepted, 3 rejected, for 1 playlist`."""
+    counts = learned_dict(learned)
+    playlists = f"{counts['playlists']} playlist{'' if counts['playlists'] == 1 else 's'}"
+    return f"{counts['accepted']} accepted, {counts['rejected']} rejected, for {playlists}"
+
+
+def learned_dict(learned: list[Learned]) -> dict[str, Any]:
+    """The counts and, per playlist, the track URIs (the sync's --json `learned`)."""
+    return {
+        "playlists": len(learned),
+        "accepted": sum(len(item.accepted) for item in learned),
+        "rejected": sum(len(item.rejected) for item in learned),
+        "by_playlist": [asdict(item) for item in learned],
+    }
 
 
 @dataclass
@@ -86,6 +114,7 @@ class SyncReport:
     skipped: int = 0
     without_audio: list[str] = field(default_factory=list)
     failed: list[Problem] = field(default_factory=list)
+    learned: list[Learned] | None = None  # None: no source could tell (only a Subsonic sync reads the player)
 
     def as_dict(self) -> dict[str, Any]:
         counts = {key: value for key, value in asdict(self).items() if isinstance(value, int)}
@@ -94,6 +123,7 @@ class SyncReport:
             "without_audio": len(self.without_audio),
             "without_audio_uris": self.without_audio,
             "failed": [{"where": p.where, "reason": p.reason} for p in self.failed],
+            **({"learned": learned_dict(self.learned)} if self.learned is not None else {}),
         }
 
 
@@ -155,6 +185,8 @@ class Sync:
                 self._sync_round(_Round(playlists))
                 if options.after_round is not None:
                     options.after_round()
+        if self.options.learn is not None:
+            self.report.learned = self.options.learn(self.store)
         self.report.tracks = len(self._seen_tracks)
         self.report.with_audio = len(self._seen_tracks & self._with_audio)
         self.report.without_audio = sorted(self._seen_tracks - self._with_audio)

@@ -4,7 +4,9 @@ Each stored playlist gets a server playlist `<name> · siamrec` (the suffix is c
 songs of that server that siamrec.recommend ranks for it. The server playlist is found again by its name
 among the user's own playlists, so a re-run updates it in place (no duplicates), and one the user renamed or
 deleted is made anew. Playlists of other users are never listed as targets, even for an admin. A plan is
-computed first and applied only when asked, which is what `--dry-run` prints.
+computed first and applied only when asked, which is what `--dry-run` prints. Before a playlist is planned,
+what the listener did to its published copy since the last look is learned (subsonic.learn), so a rewrite never
+overwrites an answer; once applied, what it offers is recorded for the next look.
 """
 
 from __future__ import annotations
@@ -12,10 +14,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from siamrec.connectors.subsonic.client import SubsonicClient, parse_uri
+from siamrec.connectors.subsonic.client import SubsonicClient, parse_uri, playlist_uri, track_uri
+from siamrec.connectors.subsonic.learn import PlayerLearner, record_published
 from siamrec.connectors.subsonic.schema import PlaylistEntry
 from siamrec.connectors.subsonic.source import SIAMREC_MARK
-from siamrec.errors import ConnectorError
+from siamrec.connectors.sync import Learned
+from siamrec.errors import ConfigError, ConnectorError
 from siamrec.recommend import TrackSuggestion, recommend_tracks_where
 from siamrec.store import PlaylistRecord, Store
 
@@ -32,6 +36,7 @@ class PublishPlan:
     songs: list[TrackSuggestion] = field(default_factory=list)
     comment: str = ""
     server_playlist: str | None = None
+    learned: Learned | None = None  # what the listener did to the published copy since the last look
 
     @property
     def song_ids(self) -> list[str]:
@@ -44,6 +49,7 @@ class PublishPlan:
             "name": self.name,
             "action": self.action,
             "server_playlist_id": self.server_playlist,
+            "learned": {"accepted": self.learned.accepted, "rejected": self.learned.rejected} if self.learned else None,
             "songs": [
                 {"track_uri": s.track.track_uri, "title": s.track.title, "artist": s.track.artist, "score": s.score}
                 for s in self.songs
@@ -81,7 +87,7 @@ class Publisher:
 
     def __init__(
         self, store: Store, client: SubsonicClient, k: int = 20, strategy: str = "mean",
-        include_warm: bool = False, suffix: str = DEFAULT_SUFFIX,
+        include_warm: bool = False, suffix: str = DEFAULT_SUFFIX, learn: bool = True,
     ) -> None:  # fmt: skip
         self.store = store
         self.client = client
@@ -89,6 +95,7 @@ class Publisher:
         self.strategy = strategy
         self.include_warm = include_warm
         self.suffix = suffix
+        self.learner = PlayerLearner(store, client) if learn else None  # a dry run writes nothing, feedback included
         self._own: list[PlaylistEntry] | None = None
 
     def own(self) -> list[PlaylistEntry]:
@@ -97,36 +104,58 @@ class Publisher:
         return self._own
 
     def plan(self, record: PlaylistRecord) -> PublishPlan:
+        learned = self.learner.learn(record) if self.learner is not None else None
+        if learned is not None and (learned.accepted or learned.rejected):  # its tracks may have changed
+            record = self.store.find_playlist(record.playlist_uri)
         name = f"{record.name}{self.suffix}"
         songs = server_songs(self.store, record, self.client.server, self.k, self.strategy, self.include_warm)
         comment = comment_for(record, self.strategy)
         existing = next((p for p in self.own() if p.name == name), None)
         if existing is None:
-            return PublishPlan(record, name, "create", songs, comment)
+            return PublishPlan(record, name, "create", songs, comment, learned=learned)
         current, entries = self.client.playlist(existing.id)
-        plan = PublishPlan(record, name, "update", songs, comment, existing.id)
+        plan = PublishPlan(record, name, "update", songs, comment, existing.id, learned)
         if [entry.id for entry in entries] == plan.song_ids and current.comment == comment:
             plan.action = "unchanged"
         return plan
 
     def apply(self, plan: PublishPlan) -> None:
-        """Write one plan to the server (create, or replace the songs and comment of our playlist)."""
-        if plan.action == "unchanged":
-            return
+        """Write one plan to the server (create, or replace the songs and comment of our playlist), then record
+        what it offers, so the next sync or publish can tell what the listener removed."""
         if plan.action == "create":
             plan.server_playlist = self.client.create_playlist(plan.name, plan.song_ids)
             self._own = None
-        else:
+        elif plan.action == "update":
             assert plan.server_playlist is not None
             self.client.replace_songs(plan.server_playlist, plan.song_ids)
-        self.client.set_comment(plan.server_playlist, plan.comment)
+        if plan.action != "unchanged":
+            self.client.set_comment(plan.server_playlist, plan.comment)
+        assert plan.server_playlist is not None
+        offered = [s.track.track_uri for s in plan.songs]
+        record_published(self.store, plan.source.playlist_uri, playlist_uri(self.client.server, plan.server_playlist),
+                         offered)  # fmt: skip
 
     def add_to_playlist(self, server_playlist: str, song: str) -> bool:
         """Add one song to one of the user's own playlists (False: it is there already)."""
-        if not any(p.id == server_playlist for p in self.own()):
-            raise ConnectorError(f"playlist {server_playlist} on {self.client.shown} is not {self.client.user}'s")
-        held = {entry.id for entry in self.client.playlist(server_playlist)[1]}
-        if song in held:
-            return False
-        self.client.call("updatePlaylist", playlistId=server_playlist, songIdToAdd=song)
-        return True
+        server = self.client.server
+        return bool(add_songs(self.client, playlist_uri(server, server_playlist), [track_uri(server, song)]))
+
+
+def add_songs(client: SubsonicClient, playlist: str, track_uris: list[str]) -> list[str]:
+    """Add songs of this server to a playlist of the user's own on it (updatePlaylist songIdToAdd); the URIs added.
+
+    For accepted tracks whose playlist came from this server, so its copy there holds them too (a later sync
+    reads the playlist from the server: a song only in the store's copy would leave it again). Songs it holds
+    already, and tracks of other sources (they cannot go on it), are left out.
+    """
+    target = parse_uri(playlist)
+    if target is None or target[:2] != (client.server, "playlist"):
+        raise ConfigError(f"{playlist!r} is not a playlist of {client.shown}")
+    if not any(p.id == target[2] for p in client.own_playlists()):
+        raise ConnectorError(f"playlist {target[2]} on {client.shown} is not {client.user}'s")
+    held = {entry.id for entry in client.playlist(target[2])[1]}
+    songs = [parse_uri(uri) for uri in track_uris]
+    new = list(dict.fromkeys(s[2] for s in songs if s and s[:2] == (client.server, "track") and s[2] not in held))
+    if new:
+        client.call("updatePlaylist", playlistId=target[2], songIdToAdd=new)
+    return [track_uri(client.server, song) for song in new]
