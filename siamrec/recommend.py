@@ -125,9 +125,10 @@ def recommend_playlists(
     store: Store, vector: np.ndarray, k: int = 10, exclude_track_uri: str | None = None
 ) -> list[PlaylistSuggestion]:
     """Playlists whose centroid is nearest to a track's (model) vector, best first, in the store's metric (those
-    holding the track left out)."""
+    holding the track, and those whose listener rejected it, left out)."""
     vector = store.to_query_space(vector)
-    holding = store.playlists_holding(exclude_track_uri) if exclude_track_uri else []
+    track = exclude_track_uri
+    holding = store.playlists_holding(track) + stored_feedback.rejecting(store.backend, track) if track else []
     suggestions = []
     for found in store.nearest_playlists(vector, k, exclude_uris=holding):
         seeds = playlist_seeds(store, found.record)

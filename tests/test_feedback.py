@@ -123,7 +123,13 @@ def test_cli_and_http_give_the_same_results(
 def test_rejections_steer_and_later_answers_win(home: Path, tiny_model: Path) -> None:
     first = answer(home, tiny_model, "recommend", "--playlist", "Chords", "-k", "5")["results"]
     drop, keep = first[0]["track_uri"], first[1]["track_uri"]
+
+    def suited(track: str) -> list[str]:
+        return [r["name"] for r in answer(home, tiny_model, "recommend", "--track", track)["results"]]
+
+    assert "Chords" in suited(drop)
     answer(home, tiny_model, "feedback", "Chords", "--reject", drop)
+    assert "Chords" not in suited(drop)  # nor is the playlist suggested for the track it rejected
     after = answer(home, tiny_model, "recommend", "--playlist", "Chords", "-k", "5")["results"]
     assert drop not in [r["track_uri"] for r in after]
     same = [(r["track_uri"], r["score"]) for r in first if r["track_uri"] != drop]

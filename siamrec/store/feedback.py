@@ -8,13 +8,11 @@ points, carries them over (`carried`), and only `write` here ever changes them. 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from siamrec import constants as C
+from siamrec.store.backend import Backend, Where
 from siamrec.uris import point_id
-
-if TYPE_CHECKING:
-    from siamrec.store.backend import Backend
 
 ACCEPTED = "accepted"
 REJECTED = "rejected"
@@ -50,6 +48,12 @@ def carried(backend: Backend, playlist_uris: Iterable[str]) -> dict[str, dict[st
             if kept:
                 found[hit.id] = kept
     return found
+
+
+def rejecting(backend: Backend, track_uri: str) -> list[str]:
+    """The playlists whose listener rejected a track (a payload filter on `rejected`)."""
+    hits = backend.scroll(C.PLAYLISTS_COLLECTION, Where(any_of={REJECTED: [track_uri]}))
+    return sorted(str(hit.payload.get("playlist_uri")) for hit in hits)
 
 
 def read(backend: Backend, playlist_uri: str) -> tuple[list[str], list[str]] | None:
