@@ -23,7 +23,6 @@ from siamrec import constants as C
 from siamrec.config import Settings
 from siamrec.errors import ConfigError, ModelError, NotFoundError, StoreError
 from siamrec.store import adaptation as stored_adaptation
-from siamrec.store import feedback as stored_feedback
 from siamrec.store.adaptation import Adaptation
 from siamrec.store.backend import EVERYTHING, Backend, Hit, Point, Where
 from siamrec.uris import point_id
@@ -114,6 +113,9 @@ def playlist_from_payload(payload: dict[str, Any]) -> PlaylistRecord:
 def record_payload(record: TrackRecord | PlaylistRecord) -> dict[str, Any]:
     """A record as a payload: a shallow copy (dataclasses.asdict deep-copies, a third of an upsert's time)."""
     return {key: list(value) if isinstance(value, list) else value for key, value in vars(record).items()}
+
+
+PLAYLIST_OWN_KEYS = frozenset(PlaylistRecord.__dataclass_fields__) | {"name_key"}  # what playlist_payload writes
 
 
 def playlist_payload(playlist: PlaylistRecord) -> dict[str, Any]:
@@ -496,9 +498,9 @@ class Store:
 
     def refresh_centroids(self, playlists: list[PlaylistRecord]) -> None:
         """Recompute each playlist's centroid from its tracks that have vectors (none yet: no vector); the point is
-        written whole, keeping the listener's feedback stored with it (siamrec.store.feedback)."""
+        written whole, keeping what its payload holds beside the record."""
         points = []
-        kept = stored_feedback.carried(self.backend, [p.playlist_uri for p in playlists])
+        kept = self._beside_records(playlists)
         for playlist in playlists:
             tracks = self.get_tracks(playlist.track_uris, with_vectors=True).values()
             vectors = [t.vector for t in tracks if t.vector is not None]
@@ -508,6 +510,18 @@ class Store:
             pid = point_id(playlist.playlist_uri)
             points.append(Point(pid, named, {**playlist_payload(playlist), **kept.get(pid, {})}))
         self._write(C.PLAYLISTS_COLLECTION, points)
+
+    def _beside_records(self, playlists: list[PlaylistRecord]) -> dict[str, dict[str, Any]]:
+        """Point id → the payload keys stored beside each playlist's record (its listener's feedback, what was
+        published from it): a whole-point rewrite of the record must keep them."""
+        ids = [point_id(playlist.playlist_uri) for playlist in playlists]
+        kept = {}
+        for start in range(0, len(ids), PAGE):
+            for hit in self.backend.retrieve(C.PLAYLISTS_COLLECTION, ids[start : start + PAGE]):
+                beside = {key: value for key, value in hit.payload.items() if key not in PLAYLIST_OWN_KEYS}
+                if beside:
+                    kept[hit.id] = beside
+        return kept
 
     # ---- queries ------------------------------------------------------------------------------------
 

@@ -2,12 +2,13 @@
 
 The two lists live in the playlist's payload, not in PlaylistRecord, so every writer of playlist records (syncs,
 imports, the service's PUT) keeps them without knowing about them: `Store.refresh_centroids`, which writes whole
-points, carries them over (`carried`), and only `write` here ever changes them. They go with the playlist's point.
+points, carries over whatever the payload holds beside the record, and only `write` here ever changes them. They
+go with the playlist's point.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from siamrec import constants as C
@@ -32,22 +33,6 @@ def lists(payload: dict[str, Any]) -> tuple[list[str], list[str]]:
     rejected = _uris(payload.get(REJECTED))
     accepted = sorted(set(_uris(payload.get(ACCEPTED))) - set(rejected))
     return accepted, rejected
-
-
-def carried(backend: Backend, playlist_uris: Iterable[str]) -> dict[str, dict[str, Any]]:
-    """Point id → the feedback fields stored for it (playlists without feedback are absent): what a whole-point
-    rewrite of those playlists must keep."""
-    ids = [point_id(uri) for uri in playlist_uris]
-    found: dict[str, dict[str, Any]] = {}
-    for start in range(0, len(ids), 1000):
-        for hit in backend.retrieve(C.PLAYLISTS_COLLECTION, ids[start : start + 1000]):
-            accepted, rejected = lists(hit.payload)
-            kept: dict[str, Any] = {ACCEPTED: accepted, REJECTED: rejected} if accepted or rejected else {}
-            if isinstance(hit.payload.get(PUBLISHED), list):
-                kept[PUBLISHED] = hit.payload[PUBLISHED]
-            if kept:
-                found[hit.id] = kept
-    return found
 
 
 def rejecting(backend: Backend, track_uri: str) -> list[str]:
