@@ -1,35 +1,34 @@
-"""The page `siamrec serve` shows at `/`, in a real browser, and the audio route it plays from.
+"""The page `siamrec serve` shows at `/`, in a real browser.
 
 Headless Chromium from the OS packages (`apt-get install chromium`), driven by Playwright's Python API, against
-the real service on 127.0.0.1 (uvicorn in a thread, the tiny ONNX model, real audio). The tests skip with one
-line only when no browser can be launched. With SIAMREC_SCREENSHOTS=FOLDER set they save the page at desktop
-(1280x800) and phone (390x844) widths there: `SIAMREC_SCREENSHOTS=docs .venv/bin/pytest -q tests/test_web_page.py`.
+the real service on 127.0.0.1 (uvicorn in a thread, the tiny ONNX model, real audio). The module skips in one
+line when Playwright or the browser is missing (tests/test_web_routes.py checks the routes without one).
+With SIAMREC_SCREENSHOTS=FOLDER set the tests save the page at desktop (1280x800) and phone (390x844) widths
+there: `SIAMREC_SCREENSHOTS=docs .venv/bin/pytest -q tests/test_web_page.py`.
 """
 
 from __future__ import annotations
 
 import base64
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from test_service import serving, siamrec
+from web_stores import API_KEY, HOSTILE_NAME, keyed_fixture, service_fixture, store_fixture  # noqa: F401
 
 from siamrec.audio import identify
-from siamrec.service.config import ServiceConfig
 from siamrec.testing import chord, drums, write_audio
-from siamrec.uris import local_playlist_uri, local_track_uri
-
-try:
-    from playwright import sync_api
-except ImportError:  # the browser tests skip; the HTTP ones still run
-    sync_api = None
+from siamrec.uris import local_track_uri
 
 CHROMIUM = os.environ.get("SIAMREC_CHROMIUM", "/usr/bin/chromium")
+if not Path(CHROMIUM).is_file():
+    pytest.skip(f"no browser: {CHROMIUM} is missing (apt-get install chromium)", allow_module_level=True)
+sync_api = pytest.importorskip(
+    "playwright.sync_api", reason="no browser: playwright is missing (pip install playwright)"
+)
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--headless",
@@ -42,10 +41,7 @@ CHROMIUM_ARGS = [
 ]
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
-HOSTILE_NAME = "<img src=x onerror=alert(1)>"
 WAIT_MS = 20_000  # the longest any one step may take before the test fails (a bound, not a measured sleep)
-PROBLEM = "application/problem+json"
-API_KEY = "page-key-123"
 
 
 # ---- fixtures ---------------------------------------------------------------------------------------------
@@ -53,10 +49,6 @@ API_KEY = "page-key-123"
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    if sync_api is None:
-        pytest.skip("no browser: playwright is not installed (pip install -e '.[dev]')")
-    if not Path(CHROMIUM).is_file():
-        pytest.skip(f"no browser: {CHROMIUM} is missing (apt-get install chromium)")
     with sync_api.sync_playwright() as playwright:
         try:
             launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -64,40 +56,6 @@ def browser() -> Iterator[Any]:
             pytest.skip(f"no browser: {CHROMIUM} does not start ({str(exc).splitlines()[0]})")
         yield launched
         launched.close()
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path, library_files: dict[str, Path]) -> dict[str, Any]:
-    """A home filled through the CLI: every library file, 'Chords', 'Beats' and a playlist with a hostile name."""
-    home = tmp_path_factory.mktemp("web") / "home"
-    files = library_files
-    siamrec(home, tiny_model, "add-track", *(str(p) for p in files.values()))
-    siamrec(home, tiny_model, "playlist", "create", "Chords", str(files["chord_a.wav"]), str(files["chord_c.flac"]))
-    siamrec(home, tiny_model, "playlist", "create", "Beats", str(files["drums_120.wav"]))
-    siamrec(home, tiny_model, "playlist", "create", HOSTILE_NAME, str(files["noise.ogg"]))
-    return {
-        "home": home,
-        "chords": local_playlist_uri("Chords"),
-        "hostile": local_playlist_uri(HOSTILE_NAME),
-        "uri_of": {name: local_track_uri(identify(path)) for name, path in files.items()},
-    }
-
-
-@pytest.fixture(scope="module")
-def service(store: dict[str, Any], tiny_model: Path) -> Iterator[str]:
-    with serving(ServiceConfig(home=str(store["home"]), model=str(tiny_model))) as base:
-        yield base
-
-
-@pytest.fixture(scope="module")
-def keyed(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path, library_files: dict[str, Path]) -> Iterator[str]:
-    """A second, smaller store served with an API key (a store is held by one service at a time)."""
-    home = tmp_path_factory.mktemp("keyed") / "home"
-    names = ("chord_a.wav", "chord_c.flac", "drums_120.wav")
-    siamrec(home, tiny_model, "add-track", *(str(library_files[n]) for n in names))
-    siamrec(home, tiny_model, "playlist", "create", "Chords", str(library_files["chord_a.wav"]))
-    with serving(ServiceConfig(home=str(home), model=str(tiny_model), api_key=API_KEY)) as base:
-        yield base
 
 
 @pytest.fixture
@@ -304,72 +262,3 @@ def test_with_an_api_key_the_page_asks_once_and_sends_it(browser: Any, keyed: st
         _wait_playing(page, uri)
     finally:
         context.close()
-
-
-# ---- the page's files and the audio route over plain HTTP ------------------------------------------------
-
-
-def test_the_page_loads_without_the_key_and_nothing_else_does(keyed: str, library_files: dict[str, Path]) -> None:
-    with httpx.Client(base_url=keyed) as anonymous:
-        page = anonymous.get("/")
-        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
-        assert "script-src 'self'" in page.headers["content-security-policy"]
-        for name, kind in (("app.js", "text/javascript"), ("app.css", "text/css")):
-            assert anonymous.get(f"/static/{name}").headers["content-type"].startswith(kind)
-        audio = f"/tracks/{local_track_uri(identify(library_files['chord_a.wav']))}/audio"
-        for path in ("/static/../app.py", "/static/index.html", "/map", "/info", audio):
-            assert anonymous.get(path).status_code == 401, path
-        keyed_headers = {"X-API-Key": API_KEY}
-        assert anonymous.get(audio, headers=keyed_headers).status_code == 200
-        missing = anonymous.get("/static/web_routes.py", headers=keyed_headers)
-        assert missing.status_code == 404 and missing.headers["content-type"] == PROBLEM
-    source = Path(__file__).parents[1] / "siamrec" / "service" / "static" / "app.js"
-    assert "innerHTML" not in source.read_text() and "insertAdjacentHTML" not in source.read_text()
-
-
-def test_audio_streams_by_uri_with_ranges(service: str, store: dict[str, Any], library_files: dict[str, Path]) -> None:
-    for name, kind in (("chord_a.wav", "audio/wav"), ("chord_c.flac", "audio/flac"), ("bright_e.mp3", "audio/mpeg")):
-        uri, data = store["uri_of"][name], library_files[name].read_bytes()
-        whole = httpx.get(f"{service}/tracks/{uri}/audio")
-        assert whole.status_code == 200 and whole.content == data
-        assert whole.headers["content-type"] == kind and whole.headers["accept-ranges"] == "bytes"
-        part = httpx.get(f"{service}/tracks/{uri}/audio", headers={"Range": "bytes=100-199"})
-        assert part.status_code == 206 and part.content == data[100:200]
-        assert part.headers["content-range"] == f"bytes 100-199/{len(data)}"
-        assert "content-disposition" not in whole.headers  # the file's name stays on the server
-    unknown = httpx.get(f"{service}/tracks/local:track:nothing/audio")
-    assert unknown.status_code == 404 and unknown.headers["content-type"] == PROBLEM
-
-
-def test_audio_refuses_moved_swapped_and_symlinked_files(tmp_path: Path, tiny_model: Path) -> None:
-    home, music = tmp_path / "home", tmp_path / "music"
-    files = {
-        "swapped.wav": write_audio(music / "swapped.wav", chord(3.0, 200.0)),
-        "gone.wav": write_audio(music / "gone.wav", chord(3.0, 300.0)),
-        "linked.wav": write_audio(music / "folder" / "linked.wav", drums(3.0, 100.0)),
-        "kept.flac": write_audio(music / "kept.flac", drums(3.0, 140.0)),
-        "fifo.wav": write_audio(music / "fifo.wav", drums(3.0, 160.0)),
-        # inside the service's own folders only its uploads and audio cache are served
-        "stray.wav": write_audio(home / "stray.wav", chord(3.0, 410.0)),
-        "cached.wav": write_audio(home / "cache" / "audio" / "k" / "audio.wav", chord(3.0, 520.0)),
-    }
-    uris = {name: local_track_uri(identify(path)) for name, path in files.items()}
-    siamrec(home, tiny_model, "add-track", *(str(p) for p in files.values()))
-    secret = tmp_path / "secret.txt"
-    secret.write_text("the server's secret\n" * 100)
-    files["swapped.wav"].unlink()
-    files["swapped.wav"].symlink_to(secret)  # the file became a link to something else
-    files["gone.wav"].unlink()
-    files["fifo.wav"].unlink()
-    os.mkfifo(files["fifo.wav"])  # opening a FIFO for reading would wait for a writer forever
-    shutil.move(music / "folder", tmp_path / "elsewhere")
-    (music / "folder").symlink_to(tmp_path / "elsewhere")  # a folder on the way became a link
-    with serving(ServiceConfig(home=str(home), model=str(tiny_model))) as base:
-        for name in ("swapped.wav", "gone.wav", "linked.wav", "stray.wav", "fifo.wav"):
-            refused = httpx.get(f"{base}/tracks/{uris[name]}/audio", headers={"Range": "bytes=0-99"})
-            assert refused.status_code == 404, name
-            assert refused.headers["content-type"] == PROBLEM
-            assert str(tmp_path) not in refused.text and "secret" not in refused.text
-            assert "no longer where it was added from" in refused.json()["detail"]
-        for name in ("kept.flac", "cached.wav"):
-            assert httpx.get(f"{base}/tracks/{uris[name]}/audio").content == files[name].read_bytes(), name
