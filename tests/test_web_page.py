@@ -159,8 +159,14 @@ def test_recommendations_play_and_answers_change_them(page: Any, service: str, s
     record = httpx.get(f"{service}/playlists/{chords}/feedback").json()
     assert (record["accepted"], record["rejected"]) == ([accepted], [rejected])
     assert page.locator("#status").text_content().startswith("Kept")
+    assert page.locator("#feedback-counts").text_content() == "Your answers: 1 kept, 1 rejected."
     assert not page.errors and not page.dialogs
     _screenshot(page, "desktop")
+
+    page.get_by_role("button", name="Forget the answers").click()
+    page.wait_for_selector("#feedback", state="hidden")
+    assert rejected in _recommended(service, chords)  # may come back
+    assert accepted in httpx.get(f"{service}/playlists/{chords}").json()["track_uris"]  # kept stays
 
 
 def test_an_upload_shows_the_playlists_that_suit_it(page: Any, service: str, tmp_path: Path) -> None:

@@ -160,7 +160,7 @@ async function selectPlaylist(uri, focus = true) {
   $("playlist-facts").textContent =
     `${plural(playlist.track_uris.length, "track", "tracks")}, ${playlist.tracks_with_audio} with audio`
     + ` · source: ${playlist.source}`;
-  await Promise.all([loadRecommendations(uri), loadTracks(uri, playlist.track_uris)]);
+  await Promise.all([loadRecommendations(uri), loadTracks(uri, playlist.track_uris), loadFeedback(uri)]);
   if (focus) $("playlist-heading").focus();
 }
 
@@ -187,6 +187,27 @@ function recommendationRow(playlistUri, r) {
       el("button", { type: "button", class: "reject", "aria-label": `Reject ${trackLabel(r)}`,
         onclick: () => answer(playlistUri, r, "reject") }, "✕ Reject")));
 }
+
+/** What the listener answered for this playlist so far, with a way to forget it. */
+async function loadFeedback(uri) {
+  const record = await getJson(`/playlists/${enc(uri)}/feedback`);
+  if (state.playlist !== uri) return;
+  $("feedback-counts").textContent =
+    `Your answers: ${record.accepted.length} kept, ${record.rejected.length} rejected.`;
+  $("feedback").hidden = !(record.accepted.length || record.rejected.length);
+}
+
+$("feedback-clear").addEventListener("click", async () => {
+  const uri = state.playlist;
+  try {
+    await call(`/playlists/${enc(uri)}/feedback`, { method: "DELETE" });
+    say("The answers are forgotten: rejected tracks may be recommended again (kept ones stay in the playlist).");
+    await selectPlaylist(uri, false);
+    $("recommendations-heading").focus();
+  } catch (error) {
+    say(`Cannot forget the answers: ${error.message}`);
+  }
+});
 
 async function answer(playlistUri, track, verdict) {
   try {
