@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 from supysonic_server import PASSWORD, USER, Supysonic
 from test_connectors_subsonic import excerpts, siamrec, sync_args  # noqa: F401 (excerpts: a fixture)
+from test_feedback import full_dump
 
 from siamrec import constants as C
 from siamrec.config import resolve_settings
-from siamrec.connectors.subsonic.client import PASSWORD_ENV, SubsonicClient, playlist_uri, server_id, track_uri
+from siamrec.connectors.subsonic.client import PASSWORD_ENV, playlist_uri, server_id, track_uri
 from siamrec.connectors.subsonic.learn import PUBLISHED
-from siamrec.connectors.subsonic.publish import add_songs
 from siamrec.feedback import get_feedback
 from siamrec.store import Store
 from siamrec.uris import point_id
@@ -137,18 +137,33 @@ def test_a_deleted_published_playlist_teaches_nothing(server: Supysonic, home: P
         assert get_feedback(store, forest).rejected == []
 
 
-def test_accepted_songs_join_the_server_copy(server: Supysonic, home: Path) -> None:
-    """What `siamrec feedback --to-subsonic` calls: accepted server songs added once, other tracks left out."""
-    client = SubsonicClient(server.url, USER, PASSWORD)
-    sid = client.server
-    forest = playlist_uri(sid, _id(server, "Forest"))
-    new = [s["id"] for s in server.songs() if s["path"].startswith("wesnoth/")][:2]
+def test_accepted_songs_join_the_server_copy(server: Supysonic, home: Path, env: dict[str, str]) -> None:
+    """`siamrec feedback --accept … --to-subsonic`: the songs join the playlist in the store and on the server (once),
+    so the next sync keeps them; a playlist that did not come from that server is refused before anything is stored."""
+    assert siamrec(*sync_args(server, "--subsonic-library"), env=env).returncode == 0
+    sid = server_id(server.url)
+    new = [track_uri(sid, s["id"]) for s in server.songs() if s["path"].startswith("wesnoth/")][:2]
     held = _song_ids(server, "Forest")
-    wanted = [track_uri(sid, new[0]), track_uri(sid, held[0]), "spotify:track:x", track_uri(sid, new[1])]
-    assert add_songs(client, forest, wanted) == [track_uri(sid, new[0]), track_uri(sid, new[1])]
-    assert _song_ids(server, "Forest") == [*held, *new]
-    assert add_songs(client, forest, wanted) == []
-    assert _song_ids(server, "Forest") == [*held, *new]
+    to_server = ["--to-subsonic", "--subsonic", server.url, "--subsonic-user", USER, "--json"]
+    accept = ["feedback", "Forest", "--accept", new[0], "--accept", new[1], "--accept", track_uri(sid, held[0])]
+    first = siamrec(*accept, *to_server, env=env)
+    assert first.returncode == 0, first.stderr
+    assert (json.loads(first.stdout)["added_on_subsonic"], json.loads(first.stdout)["added_to_playlist"]) == (new, new)
+    assert _song_ids(server, "Forest") == [*held, *(uri.rsplit(":", 1)[1] for uri in new)]
+    again = json.loads(siamrec(*accept, *to_server, env=env).stdout)
+    assert (again["added_on_subsonic"], again["changed"]) == ([], False)
+    assert len(_song_ids(server, "Forest")) == len(held) + 2
+    assert siamrec(*sync_args(server), env=env).returncode == 0
+    forest = playlist_uri(sid, _id(server, "Forest"))
+    assert set(new) <= set(_stored_payload(forest)["track_uris"])
+
+    assert siamrec("playlist", "create", "Mine", track_uri(sid, held[0]), env=env).returncode == 0
+    before = full_dump(home)
+    refused = siamrec("feedback", "Mine", "--accept", new[0], *to_server, env=env)
+    assert refused.returncode != 0 and refused.stdout == ""
+    assert refused.stderr.count("\n") == 1 and refused.stderr.startswith("siamrec: error: playlist 'local:playlist:")
+    assert f"did not come from {server.url}" in refused.stderr
+    assert full_dump(home) == before
 
 
 def test_a_playlist_of_another_source_learns_rejections(server: Supysonic, home: Path, env: dict[str, str]) -> None:

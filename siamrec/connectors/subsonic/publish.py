@@ -148,14 +148,20 @@ def add_songs(client: SubsonicClient, playlist: str, track_uris: list[str]) -> l
     reads the playlist from the server: a song only in the store's copy would leave it again). Songs it holds
     already, and tracks of other sources (they cannot go on it), are left out.
     """
-    target = parse_uri(playlist)
-    if target is None or target[:2] != (client.server, "playlist"):
-        raise ConfigError(f"{playlist!r} is not a playlist of {client.shown}")
-    if not any(p.id == target[2] for p in client.own_playlists()):
-        raise ConnectorError(f"playlist {target[2]} on {client.shown} is not {client.user}'s")
-    held = {entry.id for entry in client.playlist(target[2])[1]}
+    server_playlist = server_playlist_id(client, playlist)
+    if not any(p.id == server_playlist for p in client.own_playlists()):
+        raise ConnectorError(f"playlist {server_playlist} on {client.shown} is not {client.user}'s")
+    held = {entry.id for entry in client.playlist(server_playlist)[1]}
     songs = [parse_uri(uri) for uri in track_uris]
     new = list(dict.fromkeys(s[2] for s in songs if s and s[:2] == (client.server, "track") and s[2] not in held))
     if new:
-        client.call("updatePlaylist", playlistId=target[2], songIdToAdd=new)
+        client.call("updatePlaylist", playlistId=server_playlist, songIdToAdd=new)
     return [track_uri(client.server, song) for song in new]
+
+
+def server_playlist_id(client: SubsonicClient, playlist: str) -> str:
+    """The id on this server of a stored playlist that came from it; any other playlist is a ConfigError."""
+    target = parse_uri(playlist)
+    if target is None or target[:2] != (client.server, "playlist"):
+        raise ConfigError(f"playlist {playlist!r} did not come from {client.shown}: its songs cannot be added there")
+    return target[2]
