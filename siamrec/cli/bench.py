@@ -133,12 +133,13 @@ def _feedback_tables(result: BenchResult) -> list[Table]:
             "R-precision and reward over the masked songs not found yet, with / without feedback",
             box=box.SIMPLE_HEAD,
             pad_edge=False,
+            collapse_padding=True,
         )
         table.add_column("method", overflow="ellipsis", no_wrap=True, max_width=COMPACT_METHOD_WIDTH)
-        table.add_column("round", justify="right", no_wrap=True)
+        table.add_column("round", justify="right", no_wrap=True, min_width=5)
         for listener in ("", "\nno fb"):
-            for title in ("found", "R-prec", "reward"):
-                table.add_column(title + listener, justify="right", no_wrap=True)
+            for title in ("found", "R-prec", "reward"):  # the figures never shrink: a long method name is cut
+                table.add_column(title + listener, justify="right", no_wrap=True, min_width=len(title))
         for name, figures in split.feedback.items():
             for r in range(result.feedback_rounds + 1):
                 # round 0: no answer yet, both listeners see the same first ranking
@@ -246,6 +247,7 @@ def _report_skipped(result: BenchResult) -> None:
     "--feedback",
     "feedback_rounds",
     type=click.IntRange(1, MAX_ROUNDS),
+    metavar="ROUNDS",
     help="Also simulate a listener for ROUNDS rounds: each round they answer the first --feedback-k "
     "recommendations of every playlist (the masked songs among them accepted, the others rejected) and the "
     "next ranking learns from it; beside it, the same listener without feedback (the first ranking, paged on). "
@@ -255,6 +257,7 @@ def _report_skipped(result: BenchResult) -> None:
 @click.option(
     "--feedback-k",
     type=click.IntRange(1, MAX_K),
+    metavar="K",
     default=10,
     show_default=True,
     help="Recommendations the simulated listener answers per round (with --feedback).",
