@@ -28,9 +28,9 @@ import torch
 from siamrec import constants as C
 from siamrec.baselines import MusicnnEncoder, mfcc_statistics, zscore
 from siamrec.bench import evaluate_vectors
-from siamrec.data import build_cache, corpus_tracks, evaluation_windows, open_cached
-from siamrec.models import SimSiam, load_checkpoint, model_from_checkpoint, part_columns, stats_parts
-from siamrec.train import feature_stats, spread_stats, standardised, window_embeddings
+from siamrec.training.data import build_cache, corpus_tracks, evaluation_windows, open_cached
+from siamrec.training.nets import SimSiam, load_checkpoint, model_from_checkpoint, part_columns, stats_parts
+from siamrec.training.validation import feature_stats, spread_stats, standardised, window_embeddings
 from siamrec.vectors import pool_windows
 
 METRICS = ("r_precision", "ndcg", "reward")

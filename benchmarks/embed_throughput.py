@@ -33,9 +33,9 @@ from rich.table import Table
 
 from siamrec.audio import track_windows
 from siamrec.embed import TrackEncoder
-from siamrec.export.onnx_export import export_encoder
 from siamrec.library import collect_audio_files
-from siamrec.models import Encoder, ModelConfig, SimSiam, encoder_from_checkpoint, load_checkpoint
+from siamrec.training.export.onnx_export import export_encoder
+from siamrec.training.nets import Encoder, ModelConfig, SimSiam, encoder_from_checkpoint, load_checkpoint
 
 
 def _encoder(checkpoint: Path | None, backbone: str, width: int) -> Encoder:

@@ -18,10 +18,12 @@ import numpy as np
 import torch
 
 from siamrec import constants as C
-from siamrec.augment import parse_augment
-from siamrec.data import build_cache, corpus_tracks
-from siamrec.models import ModelConfig
-from siamrec.train import PairDataset, TrainConfig, Trainer, make_loader, train_step, waveform_augment
+from siamrec.training.augment import parse_augment
+from siamrec.training.config import TrainConfig
+from siamrec.training.data import build_cache, corpus_tracks
+from siamrec.training.loader import PairDataset, make_loader, waveform_augment
+from siamrec.training.nets import ModelConfig
+from siamrec.training.trainer import Trainer, train_step
 
 
 def synthetic_files(folder: Path, count: int = 16, seconds: float = 30.0) -> list[Path]:

@@ -18,7 +18,7 @@ def pytest_report_header() -> str | None:
     return None if TORCH_INSTALLED else "torch is not installed: tests/training (marked train) is not collected"
 
 
-# Tiny random-weight encoders as files (siamrec.export.testing writes them): tests that embed need no torch.
+# Tiny random-weight encoders as files (siamrec.training.export.testing writes them): tests that embed need no torch.
 ASSETS = Path(__file__).resolve().parent / "assets"
 
 

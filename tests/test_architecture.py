@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-UPPER_LAYERS = ("siamrec.connectors", "siamrec.export", "siamrec.cli", "siamrec.service")
+UPPER_LAYERS = ("siamrec.connectors", "siamrec.training", "siamrec.cli", "siamrec.service")
 
 
 def _imported_modules(path: Path) -> set[str]:
@@ -26,7 +26,7 @@ def _imported_modules(path: Path) -> set[str]:
 
 
 def _core_files() -> list[Path]:
-    layers = {ROOT / "siamrec" / name for name in ("cli", "service", "connectors", "export")}
+    layers = {ROOT / "siamrec" / name for name in ("cli", "service", "connectors", "training")}
     entry_point = ROOT / "siamrec" / "__main__.py"  # `python -m siamrec` runs the CLI
     files = (ROOT / "siamrec").rglob("*.py")
     return [p for p in files if p != entry_point and not any(layer in p.parents for layer in layers)]
@@ -39,11 +39,26 @@ def test_core_never_imports_connectors_export_or_front_ends(path: Path) -> None:
     assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}: the core must not depend on upper layers"
 
 
-@pytest.mark.parametrize("folder", ["connectors", "export"])
+@pytest.mark.parametrize("folder", ["connectors", "training"])
 def test_upper_layers_import_only_under_the_siamrec_name(folder: str) -> None:
     for path in (ROOT / "siamrec" / folder).rglob("*.py"):
-        bad = {m for m in _imported_modules(path) if m.split(".")[0] in ("connectors", "export")}
-        assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}: use siamrec.connectors / siamrec.export"
+        bad = {m for m in _imported_modules(path) if m.split(".")[0] in ("connectors", "training", "export")}
+        assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}: use siamrec.connectors / siamrec.training"
+
+
+TRAINING_STACK = ("torch", "torchaudio", "torchvision", "timm", "pedalboard", "onnx", "onnxscript")
+
+
+def test_only_the_training_folder_imports_torch() -> None:
+    """The install profiles can be seen in the tree: inference, the store and the service never need torch."""
+    training = ROOT / "siamrec" / "training"
+    offenders = [
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "siamrec").rglob("*.py")
+        if training not in path.parents
+        and any(m.split(".")[0] in TRAINING_STACK for m in _imported_modules(path))
+    ]
+    assert offenders == []
 
 
 def _modules_loaded_by(statement: str) -> set[str]:

@@ -61,7 +61,7 @@ def export(
 ) -> None:
     """Export a training checkpoint to one ONNX file, checked against torch."""
     try:
-        from siamrec.export.onnx_export import export_checkpoint
+        from siamrec.training.export.onnx_export import export_checkpoint
     except ModuleNotFoundError as exc:
         raise SiamrecError(
             f"export needs the training stack ({exc.name} missing): pip install 'siamrec[train]'"

@@ -17,7 +17,7 @@ def _load_tracks(
     data: str | None, fma: str | None, corpus: str | None, from_store: bool, settings: Settings
 ) -> tuple[Any, str]:
     """The one source the user named, and a description of it for the checkpoint and model card."""
-    from siamrec.data import corpus_tracks, fma_tracks, folder_tracks, store_tracks
+    from siamrec.training.data import corpus_tracks, fma_tracks, folder_tracks, store_tracks
 
     given = [(kind, value) for kind, value in (("data", data), ("fma", fma), ("corpus", corpus)) if value]
     if len(given) + from_store != 1:
@@ -35,7 +35,7 @@ def _load_tracks(
 
 
 def _decode(tracks: Any, cache: Path, workers: int) -> tuple[Any, list[Path]]:
-    from siamrec.data import build_cache
+    from siamrec.training.data import build_cache
 
     columns = (TextColumn("decoding", style="bold"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, console=console, disable=quiet()) as bar:
@@ -98,7 +98,7 @@ def _decode(tracks: Any, cache: Path, workers: int) -> tuple[Any, list[Path]]:
 @json_option
 def train_command(**opts: Any) -> None:
     """Pretrain a SimSiam audio encoder; export it afterwards with `siamrec export RUN/last.pt`."""
-    from siamrec.augment import parse_augment
+    from siamrec.training.augment import parse_augment
 
     run = _prepare(opts)
     trainer, config = run["trainer"], run["config"]
@@ -127,10 +127,11 @@ def train_command(**opts: Any) -> None:
 
 def _prepare(opts: dict[str, Any]) -> dict[str, Any]:
     """Config (fresh, or the run's own when resuming), data, split, cache and a Trainer."""
-    from siamrec.augment import parse_augment
-    from siamrec.data import split_by_playlist
-    from siamrec.models import ModelConfig, load_checkpoint
-    from siamrec.train import CHECKPOINT_NAME, TrainConfig, Trainer
+    from siamrec.training.augment import parse_augment
+    from siamrec.training.config import CHECKPOINT_NAME, TrainConfig
+    from siamrec.training.data import split_by_playlist
+    from siamrec.training.nets import ModelConfig, load_checkpoint
+    from siamrec.training.trainer import Trainer
 
     out = Path(opts["out"]).expanduser()
     settings: Settings = opts["settings"]
@@ -180,7 +181,7 @@ def _prepare(opts: dict[str, Any]) -> dict[str, Any]:
 
 def _validation_corpus(root: str, train_set: Any) -> Any:
     """A separate validation corpus; sharing audio files with the training set would make it meaningless."""
-    from siamrec.data import corpus_tracks
+    from siamrec.training.data import corpus_tracks
 
     val_set = corpus_tracks(root)
     shared = {t.path.resolve() for t in val_set.tracks} & {t.path.resolve() for t in train_set.tracks}
@@ -191,7 +192,7 @@ def _validation_corpus(root: str, train_set: Any) -> Any:
 
 def _fit(trainer: Any, epochs: int) -> list[dict[str, float]]:
     """Run with a progress bar showing loss and the collapse figure; warn when the figure nears 0."""
-    from siamrec.train import COLLAPSE_WARNING
+    from siamrec.training.config import COLLAPSE_WARNING
 
     if trainer.teacher is not None and trainer.state.teacher_targets is None:
         with Progress(TextColumn("teacher", style="bold"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

@@ -19,9 +19,9 @@ import torch.nn.functional as F
 
 from siamrec import constants as C
 from siamrec.baselines import MUSICNN_DIM, MUSICNN_FRAMES, MUSICNN_OUTPUT, MusicnnEncoder
-from siamrec.data import evaluation_windows
 from siamrec.errors import ConfigError, ModelError
-from siamrec.features import LogMel
+from siamrec.training.data import evaluation_windows
+from siamrec.training.features import LogMel
 
 BATCH = 32
 

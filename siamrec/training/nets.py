@@ -17,7 +17,7 @@ from torch import nn
 
 from siamrec.constants import N_MELS
 from siamrec.errors import ModelError
-from siamrec.features import LogMel
+from siamrec.training.features import LogMel
 
 RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 BACKBONES = ("cnn", *RESNETS, "transformer")
@@ -58,7 +58,7 @@ def _resnet(name: str) -> tuple[nn.Module, int]:
 
 
 def _transformer(width: int) -> tuple[nn.Module, int]:
-    from siamrec.transformer import SpectrogramTransformer
+    from siamrec.training.transformer import SpectrogramTransformer
 
     net = SpectrogramTransformer(embed_dim=width)
     return net, net.dim

@@ -9,7 +9,9 @@ import pytest
 import torch
 
 from siamrec import constants as C
-from siamrec.augment import (
+from siamrec.errors import ConfigError
+from siamrec.testing import chord, drums, noise
+from siamrec.training.augment import (
     EFFECTS,
     EffectSettings,
     MixSettings,
@@ -21,9 +23,7 @@ from siamrec.augment import (
     random_effects,
     random_mix,
 )
-from siamrec.errors import ConfigError
-from siamrec.features import LogMel
-from siamrec.testing import chord, drums, noise
+from siamrec.training.features import LogMel
 
 torch.set_num_threads(1)
 

@@ -11,15 +11,22 @@ from siamrec import constants as C
 from siamrec.audio import track_windows
 from siamrec.embed import TrackEncoder
 from siamrec.errors import ModelError
-from siamrec.export.onnx_export import (
+from siamrec.training.export.onnx_export import (
     META_PARTS,
     export_checkpoint,
     export_encoder,
     parity_max_diff,
     synthetic_parity_windows,
 )
-from siamrec.export.testing import write_test_models
-from siamrec.models import Encoder, ModelConfig, SimSiam, encoder_from_checkpoint, load_checkpoint, save_checkpoint
+from siamrec.training.export.testing import write_test_models
+from siamrec.training.nets import (
+    Encoder,
+    ModelConfig,
+    SimSiam,
+    encoder_from_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
 
 EXAMPLE_TRACK = Path(__file__).resolve().parents[2] / "examples" / "audio" / "aba-games" / "gr0.ogg"  # real music
 

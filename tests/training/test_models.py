@@ -9,7 +9,7 @@ import torch
 
 from siamrec import constants as C
 from siamrec.errors import ModelError
-from siamrec.models import (
+from siamrec.training.nets import (
     ModelConfig,
     SimSiam,
     build_backbone,

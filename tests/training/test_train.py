@@ -15,7 +15,10 @@ from click.testing import CliRunner
 
 from siamrec import constants as C
 from siamrec.cli import cli
-from siamrec.data import (
+from siamrec.errors import ConfigError
+from siamrec.testing import chord, drums, noise, write_audio
+from siamrec.training.config import TrainConfig
+from siamrec.training.data import (
     build_cache,
     corpus_tracks,
     evaluation_windows,
@@ -25,10 +28,9 @@ from siamrec.data import (
     random_crop,
     split_by_playlist,
 )
-from siamrec.errors import ConfigError
-from siamrec.models import ModelConfig, load_checkpoint
-from siamrec.testing import chord, drums, noise, write_audio
-from siamrec.train import TrainConfig, Trainer, collapse_std, simsiam_loss, track_vectors, window_embeddings
+from siamrec.training.nets import ModelConfig, load_checkpoint
+from siamrec.training.trainer import Trainer, collapse_std, simsiam_loss
+from siamrec.training.validation import track_vectors, window_embeddings
 
 torch.set_num_threads(1)
 SECONDS = 4.0
@@ -194,7 +196,7 @@ def test_interrupt_leaves_a_usable_checkpoint(cached: tuple[list[Path], list[str
 
 def test_trained_checkpoint_exports_with_parity(cached: tuple[list[Path], list[str]], tmp_path: Path) -> None:
     from siamrec.embed import TrackEncoder
-    from siamrec.export.onnx_export import export_checkpoint
+    from siamrec.training.export.onnx_export import export_checkpoint
 
     trainer = Trainer(_config(epochs=1), tmp_path, cached[0], trained_on="test library")
     trainer.fit()
@@ -242,7 +244,7 @@ def test_distillation_learns_the_teacher_and_ships_as_a_third_part(
     [learned | timbre | distilled] with parity, and the distilled part is the head's standardised output."""
     from siamrec.bench import MUSICNN_ONNX
     from siamrec.embed import TrackEncoder
-    from siamrec.export.onnx_export import META_PARTS, export_checkpoint
+    from siamrec.training.export.onnx_export import META_PARTS, export_checkpoint
 
     config = _config(epochs=4, crops_per_track=4, augment=("spec",), teacher=str(MUSICNN_ONNX), base_lr=1e-2)
     trainer = Trainer(config, tmp_path, cached[0])
@@ -277,7 +279,7 @@ def test_distillation_learns_the_teacher_and_ships_as_a_third_part(
 def test_validation_reports_every_figure_on_playlists_long_enough_to_mask() -> None:
     """Validation on 6 playlists of 8 tracks: the shipped pooling, mean pooling, the learned part and the
     adapted metric all get a figure, and playlists that share a direction score above chance."""
-    from siamrec.train import spread_stats, standardised, validation_metrics
+    from siamrec.training.validation import spread_stats, standardised, validation_metrics
 
     rng = np.random.default_rng(0)
     dim = 8
@@ -338,7 +340,7 @@ def test_cli_missing_folder(tmp_path: Path) -> None:
 
 # ---- playlist pairs --------------------------------------------------------------------------------------------
 def test_parse_pairs_normalises_and_refuses_bad_input() -> None:
-    from siamrec.data import parse_pairs
+    from siamrec.training.data import parse_pairs
 
     assert parse_pairs("playlist") == {"playlist": 1.0}
     assert parse_pairs("two-crops:1,playlist:3") == {"two-crops": 0.25, "playlist": 0.75}
@@ -348,7 +350,7 @@ def test_parse_pairs_normalises_and_refuses_bad_input() -> None:
 
 
 def test_playlist_pairs_never_pair_a_track_with_itself_or_across_playlists() -> None:
-    from siamrec.data import PairSampler, playlist_partners
+    from siamrec.training.data import PairSampler, playlist_partners
 
     # Tracks 0-3 in "a", 3-5 in "b" (track 3 in both), 6 alone in "c", 7 in no playlist.
     playlists = {"a": [0, 1, 2, 3], "b": [3, 4, 5, 5], "c": [6]}
@@ -375,7 +377,7 @@ def test_playlist_pairs_never_pair_a_track_with_itself_or_across_playlists() -> 
 
 
 def test_playlist_pairs_need_a_playlist_with_two_tracks() -> None:
-    from siamrec.data import PairSampler, playlist_partners
+    from siamrec.training.data import PairSampler, playlist_partners
 
     with pytest.raises(ConfigError):
         PairSampler(3, {"playlist": 1.0}, playlist_partners(3, {"a": [0], "b": [1]}))

@@ -18,7 +18,7 @@ from siamrec import __version__
 from siamrec import constants as C
 from siamrec.embed import TrackEncoder, model_name_problem
 from siamrec.errors import ModelError
-from siamrec.models import Encoder, encoder_from_checkpoint, load_checkpoint, part_columns, stats_parts
+from siamrec.training.nets import Encoder, encoder_from_checkpoint, load_checkpoint, part_columns, stats_parts
 from siamrec.vectors import MAX_SPREAD_WEIGHT, MIN_SPREAD_WEIGHT, POOLINGS
 
 PARITY_TOLERANCE = 1e-4

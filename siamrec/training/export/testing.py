@@ -1,7 +1,7 @@
 """A tiny random encoder exported to ONNX: for plumbing tests and benchmarks, never for quality.
 
 The test suite reads two of them as files (tests/assets), so tests that only embed and store need no torch;
-`python -m siamrec.export.testing tests/assets` writes them again, and a `train` test checks that they still
+`python -m siamrec.training.export.testing tests/assets` writes them again, and a `train` test checks that they still
 match what the exporter makes.
 """
 
@@ -18,8 +18,8 @@ def tiny_encoder_onnx(path: Path, name: str = "tiny", width: int = 4, seed: int 
     """A randomly initialised small encoder exported with parity: for plumbing tests, never for quality."""
     import torch
 
-    from siamrec.export.onnx_export import export_encoder
-    from siamrec.models import Encoder, ModelConfig, SimSiam
+    from siamrec.training.export.onnx_export import export_encoder
+    from siamrec.training.nets import Encoder, ModelConfig, SimSiam
 
     torch.manual_seed(seed)
     model = SimSiam(ModelConfig(backbone="cnn", width=width)).eval()
