@@ -214,11 +214,14 @@ def test_a_hostile_playlist_name_shows_as_text(page: Any, service: str, store: d
     assert page.dialogs == [] and page.errors == []
 
 
-def test_the_map_plays_what_is_clicked(page: Any, service: str, store: dict[str, Any]) -> None:
+def test_the_map_plays_what_is_clicked_and_the_store_is_described(
+    page: Any, service: str, store: dict[str, Any]
+) -> None:
     _open(page, service)
     data = httpx.get(f"{service}/map").json()
-    assert data["tracks"] == len(data["points"]) >= 7
-    assert [p["name"] for p in data["playlists"]][:1] == ["Chords"]  # the largest first
+    assert page.locator("#map circle").count() == data["tracks"] >= 7
+    legend = page.eval_on_selector_all("#map-legend li", "items => items.map(i => i.textContent)")
+    assert legend == [p["name"] for p in data["playlists"]]
     drum = store["uri_of"]["drums_120.wav"]
     point = page.locator(f"#map circle[data-uri='{drum}']")
     point.hover()
@@ -227,6 +230,11 @@ def test_the_map_plays_what_is_clicked(page: Any, service: str, store: dict[str,
     _wait_playing(page, drum)
     page.locator("#map-card").scroll_into_view_if_needed()
     _screenshot(page, "map")
+    info = httpx.get(f"{service}/info").json()
+    terms, values = page.locator("#info dt").all_text_contents(), page.locator("#info dd").all_text_contents()
+    shown = dict(zip(terms, values, strict=True))
+    assert shown["Tracks"] == f"{info['tracks']} ({info['cold_tracks']} cold)"
+    assert shown["Playlists"] == str(info["playlists"]) and shown["Model"].startswith(info["model"])
 
 
 def test_a_phone_reads_the_page_without_sideways_scrolling(browser: Any, service: str) -> None:
