@@ -9,7 +9,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from siamrec.recommend import PlaylistSuggestion, Reason, TrackSuggestion
 from siamrec.store import PlaylistRecord, StoredTrack
 
-URI_PATTERN = r"^[A-Za-z][A-Za-z0-9+.-]*:[^\s\x00-\x1f\x7f]+$"  # scheme:rest, no spaces or control characters
+# scheme:rest, no space and no C0, DEL or C1 control; spelled out rather than `\s`, which Python and the
+# ECMA regexes of OpenAPI clients read differently (Python's `\s` takes U+001C-U+001F and U+0085).
+URI_PATTERN = r"^[A-Za-z][A-Za-z0-9+.-]*:[^\x00-\x20\x7f-\x9f]+$"
 # what follows a URI in a route path (/playlists/{uri}/…)
 SUB_ROUTES = ("/recommendations", "/playlists", "/audio", "/feedback")
 
