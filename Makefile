@@ -20,7 +20,7 @@ demo:
 	$(SIAMREC) playlist import examples/playlists/*.m3u
 	$(SIAMREC) recommend --playlist "$(DEMO_PLAYLIST)" -k 8
 
-# ffmpeg is only needed for formats libsndfile cannot read and for yt-dlp's conversion (tests use both).
+# ffmpeg decodes the formats libsndfile cannot read (m4a, webm, aac, wma; tests use them).
 ffmpeg:
 	@command -v ffmpeg >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
 		apt-get install -y -qq --no-install-recommends ffmpeg >/dev/null; } || \
