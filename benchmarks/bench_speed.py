@@ -14,7 +14,8 @@ import time
 
 import numpy as np
 
-from siamrec.bench import make_splits, read_library, score_method
+from siamrec.bench.methods import read_library
+from siamrec.bench.protocol import make_splits, score_method
 
 
 def synthetic(n_tracks: int, n_playlists: int, dim: int, seed: int = 0) -> tuple[np.ndarray, list[np.ndarray]]:

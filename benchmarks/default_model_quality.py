@@ -26,8 +26,8 @@ import numpy as np
 import torch
 
 from siamrec import constants as C
-from siamrec.baselines import MusicnnEncoder, mfcc_statistics, zscore
-from siamrec.bench import evaluate_vectors
+from siamrec.bench.baselines import MusicnnEncoder, mfcc_statistics, zscore
+from siamrec.bench.protocol import evaluate_vectors
 from siamrec.training.data import build_cache, corpus_tracks, evaluation_windows, open_cached
 from siamrec.training.nets import SimSiam, load_checkpoint, model_from_checkpoint, part_columns, stats_parts
 from siamrec.training.validation import feature_stats, spread_stats, standardised, window_embeddings

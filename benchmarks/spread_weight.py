@@ -24,7 +24,8 @@ from rich.progress import track
 from rich.table import Table
 
 from siamrec.audio import track_windows
-from siamrec.bench import ADAPTED_SUFFIX, parse_masks, read_library, run_protocol
+from siamrec.bench.methods import read_library
+from siamrec.bench.run import ADAPTED_SUFFIX, parse_masks, run_protocol
 from siamrec.config import resolve_settings
 from siamrec.embed import TrackEncoder
 from siamrec.names import path_from_payload

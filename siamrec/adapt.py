@@ -1,306 +1,117 @@
-"""The playlist-adapted metric: within-playlist whitening fitted on playlists' tracks.
+"""Fit the playlist-adapted metric on a store's own playlists and write it beside the plain vectors.
 
-Tracks of one playlist differ along directions that playlists do not care about (loudness, a melody's key, a
-crop's content); the pooled within-playlist covariance measures those directions. Multiplying every vector by
-the inverse square root of that covariance (shrunk toward a multiple of the identity, since a store holds
-far fewer playlist tracks than the covariance has entries) flattens them, so cosine similarity then weighs
-what separates playlists. When a store holds fewer playlists than the vector has dimensions, the map can also
-keep only the directions in which the playlists' whitened centroids differ (a linear discriminant projection).
-
-How much to shrink, and whether to project, is chosen by cross-validation on the playlists themselves: tracks
-held out of each playlist must rank first for that playlist, among all held-out tracks. Nothing else is read,
-so in `bench` (fitted on each split's seed tracks) no masked song reaches the choice. Pure numpy: the same
-map serves the store, `recommend` and `bench`.
+`siamrec adapt` (and sync or playlist commands, when the user switched `--auto` on) run this. The fit reads the
+playlists and their tracks' vectors only (bounded: at most FIT_TRACKS tracks, whole playlists at a time); then
+every track gets its adapted twin vector and every playlist its adapted centroid, a page at a time. The stored
+map says `ready` only once all of that is written, so an interrupted run leaves queries on the plain metric, and
+a re-run finishes the job.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from siamrec.errors import SiamrecError
-from siamrec.vectors import l2_normalise
+from siamrec.store import PlaylistRecord, Store
+from siamrec.store.adaptation import Adaptation
+from siamrec.vectors import batched
+from siamrec.whitening import TooFewPlaylistsError, fit_whitening
 
-ADAPT_VERSION = 2  # 2: shrinkage chosen by cross-validation, optional projection; 1 still reads
-READABLE_VERSIONS = (1, 2)
-# Below these a within-playlist covariance is mostly noise: keep the plain metric.
-MIN_PLAYLISTS = 3  # playlists with at least two tracks
-MIN_TRACKS = 12  # tracks in those playlists
-EIGEN_FLOOR = 1e-9  # relative to the largest eigenvalue: guards the inverse square root
-SPAN_FLOOR = 1e-6  # relative singular value under which centroids do not differ along a direction
-GRAM_FLOOR = 1e-10  # relative: smaller eigenvalues of the residuals' Gram matrix count as 0 (below EIGEN_FLOOR)
-# The shrinkage and the projection are chosen by how well playlists find their own held-out tracks.
-SHRINKAGE_GRID = (0.02, 0.05, 0.1, 0.2, 0.3, 0.45, 0.6, 0.8, 0.9, 0.95, 0.99)
-CV_FOLDS = 3
-CV_MIN_TRACKS = 3  # a playlist lends held-out tracks to the choice from this many tracks
-CV_TRACKS = 10_000  # the choice is made on whole playlists up to this many tracks (memory and time bound)
-
-
-class TooFewPlaylistsError(SiamrecError):
-    """Not enough playlist tracks to estimate a within-playlist covariance; the plain metric stays."""
+FIT_TRACKS = 50_000  # enough for a D×D covariance at any D we ship; bounds the fit's memory
+PAGE = 1000
 
 
 @dataclass(frozen=True)
-class Whitening:
-    """x → (x − mean) · transform, then L2-normalised: the adapted vector.
+class AdaptReport:
+    adaptation: Adaptation
+    tracks_written: int
+    playlists_written: int
 
-    `transform` (D×D) whitens the within-playlist covariance (shrunk by `shrinkage`) and, when `projected`
-    is above 0, keeps only the `projected` directions in which the fitted playlists' centroids differ.
-    """
-
-    mean: np.ndarray  # D
-    transform: np.ndarray  # D x D
-    shrinkage: float
-    playlists: int
-    tracks: int
-    version: int = ADAPT_VERSION
-    projected: int = 0  # rank of the centroid projection, 0 when none
-    chosen_by: str = "given"  # how the shrinkage and projection were chosen: cross-validation, ledoit-wolf, given
-
-    @property
-    def dim(self) -> int:
-        return len(self.mean)
-
-    def apply(self, vectors: np.ndarray) -> np.ndarray:
-        """Adapted, L2-normalised vectors `[N, D]` (cosine on them is the adapted metric)."""
-        vectors = np.asarray(vectors, dtype=np.float64)
-        if vectors.shape[-1] != self.dim:
-            raise SiamrecError(f"the adaptation was fitted on {self.dim}-d vectors, not {vectors.shape[-1]}-d")
-        return l2_normalise((vectors - self.mean) @ self.transform)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready (lists of floats) for storing beside the collection."""
+    def as_dict(self) -> dict[str, object]:
         return {
-            "version": self.version,
-            "mean": self.mean.tolist(),
-            "transform": self.transform.tolist(),
-            "shrinkage": self.shrinkage,
-            "playlists": self.playlists,
-            "tracks": self.tracks,
-            "projected": self.projected,
-            "chosen_by": self.chosen_by,
+            **self.adaptation.summary(),
+            "tracks_written": self.tracks_written,
+            "playlists_written": self.playlists_written,
+            "metric": "adapted" if self.adaptation.ready else "plain",
         }
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Whitening:
-        if data.get("version") not in READABLE_VERSIONS:
-            raise SiamrecError(f"stored adaptation version {data.get('version')} is not {ADAPT_VERSION}: re-run adapt")
-        return cls(
-            np.asarray(data["mean"], dtype=np.float64),
-            np.asarray(data["transform"], dtype=np.float64),
-            float(data["shrinkage"]),
-            int(data["playlists"]),
-            int(data["tracks"]),
-            int(data["version"]),
-            int(data.get("projected", 0)),
-            str(data.get("chosen_by", "given")),
-        )
 
-
-def ledoit_wolf_shrinkage(residuals: np.ndarray) -> float:
-    """Ledoit & Wolf (2004)'s shrinkage toward μ·I for centred rows `[n, D]` (sklearn's formula)."""
-    n, dim = residuals.shape
-    covariance = residuals.T @ residuals / n
-    mu = np.trace(covariance) / dim
-    delta = ((covariance - mu * np.eye(dim)) ** 2).sum() / dim
-    squares = residuals**2
-    beta = ((squares.T @ squares).sum() / n - (covariance**2).sum()) / (dim * n)
-    return float(min(beta, delta) / delta) if delta > 0 else 1.0
-
-
-def within_residuals(vectors: np.ndarray, groups: Sequence[np.ndarray]) -> tuple[np.ndarray, int, int]:
-    """Each group's rows minus the group mean (groups with under two rows give none); playlists, tracks used."""
-    parts, used, tracks = [], 0, set()
-    for rows in groups:
-        rows = np.unique(np.asarray(rows, dtype=np.int64))
-        rows = rows[rows >= 0]
-        if len(rows) < 2:
+def fit_store(store: Store, shrinkage: float | None = None) -> Adaptation:
+    """The within-playlist whitening of the store's playlists (TooFewPlaylistsError when there are too few)."""
+    chosen: list[PlaylistRecord] = []
+    budget = FIT_TRACKS
+    for playlist in store.iter_playlists():
+        members = list(dict.fromkeys(playlist.track_uris))
+        if len(members) < 2 or len(members) > budget:
             continue
-        block = vectors[rows]
-        parts.append(block - block.mean(axis=0))
-        used += 1
-        tracks.update(rows.tolist())
-    dim = vectors.shape[1]
-    return (np.concatenate(parts) if parts else np.zeros((0, dim))), used, len(tracks)
+        chosen.append(playlist)
+        budget -= len(members)
+        if budget < 2:
+            break
+    uris = list(dict.fromkeys(uri for p in chosen for uri in p.track_uris))
+    stored = store.get_tracks(uris, with_vectors=True)
+    with_vector = [uri for uri in uris if uri in stored and stored[uri].vector is not None]
+    row = {uri: i for i, uri in enumerate(with_vector)}
+    dim = store.bind_stored_model()[1]
+    vectors = np.stack([stored[uri].vector for uri in with_vector]) if with_vector else np.zeros((0, dim))
+    groups = [np.array([row[u] for u in dict.fromkeys(p.track_uris) if u in row], dtype=np.int64) for p in chosen]
+    whitening = fit_whitening(vectors, groups, shrinkage)
+    seen = [p.playlist_uri for p, g in zip(chosen, groups, strict=True) if len(g) >= 2]
+    return Adaptation(whitening, seen)
 
 
-def _clean(groups: Sequence[np.ndarray]) -> list[np.ndarray]:
-    cleaned = [np.unique(np.asarray(g, dtype=np.int64)) for g in groups]
-    return [g[g >= 0] for g in cleaned]
+def adapt_store(
+    store: Store,
+    shrinkage: float | None = None,
+    auto: bool | None = None,
+    on_progress: Callable[[str, int, int], None] | None = None,
+) -> AdaptReport:
+    """Fit, store the map, rewrite every adapted vector and centroid, then mark it ready.
 
-
-@dataclass(frozen=True)
-class _Spectrum:
-    """The pooled within-playlist covariance as its non-zero eigenpairs; every other direction has eigenvalue 0.
-
-    A store's (or a bench split's) playlists hold a few hundred tracks while vectors have over a thousand
-    dimensions, so the covariance has low rank: its eigenpairs come from the residuals' own span (an n×n
-    problem) instead of a D×D eigendecomposition. The whitening it gives is the full-rank one up to a rotation,
-    which cosine similarity cannot see.
+    `auto`: None keeps the stored choice (off for a first fit). `on_progress(what, done, total)`.
     """
-
-    values: np.ndarray  # r eigenvalues
-    basis: np.ndarray  # D x r, orthonormal columns
-    dim: int  # D: the other D − r eigenvalues are 0
-
-    @classmethod
-    def of(cls, residuals: np.ndarray, playlists: int) -> _Spectrum:
-        dof = max(1, len(residuals) - playlists)
-        squares, basis = _row_space(residuals, GRAM_FLOOR)
-        return cls(squares / dof, basis, residuals.shape[1])
-
-    def scales(self, shrinkage: float) -> tuple[np.ndarray, float]:
-        """1/√ of the eigenvalues shrunk toward their mean (the identity target): along `basis`, and elsewhere."""
-        mean = float(self.values.sum()) / self.dim
-        shrunk = (1.0 - shrinkage) * self.values + shrinkage * mean
-        rest = shrinkage * mean  # every eigenvalue outside the basis is 0 before shrinking
-        largest = max(float(shrunk.max(initial=0.0)), rest if self.dim > len(self.values) else 0.0)
-        floor = EIGEN_FLOOR * max(largest, EIGEN_FLOOR)
-        return 1.0 / np.sqrt(np.maximum(shrunk, floor)), 1.0 / np.sqrt(max(rest, floor))
-
-    def transform(self, shrinkage: float) -> np.ndarray:
-        """D×D: x − mean ↦ whitened (the symmetric inverse square root of the shrunk covariance)."""
-        along, rest = self.scales(shrinkage)
-        return rest * np.eye(self.dim) + (self.basis * (along - rest)) @ self.basis.T
+    previous = store.adaptation()
+    fitted = fit_store(store, shrinkage)
+    keep_auto = previous.auto if previous is not None else False
+    adaptation = replace(fitted, auto=keep_auto if auto is None else auto)
+    store.save_adaptation(adaptation)  # not ready: queries stay plain until every twin is written
+    total = store.count_tracks()
+    done = 0
+    for page in batched(store.iter_tracks(with_vectors=True), PAGE):
+        store.write_adapted(list(page))
+        done += len(page)
+        if on_progress:
+            on_progress("tracks", done, total)
+    total, written = store.count_playlists(), 0
+    for page in batched(store.iter_playlists(), PAGE):
+        store.refresh_centroids(list(page))
+        written += len(page)
+        if on_progress:
+            on_progress("playlists", written, total)
+    adaptation = adaptation.finished()
+    store.save_adaptation(adaptation)
+    return AdaptReport(adaptation, done, written)
 
 
-class _Whitener:
-    """Whitened rows for many shrinkages at the cost of one projection: [coordinates along the basis | the
-    remainder], an isometric picture of the whitened vectors (dot products, centroids, spans all preserved)."""
-
-    def __init__(self, spectrum: _Spectrum, centred: np.ndarray) -> None:
-        self.spectrum = spectrum
-        self.along = centred @ spectrum.basis
-        full = spectrum.basis.shape[1] == spectrum.dim  # nothing lies outside the basis
-        self.remainder = None if full else centred - self.along @ spectrum.basis.T
-
-    def __call__(self, shrinkage: float) -> np.ndarray:
-        along, rest = self.spectrum.scales(shrinkage)
-        if self.remainder is None:
-            return self.along * along
-        return np.concatenate([self.along * along, self.remainder * rest], axis=1)
+def switch_off(store: Store) -> bool:
+    """Forget the stored adaptation (queries and writes go back to the plain metric); False if there was none."""
+    if store.adaptation() is None:
+        return False
+    store.save_adaptation(None)
+    return True
 
 
-def _row_space(matrix: np.ndarray, floor: float) -> tuple[np.ndarray, np.ndarray]:
-    """Squared singular values of `matrix` [n, D] and their right singular vectors [D, k], from the smaller of
-    its two Gram matrices (n×n when there are fewer rows than columns: a bench split's few hundred seeds).
-    Values under `floor` × the largest are left out, except when the D×D problem returns every direction."""
-    if len(matrix) >= matrix.shape[1]:
-        values, vectors = np.linalg.eigh(matrix.T @ matrix)
-        return np.maximum(values, 0.0), vectors
-    values, left = np.linalg.eigh(matrix @ matrix.T)
-    keep = values > floor * max(float(values.max(initial=0.0)), floor)
-    return values[keep], matrix.T @ (left[:, keep] / np.sqrt(values[keep]))
+def refit_if_auto(store: Store, playlists_changed: bool) -> dict[str, object] | None:
+    """After a sync or playlist change: refit when the user switched `auto` on (None when nothing was due).
 
-
-def _centroid_span(whitened: np.ndarray, groups: list[np.ndarray]) -> np.ndarray | None:
-    """Orthonormal basis `[D, k]` of the directions the groups' whitened centroids differ along (None when
-    they span every direction anyway, so projecting would change nothing)."""
-    centroids = np.stack([whitened[g].mean(axis=0) for g in groups if len(g)])
-    squares, directions = _row_space(centroids - centroids.mean(axis=0), SPAN_FLOOR**2)
-    keep = squares > squares.max() * SPAN_FLOOR**2 if squares.size and squares.max() > 0 else np.zeros(0, bool)
-    if keep.sum() >= whitened.shape[1] or not keep.any():
+    Too few playlists left to fit keeps the stored map (it still ranks as before) and says why.
+    """
+    found = store.adaptation()
+    if not playlists_changed or found is None or not found.auto:
         return None
-    return directions[:, keep]
-
-
-def _retrieval_precision(adapted: np.ndarray, train: list[np.ndarray], test: list[np.ndarray]) -> float:
-    """How well each playlist's centroid (from its training tracks) ranks its own held-out tracks first among
-    all held-out tracks, by cosine: mean average precision over playlists (the task `recommend` serves)."""
-    held = [rows for rows in test if len(rows)]
-    owners = np.concatenate([np.full(len(rows), i) for i, rows in enumerate(test) if len(rows)])
-    candidates = l2_normalise(adapted[np.concatenate(held)])
-    centroids = np.stack([adapted[g].mean(axis=0) for g in train])
-    order = np.argsort(-(centroids @ candidates.T), axis=1, kind="stable")  # P x N, best first
-    relevant = owners[order] == np.arange(len(train))[:, None]
-    hits = np.cumsum(relevant, axis=1)
-    precision = hits / np.arange(1, relevant.shape[1] + 1)
-    counts = relevant.sum(axis=1)
-    keep = counts > 0
-    return float(((precision * relevant).sum(axis=1)[keep] / counts[keep]).mean()) if keep.any() else 0.0
-
-
-def choose_by_cross_validation(
-    vectors: np.ndarray, groups: list[np.ndarray], shrinkage: float | None = None, seed: int = 0
-) -> tuple[float, bool] | None:
-    """(shrinkage, project) with which the playlists best find their own held-out tracks.
-
-    Each of CV_FOLDS folds holds out every CV_FOLDS-th track of each playlist (in a seeded order), fits on the
-    rest, and scores how each playlist's centroid ranks the held-out tracks (mean average precision). Only
-    `groups` rows are read.
-    None when too few playlists have CV_MIN_TRACKS tracks to hold some out.
-    """
-    usable = [g for g in groups if len(g) >= CV_MIN_TRACKS]
-    if len(usable) < MIN_PLAYLISTS:
-        return None
-    kept, budget = [], CV_TRACKS
-    for g in usable:  # whole playlists, up to the budget: bounded time and memory for any store
-        if len(g) <= budget:
-            kept.append(g)
-            budget -= len(g)
-    usable = kept if len(kept) >= MIN_PLAYLISTS else usable[:MIN_PLAYLISTS]
-    rows = np.unique(np.concatenate(usable))  # only these rows are read: index them compactly
-    vectors = vectors[rows]
-    usable = [np.searchsorted(rows, g) for g in usable]
-    rng = np.random.default_rng(seed)
-    orders = [rng.permutation(g) for g in usable]
-    grid = SHRINKAGE_GRID if shrinkage is None else (shrinkage,)
-    scores = np.zeros((len(grid), 2))
-    for fold in range(CV_FOLDS):
-        test = [g[np.arange(len(g)) % CV_FOLDS == fold] for g in orders]
-        train = [g[np.arange(len(g)) % CV_FOLDS != fold] for g in orders]
-        spectrum = _Spectrum.of(*within_residuals(vectors, train)[:2])
-        mean = vectors[np.concatenate(train)].mean(axis=0)
-        whiten = _Whitener(spectrum, vectors - mean)
-        for i, alpha in enumerate(grid):
-            whitened = whiten(alpha)
-            scores[i, 0] += _retrieval_precision(whitened, train, test)
-            span = _centroid_span(whitened, train)
-            projected = whitened @ span if span is not None else whitened  # coordinates: the same cosines
-            scores[i, 1] += _retrieval_precision(projected, train, test)
-    best = np.unravel_index(int(np.argmax(scores)), scores.shape)  # first best: least shrinkage, no projection
-    return float(grid[best[0]]), bool(best[1])
-
-
-def fit_whitening(
-    vectors: np.ndarray, groups: Sequence[np.ndarray], shrinkage: float | None = None, project: bool | None = None
-) -> Whitening:
-    """Fit on the rows of `vectors` that `groups` (playlists as row indices) name, and only those.
-
-    `shrinkage` in [0, 1]: weight of the identity target; `project`: keep only the directions the playlists'
-    centroids differ along. None chooses them by cross-validation on the playlists' own tracks (Ledoit-Wolf
-    shrinkage and no projection when the playlists are too small to hold tracks out). The vectors are
-    L2-normalised first, as cosine sees them.
-    """
-    groups = _clean(groups)
-    # Only the playlists' rows are read: work on them alone (a bench over a whole library passes every vector).
-    rows = np.unique(np.concatenate(groups)) if groups else np.zeros(0, np.int64)
-    vectors = np.asarray(vectors, dtype=np.float64)[rows]
-    vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-    groups = [np.searchsorted(rows, g) for g in groups]
-    residuals, playlists, tracks = within_residuals(vectors, groups)
-    if playlists < MIN_PLAYLISTS or tracks < MIN_TRACKS:
-        raise TooFewPlaylistsError(
-            f"adapting needs at least {MIN_PLAYLISTS} playlists with two or more tracks and {MIN_TRACKS} such "
-            f"tracks; there are {playlists} and {tracks}: the plain metric stays"
-        )
-    chosen_by = "given"
-    if project is None or shrinkage is None:
-        choice = choose_by_cross_validation(vectors, groups, shrinkage)
-        if choice is not None:
-            chosen_by = "cross-validation"
-            shrinkage = choice[0] if shrinkage is None else shrinkage
-            project = choice[1] if project is None else project
-    if shrinkage is None:
-        chosen_by = "ledoit-wolf"
-        shrinkage = ledoit_wolf_shrinkage(residuals)
-    mean = vectors.mean(axis=0)
-    transform = _Spectrum.of(residuals, playlists).transform(shrinkage)  # x → (x − mean) · transform
-    span = _centroid_span((vectors - mean) @ transform, groups) if project else None
-    if span is not None:
-        transform = transform @ span @ span.T
-    rank = span.shape[1] if span is not None else 0
-    return Whitening(mean, transform, float(shrinkage), playlists, tracks, ADAPT_VERSION, rank, chosen_by)
+    try:
+        return adapt_store(store).as_dict()
+    except TooFewPlaylistsError as exc:
+        return {"refit": False, "reason": str(exc), "metric": "adapted" if found.ready else "plain"}

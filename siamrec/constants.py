@@ -53,3 +53,5 @@ META_SPREAD_WEIGHT = "siamrec.spread_weight"
 METRICS = ("auto", "plain", "adapted")
 TRACKS_COLLECTION = "tracks"
 PLAYLISTS_COLLECTION = "playlists"
+# How a playlist queries: cosine to its centroid (the paper), or its best-matching track (Qdrant best_score).
+STRATEGIES = ("mean", "best-score")

@@ -7,12 +7,12 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from siamrec.constants import STRATEGIES
 from siamrec.errors import NotFoundError, SiamrecError
 from siamrec.store import PlaylistRecord, Store, StoredTrack, TrackRecord, playlist_centroid
 from siamrec.store import feedback as stored_feedback
 from siamrec.vectors import l2_normalise
 
-STRATEGIES = ("mean", "best-score")
 REASONS_PER_RESULT = 3
 # How far the mean strategy's query moves away from the tracks a listener rejected (Rocchio's γ over α = 1); chosen
 # on the dev corpus with `siamrec bench --feedback` (best-score uses Qdrant's negative examples instead).
@@ -72,7 +72,7 @@ def playlist_seeds(store: Store, playlist: PlaylistRecord) -> list[StoredTrack]:
 def steer(centroid: np.ndarray, rejected_centroid: np.ndarray | float) -> np.ndarray:
     """The mean strategy's query once tracks were rejected: the playlist's centroid minus NEGATIVE_WEIGHT times the
     rejected tracks' centroid, renormalised (`[D]` or rows `[P, D]`; a zero rejected centroid changes nothing).
-    The bench (siamrec.feedback_bench) ranks with this same query."""
+    The bench (siamrec.bench.feedback) ranks with this same query."""
     return l2_normalise(centroid - NEGATIVE_WEIGHT * rejected_centroid)
 
 

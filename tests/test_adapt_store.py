@@ -12,13 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from siamrec.adapt import TooFewPlaylistsError
-from siamrec.adapting import adapt_store, fit_store, refit_if_auto, switch_off
+from siamrec.adapt import adapt_store, fit_store, refit_if_auto, switch_off
 from siamrec.config import resolve_settings
 from siamrec.errors import NotFoundError
 from siamrec.recommend import recommend_playlists, recommend_tracks
 from siamrec.store import PlaylistRecord, Store, TrackRecord
 from siamrec.store.edge import EdgeBackend
+from siamrec.whitening import TooFewPlaylistsError
 
 DIM = 8
 PLAYLISTS = 4

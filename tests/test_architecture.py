@@ -46,6 +46,29 @@ def test_upper_layers_import_only_under_the_siamrec_name(folder: str) -> None:
         assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}: use siamrec.connectors / siamrec.training"
 
 
+BENCH_EXTRA = ("librosa", "matplotlib", "sklearn")
+MAX_MODULE_LINES = 450  # past this a module usually holds more than one job
+
+
+def test_only_the_bench_folder_needs_the_bench_extra() -> None:
+    bench = ROOT / "siamrec" / "bench"
+    offenders = [
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "siamrec").rglob("*.py")
+        if bench not in path.parents and any(m.split(".")[0] in BENCH_EXTRA for m in _imported_modules(path))
+    ]
+    assert offenders == []
+
+
+def test_no_module_is_over_the_line_limit() -> None:
+    long = {
+        str(path.relative_to(ROOT)): lines
+        for path in (ROOT / "siamrec").rglob("*.py")
+        if (lines := len(path.read_text().splitlines())) > MAX_MODULE_LINES
+    }
+    assert long == {}, f"split these into modules of one job each: {long}"
+
+
 TRAINING_STACK = ("torch", "torchaudio", "torchvision", "timm", "pedalboard", "onnx", "onnxscript")
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from siamrec.audio import track_windows
-from siamrec.baselines import (
+from siamrec.bench.baselines import (
     MFCC_FEATURES,
     MUSICNN_FRAMES,
     MUSICNN_MELS,
@@ -20,7 +20,7 @@ from siamrec.baselines import (
     random_vectors,
     zscore,
 )
-from siamrec.bench import MUSICNN_ONNX
+from siamrec.bench.methods import MUSICNN_ONNX
 from siamrec.errors import ModelError
 
 MUSICNN = MUSICNN_ONNX  # shipped with the package (ISC licence)

@@ -11,19 +11,9 @@ import pytest
 from qdrant_client import QdrantClient
 from qdrant_client import models as qm
 
-from siamrec.bench import (
-    PAPER_SPLITS,
-    AudioMethod,
-    Split,
-    embed_audio_methods,
-    evaluate_vectors,
-    make_splits,
-    normalise_rows,
-    pad_playlists,
-    parse_masks,
-    run_protocol,
-    score_split,
-)
+from siamrec.bench.methods import AudioMethod, embed_audio_methods
+from siamrec.bench.protocol import Split, evaluate_vectors, make_splits, normalise_rows, pad_playlists, score_split
+from siamrec.bench.run import PAPER_SPLITS, parse_masks, run_protocol
 from siamrec.cli import main
 from siamrec.config import resolve_settings
 from siamrec.errors import ConfigError, SiamrecError
@@ -143,7 +133,7 @@ def test_best_score_is_qdrants_best_score_with_positives_only() -> None:
     seeds = np.array([[0, 1, 2, -1]])
     candidates = np.arange(3, 40)  # every point but the three examples Qdrant leaves out
     split = Split(np.array([[4]]), seeds, np.array([[4, 0, 1, 2]]), candidates)
-    from siamrec.bench import _query_scores
+    from siamrec.bench.protocol import _query_scores
 
     ours = _query_scores(unit, seeds, unit[candidates], "best-score")[0]
     client = QdrantClient(location=":memory:")
@@ -328,7 +318,7 @@ def test_cli_bench_with_audio_methods_and_map(
 
 
 def test_library_subset_renumbers_playlists() -> None:
-    from siamrec.bench import Library
+    from siamrec.bench.methods import Library
 
     records = [TrackRecord(f"t{i}") for i in range(5)]
     library = Library(

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from siamrec.bench import evaluate_vectors, make_splits
+from siamrec.bench.feedback import Listener, _scores, feedback_method
+from siamrec.bench.protocol import evaluate_vectors, make_splits
 from siamrec.config import resolve_settings
 from siamrec.feedback import give_feedback
-from siamrec.feedback_bench import Listener, _scores, feedback_method
 from siamrec.recommend import recommend_tracks
 from siamrec.store import PlaylistRecord, Store, TrackRecord
 

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from siamrec.metrics import (
+from siamrec.bench.measures import (
     CLICKS_MISS,
     chance_metrics,
     chance_per_playlist,

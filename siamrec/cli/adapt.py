@@ -32,7 +32,7 @@ def adapt(shrinkage: float | None, auto: bool | None, off: bool, settings: Setti
     playlists apart. Every track and playlist gets an adapted vector beside its plain one; `recommend` uses
     them from then on (`--metric plain` to compare). Needs at least 3 playlists of 2 or more tracks with audio.
     """
-    from siamrec.adapting import adapt_store, switch_off
+    from siamrec.adapt import adapt_store, switch_off
 
     with Store.open(settings) as store:
         store.bind_stored_model()

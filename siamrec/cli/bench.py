@@ -12,21 +12,12 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from siamrec.bench import (
-    BASELINES,
-    CANDIDATE_SETS,
-    MAX_DRAWS,
-    METRIC_CHOICES,
-    STRATEGIES,
-    BenchResult,
-    SplitResult,
-    audio_methods,
-    check_setting,
-    parse_masks,
-    read_library,
-    require_bench_extra,
-    run_bench,
-)
+from siamrec.bench.feedback import MAX_K, MAX_ROUNDS
+from siamrec.bench.measures import LOWER_IS_BETTER, METRICS
+from siamrec.bench.methods import BASELINES, audio_methods, read_library, require_bench_extra
+from siamrec.bench.plots import PICTURE_SUFFIXES
+from siamrec.bench.protocol import CANDIDATE_SETS, MAX_DRAWS, STRATEGIES, check_setting
+from siamrec.bench.run import METRIC_CHOICES, BenchResult, SplitResult, parse_masks, run_bench
 from siamrec.cli import stderr_line
 from siamrec.cli.common import (
     NARROW,
@@ -44,9 +35,6 @@ from siamrec.cli.common import (
     store_options,
 )
 from siamrec.config import Settings
-from siamrec.feedback_bench import MAX_K, MAX_ROUNDS
-from siamrec.metrics import LOWER_IS_BETTER, METRICS
-from siamrec.plots import PICTURE_SUFFIXES
 from siamrec.store import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -313,7 +301,7 @@ def bench(
             result = run_bench(library, masks, methods, cache, chosen, seeds, strategy, candidates, rng_seed,
                                metric=metric, feedback=feedback)  # fmt: skip
     if plot_path is not None:
-        from siamrec.plots import plot_bench
+        from siamrec.bench.plots import plot_bench
 
         with stage(f"bench: drawing {plot_path}"):
             plot_bench(result, plot_path)
@@ -356,7 +344,7 @@ def bench(
 def map_command(png_path: Path, method: str, rng_seed: int, settings: Settings, as_json: bool) -> None:
     """Draw a 2-D map of the library's track vectors, coloured by playlist."""
     require_bench_extra(("matplotlib", "sklearn"), "map")
-    from siamrec.plots import embed_2d, playlist_labels, plot_map
+    from siamrec.bench.plots import embed_2d, playlist_labels, plot_map
 
     with Store.open(settings) as store:
         library = read_library(store, need_playlists=False)

@@ -21,7 +21,7 @@ from rich.progress import Progress, TaskID
 from rich.table import Table
 from rich.text import Text
 
-from siamrec.adapting import refit_if_auto
+from siamrec.adapt import refit_if_auto
 from siamrec.cli import stderr_line
 from siamrec.cli.common import Settings, console, json_option, print_json, progress, stdout, store_options
 from siamrec.cli.ray_options import embedding_on, ray_options

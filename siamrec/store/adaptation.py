@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from siamrec.adapt import ADAPT_VERSION, READABLE_VERSIONS, Whitening
 from siamrec.errors import StoreError
 from siamrec.store.backend import Backend, Point
 from siamrec.uris import point_id
+from siamrec.whitening import ADAPT_VERSION, READABLE_VERSIONS, Whitening
 
 META_COLLECTION = "siamrec_meta"
 META_VECTOR = {"unit": 1}  # engines want a vector per collection; the meta points carry none

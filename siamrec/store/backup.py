@@ -31,6 +31,7 @@ from siamrec.config import Settings
 from siamrec.errors import ConfigError, NotFoundError, StoreError
 from siamrec.store.backend import EVERYTHING, Backend, Hit, Where
 from siamrec.store.disk import check_room, disk_error
+from siamrec.store.location import embedded_path
 from siamrec.store.migrate import COPIED, copy_collections
 
 FORMAT = 1
@@ -227,7 +228,6 @@ class BackupFile:
 
 def backup(settings: Settings, path: Path | None) -> BackupReport:
     """Back up the embedded store under its lock (refused while another process, e.g. `serve`, holds it)."""
-    from siamrec.store import embedded_path
     from siamrec.store.edge import EdgeBackend, holds_data
 
     if settings.qdrant_url:
@@ -245,7 +245,6 @@ def backup(settings: Settings, path: Path | None) -> BackupReport:
 
 def restore(settings: Settings, source: Path, force: bool = False) -> RestoreReport:
     """Replace the embedded store by the backup at `source`, all at once: the current store is kept aside."""
-    from siamrec.store import embedded_path
     from siamrec.store.edge import EdgeBackend, holds_data, take_lock
 
     if settings.qdrant_url:

@@ -18,6 +18,8 @@ from siamrec.config import Settings
 from siamrec.errors import StoreError
 from siamrec.store.adaptation import META_COLLECTION
 from siamrec.store.backend import Backend, Point
+from siamrec.store.location import embedded_path
+from siamrec.store.records import PLAYLIST_KEYWORD_FIELDS, TRACK_KEYWORD_FIELDS, playlist_from_payload, playlist_payload
 
 log = logging.getLogger(__name__)
 COPY_BATCH = 1000
@@ -56,7 +58,6 @@ def copy_collections(
 ) -> dict[str, int]:
     """Every collection, point, vector and payload from `source` into `target`, checked by count; returns the
     points copied per collection."""
-    from siamrec.store import PLAYLIST_KEYWORD_FIELDS, TRACK_KEYWORD_FIELDS, playlist_from_payload, playlist_payload
 
     keys = {C.TRACKS_COLLECTION: TRACK_KEYWORD_FIELDS, C.PLAYLISTS_COLLECTION: PLAYLIST_KEYWORD_FIELDS}
     copied_points: dict[str, int] = {}
@@ -91,7 +92,6 @@ def copy_collections(
 
 def migrate(settings: Settings) -> MigrationReport:
     """Copy the old local-mode store into the embedded Qdrant Edge store (the old one is kept as it is)."""
-    from siamrec.store import embedded_path
     from siamrec.store.client import ClientBackend
     from siamrec.store.edge import EdgeBackend, holds_data
 
@@ -126,7 +126,6 @@ def migrate(settings: Settings) -> MigrationReport:
 
 def migrate_if_needed(settings: Settings) -> None:
     """Run on every open of the embedded store: an old local-mode store with no new store beside it moves over."""
-    from siamrec.store import embedded_path
     from siamrec.store.edge import holds_data
 
     if old_store_path(settings) is None or holds_data(embedded_path(settings)):

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from siamrec import constants as C
-from siamrec.baselines import MUSICNN_DIM, MUSICNN_FRAMES, MUSICNN_OUTPUT, MusicnnEncoder
+from siamrec.bench.baselines import MUSICNN_DIM, MUSICNN_FRAMES, MUSICNN_OUTPUT, MusicnnEncoder
 from siamrec.errors import ConfigError, ModelError
 from siamrec.training.data import evaluation_windows
 from siamrec.training.features import LogMel

@@ -96,7 +96,7 @@ def masked_playlist_scores(
     vectors: np.ndarray, playlists: dict[str, list[int]], seeds: int = 5, adapted: bool = False
 ) -> dict[str, float]:
     """R-precision, reward and reward's chance level on masked playlists (siamrec.bench's protocol)."""
-    from siamrec.bench import evaluate_vectors
+    from siamrec.bench.protocol import evaluate_vectors
 
     groups = [np.asarray(v) for v in playlists.values() if len(v) >= 6]
     if len(groups) < 2:
@@ -111,7 +111,7 @@ def validation_metrics(
 ) -> dict[str, float]:  # fmt: skip
     """The run's vector plain and adapted (mean+std pooling when measured), the same with mean pooling, and
     the learned part alone (what the other parts add)."""
-    from siamrec.adapt import TooFewPlaylistsError
+    from siamrec.whitening import TooFewPlaylistsError
 
     pooling = "mean+std" if "spread_mean" in stats else "mean"
     vectors = track_vectors(embeddings, owner, stats, timbre, pooling)

@@ -160,7 +160,8 @@ def test_compact_bench_table_keeps_every_figure_whole_at_80_columns() -> None:
     """With the demo's method names (store models, adapted rows), the long names are cut, never the figures."""
     from rich.console import Console
 
-    from siamrec.bench import METRICS, BenchResult, SplitResult
+    from siamrec.bench.measures import METRICS
+    from siamrec.bench.run import BenchResult, SplitResult
     from siamrec.cli.bench import _compact_tables
 
     names = ["siamrec-default (store)", "siamrec-default (store), adapted", "musicnn, adapted", "random"]
@@ -188,7 +189,7 @@ def test_help_texts_and_plurals(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_bench_progress_advances_per_track(store_home: Path, tmp_path: Path) -> None:
     """Not stuck at 0 and then jumping by a batch: one step per decoded track, ending at the total."""
-    from siamrec.bench import embed_audio_methods, mfcc_method, read_library
+    from siamrec.bench.methods import embed_audio_methods, mfcc_method, read_library
     from siamrec.config import resolve_settings
     from siamrec.store import Store
 

@@ -242,7 +242,7 @@ def test_distillation_learns_the_teacher_and_ships_as_a_third_part(
 ) -> None:
     """`--teacher`: musicnn's track embeddings are computed once, the head's loss falls, the exported vector is
     [learned | timbre | distilled] with parity, and the distilled part is the head's standardised output."""
-    from siamrec.bench import MUSICNN_ONNX
+    from siamrec.bench.methods import MUSICNN_ONNX
     from siamrec.embed import TrackEncoder
     from siamrec.training.export.onnx_export import META_PARTS, export_checkpoint
 

@@ -18,12 +18,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from siamrec.adapt import TooFewPlaylistsError
-from siamrec.bench import ADAPTED_SUFFIX, SCORE_CHUNK_ELEMENTS, Split, Splits, fit_on_split, normalise_rows
+from siamrec.bench.measures import ranks_of_relevant
+from siamrec.bench.protocol import SCORE_CHUNK_ELEMENTS, Split, Splits, fit_on_split, normalise_rows
+from siamrec.bench.run import ADAPTED_SUFFIX
 from siamrec.errors import ConfigError
-from siamrec.metrics import ranks_of_relevant
 from siamrec.recommend import steer
 from siamrec.vectors import l2_normalise
+from siamrec.whitening import TooFewPlaylistsError
 
 MAX_ROUNDS = 20
 MAX_K = 1000

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from siamrec import bench
-from siamrec.adapt import SHRINKAGE_GRID, TooFewPlaylistsError, Whitening, fit_whitening, ledoit_wolf_shrinkage
-from siamrec.bench import evaluate_vectors, fit_on_split, make_splits, run_protocol, seed_groups
+from siamrec.bench import protocol
+from siamrec.bench.protocol import evaluate_vectors, fit_on_split, make_splits, seed_groups
+from siamrec.bench.run import run_protocol
+from siamrec.whitening import SHRINKAGE_GRID, TooFewPlaylistsError, Whitening, fit_whitening, ledoit_wolf_shrinkage
 
 
 def nuisance_playlists(n_playlists: int = 12, size: int = 15, seed: int = 0) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -83,7 +84,8 @@ def test_cross_validation_projects_onto_the_playlists_directions_when_that_ranks
     assert (given.shrinkage, given.chosen_by) == (0.3, "given") and given.projected == 4
     # in bench (fitted on each split's seeds), the chosen map ranks masked songs better than whitening alone
     chosen_map = evaluate_vectors(vectors, playlists, 5, 8, seeds=4, adapted=True)["r_precision"][0]
-    monkeypatch.setattr(bench, "fit_on_split", lambda unit, split: fit_whitening(unit, seed_groups(split), None, False))
+    whitening_only = lambda unit, split: fit_whitening(unit, seed_groups(split), None, False)  # noqa: E731
+    monkeypatch.setattr(protocol, "fit_on_split", whitening_only)
     whitened_only = evaluate_vectors(vectors, playlists, 5, 8, seeds=4, adapted=True)["r_precision"][0]
     assert chosen_map > whitened_only
 

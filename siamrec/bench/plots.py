@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from siamrec.bench import BenchResult
+from siamrec.bench.measures import METRICS
+from siamrec.bench.run import BenchResult
 from siamrec.errors import ConfigError
-from siamrec.metrics import METRICS
 from siamrec.paths import check_output_file, write_error
 
 MAP_METHODS = ("tsne", "pca")

@@ -1,0 +1,427 @@
+"""The store, in the project's own words: tracks and playlists with their vectors, bound to one model.
+
+Callers see TrackRecord/PlaylistRecord/StoredTrack and scored results, never an engine's types. Behind it
+sits one backend class (siamrec.store.backend.Backend): Qdrant Edge embedded under SIAMREC_HOME by default,
+qdrant-client for a Qdrant server or cluster by URL. Point ids are uuid5(NAMESPACE_URL, uri), so writing the
+same track or playlist twice updates one point. A collection's model vector is named after the model that made
+it; a different model is refused. Derived vectors sit beside it as `<model>+<suffix>`: `<model>+adapted` holds
+each track's vector in the playlist-adapted metric (siamrec.whitening) once `siamrec adapt` has fitted one, and
+every later write keeps it in step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from siamrec import constants as C
+from siamrec.config import Settings
+from siamrec.errors import ConfigError, ModelError, NotFoundError, StoreError
+from siamrec.store import adaptation as stored_adaptation
+from siamrec.store.adaptation import Adaptation
+from siamrec.store.backend import EVERYTHING, Backend, Hit, Point, Where
+from siamrec.store.location import open_backend
+from siamrec.store.queries import COLD, Queries
+from siamrec.store.records import (
+    PLAYLIST_KEYWORD_FIELDS,
+    PLAYLIST_OWN_KEYS,
+    TRACK_KEYWORD_FIELDS,
+    PlaylistRecord,
+    StoredTrack,
+    TrackRecord,
+    playlist_from_payload,
+    playlist_payload,
+    record_payload,
+    track_from_payload,
+)
+from siamrec.uris import point_id
+from siamrec.vectors import l2_normalise
+
+PAGE = 1000
+WRITE_BATCH = 512
+DERIVED = "+"  # `<model>+<suffix>`: a vector derived from the model's (never the model binding itself)
+ADAPTED = "adapted"
+METRICS = C.METRICS
+_UNREAD = object()
+
+
+class Store(Queries):
+    """Tracks and playlists bound to one model (its name is the collections' vector name)."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self._model: tuple[str, int] | None = None
+        self._wrote = False
+        self._adaptation: Any = _UNREAD
+        self.metric = "plain"  # which vectors queries rank with: "plain" or "adapted" (use_metric)
+
+    @classmethod
+    def open(cls, settings: Settings) -> Store:
+        return cls(open_backend(settings))
+
+    @classmethod
+    def memory(cls) -> Store:
+        """An in-memory store (tests, throwaway work)."""
+        from siamrec.store.client import ClientBackend
+
+        return cls(ClientBackend.memory())
+
+    @property
+    def location(self) -> str:
+        return self.backend.location
+
+    def close(self) -> None:
+        """Index what was written (embedded store), then release the store."""
+        try:
+            optimize = getattr(self.backend, "optimize", None)
+            if self._wrote and optimize is not None:
+                optimize()
+        finally:
+            self.backend.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- model binding ------------------------------------------------------------------------------
+
+    def stored_model(self) -> tuple[str, int] | None:
+        """(vector name, dimension) the tracks collection was created for, or None when it does not exist."""
+        vectors = self.backend.vectors(C.TRACKS_COLLECTION)
+        if vectors is None:
+            return None
+        models = [(name, dim) for name, dim in vectors.items() if DERIVED not in name]
+        if len(models) != 1:
+            raise StoreError(f"collection '{C.TRACKS_COLLECTION}' was not created by siamrec")
+        return models[0]
+
+    def bind_model(self, name: str, dim: int, create: bool = True) -> None:
+        """Check the model against the collections (creating them if allowed); refuse any mismatch."""
+        stored = self.stored_model()
+        if stored is None:
+            if not create:
+                raise NotFoundError("the store is empty: add tracks with `siamrec add-track` first")
+            for collection, keys in (
+                (C.TRACKS_COLLECTION, TRACK_KEYWORD_FIELDS),
+                (C.PLAYLISTS_COLLECTION, PLAYLIST_KEYWORD_FIELDS),
+            ):
+                if self.backend.vectors(collection) is None:
+                    self.backend.create(collection, {name: dim, f"{name}{DERIVED}{ADAPTED}": dim}, keys)
+        elif stored != (name, dim):
+            raise ModelError(
+                f"the store holds vectors of model '{stored[0]}' (dim {stored[1]}) but the model is '{name}' "
+                f"(dim {dim}): use --model with that model, or a fresh --home to re-embed with this one"
+            )
+        self._model = (name, dim)
+        self._adaptation = _UNREAD
+
+    def bind_stored_model(self) -> tuple[str, int]:
+        """Bind to the model the store was filled with (for commands that read but never embed)."""
+        stored = self.stored_model()
+        if stored is None:
+            raise NotFoundError("the store is empty: add tracks with `siamrec add-track` first")
+        self._model = stored
+        self._adaptation = _UNREAD
+        return stored
+
+    @property
+    def vector_name(self) -> str:
+        if self._model is None:
+            raise StoreError("internal: bind a model before reading or writing vectors")
+        return self._model[0]
+
+    def derived_vector(self, suffix: str, dim: int) -> str:
+        """The name of a vector derived from the model's (`<model>+<suffix>`), created on both collections."""
+        name = f"{self.vector_name}{DERIVED}{suffix}"
+        for collection in (C.TRACKS_COLLECTION, C.PLAYLISTS_COLLECTION):
+            have = self.backend.vectors(collection) or {}
+            if name not in have:
+                self.backend.add_vector(collection, name, dim)
+            elif have[name] != dim:
+                raise ModelError(f"the store's vector {name!r} has dim {have[name]}, not {dim}: refit it")
+        return name
+
+    def _write(self, collection: str, points: list[Point]) -> None:
+        for start in range(0, len(points), WRITE_BATCH):
+            self.backend.upsert(collection, points[start : start + WRITE_BATCH])
+        self._wrote = self._wrote or bool(points)
+
+    def _vector(self, hit: Hit, using: str | None = None) -> np.ndarray | None:
+        return hit.vectors.get(using or self.vector_name)
+
+    # ---- the adapted metric -------------------------------------------------------------------------
+
+    @property
+    def adapted_vector(self) -> str:
+        return f"{self.vector_name}{DERIVED}{ADAPTED}"
+
+    def adaptation(self) -> Adaptation | None:
+        """The adapted metric stored for the bound model (None: never fitted, or switched off)."""
+        if self._adaptation is _UNREAD:
+            self._adaptation = stored_adaptation.load(self.backend, self.vector_name)
+        return self._adaptation  # type: ignore[no-any-return]
+
+    def save_adaptation(self, adaptation: Adaptation | None) -> None:
+        """Store the model's adaptation (None removes it: queries and writes go back to the plain metric)."""
+        if adaptation is not None:
+            self.derived_vector(ADAPTED, adaptation.whitening.dim)
+        stored_adaptation.save(self.backend, self.vector_name, adaptation)
+        self._adaptation = adaptation
+        self._wrote = True
+
+    def use_metric(self, metric: str) -> str:
+        """Rank with `plain` vectors, `adapted` ones (an error when none are ready) or `auto` (adapted when
+        ready); returns the metric in use."""
+        if metric not in METRICS:
+            raise ConfigError(f"unknown metric {metric!r}: choose one of {', '.join(METRICS)}")
+        ready = (found := self.adaptation()) is not None and found.ready
+        if metric == "adapted" and not ready:
+            raise NotFoundError("no adapted metric is stored for this model: run `siamrec adapt` first")
+        self.metric = "adapted" if metric == "adapted" or (metric == "auto" and ready) else "plain"
+        return self.metric
+
+    @property
+    def query_vector(self) -> str:
+        """The vector name queries rank with (the metric in use)."""
+        return self.adapted_vector if self.metric == "adapted" else self.vector_name
+
+    def to_query_space(self, vectors: np.ndarray) -> np.ndarray:
+        """Model vectors `[N, D]` or `[D]` as the metric in use sees them."""
+        found = self.adaptation() if self.metric == "adapted" else None
+        if found is None:
+            return vectors
+        return found.whitening.apply(np.atleast_2d(vectors)).astype(np.float32).reshape(np.shape(vectors))
+
+    def _adapted_twins(self, vectors: list[np.ndarray]) -> list[np.ndarray]:
+        """The adapted vectors of model vectors, when an adaptation is stored (ready or being written)."""
+        found = self.adaptation()
+        if found is None or not vectors:
+            return []
+        return list(found.whitening.apply(np.stack(vectors)).astype(np.float32))
+
+    def write_adapted(self, tracks: list[StoredTrack]) -> None:
+        """(Re)write the adapted vectors of stored tracks from their model vectors; payloads stay as they are."""
+        have = [t for t in tracks if t.vector is not None]
+        twins = self._adapted_twins([t.vector for t in have])  # type: ignore[misc]
+        if twins:
+            ids = [point_id(t.record.track_uri) for t in have]
+            for start in range(0, len(ids), WRITE_BATCH):
+                self.backend.set_vectors(
+                    C.TRACKS_COLLECTION,
+                    {
+                        i: {self.adapted_vector: v}
+                        for i, v in zip(
+                            ids[start : start + WRITE_BATCH], twins[start : start + WRITE_BATCH], strict=True
+                        )
+                    },
+                )
+            self._wrote = True
+
+    # ---- tracks -------------------------------------------------------------------------------------
+
+    def get_tracks(
+        self, uris: Iterable[str], with_vectors: bool = False, using: str | None = None
+    ) -> dict[str, StoredTrack]:
+        """The stored tracks among `uris` (missing ones are simply absent from the result), with the model's
+        vectors (or those named by `using`, e.g. `query_vector`) when asked."""
+        ids = [point_id(uri) for uri in uris]
+        name = using or self.vector_name
+        wanted = [name] if with_vectors else []
+        found: dict[str, StoredTrack] = {}
+        for start in range(0, len(ids), PAGE):
+            for hit in self.backend.retrieve(C.TRACKS_COLLECTION, ids[start : start + PAGE], wanted):
+                record = track_from_payload(hit.payload)
+                found[record.track_uri] = StoredTrack(record, self._vector(hit, name))
+        return found
+
+    def upsert_tracks(self, records: list[TrackRecord], vectors: np.ndarray | list[np.ndarray | None]) -> set[str]:
+        """Write tracks, keeping the playlists and added_at already stored; returns the URIs that were stored.
+
+        The records are updated in place with the merged playlists. A vector of None writes metadata only and
+        *replaces* a stored vector with none (points are written whole): pass the stored vector back to keep it.
+        """
+        existing = self.get_tracks([r.track_uri for r in records])
+        given = [np.asarray(v, dtype=np.float32) for v in vectors if v is not None]
+        twins = iter(self._adapted_twins(given))
+        points = []
+        for record, vector in zip(records, vectors, strict=True):
+            previous = existing.get(record.track_uri)
+            if previous is not None:
+                record.playlists = sorted(set(previous.record.playlists) | set(record.playlists))
+                record.added_at = previous.record.added_at
+            named = {} if vector is None else {self.vector_name: np.asarray(vector, dtype=np.float32)}
+            if named and (twin := next(twins, None)) is not None:
+                named[self.adapted_vector] = twin
+            points.append(Point(point_id(record.track_uri), named, record_payload(record)))
+        self._write(C.TRACKS_COLLECTION, points)
+        return set(existing)
+
+    def set_track_payload(self, uri: str, payload: dict[str, Any]) -> None:
+        self.backend.set_payload(C.TRACKS_COLLECTION, [point_id(uri)], payload)
+
+    def delete_tracks(self, uris: Iterable[str]) -> None:
+        """Remove tracks (and their membership in the playlists that listed them; centroids follow)."""
+        gone = self.get_tracks(uris)
+        if not gone:
+            return
+        touched = {p for track in gone.values() for p in track.record.playlists}
+        self.backend.delete(C.TRACKS_COLLECTION, [point_id(uri) for uri in gone])
+        self._wrote = True
+        playlists = [record for record, _ in self.get_playlists(touched).values()]
+        for playlist in playlists:
+            playlist.track_uris = [uri for uri in playlist.track_uris if uri not in gone]
+        self.refresh_centroids(playlists)
+
+    def iter_tracks(self, with_vectors: bool = True, cold_only: bool = False) -> Iterator[StoredTrack]:
+        """Every stored track, a page at a time."""
+        wanted = [self.vector_name] if with_vectors else []
+        for hit in self.backend.scroll(C.TRACKS_COLLECTION, COLD if cold_only else EVERYTHING, wanted):
+            yield StoredTrack(track_from_payload(hit.payload), self._vector(hit))
+
+    def tracks_at(self, paths: Iterable[str]) -> dict[str, TrackRecord]:
+        """Stored tracks by the file path they were embedded from (keyword index on `path`)."""
+        found: dict[str, TrackRecord] = {}
+        paths = list(paths)
+        for start in range(0, len(paths), PAGE):
+            where = Where(any_of={"path": paths[start : start + PAGE]})
+            for hit in self.backend.scroll(C.TRACKS_COLLECTION, where):
+                record = track_from_payload(hit.payload)
+                if record.path is not None:
+                    found[record.path] = record
+        return found
+
+    def tracks_under(self, folder: str) -> Iterator[TrackRecord]:
+        """Stored local tracks whose file lies under `folder` (to report files that disappeared)."""
+        prefix = folder.rstrip("/") + "/"
+        for hit in self.backend.scroll(C.TRACKS_COLLECTION, Where(any_of={"source": ["local"]})):
+            path = hit.payload.get("path")
+            if isinstance(path, str) and path.startswith(prefix):
+                yield track_from_payload(hit.payload)
+
+    def count_tracks(self, cold_only: bool = False) -> int:
+        """Exact count, done by the engine (no payloads travel)."""
+        return self.backend.count(C.TRACKS_COLLECTION, COLD if cold_only else EVERYTHING)
+
+    def count_playlists(self) -> int:
+        return self.backend.count(C.PLAYLISTS_COLLECTION)
+
+    # ---- playlists ----------------------------------------------------------------------------------
+
+    def get_playlist(self, uri: str) -> PlaylistRecord | None:
+        hits = self.backend.retrieve(C.PLAYLISTS_COLLECTION, [point_id(uri)])
+        return playlist_from_payload(hits[0].payload) if hits else None
+
+    def get_playlists(self, uris: Iterable[str]) -> dict[str, tuple[PlaylistRecord, np.ndarray | None]]:
+        """The stored playlists among `uris` with their centroids in the metric in use (None: no track had a
+        vector)."""
+        ids = [point_id(uri) for uri in uris]
+        found: dict[str, tuple[PlaylistRecord, np.ndarray | None]] = {}
+        for start in range(0, len(ids), PAGE):
+            for hit in self.backend.retrieve(C.PLAYLISTS_COLLECTION, ids[start : start + PAGE], [self.query_vector]):
+                record = playlist_from_payload(hit.payload)
+                found[record.playlist_uri] = (record, self._vector(hit, self.query_vector))
+        return found
+
+    def iter_playlists(self) -> Iterator[PlaylistRecord]:
+        for hit in self.backend.scroll(C.PLAYLISTS_COLLECTION):
+            yield playlist_from_payload(hit.payload)
+
+    def playlists_holding(self, track_uri: str) -> list[str]:
+        """The playlists a track is in, from the track's own `playlists` payload field."""
+        stored = self.get_tracks([track_uri]).get(track_uri)
+        return list(stored.record.playlists) if stored else []
+
+    def playlists_named(self, name: str) -> list[PlaylistRecord]:
+        """The stored playlists whose name is `name`, ignoring case (the `name_key` index)."""
+        hits = self.backend.scroll(C.PLAYLISTS_COLLECTION, Where(any_of={"name_key": [name.casefold()]}))
+        return [playlist_from_payload(hit.payload) for hit in hits]
+
+    def find_playlist(self, key: str) -> PlaylistRecord:
+        """A playlist by URI, or by name (case-insensitive, through the `name_key` index); unknown or ambiguous
+        names are errors."""
+        found = self.get_playlist(key)
+        if found is not None:
+            return found
+        matches = self.playlists_named(key)
+        if not matches:
+            raise NotFoundError(f"no playlist named {key!r}: `siamrec playlist list` shows the stored ones")
+        if len(matches) > 1:
+            uris = ", ".join(p.playlist_uri for p in matches)
+            raise NotFoundError(f"{len(matches)} playlists are named {key!r}: name one by URI ({uris})")
+        return matches[0]
+
+    def save_playlist(self, playlist: PlaylistRecord) -> None:
+        """Store the playlist, mark membership in its tracks' payloads, and refresh its centroid.
+
+        Member URIs not stored yet get a metadata-only point, so audio added for them later (add-track --uri,
+        sync) finds its playlist and refreshes the centroid.
+        """
+        previous = self.get_playlist(playlist.playlist_uri)
+        dropped = set(previous.track_uris) - set(playlist.track_uris) if previous else set()
+        stored = self.get_tracks(set(playlist.track_uris) | dropped)
+        for uri, track in stored.items():
+            members = set(track.record.playlists)
+            wanted = members - {playlist.playlist_uri} if uri in dropped else members | {playlist.playlist_uri}
+            if wanted != members:
+                self.set_track_payload(uri, {"playlists": sorted(wanted)})
+        unseen = [uri for uri in dict.fromkeys(playlist.track_uris) if uri not in stored]
+        if unseen:
+            records = [TrackRecord(uri, source=playlist.source, playlists=[playlist.playlist_uri]) for uri in unseen]
+            self.upsert_tracks(records, [None] * len(records))
+        self.refresh_centroids([playlist])
+
+    def delete_playlist(self, uri: str) -> None:
+        """Remove a playlist and its mark on its tracks' payloads; the tracks themselves stay."""
+        playlist = self.get_playlist(uri)
+        if playlist is None:
+            raise NotFoundError(f"no playlist {uri!r} in the store")
+        self.save_playlist(replace(playlist, track_uris=[]))  # unmarks every member first: a retry finishes the job
+        self.backend.delete(C.PLAYLISTS_COLLECTION, [point_id(uri)])
+        self._wrote = True
+
+    def delete_track(self, uri: str) -> list[str]:
+        """Remove one track (see delete_tracks); returns the playlists it was taken out of."""
+        track = self.get_tracks([uri]).get(uri)
+        if track is None:
+            raise NotFoundError(f"no track {uri!r} in the store")
+        self.delete_tracks([uri])
+        return sorted(track.record.playlists)
+
+    def refresh_centroids(self, playlists: list[PlaylistRecord]) -> None:
+        """Recompute each playlist's centroid from its tracks that have vectors (none yet: no vector); the point is
+        written whole, keeping what its payload holds beside the record."""
+        points = []
+        kept = self._beside_records(playlists)
+        for playlist in playlists:
+            tracks = self.get_tracks(playlist.track_uris, with_vectors=True).values()
+            vectors = [t.vector for t in tracks if t.vector is not None]
+            named = {self.vector_name: playlist_centroid(np.stack(vectors))} if vectors else {}
+            if twins := self._adapted_twins(vectors):  # type: ignore[arg-type]
+                named[self.adapted_vector] = playlist_centroid(np.stack(twins))
+            pid = point_id(playlist.playlist_uri)
+            points.append(Point(pid, named, {**playlist_payload(playlist), **kept.get(pid, {})}))
+        self._write(C.PLAYLISTS_COLLECTION, points)
+
+    def _beside_records(self, playlists: list[PlaylistRecord]) -> dict[str, dict[str, Any]]:
+        """Point id → the payload keys stored beside each playlist's record (its listener's feedback, what was
+        published from it): a whole-point rewrite of the record must keep them."""
+        ids = [point_id(playlist.playlist_uri) for playlist in playlists]
+        kept = {}
+        for start in range(0, len(ids), PAGE):
+            for hit in self.backend.retrieve(C.PLAYLISTS_COLLECTION, ids[start : start + PAGE]):
+                beside = {key: value for key, value in hit.payload.items() if key not in PLAYLIST_OWN_KEYS}
+                if beside:
+                    kept[hit.id] = beside
+        return kept
+
+    # ---- queries ------------------------------------------------------------------------------------
+
+
+def playlist_centroid(vectors: np.ndarray) -> np.ndarray:
+    """The L2-normalised mean of L2-normalised track vectors `[n, D]` → `[D]`."""
+    return l2_normalise(vectors.mean(axis=0))
