@@ -9,6 +9,7 @@ environment, for operators and tests, or the defaults below.
 
 from __future__ import annotations
 
+import io
 import os
 import socket
 import threading
@@ -214,19 +215,12 @@ def _declared_too_big(response: requests.Response, max_bytes: int) -> None:
 
 def read_capped(response: requests.Response, max_bytes: int) -> bytes:
     """The whole (decoded) body, or TooLarge as soon as it passes `max_bytes`."""
-    _declared_too_big(response, max_bytes)
-    chunks: list[bytes] = []
-    total = 0
-    for block in response.iter_content(BLOCK):
-        total += len(block)
-        if total > max_bytes:
-            response.close()
-            raise TooLarge(f"the answer passed the {_size(max_bytes)} allowed")
-        chunks.append(block)
-    return b"".join(chunks)
+    body = io.BytesIO()
+    write_capped(response, body, max_bytes, what="the answer")
+    return body.getvalue()
 
 
-def write_capped(response: requests.Response, handle: IO[bytes], max_bytes: int) -> int:
+def write_capped(response: requests.Response, handle: IO[bytes], max_bytes: int, what: str = "the download") -> int:
     """Stream the body into `handle`; TooLarge (and the connection closed) as soon as it passes `max_bytes`."""
     _declared_too_big(response, max_bytes)
     total = 0
@@ -234,7 +228,7 @@ def write_capped(response: requests.Response, handle: IO[bytes], max_bytes: int)
         total += len(block)
         if total > max_bytes:
             response.close()
-            raise TooLarge(f"the download passed the {_size(max_bytes)} allowed")
+            raise TooLarge(f"{what} passed the {_size(max_bytes)} allowed")
         handle.write(block)
     return total
 
