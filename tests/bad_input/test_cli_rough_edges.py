@@ -138,6 +138,7 @@ def test_map_without_the_bench_extra_suggests_only_the_install(home: Path, tmp_p
     assert not (tmp_path / "map.png").exists()
 
 
+@pytest.mark.train  # `siamrec train` needs torch
 @pytest.mark.parametrize("before_command", [False, True])
 def test_train_takes_the_store_options_before_or_after_the_command(
     home: Path, tmp_path: Path, before_command: bool
