@@ -1,20 +1,16 @@
 """Calls to servers siamrec does not control, bounded: an overall deadline and a size cap on every request.
 
 A per-read timeout does not stop a server that sends a byte every few seconds, in its headers or its body.
-So every call runs inside a `Deadline`: when it passes, a timer shuts down the sockets the call opened or
-reused, which ends a blocked read at once, and the call fails with one line. Bodies are read with a cap on
-their size (a declared Content-Length over it is refused before reading). The bounds come from the
-environment, for operators and tests, or the defaults below.
+So every call runs inside a `Deadline` (siamrec.deadline): when it passes, a timer shuts down the sockets the
+call opened or reused, which ends a blocked read at once, and the call fails with one line. Bodies are read
+with a cap on their size (a declared Content-Length over it is refused before reading). The bounds come from
+the environment, for operators and tests, or the defaults below.
 """
 
 from __future__ import annotations
 
 import io
 import os
-import socket
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -24,13 +20,13 @@ from urllib3 import poolmanager
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
+from siamrec.deadline import thread_deadlines
 from siamrec.errors import ConfigError, ConnectorError
 
 CALL_DEADLINE_ENV = "SIAMREC_CALL_DEADLINE"
 DOWNLOAD_DEADLINE_ENV = "SIAMREC_DOWNLOAD_DEADLINE"
 MAX_SONG_BYTES_ENV = "SIAMREC_MAX_SONG_BYTES"
 MiB = 1 << 20
-READ_TIMEOUT_S = 30.0  # the most one read may wait, inside the deadline
 BLOCK = 1 << 16
 
 
@@ -67,76 +63,8 @@ def env_number(name: str, default: float) -> float:
     return value
 
 
-class DeadlinePassed(ConnectorError):
-    """A call or a download ran past its deadline (a slow or trickling server)."""
-
-
 class TooLarge(ConnectorError):
     """An answer or a download is bigger than its cap."""
-
-
-_local = threading.local()
-
-
-class Deadline:
-    """One call's time limit: the sockets it uses are shut down when `seconds` have passed."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self.expired = False
-        self._sockets: list[socket.socket] = []
-        self._lock = threading.Lock()
-        self._timer = threading.Timer(seconds, self._expire)
-        self._timer.daemon = True
-
-    @property
-    def read_timeout(self) -> float:
-        return min(READ_TIMEOUT_S, self.seconds)
-
-    def watch(self, sock: socket.socket) -> None:
-        with self._lock:
-            self._sockets.append(sock)
-            if self.expired:
-                _shut(sock)
-
-    def _expire(self) -> None:
-        with self._lock:
-            self.expired = True
-            for sock in self._sockets:
-                _shut(sock)
-
-
-def _shut(sock: socket.socket) -> None:
-    """End any read on the socket now (a shutdown wakes a blocked recv; a close from another thread may not).
-
-    A socket closed meanwhile has no descriptor any more (fileno -1), so this never touches a reused one.
-    """
-    with suppress(OSError):
-        socket.socket.shutdown(sock, socket.SHUT_RDWR)  # the plain socket's call, also under TLS
-
-
-@contextmanager
-def deadline(seconds: float, what: str) -> Iterator[Deadline]:
-    """Run the calls of this block (this thread, a `bounded_session`) under one deadline.
-
-    When it passes, the block ends with DeadlinePassed ("`what` did not finish within N s"), whatever the cut
-    connection made of it: an error, or an answer that merely looks complete.
-    """
-    current = Deadline(seconds)
-    stack: list[Deadline] = _local.__dict__.setdefault("deadlines", [])
-    stack.append(current)
-    current._timer.start()
-    try:
-        yield current
-    except Exception:
-        if current.expired:
-            raise DeadlinePassed(f"{what} did not finish within {seconds:g} s") from None
-        raise
-    finally:
-        current._timer.cancel()
-        stack.remove(current)
-    if current.expired:
-        raise DeadlinePassed(f"{what} did not finish within {seconds:g} s")
 
 
 def _watched(connection: HTTPConnection) -> None:
@@ -145,7 +73,7 @@ def _watched(connection: HTTPConnection) -> None:
     The socket itself is kept: http.client hands it to the response and forgets it when the server closes after.
     """
     if connection.sock is not None:
-        for current in getattr(_local, "deadlines", ()):
+        for current in thread_deadlines():
             current.watch(connection.sock)
 
 

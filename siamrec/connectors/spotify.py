@@ -38,7 +38,8 @@ from siamrec.connectors.base import (
     object_field,
     text_field,
 )
-from siamrec.connectors.bounded import DeadlinePassed, Limits, bounded_session, deadline
+from siamrec.connectors.bounded import Limits, bounded_session
+from siamrec.deadline import DeadlinePassed, deadline
 from siamrec.errors import ConnectorError
 from siamrec.logs import get_logger
 from siamrec.redact import one_line, redacting, register_secret

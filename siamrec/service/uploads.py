@@ -20,7 +20,7 @@ from typing import BinaryIO
 from urllib.parse import urljoin, urlsplit
 
 from siamrec.audio import track_windows
-from siamrec.connectors.bounded import deadline
+from siamrec.deadline import deadline
 from siamrec.errors import ConnectorError, NotAudioError
 from siamrec.service.problems import FetchRefused, TooLarge
 from siamrec.sniff import READABLE, sniff

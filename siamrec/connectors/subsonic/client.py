@@ -32,16 +32,7 @@ import requests
 from pydantic import BaseModel, ValidationError
 
 from siamrec.connectors.base import Problem
-from siamrec.connectors.bounded import (
-    DeadlinePassed,
-    Limits,
-    TooLarge,
-    bounded_session,
-    deadline,
-    env_number,
-    read_capped,
-    write_capped,
-)
+from siamrec.connectors.bounded import Limits, TooLarge, bounded_session, env_number, read_capped, write_capped
 from siamrec.connectors.subsonic.schema import (
     ApiError,
     Envelope,
@@ -51,6 +42,7 @@ from siamrec.connectors.subsonic.schema import (
     listed,
     section,
 )
+from siamrec.deadline import DeadlinePassed, deadline
 from siamrec.errors import ConnectorError
 from siamrec.redact import one_line, redact, register_secret
 
