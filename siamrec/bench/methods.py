@@ -25,7 +25,7 @@ MFCC_CACHE_VERSION = "v1"  # bump when the hand-crafted features change
 MUSICNN_ONNX = Path(__file__).parent.parent / "assets" / "baselines" / "musicnn_msd.onnx"
 
 
-# ---- the bench over a store: methods, cached audio embeddings, results --------------------------------------
+# ---- the bench over a store: its library, the audio methods and their cached vectors ---------------------
 
 
 @dataclass(frozen=True)
