@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from siamrec.audio import audio_identity, file_sha1, is_audio_path, track_windows
+from siamrec.audio import AUDIO_SUFFIXES, audio_identity, file_sha1, is_audio_path, track_windows
 from siamrec.embed import TrackEncoder
-from siamrec.errors import AudioError
+from siamrec.errors import AudioError, ConfigError, NotFoundError
 from siamrec.names import path_for_payload, quoted
 from siamrec.store import Store, TrackRecord
 from siamrec.tags import read_tags
@@ -316,17 +316,56 @@ def report_vanished(store: Store, folders: Iterable[Path], report: AddReport, pr
         report.removed = sorted(set(gone.values()))
 
 
-def add_paths(
-    store: Store,
-    encoder: TrackEncoder,
-    paths: Iterable[Path],
-    on_progress: Callable[[int], None] | None = None,
-    prune: bool = False,
-) -> AddReport:
-    """`siamrec add-track`: collect files under `paths`, add what changed, report (or prune) what vanished."""
+@dataclass
+class AddRequest:
+    """What `add-track` was asked to add, checked before any store opens or model loads."""
+
+    paths: list[Path]
+    items: list[AudioItem]
+    missing: list[tuple[str, str]]  # (path, reason) of the paths that are neither a file nor a folder
+
+    @property
+    def folders(self) -> list[Path]:
+        """The folders given: their stored files that are gone are reported (or pruned)."""
+        return [path for path in self.paths if path.is_dir()]
+
+
+def add_request(paths: Iterable[Path], overrides: dict[str, str] | None = None) -> AddRequest:
+    """The files under `paths`, refused when there is nothing to read at all (say why before any work: "added 0,
+    failed 0" explains nothing) or when metadata `overrides` (title, artist…) would apply to several files."""
     paths = list(paths)
     files, missing = collect_audio_files(paths)
-    report = add_audio(store, encoder, [AudioItem(path) for path in files], on_progress)
-    report.failed = missing + report.failed
-    report_vanished(store, [p for p in paths if p.is_dir()], report, prune)
+    if not files and not missing:
+        raise NotFoundError(
+            f"no audio files in {', '.join(quoted(p) for p in paths)} (siamrec reads "
+            f"{', '.join(sorted(s.lstrip('.') for s in AUDIO_SUFFIXES))})"
+        )
+    overrides = {key: value for key, value in (overrides or {}).items() if value}
+    if overrides and len(files) != 1:
+        raise ConfigError("--uri/--title/--artist/--album apply to exactly one file")
+    return AddRequest(paths, [AudioItem(path, overrides=dict(overrides)) for path in files], missing)
+
+
+def add_paths(
+    store: Store,
+    encoder: TrackEncoder | None,
+    paths: Iterable[Path] | AddRequest,
+    on_progress: Callable[[int], None] | None = None,
+    prune: bool = False,
+    add: AddFunction = add_audio,
+) -> AddReport:
+    """`siamrec add-track`: add what changed under `paths`, report (or prune) what vanished from its folders.
+
+    The command's one path, taken by the CLI and the tests alike. `encoder` may be None only for a request
+    with no files (nothing to embed, so no model is loaded); `add` embeds (add_audio, or on Ray).
+    """
+    request = paths if isinstance(paths, AddRequest) else add_request(paths)
+    if request.items:
+        if encoder is None:
+            raise ValueError("files to add need an encoder")
+        report = add(store, encoder, request.items, on_progress)
+    else:
+        report = AddReport()
+    report.failed = request.missing + report.failed
+    report_vanished(store, request.folders, report, prune)
     return report

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import click
 
-from siamrec.audio import AUDIO_SUFFIXES
 from siamrec.cli import stderr_line
 from siamrec.cli.common import (
     Settings,
@@ -21,20 +20,22 @@ from siamrec.cli.common import (
 )
 from siamrec.cli.ray_options import embedding_on, ray_options
 from siamrec.embed import load_encoder
-from siamrec.errors import ConfigError, NotFoundError
-from siamrec.library import AddReport, AudioItem, collect_audio_files, report_vanished
+from siamrec.library import AddReport, AddRequest, add_paths, add_request
 from siamrec.names import path_from_payload, quoted
 from siamrec.store import Store
 
 
 def _add_with_progress(
-    store: Store, settings: Settings, items: list[AudioItem], ray: str | None = None, ray_actors: int | None = None
+    store: Store, settings: Settings, request: AddRequest, prune: bool, ray: str | None, ray_actors: int | None
 ) -> AddReport:
+    """library.add_paths under a progress bar; the model is loaded (and Ray joined) only when there are files."""
+    if not request.items:
+        return add_paths(store, None, request, prune=prune)
     encoder = load_encoder(settings.model_path, settings.device)
     with embedding_on(ray, ray_actors) as (add, actors), progress() as bar:
         label = f"embedding on Ray ({plural(actors, 'actor')})" if actors else "embedding"
-        task = bar.add_task(label, total=len(items))
-        return add(store, encoder, items, lambda n: bar.advance(task, n))
+        task = bar.add_task(label, total=len(request.items))
+        return add_paths(store, encoder, request, lambda n: bar.advance(task, n), prune, add)
 
 
 def _print_vanished(report: AddReport, prune: bool) -> None:
@@ -68,23 +69,10 @@ def add_track(
     as_json: bool,
 ) -> None:
     """Add audio files or folders (recursive) to the store: decode, embed, upsert."""
-    files, missing = collect_audio_files(paths)
-    if not files and not missing:  # say why before any work: "added 0, failed 0" explains nothing
-        raise NotFoundError(
-            f"no audio files in {', '.join(quoted(p) for p in paths)} (siamrec reads "
-            f"{', '.join(sorted(s.lstrip('.') for s in AUDIO_SUFFIXES))})"
-        )
-    overrides = {k: v for k, v in {"track_uri": uri, "title": title, "artist": artist, "album": album}.items() if v}
-    if overrides and len(files) != 1:
-        raise ConfigError("--uri/--title/--artist/--album apply to exactly one file")
-    items = [AudioItem(f) for f in files]
-    if overrides:
-        items = [AudioItem(files[0], overrides=overrides)]
+    request = add_request(paths, {"track_uri": uri, "title": title, "artist": artist, "album": album})
     with Store.open(settings) as store:
-        report = _add_with_progress(store, settings, items, ray, ray_actors) if items else AddReport()
-        report_vanished(store, [p for p in paths if p.is_dir()], report, prune)
+        report = _add_with_progress(store, settings, request, prune, ray, ray_actors)
         total = store.count_tracks() if store.stored_model() else 0
-    report.failed = missing + report.failed
     if as_json:
         print_json({**report.as_dict(), "tracks_in_store": total})
     else:
@@ -95,5 +83,5 @@ def add_track(
             f"added {len(report.added)}, updated {len(report.updated)}, unchanged {len(report.unchanged)}, "
             f"{gone}, failed {len(report.failed)}; {plural(total, 'track')} in the store"
         )
-    if report.failed or not files:
+    if report.failed or not request.items:
         sys.exit(1)
