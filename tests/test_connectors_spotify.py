@@ -8,23 +8,17 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 from servers import FakePlaylist, Response, SpotifyServer, fake_track
 
-from siamrec.cli import main
-from siamrec.config import resolve_settings
 from siamrec.connectors.spotify import (
     USER_SCOPE,
-    WRITE_SCOPE,
     RetryPolicy,
     SpotifyCaller,
-    SpotifyPublisher,
     SpotifySource,
     playlist_id,
 )
 from siamrec.errors import ConnectorError
-from siamrec.store import PlaylistRecord, Store, TrackRecord
 
 BIG = FakePlaylist("Big", [fake_track(f"Artist {i % 7}", f"Song {i}") for i in range(230)], followers=42)
 OLD_SHAPE = FakePlaylist(
@@ -193,56 +187,3 @@ def test_playlist_references(ref: str) -> None:
 def test_bad_reference_fails_before_any_request() -> None:
     with pytest.raises(ConnectorError, match="not a Spotify playlist URL, URI or ID"):
         SpotifySource(["https://open.spotify.com/album/37i9dQZF1DXcBWIGoYBM5M"])
-
-
-# ---- write-back ----------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def signed_in(spotify: SpotifyServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A cached OAuth token with the write scope, as `spotipy` leaves it after the browser sign-in."""
-    monkeypatch.setenv("SPOTIPY_REDIRECT_URI", "http://127.0.0.1:8888/callback")
-    token = {"access_token": "user-token", "token_type": "Bearer", "expires_in": 3600, "refresh_token": "r",
-             "scope": WRITE_SCOPE, "expires_at": int(time.time()) + 3600}  # fmt: skip
-    (tmp_path / "spotify-token.json").write_text(json.dumps(token))
-    spotify.user_tokens.add("user-token")
-    return tmp_path
-
-
-def test_write_back_creates_then_updates_one_private_playlist(spotify: SpotifyServer, signed_in: Path) -> None:
-    theirs = FakePlaylist("Mix · siamrec", [fake_track("Them", "Theirs")], owner="someone-else")
-    spotify.playlists[theirs.id] = theirs
-    spotify.users["me"].append(theirs.id)  # followed, not owned: never written
-    uris = [t["uri"] for t in BIG.tracks[:5] if t]
-    first = SpotifyPublisher(signed_in).publish("Mix · siamrec", uris, "siamrec: test")
-    assert first["action"] == "create"
-    mine = spotify.playlists[first["spotify_playlist_id"]]
-    assert mine.owner == spotify.me_id and [t["uri"] for t in mine.tracks if t] == uris
-    assert mine.description == "siamrec: test"
-
-    later = [t["uri"] for t in BIG.tracks[5:8] if t]
-    dry = SpotifyPublisher(signed_in).publish("Mix · siamrec", later, "siamrec: test", dry_run=True)
-    assert dry["action"] == "update" and [t["uri"] for t in mine.tracks if t] == uris
-    second = SpotifyPublisher(signed_in).publish("Mix · siamrec", later, "siamrec: test")
-    assert (second["action"], second["spotify_playlist_id"]) == ("update", mine.id)
-    assert [t["uri"] for t in mine.tracks if t] == later
-    assert [t["name"] for t in theirs.tracks if t] == ["Theirs"]
-    assert len([p for p in spotify.playlists.values() if p.name == "Mix · siamrec"]) == 2
-
-
-def test_recommend_to_spotify_writes_the_spotify_tracks(
-    spotify: SpotifyServer, signed_in: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("SIAMREC_HOME", str(signed_in))
-    rng = np.random.default_rng(0)
-    tracks = [TrackRecord(track_uri=t["uri"], title=t["name"]) for t in BIG.tracks[:12] if t]
-    tracks.append(TrackRecord(track_uri="local:track:abc", title="A local file"))
-    with Store.open(resolve_settings()) as store:
-        store.bind_model("test-model", 8, create=True)
-        store.upsert_tracks(tracks, list(rng.normal(size=(len(tracks), 8)).astype(np.float32)))
-        store.save_playlist(PlaylistRecord("local:playlist:seed", "Seed", track_uris=[t.track_uri for t in tracks[:3]]))
-    main(["recommend", "--playlist", "Seed", "--to-spotify", "-k", "4", "--json"])
-    created = next(p for p in spotify.playlists.values() if p.name == "Seed · siamrec")
-    written = [t["uri"] for t in created.tracks if t]
-    assert len(written) == 4 and all(uri.startswith("spotify:track:") for uri in written)
-    assert not set(written) & {t.track_uri for t in tracks[:3]}

@@ -23,7 +23,7 @@ from siamrec.cli.common import (
 from siamrec.cli.subsonic import connect, server_options
 from siamrec.embed import load_encoder
 from siamrec.errors import ConfigError, NotFoundError
-from siamrec.recommend import STRATEGIES, Reason, recommend_playlists, recommend_tracks, recommend_tracks_where
+from siamrec.recommend import STRATEGIES, Reason, recommend_playlists, recommend_tracks
 from siamrec.store import METRICS, Store
 
 
@@ -61,12 +61,14 @@ from siamrec.store import METRICS, Store
 @click.option(
     "--to-subsonic",
     is_flag=True,
-    help="Write back: the playlist's top-k server songs as '<name> · siamrec', or the track to its best playlist.",
+    help="Shortcut for `siamrec publish --to subsonic --playlist NAME`: the playlist's top-k server songs as "
+    "'<name> · siamrec'; with --track, the server song goes to its best playlist.",
 )
 @click.option(
     "--to-spotify",
     is_flag=True,
-    help="Write back the playlist's top-k Spotify tracks as a private '<name> · siamrec' playlist (OAuth).",
+    help="Shortcut for `siamrec publish --to spotify --playlist NAME`: the playlist's top-k Spotify tracks as a "
+    "private '<name> · siamrec' playlist (OAuth).",
 )
 @server_options
 @store_options
@@ -96,10 +98,9 @@ def recommend(
         raise ConfigError("--to-spotify writes a playlist's recommendations: use it with --playlist")
     client = connect(subsonic_url, subsonic_user) if to_subsonic else None
     if to_spotify:  # log in with the write scope now, before the store is opened and locked
-        from siamrec.cli.sync import _read_stdin_line, _say
-        from siamrec.connectors.spotify import WRITE_SCOPE, login_user
+        from siamrec.cli.spotify import login
 
-        login_user(settings.home, _say, _read_stdin_line, scope=WRITE_SCOPE)
+        login(settings.home, write=True)
     with Store.open(settings) as store:
         store.bind_stored_model()
         store.use_metric(metric)
@@ -110,30 +111,13 @@ def recommend(
             _recommend_for_track(store, settings, track or "", k, as_json, client)
 
 
-def _write_back(store: Store, client: Any, record: Any, k: int, strategy: str, include_warm: bool) -> dict[str, Any]:
-    """`--to-subsonic` for a playlist: the same plan and write as `siamrec publish --playlist`."""
-    from siamrec.connectors.subsonic.publish import Publisher
+def _publish(to: str, store: Store, record: Any, k: int, strategy: str, include_warm: bool, **where: Any
+             ) -> dict[str, Any]:  # fmt: skip
+    """`--to-subsonic` / `--to-spotify` for a playlist: the plan and write of `siamrec publish --to ...`."""
+    from siamrec.connectors.publish import publish_one, publisher_for
 
-    publisher = Publisher(store, client, k, strategy, include_warm)
-    plan = publisher.plan(record)
-    publisher.apply(plan)
-    return plan.as_dict()
-
-
-def _to_spotify(
-    store: Store, token_dir: Path, record: Any, k: int, strategy: str, include_warm: bool
-) -> dict[str, Any]:
-    """`--to-spotify`: the top-k recommended tracks that have Spotify URIs, as a private playlist."""
-    from siamrec.connectors.spotify import WRITE_MARK, SpotifyPublisher
-
-    songs = recommend_tracks_where(
-        store, record, lambda uri: uri.startswith("spotify:track:"), k, strategy, include_warm
-    )
-    description = f"{WRITE_MARK} tracks that sound like the playlist \u201c{record.name}\u201d ({strategy} strategy)"
-    written = SpotifyPublisher(token_dir).publish(
-        f"{record.name} · siamrec", [s.track.track_uri for s in songs], description
-    )
-    return written
+    publisher = publisher_for(to, store, k, strategy, include_warm, **where)
+    return dict(publish_one(publisher, record).as_dict())
 
 
 def _recommend_for_playlist(
@@ -142,8 +126,11 @@ def _recommend_for_playlist(
 ) -> None:  # fmt: skip
     record = store.find_playlist(name)
     suggestions = recommend_tracks(store, record, k, strategy, include_warm)
-    written = _write_back(store, client, record, k, strategy, include_warm) if client is not None else None
-    on_spotify = _to_spotify(store, spotify, record, k, strategy, include_warm) if spotify is not None else None
+    written, on_spotify = None, None
+    if client is not None:
+        written = _publish("subsonic", store, record, k, strategy, include_warm, client=client)
+    if spotify is not None:
+        on_spotify = _publish("spotify", store, record, k, strategy, include_warm, token_dir=spotify)
     if m3u_out is not None:
         from siamrec.connectors.local import write_m3u
 
@@ -207,12 +194,12 @@ def _recommend_for_playlist(
 def _add_to_best(store: Store, client: Any, track: str, suggestions: list[Any]) -> dict[str, Any]:
     """`--to-subsonic` for a server song: add it to the best-fitting of the user's own server playlists."""
     from siamrec.connectors.subsonic.client import parse_uri
-    from siamrec.connectors.subsonic.publish import Publisher
+    from siamrec.connectors.subsonic.publish import SubsonicPublisher
 
     song = parse_uri(track)
     if song is None or song[:2] != (client.server, "track"):
         raise ConfigError(f"--to-subsonic adds songs of {client.shown} only; {track!r} is not one")
-    publisher = Publisher(store, client)
+    publisher = SubsonicPublisher(store, client)
     own = {p.id for p in publisher.own()}
     for suggestion in suggestions:
         target = parse_uri(suggestion.playlist.playlist_uri)

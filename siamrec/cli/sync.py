@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import select
 import sys
 import time
 from dataclasses import replace
@@ -25,6 +24,7 @@ from siamrec.adapt import refit_if_auto
 from siamrec.cli import stderr_line
 from siamrec.cli.common import Settings, console, json_option, print_json, progress, stdout, store_options
 from siamrec.cli.ray_options import embedding_on, ray_options
+from siamrec.cli.spotify import LOGIN_WAIT_S, login
 from siamrec.cli.subsonic import connect, server_options
 from siamrec.connectors.base import PlaylistSource
 from siamrec.connectors.cache import AudioCache
@@ -32,7 +32,7 @@ from siamrec.connectors.fetch import Fetcher
 from siamrec.connectors.local import LocalSource
 from siamrec.connectors.mpd import MpdSelection, MpdSource
 from siamrec.connectors.search import FetchOptions, url_template_search
-from siamrec.connectors.spotify import LOGIN_WAIT_S, ME, SpotifySource, login_user
+from siamrec.connectors.spotify import ME, SpotifySource
 from siamrec.connectors.subsonic.source import LIBRARY_ROUND, SubsonicFetcher, SubsonicSource
 from siamrec.connectors.sync import DEFAULT_BATCH, PHASES, Learned, Sync, SyncOptions, SyncReport, learned_line
 from siamrec.embed import load_encoder
@@ -112,27 +112,12 @@ def _sources(params: dict[str, Any], settings: Settings) -> list[PlaylistSource]
     if params["spotify_refs"] or params["spotify_users"]:
         sources.append(SpotifySource(params["spotify_refs"], params["spotify_users"], cache_dir=settings.home))
         if ME in params["spotify_users"]:  # log in now, before the store is opened and locked
-            login_user(settings.home, _say, _read_stdin_line, params["spotify_login_wait"])
+            login(settings.home, wait_s=params["spotify_login_wait"])
     if params["playlist_files"] or params["folders"]:
         sources.append(LocalSource(params["playlist_files"], params["folders"]))
     if not sources and not params["subsonic_url"]:
         raise ConfigError("name a playlist source: --mpd, --spotify, --spotify-user, --subsonic, --m3u or --folder")
     return sources
-
-
-def _say(message: str) -> None:
-    """A prompt on stderr, unwrapped (a URL cut across lines cannot be copied), so --json stdout stays clean."""
-    for line in message.splitlines():
-        stderr_line(line)
-
-
-def _read_stdin_line(wait_s: float) -> str | None:
-    """One line from stdin within `wait_s` seconds; None when none came, or stdin is closed or empty."""
-    try:
-        ready, _, _ = select.select([sys.stdin], [], [], wait_s)
-        return (sys.stdin.readline() or None) if ready else None
-    except (OSError, ValueError):  # stdin closed or not selectable
-        return None
 
 
 def _sync_options(params: dict[str, Any], settings: Settings, subsonic: SubsonicFetcher | None) -> SyncOptions:

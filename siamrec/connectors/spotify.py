@@ -51,15 +51,12 @@ API_ENV = "SIAMREC_SPOTIFY_API"
 TOKEN_URL_ENV = "SIAMREC_SPOTIFY_TOKEN_URL"
 USER_SCOPE = "playlist-read-private playlist-read-collaborative"
 WRITE_SCOPE = f"{USER_SCOPE} playlist-modify-private"
-WRITE_MARK = "siamrec:"  # how the description of a playlist siamrec wrote starts
-REPLACE_MAX = 100  # tracks per replace request, the API's maximum
 ME = "me"
 ITEMS_PAGE = 100  # the API's maximum page sizes
 PLAYLISTS_PAGE = 50
 MAX_PAGES = 2000  # pages followed in one listing (200,000 items): a listing that never ends stops here
 PLAYLIST_FIELDS = "id,uri,name,description,followers(total)"
-LOGIN_WAIT_S = 300.0  # how long a headless login waits for the pasted redirect address
-_ID = re.compile(r"^[0-9A-Za-z]{22}$")
+ID_PATTERN = re.compile(r"^[0-9A-Za-z]{22}$")
 _REF = re.compile(r"(?:open\.spotify\.com/(?:[\w-]+/)*playlist/|spotify:(?:user:[^:]+:)?playlist:)([0-9A-Za-z]{22})")
 CREDENTIALS_HINT = (
     "set SPOTIPY_CLIENT_ID and SPOTIPY_CLIENT_SECRET from your app at https://developer.spotify.com/dashboard"
@@ -74,7 +71,7 @@ class PlaylistUnavailable(ConnectorError):
 def playlist_id(ref: str) -> str:
     """The 22-character ID in a playlist URL (`open.spotify.com/playlist/…`), URI (`spotify:playlist:…`) or ID."""
     ref = ref.strip()
-    if _ID.match(ref):
+    if ID_PATTERN.match(ref):
         return ref
     match = _REF.search(ref)
     if match is None:
@@ -133,7 +130,7 @@ def login_user(
     cache_dir: Path,
     prompt: Callable[[str], None],
     read_redirect: Callable[[float], str | None],
-    wait_s: float = LOGIN_WAIT_S,
+    wait_s: float,
     timeout_s: float = 10.0,
     scope: str = USER_SCOPE,
 ) -> bool:
@@ -298,7 +295,7 @@ def pages(call: SpotifyCaller, what: str, client: spotipy.Spotify, first: Any) -
         page = call(what, client.next, page)
 
 
-def _items(page: dict[str, Any]) -> list[dict[str, Any]]:
+def page_items(page: dict[str, Any]) -> list[dict[str, Any]]:
     items = page.get("items")
     return [item for item in items if isinstance(item, dict)] if isinstance(items, list) else []
 
@@ -345,7 +342,7 @@ class SpotifySource:
         what = f"playlist {pid}"
         meta = object_field(self.call(what, client.playlist, pid, fields=PLAYLIST_FIELDS, additional_types=("track",)))
         first = self.call(what, client.playlist_items, pid, limit=ITEMS_PAGE, additional_types=("track",))
-        items = (item for page in pages(self.call, what, client, first) for item in _items(page))
+        items = (item for page in pages(self.call, what, client, first) for item in page_items(page))
         tracks = [track for item in items if (track := track_of(item)) is not None]
         followers = object_field(meta.get("followers")).get("total")
         uri = text_field(meta.get("uri"))
@@ -367,7 +364,7 @@ class SpotifySource:
             else:
                 page = self._user_page(what, client, user)
         for listed in pages(self.call, what, client, page):
-            yield from (item["id"] for item in _items(listed) if _ID.match(text_field(item.get("id"))))
+            yield from (item["id"] for item in page_items(listed) if ID_PATTERN.match(text_field(item.get("id"))))
 
     def _user_page(self, what: str, client: spotipy.Spotify, user: str) -> dict[str, Any]:
         try:
@@ -377,44 +374,3 @@ class SpotifySource:
                 f"{str(exc).split(' (')[0]}: unknown user, or an app in Development Mode (which cannot list other "
                 "users' playlists since March 2026); name the playlists with --spotify instead"
             ) from exc
-
-
-class SpotifyPublisher:
-    """Recommendations written to the user's account as a private playlist (OAuth, `playlist-modify-private`).
-
-    The playlist is found again by name among the playlists the user owns, so a re-run replaces its tracks
-    (no duplicates) and a renamed or deleted one is made anew; nobody else's playlist is ever written.
-    """
-
-    def __init__(self, cache_dir: Path, caller: SpotifyCaller | None = None) -> None:
-        self.client = make_client(True, cache_dir, scope=WRITE_SCOPE)
-        self.call = caller or SpotifyCaller()
-
-    def publish(self, name: str, track_uris: list[str], description: str, dry_run: bool = False) -> dict[str, Any]:
-        """Create or update the playlist `name`; returns what was (or would be) done."""
-        me = text_field(object_field(self.call("your account", self.client.current_user)).get("id"))
-        if not me:
-            raise ConnectorError("Spotify answered your account without an id")
-        existing = next((p for p in self._own(me) if p.get("name") == name), None)
-        action = "create" if existing is None else "update"
-        playlist = None if existing is None else existing["id"]
-        if not dry_run:
-            if playlist is None:
-                created = self.call("a new playlist", self.client.current_user_playlist_create, name, public=False,
-                                    description=description)  # fmt: skip
-                playlist = text_field(object_field(created).get("id"))
-                if not _ID.match(playlist):
-                    raise ConnectorError("Spotify answered the new playlist without a playlist id")
-            else:
-                self.call(
-                    f"playlist {playlist}", self.client.playlist_change_details, playlist, description=description
-                )
-            self.call(f"playlist {playlist}", self.client.playlist_replace_items, playlist, track_uris[:REPLACE_MAX])
-        return {"name": name, "action": action, "spotify_playlist_id": playlist, "track_uris": track_uris[:REPLACE_MAX]}
-
-    def _own(self, me: str) -> Iterator[dict[str, Any]]:
-        first = self.call("your playlists", self.client.current_user_playlists, limit=PLAYLISTS_PAGE)
-        for page in pages(self.call, "your playlists", self.client, first):
-            for item in _items(page):
-                if object_field(item.get("owner")).get("id") == me and _ID.match(text_field(item.get("id"))):
-                    yield item

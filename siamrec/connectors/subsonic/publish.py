@@ -1,12 +1,13 @@
 """Recommendations written back to a Subsonic server, where every listening app shows them.
 
 Each stored playlist gets a server playlist `<name> · siamrec` (the suffix is configurable) holding the top-k
-songs of that server that siamrec.recommend ranks for it. The server playlist is found again by its name
-among the user's own playlists, so a re-run updates it in place (no duplicates), and one the user renamed or
-deleted is made anew. Playlists of other users are never listed as targets, even for an admin. A plan is
-computed first and applied only when asked, which is what `--dry-run` prints. Before a playlist is planned,
-what the listener did to its published copy since the last look is learned (subsonic.learn), so a rewrite never
-overwrites an answer; once applied, what it offers is recorded for the next look.
+songs of that server that siamrec.recommend ranks for it (connectors.publish runs the plans). The server
+playlist is found again by its name among the user's own playlists, so a re-run updates it in place (no
+duplicates), and one the user renamed or deleted is made anew. Playlists of other users are never listed as
+targets, even for an admin. A plan is computed first and applied only when asked, which is what `--dry-run`
+prints. Before a playlist is planned, what the listener did to its published copy since the last look is learned
+(subsonic.learn), so a rewrite never overwrites an answer; once applied, what it offers is recorded for the next
+look.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from siamrec.connectors.publish import DEFAULT_SUFFIX
 from siamrec.connectors.subsonic.client import SubsonicClient, parse_uri, playlist_uri, track_uri
 from siamrec.connectors.subsonic.learn import PlayerLearner, record_published
 from siamrec.connectors.subsonic.schema import PlaylistEntry
@@ -23,11 +25,9 @@ from siamrec.errors import ConfigError, ConnectorError
 from siamrec.recommend import TrackSuggestion, recommend_tracks_where
 from siamrec.store import PlaylistRecord, Store
 
-DEFAULT_SUFFIX = " · siamrec"
-
 
 @dataclass
-class PublishPlan:
+class SubsonicPlan:
     """What publishing one playlist does: `create`, `update` or `unchanged`, with the songs it holds."""
 
     source: PlaylistRecord
@@ -82,7 +82,7 @@ def comment_for(record: PlaylistRecord, strategy: str) -> str:
     )
 
 
-class Publisher:
+class SubsonicPublisher:
     """Plans and applies the write-back of recommendations for one user of one server."""
 
     def __init__(
@@ -103,7 +103,7 @@ class Publisher:
             self._own = self.client.own_playlists()
         return self._own
 
-    def plan(self, record: PlaylistRecord) -> PublishPlan:
+    def plan(self, record: PlaylistRecord) -> SubsonicPlan:
         learned = self.learner.learn(record) if self.learner is not None else None
         if learned is not None and (learned.accepted or learned.rejected):  # its tracks may have changed
             record = self.store.find_playlist(record.playlist_uri)
@@ -112,14 +112,14 @@ class Publisher:
         comment = comment_for(record, self.strategy)
         existing = next((p for p in self.own() if p.name == name), None)
         if existing is None:
-            return PublishPlan(record, name, "create", songs, comment, learned=learned)
+            return SubsonicPlan(record, name, "create", songs, comment, learned=learned)
         current, entries = self.client.playlist(existing.id)
-        plan = PublishPlan(record, name, "update", songs, comment, existing.id, learned)
+        plan = SubsonicPlan(record, name, "update", songs, comment, existing.id, learned)
         if [entry.id for entry in entries] == plan.song_ids and current.comment == comment:
             plan.action = "unchanged"
         return plan
 
-    def apply(self, plan: PublishPlan) -> None:
+    def apply(self, plan: SubsonicPlan) -> None:
         """Write one plan to the server (create, or replace the songs and comment of our playlist), then record
         what it offers, so the next sync or publish can tell what the listener removed."""
         if plan.action == "create":
