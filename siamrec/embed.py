@@ -17,11 +17,12 @@ import onnxruntime as ort
 from siamrec import constants as C
 from siamrec.errors import ModelError
 from siamrec.names import quoted
+from siamrec.projection import Projection
 from siamrec.vectors import MAX_SPREAD_WEIGHT, MIN_SPREAD_WEIGHT, POOLINGS, pool_windows
 
 ASSETS = Path(__file__).parent / "assets"
 DEFAULT_MODEL = ASSETS / "default.onnx"
-DEFAULT_BATCH = 64
+DEFAULT_BATCH = 128  # one chunk of add-track (16 tracks × 8 windows) per run: about 10 % less CPU than 64
 _ORT = ort.capi.onnxruntime_pybind11_state
 # What a model's run can raise (onnxruntime's own exception types derive from Exception, not RuntimeError).
 RUN_FAILURES = (_ORT.Fail, _ORT.InvalidArgument, _ORT.RuntimeException, _ORT.NotImplemented, _ORT.EPFail, RuntimeError)
@@ -46,6 +47,7 @@ class ModelInfo:
     spread_mean: np.ndarray | None = field(default=None, repr=False, compare=False)
     spread_scale: np.ndarray | None = field(default=None, repr=False, compare=False)
     spread_weight: float = 1.0
+    projection: Projection | None = field(default=None, repr=False, compare=False)
 
 
 def providers_for(device: str) -> list[str]:
@@ -101,6 +103,7 @@ def _read_info(session: ort.InferenceSession, path: Path) -> ModelInfo:
     if problem:
         raise ModelError(f"{quoted(path)}: metadata {C.META_NAME}={problem}")
     dim = _metadata_int(meta, C.META_DIM, path)
+    projection = _projection(meta, dim, path)
     info = ModelInfo(
         name=meta[C.META_NAME],
         version=meta.get(C.META_VERSION, "unknown"),
@@ -109,7 +112,8 @@ def _read_info(session: ort.InferenceSession, path: Path) -> ModelInfo:
         window_samples=_metadata_int(meta, C.META_WINDOW, path),
         trained_on=meta.get(C.META_TRAINED_ON, "unknown"),
         path=str(path),
-        **_pooling(meta, dim, path),
+        **_pooling(meta, projection.pooled_dim if projection else dim, path),
+        projection=projection,
     )
     if (info.sample_rate, info.window_samples) != (C.SAMPLE_RATE, C.WINDOW_SAMPLES):
         raise ModelError(
@@ -127,6 +131,19 @@ def _float_list(meta: dict[str, str], key: str, size: int, path: Path) -> np.nda
     if values.shape != (size,) or not np.isfinite(values).all():
         raise ModelError(f"{quoted(path)}: metadata {key} must hold {size} finite numbers")
     return values
+
+
+def _projection(meta: dict[str, str], dim: int, path: Path) -> Projection | None:
+    """The shipped projection, when the model has one; its output size must be the declared track dim."""
+    if C.META_PROJECTION not in meta:
+        return None
+    try:
+        projection = Projection.from_metadata(meta[C.META_PROJECTION])
+    except ModelError as error:
+        raise ModelError(f"{quoted(path)}: {error}") from None
+    if projection.dim != dim:
+        raise ModelError(f"{quoted(path)}: its projection gives {projection.dim}-d vectors; {C.META_DIM} says {dim}")
+    return projection
 
 
 def _pooling(meta: dict[str, str], dim: int, path: Path) -> dict[str, object]:
@@ -191,6 +208,21 @@ def probe_windows() -> np.ndarray:
     return np.stack([chord, beat + np.sin(2 * np.pi * 60 * t) * 0.3]).astype(np.float32)
 
 
+def session_options(threads: int = 0) -> ort.SessionOptions:
+    """onnxruntime options for embedding: `threads` intra-op threads (0: one per core), and no spinning.
+
+    onnxruntime's workers spin between operators by default, burning the core that add-track's decoding threads
+    need at the same time: without spinning the same windows cost about a quarter less CPU
+    (benchmarks/embed_throughput.py).
+    """
+    options = ort.SessionOptions()
+    options.log_severity_level = 4  # failures come back as exceptions; its log would be a second line
+    options.intra_op_num_threads = threads
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    return options
+
+
 class TrackEncoder:
     """An ONNX encoder session plus the batching that turns windows into track vectors.
 
@@ -198,12 +230,13 @@ class TrackEncoder:
     fails here, before any store is created or bound for it.
     """
 
-    def __init__(self, path: str | Path, device: str = "auto", batch_size: int = DEFAULT_BATCH) -> None:
+    def __init__(
+        self, path: str | Path, device: str = "auto", batch_size: int = DEFAULT_BATCH, threads: int = 0
+    ) -> None:
         path = Path(path)
         if not path.is_file():
             raise ModelError(f"model {path} not found")
-        options = ort.SessionOptions()
-        options.log_severity_level = 4  # failures come back as exceptions; its log would be a second line
+        options = session_options(threads)
         try:
             self.session = ort.InferenceSession(str(path), options, providers=providers_for(device))
         except (_ORT.Fail, _ORT.InvalidGraph, _ORT.InvalidProtobuf, _ORT.NotImplemented) as exc:
@@ -279,7 +312,8 @@ class TrackEncoder:
         counts = np.array([len(w) for w in windows_per_track])
         embeddings = self.embed_windows(np.concatenate(windows_per_track))
         info = self.info
-        return pool_windows(embeddings, counts, info.pooling, info.spread_mean, info.spread_scale, info.spread_weight)
+        pooled = pool_windows(embeddings, counts, info.pooling, info.spread_mean, info.spread_scale, info.spread_weight)
+        return info.projection.apply(pooled) if info.projection is not None else pooled
 
     def _one_by_one(self, windows_per_track: list[np.ndarray]) -> tuple[np.ndarray, list[str | None]]:
         vectors = np.full((len(windows_per_track), self.dim), np.nan, np.float32)

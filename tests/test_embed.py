@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from siamrec.audio import track_windows
-from siamrec.embed import TrackEncoder
+from siamrec.embed import TrackEncoder, session_options
 
 
 def test_track_vectors_batch_across_tracks(tiny_model: Path, library_files: dict[str, Path]) -> None:
@@ -31,3 +31,12 @@ def test_inference_does_not_import_torch(tiny_model: Path, library_files: dict[s
         "assert 'torch' not in sys.modules, 'torch was imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_sessions_do_not_spin_and_take_the_thread_count(tiny_model: Path) -> None:
+    """Spinning workers would steal the core add-track's decoding threads run on (benchmarks/embed_throughput.py)."""
+    options = session_options(1)
+    assert options.intra_op_num_threads == 1
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    encoder = TrackEncoder(tiny_model, threads=1)
+    assert encoder.session.get_session_options().intra_op_num_threads == 1
