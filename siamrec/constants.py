@@ -47,6 +47,9 @@ META_SPREAD_MEAN = "siamrec.spread_mean"
 META_SPREAD_SCALE = "siamrec.spread_scale"
 # Optional for `mean+std`: the spread block's weight beside the unit mean (1 when absent), chosen at export.
 META_SPREAD_WEIGHT = "siamrec.spread_weight"
+# Optional: a linear map from the pooled vector to the track vector, fitted on the training playlists
+# (siamrec.projection; JSON with base64 float32 arrays). With it, `siamrec.dim` is the map's output size.
+META_PROJECTION = "siamrec.projection"
 
 # Qdrant schema.
 # How queries rank: plain model vectors, the playlist-adapted ones (`siamrec adapt`), or adapted when stored.

@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "map": ("bench", "map_command", "Draw the library in 2-D, coloured by playlist."),
     "train": ("train", "train_command", "Train a SimSiam encoder on audio (needs siamrec[train])."),
     "export": ("export_model", "export", "Export a training checkpoint to one ONNX file."),
+    "project": ("project", "project", "Write a metric fitted on a store's playlists into a copy of a model."),
     "info": ("info", "info", "What the store holds and which model made it."),
     "serve": ("serve", "serve", "Serve the recommender over HTTP (needs siamrec[serve])."),
     "store": ("store", "store_group", "Look after the embedded store: backup, restore, migrate."),
