@@ -127,3 +127,32 @@ def test_a_missing_extra_is_one_line(monkeypatch: pytest.MonkeyPatch, capsys: py
     assert exit_info.value.code == 1
     expected = "siamrec: error: this needs the 'train' extra (torch is not installed): pip install 'siamrec[train]'"
     assert capsys.readouterr().err.strip().splitlines() == [expected]
+
+
+def _playlist_source_classes() -> set[str]:
+    """Classes under siamrec/connectors that implement PlaylistSource: a `label` and a `playlists` method."""
+    found = set()
+    for path in (ROOT / "siamrec" / "connectors").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ClassDef):
+                methods = {item.name for item in node.body if isinstance(item, ast.FunctionDef)}
+                names = {t.id for item in node.body if isinstance(item, ast.Assign) for t in item.targets
+                         if isinstance(t, ast.Name)}  # fmt: skip
+                if "playlists" in methods and "label" in names:
+                    found.add(node.name)
+    return found
+
+
+def test_the_registry_lists_every_built_in_source() -> None:
+    """Each playlist source siamrec ships is built by a source registered under `siamrec.sources` (entry points:
+    pip install -e . refreshes them), so sync-playlists offers it with no list of its own to edit."""
+    import inspect
+
+    from siamrec.connectors.sources import registered_sources
+
+    own = [source for source in registered_sources() if source.build.__module__.startswith("siamrec.")]
+    assert {source.name for source in own} == {"mpd", "spotify", "files", "subsonic"}
+    built = "\n".join(inspect.getsource(source.build) for source in own)
+    classes = _playlist_source_classes()
+    assert {"MpdSource", "SpotifySource", "LocalSource", "SubsonicSource"} <= classes
+    assert {name for name in classes if name not in built} == set()

@@ -16,12 +16,31 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+# --subsonic URL and --subsonic-user NAME (or SIAMREC_SUBSONIC_URL / SIAMREC_SUBSONIC_USER, for cron)
+SERVER_OPTIONS: tuple[tuple[tuple[str, ...], dict[str, str]], ...] = (
+    (
+        ("--subsonic", "subsonic_url"),
+        {"envvar": "SIAMREC_SUBSONIC_URL", "help": "Subsonic API server URL (Navidrome, Gonic, Airsonic, Supysonic, "
+         "Jellyfin…)."},
+    ),
+    (
+        ("--subsonic-user",),
+        {"envvar": "SIAMREC_SUBSONIC_USER", "help": "Subsonic user (password: SIAMREC_SUBSONIC_PASSWORD, else a "
+         "prompt)."},
+    ),
+)
+
+
 def server_options(func: F) -> F:
-    """--subsonic URL and --subsonic-user NAME (or SIAMREC_SUBSONIC_URL / SIAMREC_SUBSONIC_USER, for cron)."""
-    user_help = "Subsonic user (password: SIAMREC_SUBSONIC_PASSWORD, else a prompt)."
-    func = click.option("--subsonic-user", envvar="SIAMREC_SUBSONIC_USER", help=user_help)(func)
-    url_help = "Subsonic API server URL (Navidrome, Gonic, Airsonic, Supysonic, Jellyfin…)."
-    return click.option("--subsonic", "subsonic_url", envvar="SIAMREC_SUBSONIC_URL", help=url_help)(func)
+    """The server options on a command (publish, recommend)."""
+    for declarations, attributes in reversed(SERVER_OPTIONS):
+        func = click.option(*declarations, **attributes)(func)  # type: ignore[arg-type]
+    return func
+
+
+def server_option_list() -> list[click.Option]:
+    """The same options as objects, for a registered source (sync-playlists' Subsonic source)."""
+    return [click.Option(list(declarations), **attributes) for declarations, attributes in SERVER_OPTIONS]
 
 
 def connect(url: str | None, user: str | None) -> SubsonicClient:
@@ -41,4 +60,4 @@ def connect(url: str | None, user: str | None) -> SubsonicClient:
     return client
 
 
-__all__ = ["server_options", "connect"]
+__all__ = ["SERVER_OPTIONS", "connect", "server_option_list", "server_options"]

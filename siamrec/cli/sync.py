@@ -1,4 +1,5 @@
-"""`siamrec sync-playlists`: the Million Playlist Dataset, Spotify, Subsonic, M3U/PLS and folders into the store.
+"""`siamrec sync-playlists`: playlists of every registered source (the Million Playlist Dataset, Spotify, Subsonic,
+M3U/PLS and folders, and any installed package's: connectors/sources.py) into the store.
 
 Two environment variables exist for the kill-and-resume tests (and for watching a sync closely):
 SIAMREC_SYNC_BATCH sets the tracks per write batch, SIAMREC_SYNC_PAUSE=S logs every finished batch on
@@ -8,7 +9,6 @@ stderr and sleeps S seconds after it.
 from __future__ import annotations
 
 import os
-import re
 import sys
 import time
 from dataclasses import replace
@@ -24,19 +24,13 @@ from siamrec.adapt import refit_if_auto
 from siamrec.cli import stderr_line
 from siamrec.cli.common import Settings, console, json_option, print_json, progress, stdout, store_options
 from siamrec.cli.ray_options import embedding_on, ray_options
-from siamrec.cli.spotify import LOGIN_WAIT_S, login
-from siamrec.cli.subsonic import connect, server_options
 from siamrec.connectors.base import PlaylistSource
 from siamrec.connectors.cache import AudioCache
 from siamrec.connectors.fetch import Fetcher
-from siamrec.connectors.local import LocalSource
-from siamrec.connectors.mpd import MpdSelection, MpdSource
 from siamrec.connectors.search import FetchOptions, url_template_search
-from siamrec.connectors.spotify import ME, SpotifySource
-from siamrec.connectors.subsonic.source import LIBRARY_ROUND, SubsonicFetcher, SubsonicSource
-from siamrec.connectors.sync import DEFAULT_BATCH, PHASES, Learned, Sync, SyncOptions, SyncReport, learned_line
+from siamrec.connectors.sources import Built, build_all, close_all, registered_sources, source_options
+from siamrec.connectors.sync import DEFAULT_BATCH, PHASES, Sync, SyncOptions, SyncReport, learned_line
 from siamrec.embed import load_encoder
-from siamrec.errors import ConfigError
 from siamrec.store import Store
 
 MAX_FAILURES_SHOWN = 50
@@ -77,78 +71,25 @@ def _batch_hook() -> Any:
     return on_batch
 
 
-def _mpd_selection(top: int | None, pids: tuple[int, ...], name: str | None, min_tracks: int) -> MpdSelection:
-    try:
-        pattern = re.compile(name, re.IGNORECASE) if name else None
-    except re.error as exc:
-        raise ConfigError(f"--name {name!r} is not a regular expression: {exc}") from exc
-    return MpdSelection(top_followers=top, pids=frozenset(pids), name_pattern=pattern, min_tracks=min_tracks)
-
-
-def _subsonic(params: dict[str, Any], settings: Settings) -> tuple[SubsonicSource, SubsonicFetcher] | None:
-    """The server's source and the fetcher that streams its songs (into the audio cache unless turned off)."""
-    if not params["subsonic_url"]:
-        if params["subsonic_playlists"] or params["subsonic_library"]:
-            raise ConfigError("--subsonic-playlist and --subsonic-library need --subsonic URL and --subsonic-user")
-        return None
-    if params["fetch_audio"] or params["audio_url"]:
-        raise ConfigError("a Subsonic server streams its own audio: drop --fetch-audio/--audio-url, or sync it apart")
-    client = connect(params["subsonic_url"], params["subsonic_user"])
-    cache = None if params["no_audio_cache"] else AudioCache(settings.cache_dir / "audio")
-    source = SubsonicSource(client, params["subsonic_playlists"], params["subsonic_library"])
-    return source, SubsonicFetcher(client, cache)
-
-
-def _sources(params: dict[str, Any], settings: Settings) -> list[PlaylistSource]:
-    sources: list[PlaylistSource] = []
-    mpd_filters = params["top_followers"] or params["pids"] or params["name_regex"] or params["min_tracks"]
-    if params["mpd_paths"]:
-        selection = _mpd_selection(params["top_followers"], params["pids"], params["name_regex"], params["min_tracks"])
-        sources.append(MpdSource(params["mpd_paths"], selection))
-    elif mpd_filters:
-        raise ConfigError(
-            "--top-followers, --pid, --name and --min-tracks select Million Playlist Dataset playlists: add --mpd"
-        )
-    if params["spotify_refs"] or params["spotify_users"]:
-        sources.append(SpotifySource(params["spotify_refs"], params["spotify_users"], cache_dir=settings.home))
-        if ME in params["spotify_users"]:  # log in now, before the store is opened and locked
-            login(settings.home, wait_s=params["spotify_login_wait"])
-    if params["playlist_files"] or params["folders"]:
-        sources.append(LocalSource(params["playlist_files"], params["folders"]))
-    if not sources and not params["subsonic_url"]:
-        raise ConfigError("name a playlist source: --mpd, --spotify, --spotify-user, --subsonic, --m3u or --folder")
-    return sources
-
-
-def _sync_options(params: dict[str, Any], settings: Settings, subsonic: SubsonicFetcher | None) -> SyncOptions:
+def _sync_options(params: dict[str, Any], settings: Settings, built: list[Built]) -> SyncOptions:
+    """Where audio comes from (files, the cache, a fetcher), then what the sources set themselves (a Subsonic
+    server streams its own audio, and is learned from)."""
     cache_root = settings.cache_dir / "audio"
     fetching = params["fetch_audio"] or params["audio_url"]
     cache = AudioCache(cache_root) if fetching or cache_root.is_dir() else None
-    fetcher: Fetcher | SubsonicFetcher | None = subsonic
+    fetcher: Fetcher | None = None
     if fetching and cache is not None:
         searcher = url_template_search(params["audio_url"]) if params["audio_url"] else None
         options = FetchOptions(workers=params["fetch_workers"], min_interval_s=params["fetch_interval"])
         fetcher = Fetcher(cache, searcher, options)
-    return SyncOptions(
-        learn=(lambda store: _learn_from_player(store, subsonic)) if subsonic else None,
+    base = SyncOptions(
         audio_manifest=params["audio_manifest"],
         audio_dir=params["audio_dir"],
         cache=cache,
-        fetcher=fetcher,  # type: ignore[arg-type]
+        fetcher=fetcher,
         batch_size=int(os.environ.get("SIAMREC_SYNC_BATCH") or DEFAULT_BATCH),
-        **(
-            {"tracks_per_round": LIBRARY_ROUND, "after_round": subsonic.round_done}
-            if subsonic and not subsonic.keep
-            else {}
-        ),
     )
-
-
-def _learn_from_player(store: Store, subsonic: SubsonicFetcher) -> list[Learned]:
-    """Edits the listener made to the playlists siamrec published on the server, stored as feedback."""
-    from siamrec.connectors.subsonic.learn import PlayerLearner
-
-    return PlayerLearner(store, subsonic.client).learn_all()
+    return replace(base, **{key: value for part in built for key, value in part.sync_options.items()})
 
 
 def _print_summary(report: SyncReport, seconds: float, title: str) -> None:
@@ -177,44 +118,10 @@ def _print_summary(report: SyncReport, seconds: float, title: str) -> None:
     stdout.print(table)
 
 
+SOURCES = registered_sources()
+
+
 @click.command("sync-playlists")
-@click.option(
-    "--mpd",
-    "mpd_paths",
-    multiple=True,
-    type=click.Path(path_type=Path),
-    help="Million Playlist Dataset folder or slice file (the challenge set file too).",
-)
-@click.option("--top-followers", type=click.IntRange(1), help="Only the N most-followed playlists (the paper: 100).")
-@click.option("--pid", "pids", multiple=True, type=int, help="Only this Million Playlist Dataset pid (repeatable).")
-@click.option("--name", "name_regex", help="Only playlists whose name matches this regular expression.")
-@click.option("--min-tracks", type=click.IntRange(0), default=0, help="Only playlists with at least N tracks.")
-@click.option("--spotify", "spotify_refs", multiple=True, help="Spotify playlist URL, URI or ID (repeatable).")
-@click.option(
-    "--spotify-user",
-    "spotify_users",
-    multiple=True,
-    help="All playlists of a Spotify user; 'me': yours (OAuth: the first time, siamrec prints an address to open "
-    "in any browser and reads the address you are sent to from stdin).",
-)
-@click.option(
-    "--spotify-login-wait",
-    type=click.FloatRange(1, 3600),
-    default=LOGIN_WAIT_S,
-    show_default=True,
-    help="Seconds to wait for the pasted Spotify redirect address.",
-)
-@click.option("--m3u", "playlist_files", multiple=True, type=click.Path(path_type=Path), help="M3U/M3U8/PLS file.")
-@click.option("--folder", "folders", multiple=True, type=click.Path(path_type=Path), help="One subfolder per playlist.")
-@server_options
-@click.option(
-    "--subsonic-playlist",
-    "subsonic_playlists",
-    multiple=True,
-    help="Only this server playlist, by name or id (repeatable).",
-)
-@click.option("--subsonic-library", is_flag=True, help="Also every song of the Subsonic library, paged.")
-@click.option("--no-audio-cache", is_flag=True, help="Subsonic: drop each round's audio once embedded (big libraries).")
 @click.option("--fetch-audio", is_flag=True, help="Fetch missing audio with yt-dlp (YouTube search 'artist - title').")
 @click.option("--audio-url", help="Fetch missing audio from a URL template instead: {id}, {uri}, {artist}, {title}.")
 @click.option("--audio-dir", type=click.Path(path_type=Path), help="Find missing audio in a tagged collection.")
@@ -231,23 +138,23 @@ def sync_playlists(settings: Settings, as_json: bool, **params: Any) -> None:
 
     Sources: the Million Playlist Dataset (--mpd), the Spotify Web API (--spotify, --spotify-user; set
     SPOTIPY_CLIENT_ID and SPOTIPY_CLIENT_SECRET), a Subsonic server (--subsonic, --subsonic-user; its audio
-    is streamed from it), M3U/PLS files (--m3u) and folders (--folder). Audio: the local files themselves,
-    --audio-manifest, --audio-dir, or --fetch-audio / --audio-url (yt-dlp + ffmpeg).
+    is streamed from it), M3U/PLS files (--m3u) and folders (--folder), and those of installed packages
+    (entry points `siamrec.sources`). Audio: the local files themselves, --audio-manifest, --audio-dir, or
+    --fetch-audio / --audio-url (yt-dlp + ffmpeg).
     """
-    sources = _sources(params, settings)
-    subsonic = _subsonic(params, settings)
-    if subsonic is not None:
-        sources.append(subsonic[0])
-    fetcher = subsonic[1] if subsonic else None
+    built = build_all(SOURCES, params, settings)
     try:
-        options = _sync_options(params, settings, fetcher)
+        options = _sync_options(params, settings, built)
         with embedding_on(params["ray"], params["ray_actors"]) as (embed, actors):
             if actors:  # one Ray job per round: each job starts its actor pool, and writes back as it goes
                 options = replace(options, embed=embed, batch_size=options.tracks_per_round)
-            run_sync(settings, sources, options, as_json, "sync-playlists")
+            run_sync(settings, [source for part in built for source in part.sources], options, as_json,
+                     "sync-playlists")  # fmt: skip
     finally:
-        if fetcher is not None:
-            fetcher.close()
+        close_all(built)
+
+
+sync_playlists.params[:0] = source_options(SOURCES)  # each registered source's own options, first in --help
 
 
 def run_sync(
