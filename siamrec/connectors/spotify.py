@@ -51,6 +51,7 @@ API_ENV = "SIAMREC_SPOTIFY_API"
 TOKEN_URL_ENV = "SIAMREC_SPOTIFY_TOKEN_URL"
 USER_SCOPE = "playlist-read-private playlist-read-collaborative"
 WRITE_SCOPE = f"{USER_SCOPE} playlist-modify-private"
+WRITE_MARK = "siamrec:"  # how the description of a playlist siamrec wrote (spotify_publish) starts
 ME = "me"
 ITEMS_PAGE = 100  # the API's maximum page sizes
 PLAYLISTS_PAGE = 50
@@ -330,7 +331,8 @@ class SpotifySource:
         for user in self.users:
             client = self.client(user_auth=user == ME)
             for pid in self._user_playlist_ids(user, client):
-                yield from self._read(pid, client)
+                # siamrec's own write-back is not a listener's playlist: synced, it would be published again
+                yield from (p for p in self._read(pid, client) if not p.description.startswith(WRITE_MARK))
 
     def _read(self, pid: str, client: spotipy.Spotify) -> Iterator[SourcePlaylist]:
         try:

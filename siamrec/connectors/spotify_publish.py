@@ -3,8 +3,9 @@
 Each stored playlist gets the top-k recommended tracks that are Spotify tracks (others cannot go on it), in a
 private playlist whose description starts with siamrec's mark. The playlist is found again by its name among
 the playlists the user owns, so a re-run replaces its tracks (no duplicates) and a renamed or deleted one is
-made anew; nobody else's playlist is ever written. Needs the user's OAuth token with `playlist-modify-private`
-(log in first: cli.spotify.login). connectors.publish runs the plans, as for a Subsonic server.
+made anew; nobody else's playlist is ever written, and a sync of the user's playlists leaves siamrec's out.
+Needs the user's OAuth token with `playlist-modify-private` (log in first: cli.spotify.login).
+connectors.publish runs the plans, as for a Subsonic server.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from siamrec.connectors.publish import DEFAULT_SUFFIX
 from siamrec.connectors.spotify import (
     ID_PATTERN,
     PLAYLISTS_PAGE,
+    WRITE_MARK,
     WRITE_SCOPE,
     SpotifyCaller,
     make_client,
@@ -30,7 +32,6 @@ from siamrec.errors import ConnectorError
 from siamrec.recommend import TrackSuggestion, recommend_tracks_where
 from siamrec.store import PlaylistRecord, Store
 
-WRITE_MARK = "siamrec:"  # how the description of a playlist siamrec wrote starts
 REPLACE_MAX = 100  # tracks per replace request, the API's maximum
 
 
