@@ -22,7 +22,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "recommend": ("recommend", "recommend", "Recommend new tracks for a playlist, or playlists for a track."),
     "feedback": ("feedback", "feedback", "Keep or reject recommended tracks for a playlist (ranking learns)."),
     "sync-playlists": ("sync", "sync_playlists", "Sync playlists from MPD, Spotify, Subsonic, M3U or folders."),
-    "publish": ("publish", "publish", "Write recommendations back to a Subsonic server as playlists."),
+    "publish": ("publish", "publish", "Write recommendations back as playlists, to a Subsonic server or Spotify."),
     "adapt": ("adapt", "adapt", "Fit a metric to the stored playlists (recommend then ranks with it)."),
     "bench": ("bench", "bench", "Score the encoder on the stored playlists (masked protocol)."),
     "map": ("bench", "map_command", "Draw the library in 2-D, coloured by playlist."),
