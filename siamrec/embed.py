@@ -227,11 +227,17 @@ class TrackEncoder:
     """An ONNX encoder session plus the batching that turns windows into track vectors.
 
     A model is checked when it loads (metadata, signature, one run on real windows), so a broken model
-    fails here, before any store is created or bound for it.
+    fails here, before any store is created or bound for it. With `check=False` the run waits for `check()`:
+    a re-add that finds every file unchanged never pays for it (library.start_add calls it before any write).
     """
 
     def __init__(
-        self, path: str | Path, device: str = "auto", batch_size: int = DEFAULT_BATCH, threads: int = 0
+        self,
+        path: str | Path,
+        device: str = "auto",
+        batch_size: int = DEFAULT_BATCH,
+        threads: int = 0,
+        check: bool = True,
     ) -> None:
         path = Path(path)
         if not path.is_file():
@@ -246,7 +252,9 @@ class TrackEncoder:
         _check_signature(self.session, self.info)
         self.batch_size = batch_size
         self.input_name = self.session.get_inputs()[0].name
-        self._check_output(probe_windows())
+        self._checked = False
+        if check:
+            self.check()
 
     @property
     def name(self) -> str:
@@ -260,6 +268,12 @@ class TrackEncoder:
     @property
     def window_dim(self) -> int:
         return self.info.window_dim
+
+    def check(self) -> None:
+        """Run the model once on real windows (the first call only): a broken model raises ModelError."""
+        if not self._checked:
+            self._check_output(probe_windows())
+            self._checked = True
 
     def _check_output(self, windows: np.ndarray) -> None:
         """Run the model once on real windows; it must give finite `[n, dim]` float vectors."""
@@ -350,5 +364,5 @@ def resolve_model_path(model_path: Path | None) -> Path:
     )
 
 
-def load_encoder(model_path: Path | None, device: str = "auto") -> TrackEncoder:
-    return TrackEncoder(resolve_model_path(model_path), device=device)
+def load_encoder(model_path: Path | None, device: str = "auto", check: bool = True) -> TrackEncoder:
+    return TrackEncoder(resolve_model_path(model_path), device=device, check=check)

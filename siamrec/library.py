@@ -197,10 +197,19 @@ def _chunks_decoded_ahead(items: list[AudioItem], pool: ThreadPoolExecutor) -> I
 def start_add(
     store: Store, encoder: TrackEncoder, items: list[AudioItem], on_progress: Callable[[int], None] | None = None
 ) -> tuple[AddReport, list[AudioItem]]:
-    """Bind the model, and set aside the files stored unchanged: (report so far, items still to embed)."""
+    """Set aside the files stored unchanged, then bind the model: (report so far, items still to embed).
+
+    The model's test run (`encoder.check()`) comes before the bind, and only when something will be embedded
+    or a store created: a broken model writes nothing, and a re-add of unchanged files never runs the model.
+    """
+    skipped: dict[str, str] = {}
+    filled = store.stored_model() is not None
+    if filled:
+        items, skipped = unchanged_items(store, items)
+    if items or not filled:
+        encoder.check()
     store.bind_model(encoder.name, encoder.dim, create=True)
     report = AddReport()
-    items, skipped = unchanged_items(store, items)
     report.unchanged = list(dict.fromkeys(skipped.values()))
     report.uri_by_path.update(skipped)
     if skipped and on_progress:
@@ -323,6 +332,12 @@ class AddRequest:
     paths: list[Path]
     items: list[AudioItem]
     missing: list[tuple[str, str]]  # (path, reason) of the paths that are neither a file nor a folder
+    unchanged: dict[str, str] = field(default_factory=dict)  # {path: uri} set aside by set_aside_unchanged
+
+    @property
+    def to_embed(self) -> list[AudioItem]:
+        """The items not set aside as stored unchanged."""
+        return [item for item in self.items if str(item.path) not in self.unchanged]
 
     @property
     def folders(self) -> list[Path]:
@@ -346,6 +361,13 @@ def add_request(paths: Iterable[Path], overrides: dict[str, str] | None = None) 
     return AddRequest(paths, [AudioItem(path, overrides=dict(overrides)) for path in files], missing)
 
 
+def set_aside_unchanged(store: Store, encoder: TrackEncoder, request: AddRequest) -> None:
+    """Set the files stored unchanged aside (out of `request.to_embed`) before any progress is drawn; the model's
+    test run comes only when a file is left to embed (so a re-add of an unchanged library never runs the model)."""
+    report, _ = start_add(store, encoder, request.to_embed)
+    request.unchanged.update(report.uri_by_path)
+
+
 def add_paths(
     store: Store,
     encoder: TrackEncoder | None,
@@ -360,12 +382,14 @@ def add_paths(
     with no files (nothing to embed, so no model is loaded); `add` embeds (add_audio, or on Ray).
     """
     request = paths if isinstance(paths, AddRequest) else add_request(paths)
-    if request.items:
+    if request.to_embed:
         if encoder is None:
             raise ValueError("files to add need an encoder")
-        report = add(store, encoder, request.items, on_progress)
+        report = add(store, encoder, request.to_embed, on_progress)
     else:
         report = AddReport()
+    report.unchanged = list(dict.fromkeys([*request.unchanged.values(), *report.unchanged]))
+    report.uri_by_path = {**request.unchanged, **report.uri_by_path}
     report.failed = request.missing + report.failed
     report_vanished(store, request.folders, report, prune)
     return report
