@@ -20,7 +20,7 @@ from siamrec.cli.common import (
 )
 from siamrec.cli.ray_options import embedding_on, ray_options
 from siamrec.embed import load_encoder
-from siamrec.library import AddReport, AddRequest, add_paths, add_request
+from siamrec.library import AddReport, AddRequest, add_paths, add_request, set_aside_unchanged
 from siamrec.names import path_from_payload, quoted
 from siamrec.store import Store
 
@@ -31,10 +31,13 @@ def _add_with_progress(
     """library.add_paths under a progress bar; the model is loaded (and Ray joined) only when there are files."""
     if not request.items:
         return add_paths(store, None, request, prune=prune)
-    encoder = load_encoder(settings.model_path, settings.device)
+    encoder = load_encoder(settings.model_path, settings.device, check=False)
+    set_aside_unchanged(store, encoder, request)  # the model's test run only when a file is left to embed
+    if not request.to_embed:
+        return add_paths(store, encoder, request, prune=prune)
     with embedding_on(ray, ray_actors) as (add, actors), progress() as bar:
         label = f"embedding on Ray ({plural(actors, 'actor')})" if actors else "embedding"
-        task = bar.add_task(label, total=len(request.items))
+        task = bar.add_task(label, total=len(request.to_embed))
         return add_paths(store, encoder, request, lambda n: bar.advance(task, n), prune, add)
 
 
