@@ -1,11 +1,15 @@
-"""The embedded store at scale: upserts/s, index build, open time, recommend latency, recall, disk, peak RSS.
+"""The embedded store at scale: upserts/s, adapt, index build, open time, recommend latency, recall, disk, RSS.
 
-Synthetic 256-d tracks: clusters of about 500 tracks in a 16-d latent space mapped into 256-d with a little
-noise (embeddings of music have a low intrinsic dimension; isotropic 256-d noise has none, and makes every
-neighbour a tie), half of them in playlists (warm), half cold; playlists of 10-30 tracks drawn from one
-cluster, so recommending for them is a real search. Each size
-runs in its own process, so its peak RSS is its own. Recall@10 compares the HNSW search with an exact search
-under the same filter (cold only, playlist excluded).
+Synthetic tracks at the shipped model's dimension (read from its metadata; `--dim` overrides): clusters of about
+500 tracks in a 16-d latent space mapped into D dims with a little noise (embeddings of music have a low
+intrinsic dimension; isotropic noise has none, and makes every neighbour a tie), half of them in playlists
+(warm), half cold; playlists of 10-30 tracks drawn from one cluster, so recommending for them is a real search.
+Then `adapt` fits the playlist-adapted metric and writes every track's adapted vector, as `siamrec adapt` does,
+so the store holds both vectors. Each size runs in its own process, so its peak RSS is its own. Latency and
+recall@10 are measured in both metrics (plain, adapted) for both strategies; recall compares the engine's
+search (HNSW over the int8 copy, rescored) with an exact float search under the same filter (cold only,
+playlist excluded). `--no-quantization` builds the store with the layout stores had before (float32 originals
+in RAM, no int8 copy) for comparison.
 
     .venv/bin/python benchmarks/store_scale.py --sizes 20000 100000 1000000 --playlists 10000
 """
@@ -21,7 +25,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -50,9 +56,67 @@ def playlists_of(n_tracks: int, n_playlists: int, clusters: int) -> list[list[in
     return out
 
 
-def run_one(n: int, n_playlists: int, dim: int, queries: int, work: Path) -> dict[str, float]:
+def fill(store: Any, n: int, membership: dict[int, list[str]], centers: np.ndarray, mix: np.ndarray) -> float:
+    """Write n synthetic tracks through `Store.upsert_tracks`; returns points per second."""
+    from siamrec.store import TrackRecord
+
+    start = time.perf_counter()
+    for first in range(0, n, CHUNK):
+        count = min(CHUNK, n - first)
+        records = [
+            TrackRecord(f"synthetic:track:{i}", title=f"title {i}", artist=f"artist {i % 5000}",
+                        album=f"album {i % 20000}", duration_s=200.0, audio_sha1=f"{i:040x}",
+                        path=f"/music/{i % 5000}/{i}.flac", size=8_000_000, mtime=1.7e9,
+                        playlists=membership.get(i, []))
+            for i in range(first, first + count)
+        ]  # fmt: skip
+        store.upsert_tracks(records, synthetic_chunk(first, count, centers, mix))
+    return n / (time.perf_counter() - start)
+
+
+def latency_and_recall(store: Any, chosen: list[Any], metric: str, figures: dict[str, float]) -> None:
+    """p50/p99 of `recommend_tracks` and recall@10 against exact search, per strategy, in one metric."""
     from siamrec.recommend import recommend_tracks
-    from siamrec.store import PlaylistRecord, Store, TrackRecord, playlist_centroid
+    from siamrec.store import playlist_centroid
+
+    store.use_metric(metric)
+    tag = "" if metric == "plain" else "adapted_"
+    for strategy in ("mean", "best-score"):  # warm the page cache first: a cold one would go to the first strategy
+        for playlist in chosen[:10]:
+            recommend_tracks(store, playlist, k=10, strategy=strategy)
+    for strategy in ("mean", "best-score"):
+        times = []
+        for playlist in chosen:
+            t = time.perf_counter()
+            recommend_tracks(store, playlist, k=10, strategy=strategy)
+            times.append(time.perf_counter() - t)
+        figures[f"{tag}{strategy}_p50_ms"] = float(np.percentile(times, 50) * 1000)
+        figures[f"{tag}{strategy}_p99_ms"] = float(np.percentile(times, 99) * 1000)
+    hits = {"mean": 0, "best-score": 0}
+    for playlist in chosen:
+        seeds = store.get_tracks(playlist.track_uris, with_vectors=True, using=store.query_vector)
+        examples = np.stack([s.vector for s in seeds.values()])
+        for strategy in hits:
+            search = store.nearest_tracks if strategy == "mean" else store.best_score_tracks
+            query = playlist_centroid(examples) if strategy == "mean" else examples
+            approx = {t.record.track_uri for t in search(query, 10, playlist.track_uris)}
+            exact = {t.record.track_uri for t in search(query, 10, playlist.track_uris, exact=True)}
+            hits[strategy] += len(approx & exact)
+    for strategy, found in hits.items():
+        figures[f"{tag}{strategy}_recall_at_10"] = found / (10 * len(chosen))
+
+
+def process_s(home: Path, *args: str) -> float:
+    """Wall time of a whole `siamrec` process (start-up, opening the store, the command)."""
+    env = {**os.environ, "SIAMREC_HOME": str(home)}
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "siamrec", *args], env=env, check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def run_one(n: int, n_playlists: int, dim: int, queries: int, work: Path, layout: Any) -> dict[str, float]:
+    from siamrec.adapt import adapt_store
+    from siamrec.store import PlaylistRecord, Store
     from siamrec.store.edge import EdgeBackend
 
     home = work / "home"
@@ -66,22 +130,11 @@ def run_one(n: int, n_playlists: int, dim: int, queries: int, work: Path) -> dic
     for p, rows in enumerate(playlists):
         for row in rows:
             membership.setdefault(row, []).append(f"synthetic:playlist:{p}")
-    figures: dict[str, float] = {"tracks": n, "playlists": n_playlists}
+    figures: dict[str, float] = {"tracks": n, "playlists": n_playlists, "dim": dim}
 
-    store = Store(EdgeBackend(root))
+    store = Store(EdgeBackend(root, layout))
     store.bind_model("synthetic", dim)
-    start = time.perf_counter()
-    for first in range(0, n, CHUNK):
-        count = min(CHUNK, n - first)
-        records = [
-            TrackRecord(f"synthetic:track:{i}", title=f"title {i}", artist=f"artist {i % 5000}",
-                        album=f"album {i % 20000}", duration_s=200.0, audio_sha1=f"{i:040x}",
-                        path=f"/music/{i % 5000}/{i}.flac", size=8_000_000, mtime=1.7e9,
-                        playlists=membership.get(i, []))
-            for i in range(first, first + count)
-        ]  # fmt: skip
-        store.upsert_tracks(records, synthetic_chunk(first, count, centers, mix))
-    figures["upsert_points_per_s"] = n / (time.perf_counter() - start)
+    figures["upsert_points_per_s"] = fill(store, n, membership, centers, mix)
     start = time.perf_counter()
     records = [
         PlaylistRecord(f"synthetic:playlist:{p}", f"playlist {p}", track_uris=[f"synthetic:track:{i}" for i in rows])
@@ -91,84 +144,80 @@ def run_one(n: int, n_playlists: int, dim: int, queries: int, work: Path) -> dic
         store.refresh_centroids(records[first : first + 500])
     figures["playlists_s"] = time.perf_counter() - start
     start = time.perf_counter()
-    store.close()  # builds the HNSW index over what was written
+    adapt_store(store)  # the adapted metric and every track's adapted vector, as `siamrec adapt` writes them
+    figures["adapt_s"] = time.perf_counter() - start
+    first = min(CHUNK, n)  # upserts once an adaptation is stored: each point's adapted twin is written with it
+    figures["upsert_adapted_points_per_s"] = fill(store, first, membership, centers, mix)
+    start = time.perf_counter()
+    store.close()  # builds the HNSW index (and the int8 copy) over what was written
     figures["index_build_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    store = Store(EdgeBackend(root))
+    store = Store(EdgeBackend(root, layout))
     store.bind_stored_model()
     store.count_tracks()
     figures["open_ms"] = (time.perf_counter() - start) * 1000
     rng = np.random.default_rng(3)
     chosen = [records[p] for p in rng.choice(len(records), size=min(queries, len(records)), replace=False)]
-    for strategy in ("mean", "best-score"):  # warm the page cache first: a cold one would go to the first strategy
-        for playlist in chosen[:10]:
-            recommend_tracks(store, playlist, k=10, strategy=strategy)
-    for strategy in ("mean", "best-score"):
-        times = []
-        for playlist in chosen:
-            t = time.perf_counter()
-            recommend_tracks(store, playlist, k=10, strategy=strategy)
-            times.append(time.perf_counter() - t)
-        figures[f"{strategy}_p50_ms"] = float(np.percentile(times, 50) * 1000)
-        figures[f"{strategy}_p99_ms"] = float(np.percentile(times, 99) * 1000)
-    hits = {"mean": 0, "best-score": 0}
-    for playlist in chosen:
-        seeds = store.get_tracks(playlist.track_uris, with_vectors=True)
-        examples = np.stack([s.vector for s in seeds.values()])
-        for strategy in hits:
-            search = store.nearest_tracks if strategy == "mean" else store.best_score_tracks
-            query = playlist_centroid(examples) if strategy == "mean" else examples
-            approx = {t.record.track_uri for t in search(query, 10, playlist.track_uris)}
-            exact = {t.record.track_uri for t in search(query, 10, playlist.track_uris, exact=True)}
-            hits[strategy] += len(approx & exact)
-    for strategy, found in hits.items():
-        figures[f"{strategy}_recall_at_10"] = found / (10 * len(chosen))
+    for metric in ("plain", "adapted"):
+        latency_and_recall(store, chosen, metric, figures)
+    store.use_metric("plain")
     start = time.perf_counter()
     read = sum(1 for track in store.iter_tracks(with_vectors=True) if track.vector is not None)
     figures["read_all_vectors_s"] = time.perf_counter() - start  # what `bench --candidates library` reads
     assert read == n
+    figures["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     store.backend.close()  # nothing written: no index build
 
-    env = {**os.environ, "SIAMREC_HOME": str(home)}
-    start = time.perf_counter()
-    subprocess.run(
-        [sys.executable, "-m", "siamrec", "recommend", "--playlist", chosen[0].name, "-k", "10", "--json"],
-        env=env, check=True, capture_output=True,
-    )  # fmt: skip
-    figures["cli_recommend_s"] = time.perf_counter() - start
+    if layout.quantized:  # a process opens the store with the default layout: the comparison store would be upgraded
+        figures["cli_recommend_s"] = process_s(home, "recommend", "--playlist", chosen[0].name, "-k", "10", "--json")
+        figures["cli_info_s"] = process_s(home, "info", "--json")
     figures["disk_mb"] = sum(p.stat().st_size for p in root.rglob("*") if p.is_file()) / 1e6
-    figures["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return figures
+
+
+def model_dim() -> int:
+    """The shipped model's vector size, from its metadata (what `siamrec add-track` would store)."""
+    from siamrec.embed import load_encoder
+
+    return load_encoder(None, "cpu").dim
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[20_000, 100_000, 1_000_000])
     parser.add_argument("--playlists", type=int, default=10_000)
-    parser.add_argument("--dim", type=int, default=256)
+    parser.add_argument("--dim", type=int, default=None, help="vector size (default: the shipped model's)")
     parser.add_argument("--queries", type=int, default=100)
+    parser.add_argument("--no-quantization", action="store_true", help="the layout stores had before, to compare")
+    parser.add_argument("--hnsw-ef", type=int, default=None, help="search breadth (default: the store's)")
+    parser.add_argument("--oversampling", type=float, default=None, help="int8 candidates per result")
     parser.add_argument("--dir", type=Path, default=None, help="where the stores are written (default: a temp dir)")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    from siamrec.store.layout import DEFAULT, LEGACY
+
+    tuned = {key: value for key, value in (("hnsw_ef", args.hnsw_ef), ("oversampling", args.oversampling)) if value}
+    layout = replace(LEGACY if args.no_quantization else DEFAULT, **tuned)
+    dim = args.dim or model_dim()
     if args.one:
         work = Path(tempfile.mkdtemp(prefix=f"store_scale_{args.one}_", dir=args.dir))
         try:
-            print(json.dumps(run_one(args.one, args.playlists, args.dim, args.queries, work)))
+            print(json.dumps(run_one(args.one, args.playlists, dim, args.queries, work, layout)))
         finally:
             shutil.rmtree(work, ignore_errors=True)
         return
-    columns = ["tracks", "playlists", "upsert_points_per_s", "index_build_s", "open_ms", "mean_p50_ms", "mean_p99_ms",
-               "best-score_p50_ms", "best-score_p99_ms", "mean_recall_at_10", "best-score_recall_at_10",
-               "read_all_vectors_s", "cli_recommend_s", "disk_mb", "peak_rss_mb"]  # fmt: skip
-    print(f"Qdrant Edge, dim {args.dim}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}", flush=True)
+    print(f"Qdrant Edge, dim {dim}, {layout}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}", flush=True)
     for n in args.sizes:
-        command = [sys.executable, __file__, "--one", str(n), "--playlists", str(args.playlists),
-                   "--dim", str(args.dim), "--queries", str(args.queries)]  # fmt: skip
+        command = [sys.executable, __file__, "--one", str(n), "--playlists", str(args.playlists), "--dim", str(dim),
+                   "--queries", str(args.queries)]  # fmt: skip
         command += ["--dir", str(args.dir)] if args.dir else []
+        command += ["--no-quantization"] if args.no_quantization else []
+        command += ["--hnsw-ef", str(args.hnsw_ef)] if args.hnsw_ef else []
+        command += ["--oversampling", str(args.oversampling)] if args.oversampling else []
         out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
         figures = json.loads(out.strip().splitlines()[-1])
-        print(json.dumps({key: round(figures[key], 3) for key in columns}), flush=True)
+        print(json.dumps({key: round(value, 3) for key, value in figures.items()}), flush=True)
 
 
 if __name__ == "__main__":

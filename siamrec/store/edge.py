@@ -28,13 +28,14 @@ from siamrec.errors import StoreError
 from siamrec.logs import get_logger
 from siamrec.store.backend import EVERYTHING, PAGE, Hit, Point, Where, pick_vectors
 from siamrec.store.disk import check_room, disk_error, guard_bus_errors, points_bytes
+from siamrec.store.layout import DEFAULT, Layout, needs_upgrade, stored_datatypes
 
 log = get_logger(__name__)
+COSINE = qe.Distance.Cosine
 META = "collections.json"
 LOCK = "store.lock"
 SHARD_CONFIG = "edge_config.json"  # Qdrant Edge's own record of a shard's vectors
 Meta = dict[str, dict[str, int]]
-HNSW_EF = 128  # search breadth: recall@10 ≥ 0.95 at 1M tracks (benchmarks/store_scale.py)
 
 
 def edge_filter(where: Where) -> qe.Filter | None:
@@ -45,6 +46,18 @@ def edge_filter(where: Where) -> qe.Filter | None:
     must_not: list[Any] = [qe.HasIdCondition(set(where.not_ids))] if where.not_ids else []
     must_not += [qe.FieldCondition(key, match=qe.MatchAny(list(values))) for key, values in where.none_of.items()]
     return qe.Filter(must=must or None, must_not=must_not or None)
+
+
+def as_lists(vectors: Sequence[dict[str, np.ndarray]]) -> list[dict[str, list[float]]]:
+    """Each point's named vectors as the lists the engine takes, converted a matrix per name (one `tolist` for
+    a batch instead of one per vector)."""
+    rows: list[dict[str, list[float]]] = [{} for _ in vectors]
+    for name in {name for named in vectors for name in named}:
+        having = [i for i, named in enumerate(vectors) if name in named]
+        matrix = np.stack([vectors[i][name] for i in having]).astype(np.float32, copy=False).tolist()
+        for i, row in zip(having, matrix, strict=True):
+            rows[i][name] = row
+    return rows
 
 
 def _damaged(root: Path, what: str) -> StoreError:
@@ -88,13 +101,19 @@ def parse_meta(text: str) -> Meta | None:
     return None if any(v is None for v in meta.values()) else meta  # type: ignore[return-value]
 
 
-def shard_vectors(folder: Path) -> dict[str, int] | None:
-    """A shard's `{name: dim}` from the engine's own config file, None when there is none or it is unreadable."""
+def shard_config(folder: Path) -> dict[str, Any] | None:
+    """The engine's own record of a shard's config (`edge_config.json`), None when missing or unreadable."""
     try:
         raw = json.loads((folder / SHARD_CONFIG).read_text())
     except (OSError, ValueError):
         return None
-    vectors = raw.get("vectors") if isinstance(raw, dict) else None
+    return raw if isinstance(raw, dict) else None
+
+
+def shard_vectors(folder: Path) -> dict[str, int] | None:
+    """A shard's `{name: dim}` from the engine's own config file, None when there is none or it is unreadable."""
+    raw = shard_config(folder)
+    vectors = raw.get("vectors") if raw is not None else None
     if not isinstance(vectors, dict):
         return None
     sizes = {name: p.get("size") if isinstance(p, dict) else None for name, p in vectors.items()}
@@ -211,9 +230,10 @@ def take_lock(root: Path) -> int:
 class EdgeBackend:
     """Collections as Qdrant Edge shards under one folder, held by one process at a time."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, layout: Layout = DEFAULT) -> None:
         self.root = root
         self.location = str(root)
+        self.layout = layout
         self._lock = take_lock(root)
         guard_bus_errors()
         self._shards: dict[str, qe.EdgeShard] = {}
@@ -235,13 +255,41 @@ class EdgeBackend:
             if collection not in self._meta:
                 raise StoreError(f"internal: collection {collection!r} does not exist")
             try:
-                shard = qe.EdgeShard.load(str(self.root / collection))
+                shard = self._load(collection)
+            except StoreError:
+                raise
             except BaseException as exc:  # the engine raises its own (Rust panic) types on damaged files
                 if isinstance(exc, KeyboardInterrupt | SystemExit):
                     raise
                 reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 raise _damaged(self.root, f"{collection}: {reason}") from exc
             self._shards[collection] = shard
+        return shard
+
+    def _load(self, collection: str) -> qe.EdgeShard:
+        """Load a shard; one created before the current layout gets it now (the int8 copy is built once, the
+        points themselves are not rewritten), unless the disk lacks room for that (it stays searchable as is)."""
+        folder = self.root / collection
+        found = shard_config(folder)
+        if found is None or not needs_upgrade(found, self.layout):
+            return qe.EdgeShard.load(str(folder))
+        needed = sum(p.stat().st_size for p in (folder / "segments").rglob("*") if p.is_file())  # rebuilt beside
+        try:
+            check_room(self.root, needed, f"adding the int8 search copy to '{collection}'")
+        except StoreError as exc:
+            log.warning("%s (searches use the stored vectors meanwhile)", exc)
+            return qe.EdgeShard.load(str(folder))
+        config = self.layout.config(collection, self._meta[collection], stored_datatypes(found))
+        shard = qe.EdgeShard.load(str(folder), config)
+        log.warning("the store's '%s' gets the current layout (an int8 search copy): once, for this store", collection)
+        try:
+            shard.optimize()
+        except Exception as exc:
+            shard.close()
+            full = disk_error(self.root, exc)
+            if full is None:
+                raise
+            raise full from exc
         return shard
 
     def _write_meta(self) -> None:
@@ -252,9 +300,7 @@ class EdgeBackend:
         return None if found is None else dict(found)
 
     def create(self, collection: str, vectors: dict[str, int], keyword_fields: Sequence[str]) -> None:
-        config = qe.EdgeConfig(
-            vectors={name: qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine) for name, dim in vectors.items()}
-        )
+        config = self.layout.config(collection, vectors)
         path = self.root / collection
         if path.exists():  # a creation interrupted before collections.json named it: nothing acknowledged there
             shutil.rmtree(path, ignore_errors=True)
@@ -267,7 +313,8 @@ class EdgeBackend:
         self._write_meta()
 
     def add_vector(self, collection: str, name: str, dim: int) -> None:
-        self._shard(collection).update(qe.UpdateOperation.create_dense_vector(name, dim, qe.Distance.Cosine))
+        datatype = self.layout.datatype(collection)
+        self._shard(collection).update(qe.UpdateOperation.create_dense_vector(name, dim, COSINE, datatype=datatype))
         self._meta[collection][name] = dim
         self._write_meta()
 
@@ -297,9 +344,8 @@ class EdgeBackend:
             raise full from exc
 
     def upsert(self, collection: str, points: Sequence[Point]) -> None:
-        edge_points = [
-            qe.Point(p.id, {k: v.astype(np.float32).tolist() for k, v in p.vectors.items()}, p.payload) for p in points
-        ]
+        rows = as_lists([p.vectors for p in points])
+        edge_points = [qe.Point(p.id, named, p.payload) for p, named in zip(points, rows, strict=True)]
         needed = points_bytes(self._meta.get(collection, {}), [p.vectors for p in points], [p.payload for p in points])
         what = f"{len(points)} point" + ("s" if len(points) != 1 else "")
         self._update(collection, qe.UpdateOperation.upsert_points(edge_points), needed, what)
@@ -311,8 +357,7 @@ class EdgeBackend:
 
     def set_vectors(self, collection: str, vectors: dict[str, dict[str, np.ndarray]]) -> None:
         updates = [
-            qe.PointVectors(i, {k: v.astype(np.float32).tolist() for k, v in named.items()})
-            for i, named in vectors.items()
+            qe.PointVectors(i, named) for i, named in zip(vectors, as_lists(list(vectors.values())), strict=True)
         ]
         needed = points_bytes(self._meta.get(collection, {}), vectors.values(), [])
         what = f"{len(updates)} vector" + ("s" if len(updates) != 1 else "")
@@ -353,7 +398,7 @@ class EdgeBackend:
             filter=edge_filter(where),
             with_payload=True,
             with_vector=[using],
-            params=qe.SearchParams(hnsw_ef=HNSW_EF, exact=exact),
+            params=self.layout.search(exact),
         )
         points = self._shard(collection).query(request)
         return [Hit(str(p.id), p.payload or {}, pick_vectors(p.vector, [using]), p.score) for p in points]

@@ -229,7 +229,12 @@ class Store(Queries):
     ) -> dict[str, StoredTrack]:
         """The stored tracks among `uris` (missing ones are simply absent from the result), with the model's
         vectors (or those named by `using`, e.g. `query_vector`) when asked."""
-        ids = [point_id(uri) for uri in uris]
+        return self._tracks_by_id([point_id(uri) for uri in uris], with_vectors, using)
+
+    def _tracks_by_id(
+        self, ids: list[str], with_vectors: bool = False, using: str | None = None
+    ) -> dict[str, StoredTrack]:
+        """`get_tracks` by point ids (a writer that has the ids already does not hash each URI twice)."""
         name = using or self.vector_name
         wanted = [name] if with_vectors else []
         found: dict[str, StoredTrack] = {}
@@ -245,19 +250,23 @@ class Store(Queries):
         The records are updated in place with the merged playlists. A vector of None writes metadata only and
         *replaces* a stored vector with none (points are written whole): pass the stored vector back to keep it.
         """
-        existing = self.get_tracks([r.track_uri for r in records])
-        given = [np.asarray(v, dtype=np.float32) for v in vectors if v is not None]
-        twins = iter(self._adapted_twins(given))
+        ids = [point_id(r.track_uri) for r in records]  # once per point: hashing is a tenth of a write
+        existing = self._tracks_by_id(ids)
+        if isinstance(vectors, np.ndarray):  # one matrix: one conversion, rows are views
+            vectors = list(np.asarray(vectors, dtype=np.float32))
+        else:
+            vectors = [None if v is None else np.asarray(v, dtype=np.float32) for v in vectors]
+        twins = iter(self._adapted_twins([v for v in vectors if v is not None]))
         points = []
-        for record, vector in zip(records, vectors, strict=True):
+        for pid, record, vector in zip(ids, records, vectors, strict=True):
             previous = existing.get(record.track_uri)
             if previous is not None:
                 record.playlists = sorted(set(previous.record.playlists) | set(record.playlists))
                 record.added_at = previous.record.added_at
-            named = {} if vector is None else {self.vector_name: np.asarray(vector, dtype=np.float32)}
+            named = {} if vector is None else {self.vector_name: vector}
             if named and (twin := next(twins, None)) is not None:
                 named[self.adapted_vector] = twin
-            points.append(Point(point_id(record.track_uri), named, record_payload(record)))
+            points.append(Point(pid, named, record_payload(record)))
         self._write(C.TRACKS_COLLECTION, points)
         return set(existing)
 

@@ -18,6 +18,7 @@ from siamrec.config import Settings
 from siamrec.errors import StoreError
 from siamrec.store.adaptation import META_COLLECTION
 from siamrec.store.backend import Backend, Point
+from siamrec.store.layout import EXACT
 from siamrec.store.location import embedded_path
 from siamrec.store.records import PLAYLIST_KEYWORD_FIELDS, TRACK_KEYWORD_FIELDS, playlist_from_payload, playlist_payload
 
@@ -108,7 +109,7 @@ def migrate(settings: Settings) -> MigrationReport:
     source = ClientBackend.local(str(old))
     try:
         shutil.rmtree(partial, ignore_errors=True)  # an interrupted earlier attempt
-        edge = EdgeBackend(partial)
+        edge = EdgeBackend(partial, EXACT)
         try:
             copy_collections(source, edge, report)
             edge.optimize()

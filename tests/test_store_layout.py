@@ -1,0 +1,144 @@
+"""The embedded store's layout (siamrec.store.layout): new stores get the int8 search copy, float16 track vectors
+and memory-mapped parts; a store written before it is upgraded when opened, with every point, vector and payload
+as it was; the approximate search still finds what the exact one finds."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from siamrec import constants as C
+from siamrec.store import PlaylistRecord, Store, TrackRecord
+from siamrec.store.edge import EdgeBackend
+from siamrec.store.layout import DEFAULT, LEGACY, Layout
+from siamrec.store.migrate import COPIED
+
+DIM = 1296  # the shipped model's size: 4,000 float16 vectors pass the engine's indexing threshold (10 MB)
+TRACKS = 4_000
+
+
+def write_store(backend: EdgeBackend, tracks: int = TRACKS, dim: int = DIM) -> None:
+    """Tracks in 50 clusters, half of them in playlists, written through the Store as any command writes them."""
+    rng = np.random.default_rng(0)
+    centers = rng.standard_normal((50, dim)).astype(np.float32)
+    vectors = centers[np.arange(tracks) % 50] + 0.3 * rng.standard_normal((tracks, dim)).astype(np.float32)
+    playlists = [PlaylistRecord(f"p:{p}", f"P {p}", track_uris=[f"t:{i}" for i in range(p, tracks // 2, 50)])
+                 for p in range(50)]  # fmt: skip
+    with Store(backend) as store:
+        store.bind_model("m", dim)
+        store.upsert_tracks([TrackRecord(f"t:{i}", title=f"title {i}", path=f"/music/{i}.flac") for i in range(tracks)],
+                            vectors)  # fmt: skip
+        for playlist in playlists:
+            store.save_playlist(playlist)
+
+
+@pytest.fixture(scope="module")
+def new_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store written with the current layout, big enough to be indexed (one for the module: it takes seconds)."""
+    root = tmp_path_factory.mktemp("layout") / "store"
+    write_store(EdgeBackend(root))
+    return root
+
+
+def dump(root: Path, layout: Layout = DEFAULT) -> dict[str, dict[str, Any]]:
+    """Every collection's points: payload and every named vector, by id (read with `layout`: LEGACY leaves a
+    store written before the layout as it is)."""
+    backend = EdgeBackend(root, layout)
+    try:
+        found: dict[str, dict[str, Any]] = {}
+        for collection in COPIED:
+            vectors = backend.vectors(collection)
+            if vectors is None:
+                continue
+            found[collection] = {
+                hit.id: (hit.payload, {name: v.tolist() for name, v in sorted(hit.vectors.items())})
+                for hit in backend.scroll(collection, vectors=list(vectors))
+            }
+        return found
+    finally:
+        backend.close()
+
+
+def siamrec(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run([sys.executable, "-m", "siamrec", *args], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+def engine_config(root: Path, collection: str = C.TRACKS_COLLECTION) -> dict[str, Any]:
+    return json.loads((root / collection / "edge_config.json").read_text())  # type: ignore[no-any-return]
+
+
+def int8_copies(root: Path, collection: str = C.TRACKS_COLLECTION) -> list[Path]:
+    """The engine's quantized-vector files under a collection's segments."""
+    return [p for p in (root / collection / "segments").rglob("*") if "quantized" in p.name]
+
+
+def test_a_new_store_has_the_int8_copy_float16_tracks_and_cold_parts(new_store: Path) -> None:
+    root = new_store
+    config = engine_config(root)
+    assert config["quantization_config"]["scalar"]["type"] == "int8"
+    assert {v["datatype"] for v in config["vectors"].values()} == {"float16"}
+    assert {v["memory"] for v in config["vectors"].values()} == {"cold"}
+    assert config["payload_memory"] == "cold" and config["hnsw_config"]["memory"] == "cold"
+    assert int8_copies(root), "the index build wrote no quantized vectors"
+    centroids = engine_config(root, C.PLAYLISTS_COLLECTION)["vectors"]
+    assert {v.get("datatype", "float32") for v in centroids.values()} == {"float32"}  # few, and kept exact
+
+
+def test_the_approximate_search_finds_what_the_exact_one_finds(new_store: Path) -> None:
+    with Store(EdgeBackend(new_store)) as store:
+        store.bind_stored_model()
+        found = 0
+        for p in range(20):
+            seeds = store.get_tracks([f"t:{i}" for i in range(p, TRACKS // 2, 50)], with_vectors=True)
+            query = np.stack([s.vector for s in seeds.values()]).mean(axis=0)
+            approx = [t.record.track_uri for t in store.nearest_tracks(query, 10, seeds)]
+            exact = [t.record.track_uri for t in store.nearest_tracks(query, 10, seeds, exact=True)]
+            assert len(approx) == 10 and approx[0] == exact[0]
+            found += len(set(approx) & set(exact))
+        assert found / 200 >= 0.95
+
+
+def test_a_small_store_written_before_the_layout_gets_it_with_every_point_as_it_was(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    write_store(EdgeBackend(root, LEGACY), tracks=300, dim=16)  # the store as the code before this layout wrote it
+    before = dump(root, LEGACY)
+    assert "quantization_config" not in engine_config(root)
+    assert dump(root) == before  # opened with the current layout: upgraded, and nothing read back differs
+    for collection in (C.TRACKS_COLLECTION, C.PLAYLISTS_COLLECTION):
+        assert engine_config(root, collection)["quantization_config"]["scalar"]["type"] == "int8"
+        stored = engine_config(root, collection)["vectors"].values()
+        assert {v.get("datatype", "float32") for v in stored} == {"float32"}  # the engine keeps a stored datatype
+    assert dump(root) == before  # and a second open finds it as the first left it
+
+
+@pytest.mark.slow
+def test_a_store_written_before_the_layout_is_upgraded_by_a_command_with_nothing_changed(tmp_path: Path) -> None:
+    root = tmp_path / "home" / "store"
+    write_store(EdgeBackend(root, LEGACY))  # the store as the code before this layout wrote it
+    assert "quantization_config" not in engine_config(root) and not int8_copies(root)
+    before = dump(root, LEGACY)
+    home = root.parent
+    env = {**os.environ, "SIAMREC_HOME": str(home)}
+    done = siamrec(env, "info", "--json")
+    assert json.loads(done.stdout)["tracks"] == TRACKS
+    assert engine_config(root)["quantization_config"]["scalar"]["type"] == "int8"
+    assert int8_copies(root), "the upgrade wrote no quantized vectors"
+    assert {v.get("datatype", "float32") for v in engine_config(root)["vectors"].values()} == {"float32"}  # as stored
+    assert dump(root) == before
+    assert "int8" in done.stderr  # the upgrade says what it does, once:
+    assert "int8" not in siamrec(env, "info", "--json").stderr
+    with Store(EdgeBackend(root)) as store:  # and it searches as before
+        store.bind_stored_model()
+        query = store.get_tracks(["t:0"], with_vectors=True)["t:0"].vector
+        assert query is not None
+        hits = store.nearest_tracks(query, 5, cold_only=False)
+        assert hits[0].record.track_uri == "t:0" and hits[0].score == pytest.approx(1.0, abs=1e-5)
