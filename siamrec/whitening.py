@@ -196,31 +196,45 @@ def _row_space(matrix: np.ndarray, floor: float) -> tuple[np.ndarray, np.ndarray
     return values[keep], matrix.T @ (left[:, keep] / np.sqrt(values[keep]))
 
 
-def _centroid_span(whitened: np.ndarray, groups: list[np.ndarray]) -> np.ndarray | None:
-    """Orthonormal basis `[D, k]` of the directions the groups' whitened centroids differ along (None when
-    they span every direction anyway, so projecting would change nothing)."""
-    centroids = np.stack([whitened[g].mean(axis=0) for g in groups if len(g)])
+def _group_means(vectors: np.ndarray, groups: list[np.ndarray]) -> np.ndarray:
+    """`[G, D]`: each non-empty group's mean row. The maps here are affine, so a map of these is the mean of the
+    mapped rows: centroids are whitened as G rows, never as every row of the groups."""
+    return np.stack([vectors[g].mean(axis=0) for g in groups if len(g)])
+
+
+def _centroid_span(centroids: np.ndarray) -> np.ndarray | None:
+    """Orthonormal basis `[D, k]` of the directions the groups' whitened centroids `[G, D]` differ along (None
+    when they span every direction anyway, so projecting would change nothing)."""
     squares, directions = _row_space(centroids - centroids.mean(axis=0), SPAN_FLOOR**2)
     keep = squares > squares.max() * SPAN_FLOOR**2 if squares.size and squares.max() > 0 else np.zeros(0, bool)
-    if keep.sum() >= whitened.shape[1] or not keep.any():
+    if keep.sum() >= centroids.shape[1] or not keep.any():
         return None
     return directions[:, keep]
 
 
-def _retrieval_precision(adapted: np.ndarray, train: list[np.ndarray], test: list[np.ndarray]) -> float:
-    """How well each playlist's centroid (from its training tracks) ranks its own held-out tracks first among
-    all held-out tracks, by cosine: mean average precision over playlists (the task `recommend` serves)."""
-    held = [rows for rows in test if len(rows)]
-    owners = np.concatenate([np.full(len(rows), i) for i, rows in enumerate(test) if len(rows)])
-    candidates = l2_normalise(adapted[np.concatenate(held)])
-    centroids = np.stack([adapted[g].mean(axis=0) for g in train])
-    order = np.argsort(-(centroids @ candidates.T), axis=1, kind="stable")  # P x N, best first
-    relevant = owners[order] == np.arange(len(train))[:, None]
-    hits = np.cumsum(relevant, axis=1)
-    precision = hits / np.arange(1, relevant.shape[1] + 1)
-    counts = relevant.sum(axis=1)
+def _retrieval_precision(centroids: np.ndarray, held: np.ndarray, owners: np.ndarray) -> float:
+    """How well each playlist's centroid `[P, D]` (from its training tracks) ranks its own held-out tracks first
+    among all held-out tracks `held` `[N, D]` (held[j] belongs to playlist owners[j]), by cosine: mean average
+    precision over the playlists that hold some out (the task `recommend` serves).
+
+    Only each held-out track's rank in its own playlist's list matters: it is counted (tracks scoring higher,
+    ties broken by position as a stable sort would), not found by sorting every playlist's whole list.
+    """
+    scores = centroids @ l2_normalise(held).T  # P x N
+    n = scores.shape[1]
+    own = scores[owners, np.arange(n)][:, None]  # each track's score in its own playlist's list
+    lists = scores[owners]  # N x N: row j is the list track j is ranked in
+    ranks = (lists > own).sum(axis=1) + np.tril(lists == own, -1).sum(axis=1)
+    order = np.lexsort((ranks, owners))  # by playlist, best first
+    starts = np.searchsorted(owners[order], owners[order])  # first position of each track's playlist
+    hits = np.arange(n) - starts + 1  # own tracks found so far, this one included
+    precision = np.zeros(n)
+    precision[order] = hits / (ranks[order] + 1)
+    counts = np.bincount(owners, minlength=len(centroids))
     keep = counts > 0
-    return float(((precision * relevant).sum(axis=1)[keep] / counts[keep]).mean()) if keep.any() else 0.0
+    if not keep.any():
+        return 0.0
+    return float((np.bincount(owners, precision, minlength=len(centroids))[keep] / counts[keep]).mean())
 
 
 def choose_by_cross_validation(
@@ -254,13 +268,18 @@ def choose_by_cross_validation(
         train = [g[np.arange(len(g)) % CV_FOLDS != fold] for g in orders]
         spectrum = _Spectrum.of(*within_residuals(vectors, train)[:2])
         mean = vectors[np.concatenate(train)].mean(axis=0)
-        whiten = _Whitener(spectrum, vectors - mean)
+        held = np.concatenate([rows for rows in test if len(rows)])
+        owners = np.concatenate([np.full(len(rows), i) for i, rows in enumerate(test) if len(rows)])
+        # Only the training centroids and the held-out tracks are scored: whiten those rows alone.
+        whiten = _Whitener(spectrum, np.concatenate([_group_means(vectors, train), vectors[held]]) - mean)
         for i, alpha in enumerate(grid):
             whitened = whiten(alpha)
-            scores[i, 0] += _retrieval_precision(whitened, train, test)
-            span = _centroid_span(whitened, train)
-            projected = whitened @ span if span is not None else whitened  # coordinates: the same cosines
-            scores[i, 1] += _retrieval_precision(projected, train, test)
+            centroids, candidates = whitened[: len(train)], whitened[len(train) :]
+            scores[i, 0] += _retrieval_precision(centroids, candidates, owners)
+            span = _centroid_span(centroids)
+            if span is not None:  # coordinates in the span: the same cosines as the projected vectors
+                centroids, candidates = centroids @ span, candidates @ span
+            scores[i, 1] += _retrieval_precision(centroids, candidates, owners)
     best = np.unravel_index(int(np.argmax(scores)), scores.shape)  # first best: least shrinkage, no projection
     return float(grid[best[0]]), bool(best[1])
 
@@ -299,7 +318,7 @@ def fit_whitening(
         shrinkage = ledoit_wolf_shrinkage(residuals)
     mean = vectors.mean(axis=0)
     transform = _Spectrum.of(residuals, playlists).transform(shrinkage)  # x → (x − mean) · transform
-    span = _centroid_span((vectors - mean) @ transform, groups) if project else None
+    span = _centroid_span((_group_means(vectors, groups) - mean) @ transform) if project else None
     if span is not None:
         transform = transform @ span @ span.T
     rank = span.shape[1] if span is not None else 0
