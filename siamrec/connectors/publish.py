@@ -24,21 +24,34 @@ DEFAULT_SUFFIX = " · siamrec"  # appended to a playlist's name: how siamrec fin
 DESTINATIONS = ("subsonic", "spotify")
 
 
-class PublishPlan(Protocol):
-    """What publishing one playlist does (`create`, `update`, `unchanged`) and the songs it holds."""
+@dataclass
+class PublishPlan:
+    """What publishing one playlist does (`create`, `update`, `unchanged`) and the songs it holds; each
+    destination's plan adds where it writes."""
 
+    source: PlaylistRecord
     name: str
     action: str
-    songs: list[TrackSuggestion]
-    learned: Learned | None
+    songs: list[TrackSuggestion] = field(default_factory=list)
+    learned: Learned | None = None  # what the listener did to the published copy since the last look
 
-    def as_dict(self) -> dict[str, Any]: ...
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "playlist_uri": self.source.playlist_uri,
+            "source_name": self.source.name,
+            "name": self.name,
+            "action": self.action,
+            "songs": [
+                {"track_uri": s.track.track_uri, "title": s.track.title, "artist": s.track.artist, "score": s.score}
+                for s in self.songs
+            ],
+        }
 
 
 class Publisher(Protocol):
     """One destination: plans a stored playlist's write-back, and applies a plan."""
 
-    def plan(self, record: PlaylistRecord) -> Any: ...
+    def plan(self, record: PlaylistRecord) -> PublishPlan: ...
 
     def apply(self, plan: Any) -> None: ...
 
@@ -47,7 +60,7 @@ class Publisher(Protocol):
 class Published:
     """What a publish did (or, in a dry run, would do): the plans, and the playlists skipped with the reason."""
 
-    plans: list[Any] = field(default_factory=list)
+    plans: list[PublishPlan] = field(default_factory=list)
     skipped: list[dict[str, str]] = field(default_factory=list)
 
 
@@ -67,7 +80,7 @@ def publish_playlists(publisher: Publisher, records: Iterable[PlaylistRecord], d
     return published
 
 
-def publish_one(publisher: Publisher, record: PlaylistRecord) -> Any:
+def publish_one(publisher: Publisher, record: PlaylistRecord) -> PublishPlan:
     """Write one playlist's recommendations back (the `recommend --to-*` shortcuts): its applied plan."""
     published = publish_playlists(publisher, [record])
     if published.skipped:

@@ -11,12 +11,12 @@ connectors.publish runs the plans, as for a Subsonic server.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from siamrec.connectors.base import object_field, text_field
-from siamrec.connectors.publish import DEFAULT_SUFFIX
+from siamrec.connectors.publish import DEFAULT_SUFFIX, PublishPlan
 from siamrec.connectors.spotify import (
     ID_PATTERN,
     PLAYLISTS_PAGE,
@@ -27,43 +27,27 @@ from siamrec.connectors.spotify import (
     page_items,
     pages,
 )
-from siamrec.connectors.sync import Learned
 from siamrec.errors import ConnectorError
-from siamrec.recommend import TrackSuggestion, recommend_tracks_where
+from siamrec.recommend import recommend_tracks_where
 from siamrec.store import PlaylistRecord, Store
 
 REPLACE_MAX = 100  # tracks per replace request, the API's maximum
 
 
 @dataclass
-class SpotifyPlan:
-    """What publishing one playlist does on Spotify: `create` or `update`, with the tracks it holds."""
+class SpotifyPlan(PublishPlan):
+    """A plan for Spotify (`create` or `update`): the description that marks the playlist, its id once it exists.
+    Spotify edits are not read back, so `learned` stays None."""
 
-    source: PlaylistRecord
-    name: str
-    action: str
-    songs: list[TrackSuggestion] = field(default_factory=list)
     description: str = ""
     spotify_playlist: str | None = None
-    learned: Learned | None = None  # Spotify edits are not read back: always None
 
     @property
     def track_uris(self) -> list[str]:
         return [s.track.track_uri for s in self.songs][:REPLACE_MAX]
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "playlist_uri": self.source.playlist_uri,
-            "source_name": self.source.name,
-            "name": self.name,
-            "action": self.action,
-            "spotify_playlist_id": self.spotify_playlist,
-            "track_uris": self.track_uris,
-            "songs": [
-                {"track_uri": s.track.track_uri, "title": s.track.title, "artist": s.track.artist, "score": s.score}
-                for s in self.songs
-            ],
-        }
+        return {**super().as_dict(), "spotify_playlist_id": self.spotify_playlist, "track_uris": self.track_uris}
 
 
 def is_spotify_track(uri: str) -> bool:
@@ -115,7 +99,7 @@ class SpotifyPublisher:
         name = f"{record.name}{self.suffix}"
         existing = self.own().get(name)
         action = "create" if existing is None else "update"
-        return SpotifyPlan(record, name, action, songs, description_for(record, self.strategy), existing)
+        return SpotifyPlan(record, name, action, songs, None, description_for(record, self.strategy), existing)
 
     def apply(self, plan: SpotifyPlan) -> None:
         """Create the playlist, or set the description of ours; then replace its tracks with the plan's."""

@@ -12,49 +12,33 @@ look.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from siamrec.connectors.publish import DEFAULT_SUFFIX
+from siamrec.connectors.publish import DEFAULT_SUFFIX, PublishPlan
 from siamrec.connectors.subsonic.client import SubsonicClient, parse_uri, playlist_uri, track_uri
 from siamrec.connectors.subsonic.learn import PlayerLearner, record_published
 from siamrec.connectors.subsonic.schema import PlaylistEntry
 from siamrec.connectors.subsonic.source import SIAMREC_MARK
-from siamrec.connectors.sync import Learned
 from siamrec.errors import ConfigError, ConnectorError
 from siamrec.recommend import TrackSuggestion, recommend_tracks_where
 from siamrec.store import PlaylistRecord, Store
 
 
 @dataclass
-class SubsonicPlan:
-    """What publishing one playlist does: `create`, `update` or `unchanged`, with the songs it holds."""
+class SubsonicPlan(PublishPlan):
+    """A plan for the server: the comment that marks the playlist, and its id there once it exists."""
 
-    source: PlaylistRecord
-    name: str
-    action: str
-    songs: list[TrackSuggestion] = field(default_factory=list)
     comment: str = ""
     server_playlist: str | None = None
-    learned: Learned | None = None  # what the listener did to the published copy since the last look
 
     @property
     def song_ids(self) -> list[str]:
         return [song_id(s.track.track_uri) for s in self.songs]
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "playlist_uri": self.source.playlist_uri,
-            "source_name": self.source.name,
-            "name": self.name,
-            "action": self.action,
-            "server_playlist_id": self.server_playlist,
-            "learned": {"accepted": self.learned.accepted, "rejected": self.learned.rejected} if self.learned else None,
-            "songs": [
-                {"track_uri": s.track.track_uri, "title": s.track.title, "artist": s.track.artist, "score": s.score}
-                for s in self.songs
-            ],
-        }
+        learned = {"accepted": self.learned.accepted, "rejected": self.learned.rejected} if self.learned else None
+        return {**super().as_dict(), "server_playlist_id": self.server_playlist, "learned": learned}
 
 
 def song_id(uri: str) -> str:
@@ -112,9 +96,9 @@ class SubsonicPublisher:
         comment = comment_for(record, self.strategy)
         existing = next((p for p in self.own() if p.name == name), None)
         if existing is None:
-            return SubsonicPlan(record, name, "create", songs, comment, learned=learned)
+            return SubsonicPlan(record, name, "create", songs, learned, comment)
         current, entries = self.client.playlist(existing.id)
-        plan = SubsonicPlan(record, name, "update", songs, comment, existing.id, learned)
+        plan = SubsonicPlan(record, name, "update", songs, learned, comment, existing.id)
         if [entry.id for entry in entries] == plan.song_ids and current.comment == comment:
             plan.action = "unchanged"
         return plan
