@@ -64,7 +64,10 @@ def registered_sources() -> list[RegisteredSource]:
     """Every installed source, by order and name."""
     sources = []
     for point in entry_points(group=GROUP):
-        source = point.load()
+        try:
+            source = point.load()
+        except Exception as exc:  # another package's bug: one line that names it, not a traceback
+            raise ConfigError(f"the playlist source {point.name!r} ({point.value}) cannot be loaded: {exc}") from exc
         if not isinstance(source, RegisteredSource):
             raise ConfigError(f"the playlist source {point.name!r} ({point.value}) is not a RegisteredSource")
         sources.append(source)
