@@ -10,13 +10,16 @@ once up front) so each line measures one thing; "x real time" is audio duration 
 figures are wall time of the process, start-up included: the shipped model (or --model), a fresh store, the
 files added once, then added again (the re-add skips unchanged files); `--ray-actors N` adds a run through
 `add-track --ray local` with N actors. Each figure is the median of `--repeats` runs. bliss (bliss-rs's
-Python binding, `bliss_audio.Song`) analyses each file in a pool of one process per core.
+Python binding, `bliss_audio.Song`) analyses each file in a pool of one process per core. "CPU s" is the user +
+system time of each process and its children (median): on a machine others load, it moves far less than wall
+time, so compare runs by it when the load changed between them (the JSON line also gives the load average).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -76,9 +79,21 @@ def _timed(command: list[str], env: dict[str, str]) -> float:
     return took
 
 
-def _median_of(repeats: int, run: Callable[[int], float]) -> float:
-    """The median wall time of `repeats` runs (one run on a 2-core machine moves by ±10 %)."""
-    return statistics.median(run(i) for i in range(repeats))
+def _children_cpu_s() -> float:
+    """CPU seconds (user + system) of every finished child process so far, their own children included."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _median_of(repeats: int, run: Callable[[int], float]) -> tuple[float, float]:
+    """The median wall time of `repeats` runs (one run on a 2-core machine moves by ±10 %), and the median CPU
+    seconds they took: on a machine others load, CPU time moves far less than wall time."""
+    walls, cpus = [], []
+    for i in range(repeats):
+        before = _children_cpu_s()
+        walls.append(run(i))
+        cpus.append(_children_cpu_s() - before)
+    return statistics.median(walls), statistics.median(cpus)
 
 
 def pipeline(
@@ -86,11 +101,11 @@ def pipeline(
 ) -> None:
     """Whole processes on the same files: add-track (first and re-add), on Ray, and bliss; medians of runs."""
     table = Table(
-        "run", "seconds", "tracks/s", "x real time",
+        "run", "seconds", "tracks/s", "x real time", "CPU s",
         title=f"{len(files)} tracks, processes, start-up included, median of {repeats}",
     )  # fmt: skip
     siamrec = [sys.executable, "-m", "siamrec", "add-track", "--json", *map(str, files)]
-    rows: list[tuple[str, float]] = []
+    rows: list[tuple[str, tuple[float, float]]] = []
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ}
         if model is not None:
@@ -120,11 +135,13 @@ def pipeline(
 
         took = _median_of(repeats, bliss)
         rows.append((f"bliss ({workers} processes, {features[0]} features)", took))
-    for name, took in rows:
-        table.add_row(name, f"{took:.2f}", f"{len(files) / took:.1f}", f"{audio_s / took:.0f}")
+    for name, (took, cpu) in rows:
+        table.add_row(name, f"{took:.2f}", f"{len(files) / took:.1f}", f"{audio_s / took:.0f}", f"{cpu:.2f}")
     Console().print(table)
     print(json.dumps({"tracks": len(files), "audio_s": round(audio_s, 1), "repeats": repeats,
-                      "seconds": {name: round(took, 3) for name, took in rows}}))  # fmt: skip
+                      "load_1min": os.getloadavg()[0],
+                      "seconds": {name: round(took, 3) for name, (took, _) in rows},
+                      "cpu_seconds": {name: round(cpu, 3) for name, (_, cpu) in rows}}))  # fmt: skip
 
 
 @click.command()
