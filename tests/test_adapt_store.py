@@ -93,7 +93,7 @@ def test_adapted_vectors_rank_as_the_fitted_map_says(store: Store) -> None:
     found = recommend_tracks(store, playlist, k=len(cold))
     assert [s.track.track_uri for s in found] == expected
     assert found[0].track.track_uri.startswith("t:0:")  # the cold tracks of playlist 0 come first
-    assert found[0].score == pytest.approx(float(adapted[uris.index(expected[0])] @ centroid), abs=1e-4)
+    assert found[0].score == pytest.approx(float(adapted[uris.index(expected[0])] @ centroid), abs=1e-3)
     # The plain metric is still there, and ranks differently (dim 0 dominates it).
     store.use_metric("plain")
     plain = recommend_tracks(store, playlist, k=len(cold))
@@ -117,12 +117,12 @@ def test_later_writes_keep_the_adapted_twins_in_step(store: Store) -> None:
     store.save_playlist(PlaylistRecord("pl:1", "PL:1", track_uris=[*store.find_playlist("pl:1").track_uris, "t:new"]))
     twin = store.get_tracks(["t:new"], with_vectors=True, using=store.adapted_vector)["t:new"].vector
     assert twin is not None
-    np.testing.assert_allclose(twin, whitening.apply(new[None])[0], atol=1e-5)
+    np.testing.assert_allclose(twin, whitening.apply(new[None])[0], atol=1e-3)  # stored as float16
     store.use_metric("adapted")
     _, centroid = store.get_playlists(["pl:1"])["pl:1"]
     members = store.get_tracks(store.find_playlist("pl:1").track_uris, with_vectors=True, using=store.adapted_vector)
     expected = np.mean([t.vector for t in members.values()], axis=0)
-    np.testing.assert_allclose(centroid, expected / np.linalg.norm(expected), atol=1e-5)
+    np.testing.assert_allclose(centroid, expected / np.linalg.norm(expected), atol=1e-3)
 
 
 def test_an_adapted_store_reopens_with_the_same_rankings(tmp_path: Path) -> None:
@@ -186,4 +186,4 @@ def test_auto_refits_after_playlist_changes_only_when_switched_on(store: Store) 
     assert refit is not None and refit["playlists"] == PLAYLISTS + 1 and refit["auto"] is True
     assert "pl:mix" in store.adaptation().playlist_uris
     twin = store.get_tracks(["t:0:7"], with_vectors=True, using=store.adapted_vector)["t:0:7"].vector
-    np.testing.assert_allclose(twin, store.adaptation().whitening.apply(vectors["t:0:7"][None])[0], atol=1e-5)
+    np.testing.assert_allclose(twin, store.adaptation().whitening.apply(vectors["t:0:7"][None])[0], atol=1e-3)

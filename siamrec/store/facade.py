@@ -42,6 +42,7 @@ from siamrec.vectors import l2_normalise
 
 PAGE = 1000
 WRITE_BATCH = 512
+CENTROID_TRACKS = 20_000  # member tracks per centroid group: bounds the vectors held at once
 DERIVED = "+"  # `<model>+<suffix>`: a vector derived from the model's (never the model binding itself)
 ADAPTED = "adapted"
 METRICS = C.METRICS
@@ -252,10 +253,12 @@ class Store(Queries):
         """
         ids = [point_id(r.track_uri) for r in records]  # once per point: hashing is a tenth of a write
         existing = self._tracks_by_id(ids)
-        if isinstance(vectors, np.ndarray):  # one matrix: one conversion, rows are views
-            vectors = list(np.asarray(vectors, dtype=np.float32))
-        else:
-            vectors = [None if v is None else np.asarray(v, dtype=np.float32) for v in vectors]
+        matrix = isinstance(vectors, np.ndarray)  # one matrix: one conversion, its rows are views
+        vectors = (
+            list(np.asarray(vectors, np.float32))
+            if matrix
+            else [v if v is None else np.asarray(v, np.float32) for v in vectors]
+        )
         twins = iter(self._adapted_twins([v for v in vectors if v is not None]))
         points = []
         for pid, record, vector in zip(ids, records, vectors, strict=True):
@@ -403,15 +406,28 @@ class Store(Queries):
 
     def refresh_centroids(self, playlists: list[PlaylistRecord]) -> None:
         """Recompute each playlist's centroid from its tracks that have vectors (none yet: no vector); the point is
-        written whole, keeping what its payload holds beside the record."""
-        points = []
-        kept = self._beside_records(playlists)
+        written whole, keeping what its payload holds beside the record. Playlists go in groups of about
+        CENTROID_TRACKS member tracks: one read and one adapted-metric product per group, each track once."""
+        group: list[PlaylistRecord] = []
         for playlist in playlists:
-            tracks = self.get_tracks(playlist.track_uris, with_vectors=True).values()
-            vectors = [t.vector for t in tracks if t.vector is not None]
-            named = {self.vector_name: playlist_centroid(np.stack(vectors))} if vectors else {}
-            if twins := self._adapted_twins(vectors):  # type: ignore[arg-type]
-                named[self.adapted_vector] = playlist_centroid(np.stack(twins))
+            group.append(playlist)
+            if sum(len(p.track_uris) for p in group) >= CENTROID_TRACKS:
+                self._refresh_group(group)
+                group = []
+        if group:
+            self._refresh_group(group)
+
+    def _refresh_group(self, playlists: list[PlaylistRecord]) -> None:
+        members = self.get_tracks({uri for playlist in playlists for uri in playlist.track_uris}, with_vectors=True)
+        vectors = {uri: track.vector for uri, track in members.items() if track.vector is not None}
+        twins = dict(zip(vectors, self._adapted_twins(list(vectors.values())), strict=False))  # none: no adaptation
+        kept = self._beside_records(playlists)
+        points = []
+        for playlist in playlists:
+            uris = [uri for uri in dict.fromkeys(playlist.track_uris) if uri in vectors]
+            named = {self.vector_name: playlist_centroid(np.stack([vectors[uri] for uri in uris]))} if uris else {}
+            if uris and twins:
+                named[self.adapted_vector] = playlist_centroid(np.stack([twins[uri] for uri in uris]))
             pid = point_id(playlist.playlist_uri)
             points.append(Point(pid, named, {**playlist_payload(playlist), **kept.get(pid, {})}))
         self._write(C.PLAYLISTS_COLLECTION, points)
@@ -427,8 +443,6 @@ class Store(Queries):
                 if beside:
                     kept[hit.id] = beside
         return kept
-
-    # ---- queries ------------------------------------------------------------------------------------
 
 
 def playlist_centroid(vectors: np.ndarray) -> np.ndarray:
