@@ -283,6 +283,9 @@ class EdgeBackend:
         shard = qe.EdgeShard.load(str(folder), config)
         log.warning("the store's '%s' gets the current layout (an int8 search copy): once, for this store", collection)
         try:
+            for key, index in shard.info().payload_schema.items():  # mapped, not read into memory on every open
+                if index.data_type == qe.PayloadSchemaType.Keyword:
+                    shard.update(qe.UpdateOperation.create_field_index(key, self.layout.keyword_index()))
             shard.optimize()
         except Exception as exc:
             shard.close()
@@ -306,7 +309,7 @@ class EdgeBackend:
             shutil.rmtree(path, ignore_errors=True)
         shard = qe.EdgeShard.create(str(path), config)
         for key in keyword_fields:
-            shard.update(qe.UpdateOperation.create_field_index(key, qe.PayloadSchemaType.Keyword))
+            shard.update(qe.UpdateOperation.create_field_index(key, self.layout.keyword_index()))
         shard.flush()
         self._shards[collection] = shard
         self._meta[collection] = dict(vectors)
