@@ -9,7 +9,6 @@ import click
 from rich import box
 from rich.table import Table
 
-from siamrec.audio import track_windows
 from siamrec.cli.common import (
     NARROW,
     Settings,
@@ -21,7 +20,6 @@ from siamrec.cli.common import (
     store_options,
 )
 from siamrec.cli.subsonic import connect, server_options
-from siamrec.embed import load_encoder
 from siamrec.errors import ConfigError, NotFoundError
 from siamrec.recommend import STRATEGIES, Reason, recommend_playlists, recommend_tracks
 from siamrec.store import METRICS, Store
@@ -218,6 +216,9 @@ def _recommend_for_track(
     except (OSError, ValueError):  # a name too long for the filesystem or with a NUL byte: not a file here
         is_file = False
     if is_file:
+        from siamrec.audio import track_windows  # here: a playlist's recommendation never loads the model
+        from siamrec.embed import load_encoder
+
         encoder = load_encoder(settings.model_path, settings.device)
         store.bind_model(encoder.name, encoder.dim, create=False)
         windows, _ = track_windows(path)
