@@ -218,23 +218,19 @@ def _retrieval_precision(centroids: np.ndarray, held: np.ndarray, owners: np.nda
     precision over the playlists that hold some out (the task `recommend` serves).
 
     Only each held-out track's rank in its own playlist's list matters: it is counted (tracks scoring higher,
-    ties broken by position as a stable sort would), not found by sorting every playlist's whole list.
+    ties broken by position as a stable sort would), never found by sorting every playlist's whole list.
     """
     scores = centroids @ l2_normalise(held).T  # P x N
-    n = scores.shape[1]
-    own = scores[owners, np.arange(n)][:, None]  # each track's score in its own playlist's list
-    lists = scores[owners]  # N x N: row j is the list track j is ranked in
-    ranks = (lists > own).sum(axis=1) + np.tril(lists == own, -1).sum(axis=1)
-    order = np.lexsort((ranks, owners))  # by playlist, best first
-    starts = np.searchsorted(owners[order], owners[order])  # first position of each track's playlist
-    hits = np.arange(n) - starts + 1  # own tracks found so far, this one included
-    precision = np.zeros(n)
-    precision[order] = hits / (ranks[order] + 1)
-    counts = np.bincount(owners, minlength=len(centroids))
-    keep = counts > 0
-    if not keep.any():
-        return 0.0
-    return float((np.bincount(owners, precision, minlength=len(centroids))[keep] / counts[keep]).mean())
+    positions = np.arange(scores.shape[1])
+    total, playlists = 0.0, 0
+    for playlist in np.unique(owners):
+        mine = positions[owners == playlist]  # ascending
+        row, own = scores[playlist], scores[playlist, mine][:, None]
+        ranks = (row > own).sum(axis=1) + ((row == own) & (positions < mine[:, None])).sum(axis=1)
+        ranks = np.sort(ranks)  # best first: the k-th of its own tracks is found at rank ranks[k - 1]
+        total += float((np.arange(1, len(ranks) + 1) / (ranks + 1)).sum() / len(ranks))
+        playlists += 1
+    return total / playlists if playlists else 0.0
 
 
 def choose_by_cross_validation(
