@@ -76,6 +76,15 @@ def engine_config(root: Path, collection: str = C.TRACKS_COLLECTION) -> dict[str
     return json.loads((root / collection / "edge_config.json").read_text())  # type: ignore[no-any-return]
 
 
+def keyword_index_memory(root: Path, collection: str = C.TRACKS_COLLECTION) -> set[str]:
+    """Where each segment's keyword indexes live ("ram" for indexes made before the layout)."""
+    found = set()
+    for config in (root / collection / "segments").glob("*/payload_index/config.json"):
+        for field in json.loads(config.read_text())["indexed_fields"].values():
+            found.add(field.get("memory", "ram") if isinstance(field, dict) else "ram")
+    return found
+
+
 def int8_copies(root: Path, collection: str = C.TRACKS_COLLECTION) -> list[Path]:
     """The engine's quantized-vector files under a collection's segments."""
     return [p for p in (root / collection / "segments").rglob("*") if "quantized" in p.name]
@@ -88,6 +97,7 @@ def test_a_new_store_has_the_int8_copy_float16_tracks_and_cold_parts(new_store: 
     assert {v["datatype"] for v in config["vectors"].values()} == {"float16"}
     assert {v["memory"] for v in config["vectors"].values()} == {"cold"}
     assert config["payload_memory"] == "cold" and config["hnsw_config"]["memory"] == "cold"
+    assert keyword_index_memory(root) == {"cold"}
     assert int8_copies(root), "the index build wrote no quantized vectors"
     centroids = engine_config(root, C.PLAYLISTS_COLLECTION)["vectors"]
     assert {v.get("datatype", "float32") for v in centroids.values()} == {"float32"}  # few, and kept exact
@@ -111,8 +121,9 @@ def test_a_small_store_written_before_the_layout_gets_it_with_every_point_as_it_
     root = tmp_path / "store"
     write_store(EdgeBackend(root, LEGACY), tracks=300, dim=16)  # the store as the code before this layout wrote it
     before = dump(root, LEGACY)
-    assert "quantization_config" not in engine_config(root)
+    assert "quantization_config" not in engine_config(root) and keyword_index_memory(root) == {"ram"}
     assert dump(root) == before  # opened with the current layout: upgraded, and nothing read back differs
+    assert keyword_index_memory(root) == {"cold"}
     for collection in (C.TRACKS_COLLECTION, C.PLAYLISTS_COLLECTION):
         assert engine_config(root, collection)["quantization_config"]["scalar"]["type"] == "int8"
         stored = engine_config(root, collection)["vectors"].values()
