@@ -1,8 +1,11 @@
-"""Where things live: flag, then environment, then defaults that follow the platform's conventions.
+"""The one settings object: flag, then environment, then defaults that follow the platform's conventions.
 
-Data (the embedded store, tokens) go to the platform's user data folder and downloads to its cache folder
-(platformdirs: ~/.local/share/siamrec and ~/.cache/siamrec on Linux). SIAMREC_HOME (or --home) puts both
-under one folder instead, and a ~/.siamrec made by an earlier siamrec keeps being used as that folder.
+`resolve_settings` runs once per command (the CLI's global options, or `siamrec serve`'s, which the service
+keeps): every part of siamrec reads where the store is, which Qdrant, which model and which device from the
+`Settings` it returns, never from the environment again. Data (the embedded store, tokens) go to the
+platform's user data folder and downloads to its cache folder (platformdirs: ~/.local/share/siamrec and
+~/.cache/siamrec on Linux). SIAMREC_HOME (or --home) puts both under one folder instead, and a ~/.siamrec made
+by an earlier siamrec keeps being used as that folder. No --model and no SIAMREC_MODEL: the shipped model.
 """
 
 from __future__ import annotations
@@ -14,10 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from siamrec.errors import ConfigError
+from siamrec.errors import ConfigError, ModelError
 
 LEGACY_HOME = Path("~/.siamrec")
 APP_NAME = "siamrec"
+DEFAULT_MODEL = Path(__file__).parent / "assets" / "default.onnx"  # shipped in the wheel (package data)
 
 
 @dataclass(frozen=True)
@@ -27,13 +31,32 @@ class Settings:
     home: Path
     qdrant_url: str | None
     qdrant_api_key: str | None
-    model_path: Path | None
+    model_path: Path | None  # the model given (--model / SIAMREC_MODEL); None: the shipped default
     device: str
     cache_dir: Path
 
     @property
     def qdrant_path(self) -> Path:
         return self.home / "qdrant"
+
+    @property
+    def model_file(self) -> Path:
+        """The model file to load: the one given, else the shipped default (ModelError when missing)."""
+        return resolve_model_path(self.model_path)
+
+
+def resolve_model_path(model_path: Path | None) -> Path:
+    """The configured model, else the shipped default; a clear error when neither exists."""
+    if model_path is not None:
+        if not model_path.is_file():
+            raise ModelError(f"model {model_path} not found")
+        return model_path
+    if DEFAULT_MODEL.is_file():
+        return DEFAULT_MODEL
+    raise ModelError(
+        "no model configured and no default model shipped: pass --model FILE.onnx or set SIAMREC_MODEL "
+        "(train one with `siamrec train` and `siamrec export`)"
+    )
 
 
 def default_folders() -> tuple[Path, Path]:

@@ -15,13 +15,12 @@ import numpy as np
 import onnxruntime as ort
 
 from siamrec import constants as C
+from siamrec.config import resolve_model_path
 from siamrec.errors import ModelError
 from siamrec.names import quoted
 from siamrec.projection import Projection
 from siamrec.vectors import MAX_SPREAD_WEIGHT, MIN_SPREAD_WEIGHT, POOLINGS, pool_windows
 
-ASSETS = Path(__file__).parent / "assets"
-DEFAULT_MODEL = ASSETS / "default.onnx"
 DEFAULT_BATCH = 128  # one chunk of add-track (16 tracks × 8 windows) per run: about 10 % less CPU than 64
 _ORT = ort.capi.onnxruntime_pybind11_state
 # What a model's run can raise (onnxruntime's own exception types derive from Exception, not RuntimeError).
@@ -348,20 +347,6 @@ def _vector_problem(vector: np.ndarray, windows: np.ndarray) -> str | None:
         return None
     peak = float(np.abs(windows).max())
     return f"the model gives no usable vector for this audio (peak sample {peak:.3g}; audio peaks at 1.0)"
-
-
-def resolve_model_path(model_path: Path | None) -> Path:
-    """The configured model, else the shipped default; a clear error when neither exists."""
-    if model_path is not None:
-        if not model_path.is_file():
-            raise ModelError(f"model {model_path} not found")
-        return model_path
-    if DEFAULT_MODEL.is_file():
-        return DEFAULT_MODEL
-    raise ModelError(
-        "no model configured and no default model shipped: pass --model FILE.onnx or set SIAMREC_MODEL "
-        "(train one with `siamrec train` and `siamrec export`)"
-    )
 
 
 def load_encoder(model_path: Path | None, device: str = "auto", check: bool = True) -> TrackEncoder:

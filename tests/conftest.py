@@ -8,6 +8,7 @@ import pytest
 
 from siamrec.store import Store
 from siamrec.testing import music_library
+from tests.supysonic_server import copy_excerpts
 
 # The training stack's tests need torch (the train extra); without it they are not collected, and said so.
 TORCH_INSTALLED = importlib.util.find_spec("torch") is not None
@@ -58,3 +59,9 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_model: Path) -> P
     monkeypatch.setenv("SIAMREC_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("SIAMREC_MODEL", str(tiny_model))
     return tmp_path / "home"
+
+
+@pytest.fixture(scope="module")
+def excerpts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Real tagged music for the Subsonic tests' Supysonic: the first excerpts of each example folder."""
+    return copy_excerpts(tmp_path_factory.mktemp("excerpts"))

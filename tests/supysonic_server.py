@@ -23,6 +23,23 @@ USER = "alice"
 OTHER_USER = "bob"
 PASSWORD = "c0rrect-h0rse-Battery!"
 START_TIMEOUT_S = 60.0
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "audio"
+PER_FOLDER = 8  # excerpts of each example folder the server holds (4 folders: 32 songs)
+
+
+def copy_excerpts(root: Path) -> Path:
+    """A copy of the first excerpts of each example folder in `root` (real music with tags, copied: the scanner
+    does not follow links), enough for every check."""
+    for folder in sorted(p for p in EXAMPLES.iterdir() if p.is_dir()):
+        (root / folder.name).mkdir()
+        for file in sorted(folder.glob("*.ogg"))[:PER_FOLDER]:
+            shutil.copy2(file, root / folder.name / file.name)
+    return root
+
+
+def sync_args(server: Supysonic, *extra: str) -> list[str]:
+    """`siamrec sync-playlists` of `server` as alice, with --json."""
+    return ["sync-playlists", "--subsonic", server.url, "--subsonic-user", USER, "--json", *extra]
 
 
 def _tool(name: str) -> str:

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,16 +16,10 @@ from siamrec.recommend import recommend_playlists, recommend_tracks
 from siamrec.store import PlaylistRecord, Store, TrackRecord
 from siamrec.store.edge import EdgeBackend
 from siamrec.whitening import TooFewPlaylistsError
+from tests.cli import invoke
 
 DIM = 8
 PLAYLISTS = 4
-
-
-def run_cli(*args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run([sys.executable, "-m", "siamrec", *args], capture_output=True, text=True, env=os.environ)
-    if check:
-        assert result.returncode == 0, result.stderr
-    return result
 
 
 def library(seed: int = 0) -> tuple[dict[str, np.ndarray], dict[str, list[str]]]:
@@ -160,18 +151,18 @@ def test_an_unfinished_adaptation_is_not_used_and_a_rerun_finishes_it(store: Sto
 def test_cli_adapt_then_recommend(home: Path) -> None:
     with Store.open(resolve_settings()) as store:
         fill(store, playlists=2)
-    short = run_cli("adapt")
+    short = invoke("adapt")
     assert short.returncode == 1 and short.stderr.count("\n") == 1 and "plain metric stays" in short.stderr
     with Store.open(resolve_settings()) as store:
         fill(store)
-    report = json.loads(run_cli("adapt", "--json", check=True).stdout)
+    report = json.loads(invoke("adapt", "--json", check=True).stdout)
     assert (report["metric"], report["playlists"], report["tracks_written"]) == ("adapted", PLAYLISTS, 32)
-    found = json.loads(run_cli("recommend", "--playlist", "PL:0", "-k", "2", "--json", check=True).stdout)
+    found = json.loads(invoke("recommend", "--playlist", "PL:0", "-k", "2", "--json", check=True).stdout)
     assert found["metric"] == "adapted" and all(r["track_uri"].startswith("t:0:") for r in found["results"])
-    plain = json.loads(run_cli("recommend", "--playlist", "PL:0", "--metric", "plain", "--json", check=True).stdout)
+    plain = json.loads(invoke("recommend", "--playlist", "PL:0", "--metric", "plain", "--json", check=True).stdout)
     assert plain["metric"] == "plain"
-    assert json.loads(run_cli("adapt", "--off", "--json", check=True).stdout) == {"metric": "plain", "removed": True}
-    refused = run_cli("recommend", "--playlist", "PL:0", "--metric", "adapted")
+    assert json.loads(invoke("adapt", "--off", "--json", check=True).stdout) == {"metric": "plain", "removed": True}
+    refused = invoke("recommend", "--playlist", "PL:0", "--metric", "adapted")
     assert refused.returncode != 0 and "siamrec adapt" in refused.stderr
 
 

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli import assert_one_error_line, invoke
+
 ROOT = Path(__file__).resolve().parents[1]
 UPPER_LAYERS = ("siamrec.connectors", "siamrec.training", "siamrec.cli", "siamrec.service")
 
@@ -114,7 +116,7 @@ def test_every_listed_command_loads() -> None:
         assert isinstance(cli.get_command(ctx, name), click.Command), name
 
 
-def test_a_missing_extra_is_one_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_missing_extra_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     """A command whose extra is not installed names the extra to install instead of printing a traceback."""
     from siamrec import cli as cli_module
 
@@ -122,11 +124,10 @@ def test_a_missing_extra_is_one_line(monkeypatch: pytest.MonkeyPatch, capsys: py
         raise ModuleNotFoundError("No module named 'torch'", name="torch")
 
     monkeypatch.setattr(cli_module.importlib, "import_module", without_torch)
-    with pytest.raises(SystemExit) as exit_info:
-        cli_module.main(["train", "--help"])
-    assert exit_info.value.code == 1
+    result = invoke("train", "--help")
+    assert result.returncode == 1
     expected = "siamrec: error: this needs the 'train' extra (torch is not installed): pip install 'siamrec[train]'"
-    assert capsys.readouterr().err.strip().splitlines() == [expected]
+    assert assert_one_error_line(result, alone=True) == expected
 
 
 def _playlist_source_classes() -> set[str]:

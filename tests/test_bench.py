@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,10 +13,10 @@ from qdrant_client import models as qm
 from siamrec.bench.methods import AudioMethod, embed_audio_methods
 from siamrec.bench.protocol import Split, evaluate_vectors, make_splits, normalise_rows, pad_playlists, score_split
 from siamrec.bench.run import PAPER_SPLITS, parse_masks, run_protocol
-from siamrec.cli import main
 from siamrec.config import resolve_settings
 from siamrec.errors import ConfigError, SiamrecError
 from siamrec.store import PlaylistRecord, Store, TrackRecord
+from tests.cli import assert_one_error_line, invoke
 
 BEST = {"reward": 100.0, "r_precision": 1.0, "ndcg": 1.0, "clicks": 0.0, "hit_rate@10": 1.0, "mrr": 1.0}
 
@@ -214,34 +213,12 @@ def fill_store(n_playlists: int, size: int, paths: list[Path] | None = None) -> 
             store.save_playlist(PlaylistRecord(f"local:playlist:{p}", f"list {p}", track_uris=uris))
 
 
-def run_cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, *args: str) -> tuple[int, str, str]:
-    """`siamrec ARGS` in this process: (exit status, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["siamrec", *args])
-    try:
-        main()
-        status = 0
-    except SystemExit as exc:
-        status = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return status, out, err
-
-
-def assert_one_line_error(status: int, err: str, fragment: str) -> None:
-    assert status != 0
-    assert "Traceback" not in err
-    lines = [line for line in err.splitlines() if line.startswith("siamrec: error:")]
-    assert len(lines) == 1 and fragment in lines[0], err
-
-
-def test_cli_bench_json_and_plot(bench_home: Path, tmp_path: Path, capsys, monkeypatch) -> None:  # noqa: ANN001
+def test_cli_bench_json_and_plot(bench_home: Path, tmp_path: Path) -> None:
     fill_store(5, 6)
     plot = tmp_path / "bench.png"
-    status, out, err = run_cli(
-        capsys, monkeypatch, "bench", "--mask", "3/2,4/5", "--seeds", "3", "--baseline", "random",
-        "--plot", str(plot), "--json",
-    )  # fmt: skip
-    assert status == 0, err
-    report = json.loads(out)
+    done = invoke("bench", "--mask", "3/2,4/5", "--seeds", "3", "--baseline", "random", "--plot", str(plot), "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
     assert [s["mask"] for s in report["splits"]] == ["3/2", "4/5"]
     first = report["splits"][0]
     # --metric both (the default): each method plain and adapted; 4/5 leaves one seed per playlist, too few to fit.
@@ -251,34 +228,30 @@ def test_cli_bench_json_and_plot(bench_home: Path, tmp_path: Path, capsys, monke
     assert first["methods"]["fake (store)"]["r_precision"] == {"mean": 1.0, "std": 0.0}
     assert first["chance"]["reward"] == pytest.approx(100 * sum(1 / k for k in range(1, 6)) / 5)  # H_5 per 100
     assert first["playlists_used"] == 5 and plot.stat().st_size > 0
-    status, out, _ = run_cli(capsys, monkeypatch, "bench", "--mask", "3/2", "--seeds", "2", "--baseline", "none")
-    assert status == 0 and "chance (exact)" in out
+    done = invoke("bench", "--mask", "3/2", "--seeds", "2", "--baseline", "none")
+    assert done.returncode == 0 and "chance (exact)" in done.stdout
 
 
-def test_cli_bench_bad_input(bench_home: Path, tmp_path: Path, capsys, monkeypatch) -> None:  # noqa: ANN001
-    status, _, err = run_cli(capsys, monkeypatch, "bench", "--baseline", "random")
-    assert_one_line_error(status, err, "the store is empty")
+def test_cli_bench_bad_input(bench_home: Path, tmp_path: Path) -> None:
+    done = invoke("bench", "--baseline", "random")
+    assert_one_error_line(done, "the store is empty")
     fill_store(3, 4)
-    status, _, err = run_cli(capsys, monkeypatch, "bench", "--mask", "20/0")
-    assert_one_line_error(status, err, "--mask 20/0")
-    status, _, err = run_cli(capsys, monkeypatch, "bench", "--mask", "15/5", "--baseline", "random")
-    assert_one_line_error(status, err, "no playlist has the 6 tracks")
-    status, _, err = run_cli(capsys, monkeypatch, "bench", "--baseline", "mfcc,lyrics")
-    assert_one_line_error(status, err, "unknown baseline lyrics")
-    status, _, err = run_cli(capsys, monkeypatch, "bench", "--baseline", "musicnn", "--musicnn", "gone.onnx")
-    assert status == 2 and "Traceback" not in err and "'--musicnn'" in err  # click's check: the file exists
+    done = invoke("bench", "--mask", "20/0")
+    assert_one_error_line(done, "--mask 20/0")
+    done = invoke("bench", "--mask", "15/5", "--baseline", "random")
+    assert_one_error_line(done, "no playlist has the 6 tracks")
+    done = invoke("bench", "--baseline", "mfcc,lyrics")
+    assert_one_error_line(done, "unknown baseline lyrics")
+    done = invoke("bench", "--baseline", "musicnn", "--musicnn", "gone.onnx")
+    assert done.returncode == 2  # click's check: the file exists
+    assert_one_error_line(done, "'--musicnn'")
     garbage = tmp_path / "garbage.onnx"
     garbage.write_bytes(b"not a model")
-    status, _, err = run_cli(capsys, monkeypatch, "bench", "--compare-model", str(garbage))
-    assert_one_line_error(status, err, "cannot load model")
+    done = invoke("bench", "--compare-model", str(garbage))
+    assert_one_error_line(done, "cannot load model")
 
 
-def test_cli_refuses_an_onnx_file_without_the_siamrec_contract(
-    bench_home: Path,
-    tmp_path: Path,
-    capsys,
-    monkeypatch,  # noqa: ANN001
-) -> None:
+def test_cli_refuses_an_onnx_file_without_the_siamrec_contract(bench_home: Path, tmp_path: Path) -> None:
     onnx = pytest.importorskip("onnx")
     from onnx import TensorProto, helper
 
@@ -291,8 +264,8 @@ def test_cli_refuses_an_onnx_file_without_the_siamrec_contract(
     path = tmp_path / "other.onnx"
     onnx.save(helper.make_model(graph), str(path))
     fill_store(3, 4)
-    status, _, err = run_cli(capsys, monkeypatch, "bench", "--mask", "2/2", "--compare-model", str(path))
-    assert_one_line_error(status, err, "is not a siamrec model")
+    done = invoke("bench", "--mask", "2/2", "--compare-model", str(path))
+    assert_one_error_line(done, "is not a siamrec model")
 
 
 def test_cli_bench_with_audio_methods_and_map(
@@ -300,21 +273,19 @@ def test_cli_bench_with_audio_methods_and_map(
     tmp_path: Path,
     tiny_model: Path,
     library_files: dict[str, Path],
-    capsys,
-    monkeypatch,  # noqa: ANN001
 ) -> None:
     """Another siamrec model (any name/dimension) and mfcc embedded from the tracks' audio, cached by hash."""
     fill_store(3, 4, paths=sorted(library_files.values()))
     args = ("bench", "--mask", "2/2", "--seeds", "2", "--baseline", "mfcc", "--compare-model", str(tiny_model))
     args = (*args, "--json")
-    status, out, err = run_cli(capsys, monkeypatch, *args)
-    assert status == 0, err
-    methods = json.loads(out)["splits"][0]["methods"]
+    done = invoke(*args)
+    assert done.returncode == 0, done.stderr
+    methods = json.loads(done.stdout)["splits"][0]["methods"]
     assert set(methods) == {"fake (store)", "mfcc", f"tiny ({tiny_model.name})"}
     cached = sorted(p.parent.parent.name for p in (bench_home / "cache" / "bench").rglob("*.npy"))
     assert len(cached) == 2 * len(library_files)  # one vector per audio file (not per track) and method
-    status, out, err = run_cli(capsys, monkeypatch, "map", "--png", str(tmp_path / "map.png"), "--method", "pca")
-    assert status == 0 and (tmp_path / "map.png").stat().st_size > 0, err
+    done = invoke("map", "--png", str(tmp_path / "map.png"), "--method", "pca")
+    assert done.returncode == 0 and (tmp_path / "map.png").stat().st_size > 0, done.stderr
 
 
 def test_library_subset_renumbers_playlists() -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,7 @@ from siamrec.config import resolve_settings
 from siamrec.feedback import give_feedback
 from siamrec.recommend import recommend_tracks
 from siamrec.store import PlaylistRecord, Store, TrackRecord
+from tests.cli import run_siamrec
 
 
 def twins(n_pairs: int = 4, size: int = 12, dim: int = 16, seed: int = 0) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -83,8 +83,7 @@ def fill(home: Path) -> None:
 def bench(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "SIAMREC_HOME": str(home), "COLUMNS": "80"}
     env.pop("SIAMREC_MODEL", None)
-    command = [sys.executable, "-m", "siamrec", "bench", "--mask", "6/6", "--seeds", "3", "--baseline", "none"]
-    return subprocess.run([*command, *args], capture_output=True, text=True, env=env, timeout=120)
+    return run_siamrec("bench", "--mask", "6/6", "--seeds", "3", "--baseline", "none", *args, env=env)
 
 
 def test_cli_bench_feedback_reports_every_round(tmp_path: Path) -> None:

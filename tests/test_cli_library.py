@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,13 +14,7 @@ from siamrec.audio import identify
 from siamrec.config import resolve_settings
 from siamrec.store import Store
 from siamrec.testing import chord, drums, write_audio
-
-
-def siamrec(*args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run([sys.executable, "-m", "siamrec", *args], capture_output=True, text=True, env=os.environ)
-    if check:
-        assert result.returncode == 0, result.stderr
-    return result
+from tests.cli import assert_one_error_line, invoke, run_siamrec
 
 
 def stored_state() -> dict[str, list[float]]:
@@ -34,22 +25,15 @@ def stored_state() -> dict[str, list[float]]:
         return {t.record.track_uri: t.vector.round(6).tolist() for t in store.iter_tracks()}
 
 
-def assert_one_line_error(result: subprocess.CompletedProcess[str], fragment: str) -> None:
-    assert result.returncode != 0
-    assert "Traceback" not in result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.startswith("siamrec: error:")]
-    assert len(lines) == 1 and fragment in lines[0], result.stderr
-
-
 @pytest.fixture
 def filled_home(home: Path, library_files: dict[str, Path]) -> Path:
-    siamrec("add-track", str(library_files["chord_a.wav"].parent), check=True)
+    invoke("add-track", str(library_files["chord_a.wav"].parent), check=True)
     return home
 
 
 def test_add_track_twice_keeps_one_point(home: Path, library_files: dict[str, Path]) -> None:
-    first = json.loads(siamrec("add-track", "--json", str(library_files["chord_a.wav"]), check=True).stdout)
-    again = json.loads(siamrec("add-track", "--json", str(library_files["chord_a.wav"]), check=True).stdout)
+    first = json.loads(invoke("add-track", "--json", str(library_files["chord_a.wav"]), check=True).stdout)
+    again = json.loads(invoke("add-track", "--json", str(library_files["chord_a.wav"]), check=True).stdout)
     assert (first["added"], again["added"], again["updated"], again["unchanged"]) == (1, 0, 0, 1)  # not re-read
     assert again["tracks_in_store"] == 1
 
@@ -59,8 +43,8 @@ def test_tags_and_overrides(home: Path, tmp_path: Path) -> None:
     tagged = FLAC(str(path))  # tags written the way a tagger would
     tagged["title"], tagged["artist"] = "Tagged Title", "Tagged Artist"
     tagged.save()
-    siamrec("add-track", str(path), check=True)
-    siamrec("add-track", str(path), "--uri", "spotify:track:abc", "--artist", "Override", check=True)
+    invoke("add-track", str(path), check=True)
+    invoke("add-track", str(path), "--uri", "spotify:track:abc", "--artist", "Override", check=True)
     with Store.open(resolve_settings()) as store:
         store.bind_model(*store.stored_model(), create=False)
         tracks = store.get_tracks([f"local:track:{identify(path)}", "spotify:track:abc"])
@@ -93,7 +77,7 @@ def test_bad_files_fail_cleanly_and_keep_the_store(
 ) -> None:
     before = stored_state()
     bad = maker(tmp_path, library_files)
-    result = siamrec("add-track", str(bad))
+    result = invoke("add-track", str(bad))
     assert result.returncode == 1 and "Traceback" not in result.stderr
     skipped = [line for line in result.stderr.splitlines() if line.startswith("skipped:")]
     assert len(skipped) == 1 and fragment in skipped[0], result.stderr
@@ -102,7 +86,7 @@ def test_bad_files_fail_cleanly_and_keep_the_store(
 
 def test_eight_channel_96k_wav_is_added(home: Path, tmp_path: Path) -> None:
     path = write_audio(tmp_path / "surround.wav", drums(4.0, sample_rate=96_000), 96_000, channels=8)
-    summary = json.loads(siamrec("add-track", "--json", str(path), check=True).stdout)
+    summary = json.loads(invoke("add-track", "--json", str(path), check=True).stdout)
     assert summary["added"] == 1 and summary["failed"] == []
 
 
@@ -112,7 +96,7 @@ def test_folder_mixing_good_and_bad_files(home: Path, tmp_path: Path) -> None:
     write_audio(folder / "b" / "good2.ogg", drums(3.0))
     (folder / "b" / "broken.flac").write_bytes(b"fLaC" + b"\0" * 100)
     (folder / "cover.jpg").write_bytes(b"\xff\xd8 not audio, not listed")
-    result = siamrec("add-track", "--json", str(folder))
+    result = invoke("add-track", "--json", str(folder))
     summary = json.loads(result.stdout)
     assert result.returncode == 1
     assert summary["added"] == 2 and [Path(f["path"]).name for f in summary["failed"]] == ["broken.flac"]
@@ -123,14 +107,14 @@ def test_playlist_recommend_and_m3u(filled_home: Path, library_files: dict[str, 
     m3u = tmp_path / "chords.m3u"
     m3u.write_text(f"#EXTM3U\n#EXTINF:4,chord a\n{library_files['chord_a.wav']}\nchord_c.flac\n")
     (tmp_path / "chord_c.flac").symlink_to(library_files["chord_c.flac"])
-    siamrec("playlist", "import", str(m3u), check=True)
-    listed = json.loads(siamrec("playlist", "list", "--json", check=True).stdout)
+    invoke("playlist", "import", str(m3u), check=True)
+    listed = json.loads(invoke("playlist", "list", "--json", check=True).stdout)
     assert [(p["name"], p["tracks"]) for p in listed] == [("chords", 2)]
-    info = json.loads(siamrec("info", "--json", check=True).stdout)
+    info = json.loads(invoke("info", "--json", check=True).stdout)
     assert (info["tracks"], info["cold_tracks"], info["playlists"], info["model"]) == (7, 5, 1, "tiny")
     out = tmp_path / "next.m3u"
     result = json.loads(
-        siamrec("recommend", "--playlist", "chords", "-k", "3", "--json", "--m3u", str(out), check=True).stdout
+        invoke("recommend", "--playlist", "chords", "-k", "3", "--json", "--m3u", str(out), check=True).stdout
     )
     assert len(result["results"]) == 3
     assert all(
@@ -140,18 +124,18 @@ def test_playlist_recommend_and_m3u(filled_home: Path, library_files: dict[str, 
     assert all(r["because_of"] for r in result["results"])
     assert out.read_text().count("#EXTINF") == 3
     by_track = json.loads(
-        siamrec("recommend", "--track", str(library_files["chord_a.wav"]), "--json", check=True).stdout
+        invoke("recommend", "--track", str(library_files["chord_a.wav"]), "--json", check=True).stdout
     )
     assert by_track["results"][0]["name"] == "chords"
 
 
 def test_unknown_playlist_is_one_line(filled_home: Path) -> None:
-    assert_one_line_error(siamrec("recommend", "--playlist", "No Such List"), "no playlist named 'No Such List'")
+    assert_one_error_line(invoke("recommend", "--playlist", "No Such List"), "no playlist named 'No Such List'")
 
 
 def test_missing_model_is_one_line(home: Path, library_files: dict[str, Path], monkeypatch) -> None:
     monkeypatch.setenv("SIAMREC_MODEL", str(home / "missing.onnx"))
-    assert_one_line_error(siamrec("add-track", str(library_files["noise.ogg"])), "missing.onnx not found")
+    assert_one_error_line(invoke("add-track", str(library_files["noise.ogg"])), "missing.onnx not found")
 
 
 def test_mismatched_model_is_one_line(
@@ -159,17 +143,17 @@ def test_mismatched_model_is_one_line(
 ) -> None:
     monkeypatch.setenv("SIAMREC_MODEL", str(other_model))
     before = stored_state()
-    assert_one_line_error(siamrec("add-track", str(library_files["noise.ogg"])), "holds vectors of model 'tiny'")
+    assert_one_error_line(invoke("add-track", str(library_files["noise.ogg"])), "holds vectors of model 'tiny'")
     assert stored_state() == before
 
 
 def test_second_process_on_the_embedded_store(filled_home: Path) -> None:
     holder = Store.open(resolve_settings())  # this process holds the embedded store
     try:
-        assert_one_line_error(siamrec("playlist", "list"), "in use by another siamrec process")
+        assert_one_error_line(run_siamrec("playlist", "list"), "in use by another siamrec process")
     finally:
         holder.close()
-    siamrec("playlist", "list", check=True)
+    invoke("playlist", "list", check=True)
 
 
 def _retag(path: Path, title: str) -> None:
@@ -181,9 +165,9 @@ def _retag(path: Path, title: str) -> None:
 def test_retagged_file_updates_its_one_point(home: Path, tmp_path: Path) -> None:
     path = write_audio(tmp_path / "song.flac", chord(3.0, 196.0))
     _retag(path, "Before")
-    first = json.loads(siamrec("add-track", "--json", str(path), check=True).stdout)
+    first = json.loads(invoke("add-track", "--json", str(path), check=True).stdout)
     _retag(path, "After")  # the bytes change, the audio does not
-    again = json.loads(siamrec("add-track", "--json", str(path), check=True).stdout)
+    again = json.loads(invoke("add-track", "--json", str(path), check=True).stdout)
     assert (first["added"], again["added"], again["updated"]) == (1, 0, 1)
     assert first["track_uris"] == again["track_uris"] and again["tracks_in_store"] == 1
     with Store.open(resolve_settings()) as store:
@@ -195,23 +179,23 @@ def test_retagged_file_updates_its_one_point(home: Path, tmp_path: Path) -> None
 def test_same_audio_under_two_uris_is_never_recommended_to_itself(home: Path, tmp_path: Path) -> None:
     seed = write_audio(tmp_path / "seed.wav", chord(3.0, 220.0))
     other = write_audio(tmp_path / "other.wav", drums(3.0))
-    siamrec("playlist", "create", "Mine", str(seed), check=True)
-    siamrec("add-track", str(seed), "--uri", "spotify:track:same", check=True)  # the seed's audio again
-    siamrec("add-track", str(other), check=True)
-    result = json.loads(siamrec("recommend", "--playlist", "Mine", "--json", check=True).stdout)
+    invoke("playlist", "create", "Mine", str(seed), check=True)
+    invoke("add-track", str(seed), "--uri", "spotify:track:same", check=True)  # the seed's audio again
+    invoke("add-track", str(other), check=True)
+    result = json.loads(invoke("recommend", "--playlist", "Mine", "--json", check=True).stdout)
     assert [r["track_uri"] for r in result["results"]] == [f"local:track:{identify(other)}"]
 
 
 def test_playlist_create_with_nothing_usable_keeps_the_stored_playlist(
     filled_home: Path, tmp_path: Path, library_files
 ):
-    siamrec("playlist", "create", "Keep", str(library_files["chord_a.wav"]), check=True)
-    before = json.loads(siamrec("playlist", "show", "Keep", "--json", check=True).stdout)
+    invoke("playlist", "create", "Keep", str(library_files["chord_a.wav"]), check=True)
+    before = json.loads(invoke("playlist", "show", "Keep", "--json", check=True).stdout)
     bad = tmp_path / "bad.wav"
     bad.write_text("not audio")
-    result = siamrec("playlist", "create", "Keep", str(bad), str(tmp_path / "missing.ogg"))
+    result = invoke("playlist", "create", "Keep", str(bad), str(tmp_path / "missing.ogg"))
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert json.loads(siamrec("playlist", "show", "Keep", "--json", check=True).stdout) == before
+    assert json.loads(invoke("playlist", "show", "Keep", "--json", check=True).stdout) == before
 
 
 def test_playlist_import_does_what_it_can_and_prints_one_json_document(
@@ -221,17 +205,17 @@ def test_playlist_import_does_what_it_can_and_prints_one_json_document(
     bad.write_text("no playlist section here\n")
     good = tmp_path / "good.m3u"
     good.write_text(f"{library_files['chord_a.wav']}\n{library_files['drums_90.flac']}\n")
-    result = siamrec("playlist", "import", "--json", str(bad), str(good))
+    result = invoke("playlist", "import", "--json", str(bad), str(good))
     report = json.loads(result.stdout)  # one document, whatever the number of files
     assert result.returncode == 1 and report["playlists"] == 1 and len(report["failed"]) == 1
-    listed = json.loads(siamrec("playlist", "list", "--json", check=True).stdout)
+    listed = json.loads(invoke("playlist", "list", "--json", check=True).stdout)
     assert [(p["name"], p["tracks"]) for p in listed] == [("good", 2)]
 
 
 def test_names_that_slug_alike_stay_two_playlists(filled_home: Path, library_files: dict[str, Path]) -> None:
     for name, track in [("Rock & Roll", "chord_a.wav"), ("rock-roll!", "drums_90.flac"), ("Музыка", "noise.ogg"),
                         ("Песни", "chord_c.flac")]:  # fmt: skip
-        siamrec("playlist", "create", name, str(library_files[track]), check=True)
-    listed = json.loads(siamrec("playlist", "list", "--json", check=True).stdout)
+        invoke("playlist", "create", name, str(library_files[track]), check=True)
+    listed = json.loads(invoke("playlist", "list", "--json", check=True).stdout)
     assert sorted(p["name"] for p in listed) == sorted(["Rock & Roll", "rock-roll!", "Музыка", "Песни"])
     assert len({p["playlist_uri"] for p in listed}) == 4

@@ -4,22 +4,21 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from siamrec.cli import cli
 from siamrec.config import resolve_settings
 from siamrec.errors import ConfigError
+from tests.cli import assert_one_error_line, invoke
 
 
 @pytest.mark.parametrize("before", [True, False], ids=["before", "after"])
 def test_home_and_json_work_on_either_side_of_the_command(tmp_path: Path, before: bool) -> None:
     home = tmp_path / "elsewhere"
     args = ["--home", str(home), "--json", "info"] if before else ["info", "--home", str(home), "--json"]
-    result = CliRunner().invoke(cli, args, env={"SIAMREC_HOME": str(tmp_path / "env-home")})
-    assert result.exit_code == 0, result.output
+    result = invoke(*args, env={**os.environ, "SIAMREC_HOME": str(tmp_path / "env-home")}, check=True)
     assert json.loads(result.stdout)["store"] == str(home / "store")
 
 
@@ -45,16 +44,11 @@ def test_defaults_follow_the_platform_unless_a_legacy_home_exists(tmp_path: Path
 @pytest.mark.parametrize(("flags", "level"), [([], logging.WARNING), (["-v"], logging.INFO), (["-vv"], logging.DEBUG),
                                               (["-q"], logging.ERROR)])  # fmt: skip
 def test_verbosity_sets_the_siamrec_log_level(tmp_path: Path, flags: list[str], level: int) -> None:
-    result = CliRunner().invoke(cli, [*flags, "info", "--home", str(tmp_path)])
-    assert result.exit_code == 0, result.output
+    invoke(*flags, "info", "--home", str(tmp_path), check=True)
     assert logging.getLogger("siamrec").level == level
 
 
-def test_a_bad_option_value_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
-    from siamrec.cli import main
-
-    with pytest.raises(SystemExit) as exit_info:
-        main(["recommend", "--playlist", "x", "-k", "0"])
-    assert exit_info.value.code == 2
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("siamrec: error: Invalid value for '-k'")
+def test_a_bad_option_value_is_one_line() -> None:
+    result = invoke("recommend", "--playlist", "x", "-k", "0")
+    assert result.returncode == 2
+    assert assert_one_error_line(result, alone=True).startswith("siamrec: error: Invalid value for '-k'")

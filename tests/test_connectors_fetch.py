@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import soundfile as sf
 from mutagen.flac import FLAC
-from servers import FileServer, Response
 
 from siamrec.audio import file_sha1
 from siamrec.connectors.base import SourceTrack
@@ -22,6 +20,7 @@ from siamrec.connectors.search import Candidate, FetchOptions, rank, url_templat
 from siamrec.connectors.tagindex import TagIndex
 from siamrec.errors import ConnectorError
 from siamrec.testing import chord, drums, write_audio
+from tests.servers import FileServer, Response
 
 HTML = b"<!DOCTYPE html><html><head><title>Sign in</title></head><body>Please log in</body></html>"
 FAST = FetchOptions(workers=2, min_interval_s=0.0)
@@ -165,16 +164,34 @@ def test_downloads_are_checked_against_the_track(tmp_path: Path, files: FileServ
     ]
 
 
-def test_concurrency_and_rate_are_bounded(tmp_path: Path, files: FileServer) -> None:
-    active, peak, starts = [0], [0], []
+class ScheduleClock:
+    """The rate limiter's clock, standing still: each wait it would sleep is recorded instead of slept, so the
+    schedule it sets is checked exactly, with no real time measured."""
+
+    def __init__(self) -> None:
+        self.now, self.waits, self._lock = 1000.0, [], threading.Lock()
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        with self._lock:
+            self.waits.append(seconds)
+
+
+def test_concurrency_and_rate_are_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = ScheduleClock()
+    monkeypatch.setattr("siamrec.connectors.fetch.time", clock)
+    active, peak = [0], [0]
     lock = threading.Lock()
+    both_workers = threading.Barrier(2)  # the first two searches meet here: two workers run at once
 
     def slow_search(track: SourceTrack) -> list[Candidate]:
         with lock:
             active[0] += 1
             peak[0] = max(peak[0], active[0])
-            starts.append(time.monotonic())
-        time.sleep(0.05)
+        if track.uri in ("spotify:track:0", "spotify:track:1"):  # the pool's first two tasks: one per worker
+            both_workers.wait(timeout=30)  # a bound for a broken pool, not a measurement
         with lock:
             active[0] -= 1
         return []
@@ -184,5 +201,5 @@ def test_concurrency_and_rate_are_bounded(tmp_path: Path, files: FileServer) -> 
     found, problems = Fetcher(AudioCache(tmp_path / "cache"), slow_search, options).fetch_many(tracks)
     assert found == {} and all("no candidates found" in p.reason for p in problems) and len(problems) == 6
     assert peak[0] == 2
-    # Starts are spaced by the limiter's schedule; scheduling jitter can shift one start, not the whole span.
-    assert max(starts) - min(starts) >= 0.8 * (len(starts) - 1) * options.min_interval_s
+    # The first request starts at once; the k-th waits k intervals from it, whichever worker asks.
+    assert sorted(clock.waits) == pytest.approx([k * options.min_interval_s for k in range(1, len(tracks))])

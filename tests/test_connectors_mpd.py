@@ -8,10 +8,10 @@ import re
 from pathlib import Path
 
 import pytest
-from servers import mpd_playlist, mpd_track, write_mpd_slices
 
 from siamrec.connectors.mpd import MpdSelection, MpdSource, slice_files
 from siamrec.errors import ConnectorError
+from tests.servers import mpd_playlist, mpd_track, write_mpd_slices
 
 N_PLAYLISTS = 12
 

@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from servers import FakePlaylist, Response, SpotifyServer, fake_track
 
 from siamrec.connectors.spotify import (
     USER_SCOPE,
@@ -19,6 +18,7 @@ from siamrec.connectors.spotify import (
     playlist_id,
 )
 from siamrec.errors import ConnectorError
+from tests.servers import FakePlaylist, Response, SpotifyServer, fake_track
 
 BIG = FakePlaylist("Big", [fake_track(f"Artist {i % 7}", f"Song {i}") for i in range(230)], followers=42)
 OLD_SHAPE = FakePlaylist(

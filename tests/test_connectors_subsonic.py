@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import shutil
@@ -10,34 +9,17 @@ import ssl
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
-from unittest import mock
 
 import pytest
-from servers import LocalServer
-from supysonic_server import OTHER_USER, PASSWORD, USER, Supysonic
-from test_sync import run_until_killed, snapshot
 
-from siamrec.cli import main
 from siamrec.config import resolve_settings
 from siamrec.connectors.subsonic.client import PASSWORD_ENV, SubsonicClient, server_id
 from siamrec.store import Store
-
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "audio"
-PER_FOLDER = 8  # excerpts of each example folder the server holds (4 folders: 32 songs)
-
-
-@pytest.fixture(scope="module")
-def excerpts(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of the first excerpts of each example folder (real music with tags), enough for every check."""
-    root = tmp_path_factory.mktemp("excerpts")
-    for folder in sorted(p for p in EXAMPLES.iterdir() if p.is_dir()):
-        (root / folder.name).mkdir()
-        for file in sorted(folder.glob("*.ogg"))[:PER_FOLDER]:
-            shutil.copy2(file, root / folder.name / file.name)
-    return root
-
+from tests.cli import invoke, run_until_killed
+from tests.servers import LocalServer
+from tests.stores import snapshot
+from tests.supysonic_server import OTHER_USER, PASSWORD, PER_FOLDER, USER, Supysonic, sync_args
 
 SONGS = 4 * PER_FOLDER
 
@@ -65,29 +47,13 @@ def own_server(tmp_path: Path, excerpts: Path) -> Iterator[Supysonic]:
     instance.stop()
 
 
-def siamrec(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """The CLI in this process (a subprocess costs seconds of imports), with its own environment and streams."""
-    out, err = io.StringIO(), io.StringIO()
-    code: int | str | None = 0
-    with mock.patch.dict(os.environ, env or {}, clear=env is not None), redirect_stdout(out), redirect_stderr(err):
-        try:
-            main(list(args))
-        except SystemExit as exited:
-            code = exited.code
-    return subprocess.CompletedProcess(args, code or 0, out.getvalue(), err.getvalue())
-
-
-def sync_args(server: Supysonic, *extra: str) -> list[str]:
-    return ["sync-playlists", "--subsonic", server.url, "--subsonic-user", USER, "--json", *extra]
-
-
 @pytest.fixture
 def env(home: Path) -> dict[str, str]:
     return {**os.environ, PASSWORD_ENV: PASSWORD}
 
 
 def test_full_sync_then_a_second_that_does_nothing(server: Supysonic, home: Path, env: dict[str, str]) -> None:
-    first = siamrec(*sync_args(server, "--subsonic-library"), env=env)
+    first = invoke(*sync_args(server, "--subsonic-library"), env=env)
     assert first.returncode == 0, first.stderr
     report = json.loads(first.stdout)
     assert (report["playlists"], report["tracks"], report["fetched"], report["embedded"]) == (2, SONGS, SONGS, SONGS)
@@ -106,18 +72,18 @@ def test_full_sync_then_a_second_that_does_nothing(server: Supysonic, home: Path
     assert stored.duration_s == song["duration"] and stored.source == "subsonic"
     assert playlists["Forest"].track_uris[0].startswith(f"subsonic:{sid}:track:")
 
-    again = json.loads(siamrec(*sync_args(server, "--subsonic-library"), env=env).stdout)
+    again = json.loads(invoke(*sync_args(server, "--subsonic-library"), env=env).stdout)
     assert (again["tracks_written"], again["playlists_written"], again["fetched"], again["embedded"]) == (0, 0, 0, 0)
 
 
 def test_one_playlist_by_name_without_the_cache(server: Supysonic, home: Path, env: dict[str, str]) -> None:
-    done = siamrec(*sync_args(server, "--subsonic-playlist", "Forest", "--no-audio-cache"), env=env)
+    done = invoke(*sync_args(server, "--subsonic-playlist", "Forest", "--no-audio-cache"), env=env)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     forest = PER_FOLDER
     assert (report["playlists"], report["tracks"], report["embedded"]) == (1, forest, forest)
     assert not list((home / "cache" / "audio").glob("subsonic*"))
-    missing = siamrec(*sync_args(server, "--subsonic-playlist", "Nope"), env=env)
+    missing = invoke(*sync_args(server, "--subsonic-playlist", "Nope"), env=env)
     failed = json.loads(missing.stdout)["failed"]
     assert missing.returncode == 1
     assert failed == [{"where": "--subsonic-playlist Nope", "reason": "no such playlist on the server"}]
@@ -128,11 +94,11 @@ def test_killed_then_resumed_to_the_same_store(
 ) -> None:
     args = sync_args(server, "--subsonic-library")
     reference_home = tmp_path / "reference"
-    assert siamrec(*args, env={**env, "SIAMREC_HOME": str(reference_home)}).returncode == 0
+    assert invoke(*args, env={**env, "SIAMREC_HOME": str(reference_home)}).returncode == 0
     paused = {**env, "SIAMREC_SYNC_BATCH": "8", "SIAMREC_SYNC_PAUSE": "0.3"}
     for marker in ("fetch batch 2", "embed batch 1"):
         run_until_killed(args, paused, f"sync: {marker} done")
-    final = siamrec(*args, env=env)
+    final = invoke(*args, env=env)
     assert final.returncode == 0, final.stderr
     summary = json.loads(final.stdout)
     assert summary["with_audio"] == SONGS and summary["failed"] == []
@@ -144,13 +110,13 @@ def test_killed_then_resumed_to_the_same_store(
 
 
 def test_publish_creates_then_updates_one_playlist(server: Supysonic, home: Path, env: dict[str, str]) -> None:
-    assert siamrec(*sync_args(server, "--subsonic-library"), env=env).returncode == 0
+    assert invoke(*sync_args(server, "--subsonic-library"), env=env).returncode == 0
     publish = ["publish", "--subsonic", server.url, "--subsonic-user", USER, "--playlist", "Forest", "--json"]
-    dry = json.loads(siamrec(*publish, "-k", "5", "--dry-run", env=env).stdout)
+    dry = json.loads(invoke(*publish, "-k", "5", "--dry-run", env=env).stdout)
     assert [p["action"] for p in dry["playlists"]] == ["create"]
     assert not [p for p in server.playlists() if p["name"] == "Forest · siamrec"]
 
-    created = json.loads(siamrec(*publish, "-k", "5", env=env).stdout)["playlists"][0]
+    created = json.loads(invoke(*publish, "-k", "5", env=env).stdout)["playlists"][0]
     ours = [p for p in server.playlists() if p["name"] == "Forest · siamrec"]
     assert len(ours) == 1 and created["action"] == "create"
     held = server.playlist(ours[0]["id"])
@@ -161,20 +127,20 @@ def test_publish_creates_then_updates_one_playlist(server: Supysonic, home: Path
     }
     assert not forest & {e["id"] for e in held["entry"]}
 
-    same = json.loads(siamrec(*publish, "-k", "5", env=env).stdout)["playlists"][0]
+    same = json.loads(invoke(*publish, "-k", "5", env=env).stdout)["playlists"][0]
     assert same["action"] == "unchanged"
-    updated = json.loads(siamrec(*publish, "-k", "8", env=env).stdout)["playlists"][0]
+    updated = json.loads(invoke(*publish, "-k", "8", env=env).stdout)["playlists"][0]
     assert updated["action"] == "update" and updated["server_playlist_id"] == ours[0]["id"]
     assert len(server.playlist(ours[0]["id"])["entry"]) == 8
     assert len([p for p in server.playlists() if p["name"] == "Forest · siamrec"]) == 1
 
     server.api("deletePlaylist", id=ours[0]["id"])
-    recreated = json.loads(siamrec(*publish, "-k", "8", env=env).stdout)["playlists"][0]
+    recreated = json.loads(invoke(*publish, "-k", "8", env=env).stdout)["playlists"][0]
     assert recreated["action"] == "create" and recreated["server_playlist_id"] != ours[0]["id"]
     bobs = server.playlists(OTHER_USER, PASSWORD + "-bob")
     assert [p["name"] for p in bobs if p["owner"] == OTHER_USER] == ["Bob's"]
     # siamrec's own playlists are not read back as playlists of the library
-    resync = json.loads(siamrec(*sync_args(server), env=env).stdout)
+    resync = json.loads(invoke(*sync_args(server), env=env).stdout)
     assert resync["playlists"] == 2
 
 
@@ -201,17 +167,17 @@ def test_wrong_password_and_wrong_addresses_are_one_line(
         "TLS error": (tls_url, env),
     }
     for message, (url, environment) in cases.items():
-        done = siamrec("sync-playlists", "--subsonic", url, "--subsonic-user", USER, env=environment)
+        done = invoke("sync-playlists", "--subsonic", url, "--subsonic-user", USER, env=environment)
         lines = done.stderr.strip().splitlines()
         assert done.returncode == 1 and len(lines) == 1 and message in lines[0], done.stderr
-    done = siamrec(*sync_args(server), env={k: v for k, v in env.items() if k != PASSWORD_ENV})
+    done = invoke(*sync_args(server), env={k: v for k, v in env.items() if k != PASSWORD_ENV})
     assert done.returncode == 1 and PASSWORD_ENV in done.stderr  # no terminal to ask in: told how to give it
 
 
 def test_a_vanished_file_is_one_failed_song(own_server: Supysonic, home: Path, env: dict[str, str]) -> None:
     gone = next(own_server.music.rglob("*.ogg"))
     gone.unlink()
-    done = siamrec(*sync_args(own_server, "--subsonic-library"), env=env)
+    done = invoke(*sync_args(own_server, "--subsonic-library"), env=env)
     report = json.loads(done.stdout)
     assert done.returncode == 1 and report["embedded"] == SONGS - 1
     assert len(report["failed"]) == 1 and "cannot stream" in report["failed"][0]["reason"]
@@ -237,19 +203,19 @@ def test_server_stopped_mid_sync_then_the_next_run_finishes(
         store.bind_stored_model()
         assert len(list(store.iter_tracks())) == SONGS  # the metadata stored before the server went stays
     own_server.start()
-    final = json.loads(siamrec(*args, env=env).stdout)
+    final = json.loads(invoke(*args, env=env).stdout)
     assert final["with_audio"] == SONGS and final["fetched"] == SONGS - 8 and final["failed"] == []
 
 
 def test_recommend_for_a_server_song_and_add_it_to_the_best_playlist(
     server: Supysonic, home: Path, env: dict[str, str]
 ) -> None:
-    assert siamrec(*sync_args(server, "--subsonic-library"), env=env).returncode == 0
+    assert invoke(*sync_args(server, "--subsonic-library"), env=env).returncode == 0
     song = next(s for s in server.songs() if s["path"].startswith("widelands/"))
     uri = f"subsonic:{server_id(server.url)}:track:{song['id']}"
-    shown = json.loads(siamrec("recommend", "--track", uri, "--json", env=env).stdout)
+    shown = json.loads(invoke("recommend", "--track", uri, "--json", env=env).stdout)
     assert [r["name"] for r in shown["results"]][:2] in (["Arcade", "Forest"], ["Forest", "Arcade"])
-    added = siamrec("recommend", "--track", uri, "--to-subsonic", "--subsonic", server.url,
+    added = invoke("recommend", "--track", uri, "--to-subsonic", "--subsonic", server.url,
                     "--subsonic-user", USER, "--json", env=env)  # fmt: skip
     assert added.returncode == 0, added.stderr
     best = shown["results"][0]["name"]
@@ -259,10 +225,10 @@ def test_recommend_for_a_server_song_and_add_it_to_the_best_playlist(
 
 def test_the_password_never_leaves_a_trace(server: Supysonic, home: Path, env: dict[str, str], tmp_path: Path) -> None:
     outputs = [
-        siamrec(*sync_args(server, "--subsonic-library"), env=env),
-        siamrec("sync-playlists", "--subsonic", server.url + "/x", "--subsonic-user", USER, env=env),
-        siamrec("sync-playlists", "--subsonic", "http://127.0.0.1:9", "--subsonic-user", USER, env=env),
-        siamrec("publish", "--subsonic", server.url, "--subsonic-user", USER, "--dry-run", env=env),
+        invoke(*sync_args(server, "--subsonic-library"), env=env),
+        invoke("sync-playlists", "--subsonic", server.url + "/x", "--subsonic-user", USER, env=env),
+        invoke("sync-playlists", "--subsonic", "http://127.0.0.1:9", "--subsonic-user", USER, env=env),
+        invoke("publish", "--subsonic", server.url, "--subsonic-user", USER, "--dry-run", env=env),
     ]
     secrets = [PASSWORD, PASSWORD.encode().hex()]
     for done in outputs:
@@ -286,10 +252,10 @@ def test_token_auth_then_password_fallback(server: Supysonic) -> None:
 def test_a_song_changed_on_the_server_is_fetched_and_embedded_again(
     own_server: Supysonic, home: Path, env: dict[str, str]
 ) -> None:
-    assert siamrec(*sync_args(own_server, "--subsonic-library"), env=env).returncode == 0
+    assert invoke(*sync_args(own_server, "--subsonic-library"), env=env).returncode == 0
     files = sorted(own_server.music.rglob("*.ogg"))
     shutil.copyfile(files[1], files[0])  # new audio under the same path: the same song id, a new file
     own_server.cli("folder", "scan", "music")
-    again = json.loads(siamrec(*sync_args(own_server, "--subsonic-library"), env=env).stdout)
+    again = json.loads(invoke(*sync_args(own_server, "--subsonic-library"), env=env).stdout)
     assert (again["fetched"], again["embedded"]) == (1, 1)
-    assert json.loads(siamrec(*sync_args(own_server, "--subsonic-library"), env=env).stdout)["embedded"] == 0
+    assert json.loads(invoke(*sync_args(own_server, "--subsonic-library"), env=env).stdout)["embedded"] == 0

@@ -2,75 +2,38 @@
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from test_service import PROBLEM, serving
 
 from siamrec.audio import identify
-from siamrec.config import resolve_settings
-from siamrec.service.config import ServiceConfig
-from siamrec.store import Store
 from siamrec.uris import local_track_uri
-
-
-def siamrec(home: Path, model: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """`python -m siamrec ARGS` in its own process on `home`."""
-    env = {**os.environ, "SIAMREC_HOME": str(home), "SIAMREC_MODEL": str(model), "COLUMNS": "100"}
-    return subprocess.run(
-        [sys.executable, "-m", "siamrec", *args], capture_output=True, text=True, env=env, timeout=120
-    )
-
-
-def answer(home: Path, model: Path, *args: str) -> Any:
-    """The --json document of a command that must succeed."""
-    result = siamrec(home, model, *args, "--json")
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
-
-
-def one_error_line(result: subprocess.CompletedProcess[str], fragment: str) -> None:
-    assert result.returncode != 0, result
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("siamrec: error:") and fragment in lines[0], result.stderr
-
-
-def full_dump(home: Path) -> dict[str, Any]:
-    """Every point of both collections, every named vector (rounded) and the whole payload: feedback included."""
-    with Store.open(resolve_settings(home=str(home))) as store:
-        store.bind_stored_model()
-        dump = {}
-        for collection in ("tracks", "playlists"):
-            names = sorted(store.backend.vectors(collection) or {})
-            dump[collection] = {
-                hit.id: ({k: v.round(5).tolist() for k, v in hit.vectors.items()}, hit.payload)
-                for hit in store.backend.scroll(collection, vectors=names)
-            }
-    return dump
+from tests.cli import answer, assert_one_error_line, home_env, run_siamrec
+from tests.service import PROBLEM, service_config, serving
+from tests.stores import full_dump
 
 
 @pytest.fixture(scope="module")
 def library(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path, library_files: dict[str, Path]) -> Path:
     """A home holding the seven test tracks and the playlist Chords (two of them): five tracks are cold."""
     home = tmp_path_factory.mktemp("feedback") / "home"
-    answer(home, tiny_model, "add-track", *(str(p) for p in library_files.values()))
-    answer(home, tiny_model, "playlist", "create", "Chords", str(library_files["chord_a.wav"]),
-           str(library_files["chord_c.flac"]))  # fmt: skip
+    answer("add-track", *(str(p) for p in library_files.values()), env=home_env(home, tiny_model))
+    answer("playlist", "create", "Chords", str(library_files["chord_a.wav"]),
+           str(library_files["chord_c.flac"]), env=home_env(home, tiny_model))  # fmt: skip
     return home
 
 
 @pytest.fixture
-def home(library: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def home(library: Path, tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of `library` for one test, set as this process's SIAMREC_HOME (the CLI runs use it)."""
     copy = tmp_path / "home"
     shutil.copytree(library, copy)
     monkeypatch.setenv("SIAMREC_HOME", str(copy))
+    monkeypatch.setenv("SIAMREC_MODEL", str(tiny_model))
+    monkeypatch.setenv("COLUMNS", "100")
     return copy
 
 
@@ -83,7 +46,7 @@ def ranked(results: list[dict[str, Any]]) -> list[tuple[str, float]]:
 
 
 def api(home: Path, model: Path) -> Any:
-    return serving(ServiceConfig(home=str(home), model=str(model)))
+    return serving(service_config(home, model))
 
 
 def test_cli_and_http_give_the_same_results(
@@ -91,15 +54,15 @@ def test_cli_and_http_give_the_same_results(
 ) -> None:
     other = tmp_path / "other"
     shutil.copytree(home, other)
-    before = answer(home, tiny_model, "recommend", "--playlist", "Chords", "-k", "5")["results"]
+    before = answer("recommend", "--playlist", "Chords", "-k", "5")["results"]
     keep, drop = before[0]["track_uri"], before[1]["track_uri"]
-    by_cli = answer(home, tiny_model, "feedback", "Chords", "--accept", keep, "--reject", drop)
+    by_cli = answer("feedback", "Chords", "--accept", keep, "--reject", drop)
     assert by_cli == {"playlist_uri": by_cli["playlist_uri"], "accepted": [keep], "rejected": [drop],
                       "added_to_playlist": [keep], "changed": True}  # fmt: skip
-    cli_list = answer(home, tiny_model, "feedback", "Chords", "--list")
-    cli_best = answer(home, tiny_model, "recommend", "--playlist", "Chords", "-k", "5", "--strategy", "best-score")
-    cli_mean = answer(home, tiny_model, "recommend", "--playlist", "Chords", "-k", "5")
-    shown = answer(home, tiny_model, "playlist", "show", "Chords")
+    cli_list = answer("feedback", "Chords", "--list")
+    cli_best = answer("recommend", "--playlist", "Chords", "-k", "5", "--strategy", "best-score")
+    cli_mean = answer("recommend", "--playlist", "Chords", "-k", "5")
+    shown = answer("playlist", "show", "Chords")
     assert keep in [t["track_uri"] for t in shown["tracks"]]  # accepted: it joined the playlist
     for results in (cli_mean["results"], cli_best["results"]):
         assert {keep, drop}.isdisjoint(r["track_uri"] for r in results)  # neither comes back
@@ -121,33 +84,33 @@ def test_cli_and_http_give_the_same_results(
 
 
 def test_rejections_steer_and_later_answers_win(home: Path, tiny_model: Path) -> None:
-    first = answer(home, tiny_model, "recommend", "--playlist", "Chords", "-k", "5")["results"]
+    first = answer("recommend", "--playlist", "Chords", "-k", "5")["results"]
     drop, keep = first[0]["track_uri"], first[1]["track_uri"]
 
     def suited(track: str) -> list[str]:
-        return [r["name"] for r in answer(home, tiny_model, "recommend", "--track", track)["results"]]
+        return [r["name"] for r in answer("recommend", "--track", track)["results"]]
 
     assert "Chords" in suited(drop)
-    answer(home, tiny_model, "feedback", "Chords", "--reject", drop)
+    answer("feedback", "Chords", "--reject", drop)
     assert "Chords" not in suited(drop)  # nor is the playlist suggested for the track it rejected
-    after = answer(home, tiny_model, "recommend", "--playlist", "Chords", "-k", "5")["results"]
+    after = answer("recommend", "--playlist", "Chords", "-k", "5")["results"]
     assert drop not in [r["track_uri"] for r in after]
     same = [(r["track_uri"], r["score"]) for r in first if r["track_uri"] != drop]
     assert [(r["track_uri"], r["score"]) for r in after] != same  # not only left out: the query moved away from it
-    answer(home, tiny_model, "feedback", "Chords", "--accept", keep)
-    changed = answer(home, tiny_model, "feedback", "Chords", "--reject", keep)  # the latest answer wins
+    answer("feedback", "Chords", "--accept", keep)
+    changed = answer("feedback", "Chords", "--reject", keep)  # the latest answer wins
     assert changed["accepted"] == [] and changed["rejected"] == sorted([drop, keep]) and changed["changed"]
-    shown = answer(home, tiny_model, "playlist", "show", "Chords")
+    shown = answer("playlist", "show", "Chords")
     assert keep not in [t["track_uri"] for t in shown["tracks"]]  # it was there only because it was accepted
-    answer(home, tiny_model, "feedback", "Chords", "--accept", drop)
-    cleared = answer(home, tiny_model, "feedback", "Chords", "--clear")
+    answer("feedback", "Chords", "--accept", drop)
+    cleared = answer("feedback", "Chords", "--clear")
     assert cleared["accepted"] == cleared["rejected"] == []
-    assert answer(home, tiny_model, "feedback", "Chords", "--list") == cleared
-    shown = answer(home, tiny_model, "playlist", "show", "Chords")
+    assert answer("feedback", "Chords", "--list") == cleared
+    shown = answer("playlist", "show", "Chords")
     assert drop in [t["track_uri"] for t in shown["tracks"]]  # accepted tracks stay in the playlist
-    text = siamrec(home, tiny_model, "feedback", "Chords", "--accept", drop)
+    text = run_siamrec("feedback", "Chords", "--accept", drop)
     assert text.returncode == 0 and text.stdout.rstrip().endswith("stored"), text.stdout
-    text = siamrec(home, tiny_model, "feedback", "Chords", "--accept", drop)
+    text = run_siamrec("feedback", "Chords", "--accept", drop)
     assert text.returncode == 0 and "nothing changed" in text.stdout
 
 
@@ -156,18 +119,16 @@ def test_feedback_survives_resyncs_and_goes_with_the_playlist(
 ) -> None:
     m3u = tmp_path / "Mix.m3u"
     m3u.write_text(f"{library_files['chord_a.wav']}\n{library_files['drums_120.wav']}\n")
-    answer(home, tiny_model, "playlist", "import", str(m3u))
+    answer("playlist", "import", str(m3u))
     drop = uri_of(library_files, "noise.ogg")
-    stored = answer(home, tiny_model, "feedback", "Mix", "--reject", drop)
-    answer(home, tiny_model, "playlist", "import", str(m3u))  # unchanged
+    stored = answer("feedback", "Mix", "--reject", drop)
+    answer("playlist", "import", str(m3u))  # unchanged
     m3u.write_text(f"{library_files['chord_a.wav']}\n{library_files['bright_a.ogg']}\n")
-    answer(home, tiny_model, "playlist", "import", str(m3u))  # rewritten: new tracks, new centroid
-    assert answer(home, tiny_model, "playlist", "show", "Mix")["tracks"][1]["track_uri"] == uri_of(
-        library_files, "bright_a.ogg"
-    )
-    kept = answer(home, tiny_model, "feedback", "Mix", "--list")
+    answer("playlist", "import", str(m3u))  # rewritten: new tracks, new centroid
+    assert answer("playlist", "show", "Mix")["tracks"][1]["track_uri"] == uri_of(library_files, "bright_a.ogg")
+    kept = answer("feedback", "Mix", "--list")
     assert kept == {k: stored[k] for k in ("playlist_uri", "accepted", "rejected")}
-    found = answer(home, tiny_model, "recommend", "--playlist", "Mix", "-k", "10", "--include-warm")["results"]
+    found = answer("recommend", "--playlist", "Mix", "-k", "10", "--include-warm")["results"]
     assert drop not in [r["track_uri"] for r in found]
     uri = stored["playlist_uri"]
     with api(home, tiny_model) as base, httpx.Client(base_url=base, timeout=30) as client:
@@ -181,16 +142,17 @@ def test_bad_input_is_one_line_or_one_problem_and_changes_nothing(
     home: Path, tiny_model: Path, library_files: dict[str, Path]
 ) -> None:
     track = uri_of(library_files, "noise.ogg")
-    answer(home, tiny_model, "feedback", "Chords", "--reject", track)
+    answer("feedback", "Chords", "--reject", track)
     before = full_dump(home)
-    one_error_line(siamrec(home, tiny_model, "feedback", "Nope", "--reject", track), "no playlist named 'Nope'")
-    one_error_line(
-        siamrec(home, tiny_model, "feedback", "Chords", "--accept", track, "--reject", "local:track:missing"),
+    assert_one_error_line(run_siamrec("feedback", "Nope", "--reject", track), "no playlist named 'Nope'", alone=True)
+    assert_one_error_line(
+        run_siamrec("feedback", "Chords", "--accept", track, "--reject", "local:track:missing"),
         "no track 'local:track:missing'",
+        alone=True,
     )
-    one_error_line(siamrec(home, tiny_model, "feedback", "Chords", "--accept", track, "--reject", track), "both")
-    one_error_line(siamrec(home, tiny_model, "feedback", "Chords"), "--list")
-    one_error_line(siamrec(home, tiny_model, "feedback", "Chords", "--list", "--clear"), "one of them")
+    assert_one_error_line(run_siamrec("feedback", "Chords", "--accept", track, "--reject", track), "both", alone=True)
+    assert_one_error_line(run_siamrec("feedback", "Chords"), "--list", alone=True)
+    assert_one_error_line(run_siamrec("feedback", "Chords", "--list", "--clear"), "one of them", alone=True)
     assert full_dump(home) == before
     with api(home, tiny_model) as base, httpx.Client(base_url=base, timeout=30) as client:
         for route, body, status, fragment in (

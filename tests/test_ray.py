@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +20,7 @@ from siamrec.embed import TrackEncoder  # noqa: E402
 from siamrec.library import AudioItem, add_paths  # noqa: E402
 from siamrec.ray_embed import add_audio_on_ray, connect  # noqa: E402
 from siamrec.store import Store  # noqa: E402
+from tests.cli import run_siamrec  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -62,10 +61,7 @@ def test_ray_gives_the_vectors_of_the_one_process_path(local_cluster: None, fold
 
 def test_cli_add_track_on_a_local_ray_cluster(folder: Path, tiny_model: Path, tmp_path: Path) -> None:
     env = {**os.environ, "SIAMREC_HOME": str(tmp_path / "home"), "SIAMREC_MODEL": str(tiny_model)}
-    run = subprocess.run(
-        [sys.executable, "-m", "siamrec", "add-track", str(folder), "--ray", "local", "--ray-actors", "2", "--json"],
-        capture_output=True, text=True, env=env, timeout=300,
-    )  # fmt: skip
+    run = run_siamrec("add-track", str(folder), "--ray", "local", "--ray-actors", "2", "--json", env=env, timeout=300)
     assert run.returncode == 1  # the broken file
     report = json.loads(run.stdout)
     assert (report["added"], report["tracks_in_store"], len(report["failed"])) == (7, 7, 1)
@@ -87,10 +83,7 @@ def test_cli_sync_playlists_on_a_local_ray_cluster(folder: Path, tiny_model: Pat
     dumps = []
     for name, extra in (("plain", []), ("ray", ["--ray", "local", "--ray-actors", "2"])):
         env = {**os.environ, "SIAMREC_HOME": str(tmp_path / name), "SIAMREC_MODEL": str(tiny_model)}
-        run = subprocess.run(
-            [sys.executable, "-m", "siamrec", "sync-playlists", "--m3u", str(playlist), *extra, "--json"],
-            capture_output=True, text=True, env=env, timeout=300,
-        )  # fmt: skip
+        run = run_siamrec("sync-playlists", "--m3u", str(playlist), *extra, "--json", env=env, timeout=300)
         assert run.returncode == 1, run.stderr  # the broken file
         report = json.loads(run.stdout)
         assert (report["playlists_written"], report["embedded"], len(report["failed"])) == (1, 7, 1)

@@ -2,77 +2,22 @@
 
 from __future__ import annotations
 
-import json
 import os
 import socket
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
-from click.testing import CliRunner
-from servers import FileServer
 
 from siamrec.audio import identify
-from siamrec.cli import cli
-from siamrec.service.app import create_app
-from siamrec.service.config import ServiceConfig
-from siamrec.service.server import ServerConfig
 from siamrec.testing import chord, drums, write_audio
 from siamrec.uris import local_playlist_uri, local_track_uri
-
-PROBLEM = "application/problem+json"
-
-
-@contextmanager
-def serving(config: ServiceConfig) -> Iterator[str]:
-    """The service on a free port of `config.host`, in a thread, as `siamrec serve` runs it; its base URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((config.host, 0))
-    server = uvicorn.Server(ServerConfig(create_app(config), config, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the service did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(30)
-        sock.close()
-
-
-def siamrec(home: Path, model: Path, *args: str) -> dict[str, Any]:
-    """Run the real CLI (in this process, for speed) and return its --json document."""
-    env = {"SIAMREC_HOME": str(home), "SIAMREC_MODEL": str(model)}
-    result = CliRunner().invoke(cli, [*args, "--json"], env=env, catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
-
-
-def upload(client: httpx.Client, path: Path, k: int = 10, **fields: str) -> httpx.Response:
-    with open(path, "rb") as handle:
-        return client.post("/tracks", params={"k": k}, files={"audio": ("whatever.bin", handle)}, data=fields)
-
-
-def assert_problem(response: httpx.Response, status: int, fragment: str = "") -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM)
-    body = response.json()
-    assert body["status"] == status and fragment in body["detail"], body
-    assert "Traceback" not in response.text
-    return body
-
+from tests.cli import answer, home_env, run_siamrec
+from tests.servers import FileServer
+from tests.service import assert_problem, service_config, serving, upload
 
 # ---- one store filled by the CLI, then served ------------------------------------------------------------
 
@@ -83,21 +28,19 @@ def filled(
 ) -> dict[str, Any]:
     """A home filled by `siamrec add-track` and `siamrec playlist create`, and the CLI's answers about it."""
     home = tmp_path_factory.mktemp("served") / "home"
-    files = library_files
-    siamrec(home, tiny_model, "add-track", *(str(p) for p in files.values()))
-    siamrec(home, tiny_model, "playlist", "create", "Chords", str(files["chord_a.wav"]), str(files["chord_c.flac"]))
-    siamrec(home, tiny_model, "playlist", "create", "Beats", str(files["drums_120.wav"]))
+    env, files = home_env(home, tiny_model), library_files
+    answer("add-track", *(str(p) for p in files.values()), env=env)
+    answer("playlist", "create", "Chords", str(files["chord_a.wav"]), str(files["chord_c.flac"]), env=env)
+    answer("playlist", "create", "Beats", str(files["drums_120.wav"]), env=env)
     drum_uri = local_track_uri(identify(files["drums_120.wav"]))
     return {
         "home": home,
         "chords": local_playlist_uri("Chords"),
         "beats": local_playlist_uri("Beats"),
         "drum_uri": drum_uri,
-        "cli_mean": siamrec(home, tiny_model, "recommend", "--playlist", "Chords", "-k", "4"),
-        "cli_best": siamrec(
-            home, tiny_model, "recommend", "--playlist", "Chords", "-k", "4", "--strategy", "best-score"
-        ),
-        "cli_track": siamrec(home, tiny_model, "recommend", "--track", drum_uri, "-k", "5"),
+        "cli_mean": answer("recommend", "--playlist", "Chords", "-k", "4", env=env),
+        "cli_best": answer("recommend", "--playlist", "Chords", "-k", "4", "--strategy", "best-score", env=env),
+        "cli_track": answer("recommend", "--track", drum_uri, "-k", "5", env=env),
     }
 
 
@@ -109,8 +52,7 @@ def fileserver(library_files: dict[str, Path]) -> Iterator[FileServer]:
 
 @pytest.fixture(scope="module")
 def api(filled: dict[str, Any], tiny_model: Path) -> Iterator[httpx.Client]:
-    config = ServiceConfig(
-        home=str(filled["home"]), model=str(tiny_model), allow_fetch=True, fetch_allow_networks=("127.0.0.1/32",)
+    config = service_config(filled["home"], tiny_model, allow_fetch=True, fetch_allow_networks=("127.0.0.1/32",)
     )
     with serving(config) as base, httpx.Client(base_url=base, timeout=30) as client:
         yield client
@@ -176,7 +118,7 @@ def test_fetch_from_a_trusted_network(api: httpx.Client, fileserver: FileServer)
 
 
 def _html() -> Any:
-    from servers import Response
+    from tests.servers import Response
 
     return Response(200, b"<html><body>not audio</body></html>", {"Content-Type": "audio/mpeg"})
 
@@ -238,10 +180,7 @@ def test_service_routes(api: httpx.Client) -> None:
 def strict(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Iterator[httpx.Client]:
     """A service with small limits: 200 kB uploads, 3 s of audio, one upload at a time, fetching on."""
     home = tmp_path_factory.mktemp("strict") / "home"
-    config = ServiceConfig(
-        home=str(home),
-        model=str(tiny_model),
-        max_upload_bytes=200_000,
+    config = service_config(home, tiny_model, max_upload_bytes=200_000,
         max_duration_s=3.0,
         queue_limit=1,
         allow_fetch=True,
@@ -316,7 +255,7 @@ def test_queue_limit_answers_503(strict: httpx.Client, tmp_path: Path) -> None:
 def keyed(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Iterator[str]:
     """The service bound to every interface (0.0.0.0) with an API key."""
     home = tmp_path_factory.mktemp("keyed") / "home"
-    config = ServiceConfig(home=str(home), model=str(tiny_model), host="0.0.0.0", api_key="s3cret-key").checked()
+    config = service_config(home, tiny_model, host="0.0.0.0", api_key="s3cret-key").checked()
     with serving(config) as base:
         yield base
 
@@ -334,29 +273,17 @@ def test_off_loopback_needs_the_key_everywhere_but_health(keyed: str) -> None:
 def test_serve_refuses_off_loopback_without_a_key(tmp_path: Path, tiny_model: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "SIAMREC_API_KEY"}
     env |= {"SIAMREC_HOME": str(tmp_path / "home"), "SIAMREC_MODEL": str(tiny_model)}
-    result = subprocess.run(
-        [sys.executable, "-m", "siamrec", "serve", "--host", "0.0.0.0"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
+    result = run_siamrec("serve", "--host", "0.0.0.0", env=env, timeout=60)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines() == [
         "siamrec: error: binding to 0.0.0.0 exposes the store: set SIAMREC_API_KEY to a secret clients must send, "
         "or bind to 127.0.0.1"
     ]
-    many = subprocess.run(
-        [sys.executable, "-m", "siamrec", "serve", "--workers", "2"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
+    many = run_siamrec("serve", "--workers", "2", env=env, timeout=60)
     assert many.returncode == 1 and "needs --qdrant-url" in many.stderr and "Traceback" not in many.stderr
 
 
 def test_fetching_is_off_unless_enabled(tmp_path: Path, tiny_model: Path) -> None:
-    with serving(ServiceConfig(home=str(tmp_path / "home"), model=str(tiny_model))) as base:
+    with serving(service_config(tmp_path / "home", tiny_model)) as base:
         body = {"track_uri": "spotify:track:x", "url": "https://example.org/a.ogg"}
         assert_problem(httpx.post(f"{base}/tracks", json=body), 403, "URL fetching is off")

@@ -15,16 +15,17 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import positive_data_acceptance
-from test_service import serving
 
+from siamrec.config import resolve_settings
 from siamrec.service.app import create_app
 from siamrec.service.config import ServiceConfig
+from tests.service import serving
 
 FAST_EXAMPLES = 6
 SLOW_EXAMPLES = 60
 
 
-CONFIG = ServiceConfig(max_upload_bytes=2_000_000)
+CONFIG = ServiceConfig(resolve_settings(), max_upload_bytes=2_000_000)  # the store's place: each test's own
 # The document is built from the app itself (the same one the served process answers with, checked below):
 # schemathesis' lazy fixture loader does not run on this pytest.
 schema = schemathesis.openapi.from_dict(create_app(CONFIG).openapi())
@@ -33,7 +34,7 @@ schema = schemathesis.openapi.from_dict(create_app(CONFIG).openapi())
 @pytest.fixture(scope="module")
 def base_url(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Iterator[str]:
     home = tmp_path_factory.mktemp("schema") / "home"
-    with serving(replace(CONFIG, home=str(home), model=str(tiny_model))) as base:
+    with serving(replace(CONFIG, settings=resolve_settings(home=str(home), model=str(tiny_model)))) as base:
         yield base
 
 

@@ -11,9 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from supysonic_server import PASSWORD, USER, Supysonic
-from test_connectors_subsonic import excerpts, siamrec, sync_args  # noqa: F401 (excerpts: a fixture)
-from test_feedback import full_dump
 
 from siamrec import constants as C
 from siamrec.config import resolve_settings
@@ -22,12 +19,15 @@ from siamrec.connectors.subsonic.learn import PUBLISHED
 from siamrec.feedback import get_feedback
 from siamrec.store import Store
 from siamrec.uris import point_id
+from tests.cli import invoke
+from tests.stores import full_dump
+from tests.supysonic_server import PASSWORD, USER, Supysonic, sync_args
 
 PUBLISHED_NAME = "Forest · siamrec"
 
 
 @pytest.fixture
-def server(tmp_path: Path, excerpts: Path) -> Iterator[Supysonic]:  # noqa: F811 (the imported fixture)
+def server(tmp_path: Path, excerpts: Path) -> Iterator[Supysonic]:
     """A Supysonic of the test's own (its playlists are edited) with alice's playlists Arcade and Forest."""
     instance = Supysonic(tmp_path / "supysonic", excerpts).start()
     by_folder: dict[str, list[str]] = {}
@@ -60,7 +60,7 @@ def _remove(server: Supysonic, name: str, *song_ids: str) -> None:
 
 def _publish(server: Supysonic, env: dict[str, str], *extra: str) -> dict[str, Any]:
     args = ["publish", "--subsonic", server.url, "--subsonic-user", USER, "--playlist", "Forest", "--json", *extra]
-    done = siamrec(*args, env=env)
+    done = invoke(*args, env=env)
     assert done.returncode == 0, done.stderr
     return dict(json.loads(done.stdout)["playlists"][0])
 
@@ -72,7 +72,7 @@ def _stored_payload(uri: str) -> dict[str, Any]:
 
 
 def test_removed_and_moved_songs_become_feedback(server: Supysonic, home: Path, env: dict[str, str]) -> None:
-    assert siamrec(*sync_args(server, "--subsonic-library"), env=env).returncode == 0
+    assert invoke(*sync_args(server, "--subsonic-library"), env=env).returncode == 0
     sid = server_id(server.url)
     forest = playlist_uri(sid, _id(server, "Forest"))
     offered = [song["track_uri"] for song in _publish(server, env, "-k", "5")["songs"]]
@@ -82,7 +82,7 @@ def test_removed_and_moved_songs_become_feedback(server: Supysonic, home: Path, 
     # the listener moves the first song into Forest and removes the next two
     server.api("updatePlaylist", playlistId=_id(server, "Forest"), songIdToAdd=ids[0])
     _remove(server, PUBLISHED_NAME, *ids[:3])
-    done = siamrec(*sync_args(server), env=env)
+    done = invoke(*sync_args(server), env=env)
     assert done.returncode == 0, done.stderr
     learned = json.loads(done.stdout)["learned"]
     assert learned == {
@@ -100,10 +100,10 @@ def test_removed_and_moved_songs_become_feedback(server: Supysonic, home: Path, 
     assert offered[0] in payload["track_uris"]
 
     # learned once: the same sync again learns nothing; a further removal is told in the text summary
-    again = json.loads(siamrec(*sync_args(server), env=env).stdout)["learned"]
+    again = json.loads(invoke(*sync_args(server), env=env).stdout)["learned"]
     assert (again["playlists"], again["accepted"], again["rejected"]) == (0, 0, 0)
     _remove(server, PUBLISHED_NAME, ids[3])
-    text = siamrec(*sync_args(server)[:-1], env=env)
+    text = invoke(*sync_args(server)[:-1], env=env)
     assert text.returncode == 0, text.stderr
     row = next(line for line in text.stdout.splitlines() if "learned from the player" in line)
     assert "0 accepted, 1 rejected, for 1 playlist" in row
@@ -118,7 +118,7 @@ def test_removed_and_moved_songs_become_feedback(server: Supysonic, home: Path, 
     with Store.open(resolve_settings()) as store:
         feedback = get_feedback(store, forest)
     assert (feedback.accepted, feedback.rejected) == ([offered[0]], sorted(rejected))
-    recommended = siamrec("recommend", "--playlist", "Forest", "-k", "100", "--json", env=env)
+    recommended = invoke("recommend", "--playlist", "Forest", "-k", "100", "--json", env=env)
     assert recommended.returncode == 0, recommended.stderr
     results = {result["track_uri"] for result in json.loads(recommended.stdout)["results"]}
     assert results and not results & (rejected | {offered[0]})
@@ -126,11 +126,11 @@ def test_removed_and_moved_songs_become_feedback(server: Supysonic, home: Path, 
 
 def test_a_deleted_published_playlist_teaches_nothing(server: Supysonic, home: Path, env: dict[str, str]) -> None:
     """Deleting the whole playlist is not a rejection of each song: the record is dropped, no feedback."""
-    assert siamrec(*sync_args(server, "--subsonic-library"), env=env).returncode == 0
+    assert invoke(*sync_args(server, "--subsonic-library"), env=env).returncode == 0
     forest = playlist_uri(server_id(server.url), _id(server, "Forest"))
     _publish(server, env, "-k", "3")
     server.api("deletePlaylist", id=_id(server, PUBLISHED_NAME))
-    learned = json.loads(siamrec(*sync_args(server), env=env).stdout)["learned"]
+    learned = json.loads(invoke(*sync_args(server), env=env).stdout)["learned"]
     assert (learned["playlists"], learned["accepted"], learned["rejected"]) == (0, 0, 0)
     assert _stored_payload(forest)[PUBLISHED] == []
     with Store.open(resolve_settings()) as store:
@@ -140,26 +140,26 @@ def test_a_deleted_published_playlist_teaches_nothing(server: Supysonic, home: P
 def test_accepted_songs_join_the_server_copy(server: Supysonic, home: Path, env: dict[str, str]) -> None:
     """`siamrec feedback --accept … --to-subsonic`: the songs join the playlist in the store and on the server (once),
     so the next sync keeps them; a playlist that did not come from that server is refused before anything is stored."""
-    assert siamrec(*sync_args(server, "--subsonic-library"), env=env).returncode == 0
+    assert invoke(*sync_args(server, "--subsonic-library"), env=env).returncode == 0
     sid = server_id(server.url)
     new = [track_uri(sid, s["id"]) for s in server.songs() if s["path"].startswith("wesnoth/")][:2]
     held = _song_ids(server, "Forest")
     to_server = ["--to-subsonic", "--subsonic", server.url, "--subsonic-user", USER, "--json"]
     accept = ["feedback", "Forest", "--accept", new[0], "--accept", new[1], "--accept", track_uri(sid, held[0])]
-    first = siamrec(*accept, *to_server, env=env)
+    first = invoke(*accept, *to_server, env=env)
     assert first.returncode == 0, first.stderr
     assert (json.loads(first.stdout)["added_on_subsonic"], json.loads(first.stdout)["added_to_playlist"]) == (new, new)
     assert _song_ids(server, "Forest") == [*held, *(uri.rsplit(":", 1)[1] for uri in new)]
-    again = json.loads(siamrec(*accept, *to_server, env=env).stdout)
+    again = json.loads(invoke(*accept, *to_server, env=env).stdout)
     assert (again["added_on_subsonic"], again["changed"]) == ([], False)
     assert len(_song_ids(server, "Forest")) == len(held) + 2
-    assert siamrec(*sync_args(server), env=env).returncode == 0
+    assert invoke(*sync_args(server), env=env).returncode == 0
     forest = playlist_uri(sid, _id(server, "Forest"))
     assert set(new) <= set(_stored_payload(forest)["track_uris"])
 
-    assert siamrec("playlist", "create", "Mine", track_uri(sid, held[0]), env=env).returncode == 0
+    assert invoke("playlist", "create", "Mine", track_uri(sid, held[0]), env=env).returncode == 0
     before = full_dump(home)
-    refused = siamrec("feedback", "Mine", "--accept", new[0], *to_server, env=env)
+    refused = invoke("feedback", "Mine", "--accept", new[0], *to_server, env=env)
     assert refused.returncode != 0 and refused.stdout == ""
     assert refused.stderr.count("\n") == 1 and refused.stderr.startswith("siamrec: error: playlist 'local:playlist:")
     assert f"did not come from {server.url}" in refused.stderr
@@ -169,22 +169,22 @@ def test_accepted_songs_join_the_server_copy(server: Supysonic, home: Path, env:
 def test_a_playlist_of_another_source_learns_rejections(server: Supysonic, home: Path, env: dict[str, str]) -> None:
     """A playlist made in siamrec (source local) published on the server: a removed song is a rejection, told by
     the sync (--json) and by publish (text), which learns before it rewrites."""
-    assert siamrec(*sync_args(server, "--subsonic-library"), env=env).returncode == 0
+    assert invoke(*sync_args(server, "--subsonic-library"), env=env).returncode == 0
     sid = server_id(server.url)
-    created = siamrec("playlist", "create", "Mine", *(track_uri(sid, s) for s in _song_ids(server, "Forest")), env=env)
+    created = invoke("playlist", "create", "Mine", *(track_uri(sid, s) for s in _song_ids(server, "Forest")), env=env)
     assert created.returncode == 0, created.stderr
     publish = ["publish", "--subsonic", server.url, "--subsonic-user", USER, "--playlist", "Mine", "-k", "4"]
     offered = [
-        song["track_uri"] for song in json.loads(siamrec(*publish, "--json", env=env).stdout)["playlists"][0]["songs"]
+        song["track_uri"] for song in json.loads(invoke(*publish, "--json", env=env).stdout)["playlists"][0]["songs"]
     ]
     ids = [uri.rsplit(":", 1)[1] for uri in offered]
     _remove(server, "Mine · siamrec", ids[0])
-    by_playlist = json.loads(siamrec(*sync_args(server), env=env).stdout)["learned"]["by_playlist"]
+    by_playlist = json.loads(invoke(*sync_args(server), env=env).stdout)["learned"]["by_playlist"]
     assert [(p["name"], p["accepted"], p["rejected"]) for p in by_playlist] == [("Mine", [], [offered[0]])]
     assert by_playlist[0]["playlist_uri"].startswith("local:playlist:")
 
     _remove(server, "Mine · siamrec", ids[1])
-    text = siamrec(*publish, env=env)
+    text = invoke(*publish, env=env)
     assert text.returncode == 0, text.stderr
     assert "learned from the player: 0 accepted, 1 rejected, for 1 playlist" in text.stdout
     with Store.open(resolve_settings()) as store:

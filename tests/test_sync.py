@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,19 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from servers import (
-    FakePlaylist,
-    FileServer,
-    Response,
-    SpotifyServer,
-    fake_track,
-    mpd_playlist,
-    mpd_track,
-    spotify_id,
-    write_mpd_slices,
-)
 
-from siamrec.cli import main
 from siamrec.config import resolve_settings
 from siamrec.connectors.base import PlaylistSource
 from siamrec.connectors.cache import AudioCache
@@ -40,6 +24,19 @@ from siamrec.connectors.sync import Sync, SyncOptions, SyncReport
 from siamrec.embed import TrackEncoder
 from siamrec.store import Store, playlist_centroid
 from siamrec.testing import chord, drums, noise, write_audio
+from tests.cli import assert_one_error_line, invoke, run_siamrec, run_until_killed
+from tests.servers import (
+    FakePlaylist,
+    FileServer,
+    Response,
+    SpotifyServer,
+    fake_track,
+    mpd_playlist,
+    mpd_track,
+    spotify_id,
+    write_mpd_slices,
+)
+from tests.stores import snapshot
 
 SIGNALS = [
     chord(2.0, 220.0),
@@ -95,26 +92,6 @@ def encoder(tiny_model: Path) -> TrackEncoder:
 
 def sync(store: Store, encoder: TrackEncoder, *sources: PlaylistSource, **options: Any) -> SyncReport:
     return Sync(store, encoder, SyncOptions(batch_size=3, **options)).run(sources)
-
-
-def snapshot(store: Store, relative_to: Path | None = None) -> dict[str, Any]:
-    """Everything stored, comparable across stores (added_at and file mtimes dropped, cache paths relative)."""
-    model = store.stored_model()
-    assert model is not None
-    store.bind_model(*model, create=False)
-    tracks = {}
-    for track in store.iter_tracks():
-        payload = {**track.record.__dict__, "added_at": None, "mtime": None}
-        if relative_to is not None and payload["path"]:
-            payload["path"] = str(Path(payload["path"]).relative_to(relative_to))
-        vector = None if track.vector is None else track.vector.round(5).tolist()
-        tracks[track.record.track_uri] = (payload, vector)
-    uris = [p.playlist_uri for p in store.iter_playlists()]
-    playlists = {
-        uri: (record.__dict__, None if centroid is None else centroid.round(5).tolist())
-        for uri, (record, centroid) in store.get_playlists(uris).items()
-    }
-    return {"tracks": tracks, "playlists": playlists}
 
 
 # ---- in process -----------------------------------------------------------------------------------------
@@ -241,19 +218,14 @@ def test_spotify_playlists_with_fetched_audio(
 # ---- the command, as a process --------------------------------------------------------------------------
 
 
-def siamrec(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "siamrec", *args]
-    return subprocess.run(command, capture_output=True, text=True, env=env or dict(os.environ), timeout=120)
-
-
 def test_bad_input_gives_clear_lines_and_keeps_the_store(home: Path, corpus: Corpus, tmp_path: Path) -> None:
-    assert siamrec("sync-playlists", "--mpd", str(corpus.mpd), "--audio-manifest", str(corpus.manifest)).returncode == 0
+    run_siamrec("sync-playlists", "--mpd", str(corpus.mpd), "--audio-manifest", str(corpus.manifest), check=True)
     with Store.open(resolve_settings()) as store:
         before = snapshot(store)
     (corpus.mpd / "data" / "mpd.slice.2-3.json").write_text('{"info": {}, "playlists": [{"pid": 2, "na')
     ghost = tmp_path / "ghosts.m3u"
     ghost.write_text("nothing-here.ogg\n")
-    result = siamrec(
+    result = run_siamrec(
         "sync-playlists", "--mpd", str(corpus.mpd), "--m3u", str(ghost), "--audio-manifest", str(corpus.manifest)
     )
     assert result.returncode == 1 and "Traceback" not in result.stderr
@@ -279,35 +251,11 @@ def test_bad_input_gives_clear_lines_and_keeps_the_store(home: Path, corpus: Cor
         ([], "name a playlist source"),
     ],
 )
-def test_fatal_errors_are_one_line(
-    home: Path, args: list[str], message: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_fatal_errors_are_one_line(home: Path, args: list[str], message: str) -> None:
     """In process, through the same entry point as the `siamrec` command (a subprocess each costs seconds)."""
-    monkeypatch.setattr(sys, "argv", ["siamrec", "sync-playlists", *args])
-    with pytest.raises(SystemExit) as exit_status:
-        main()
-    errors = capsys.readouterr().err.splitlines()
-    assert exit_status.value.code == 1 and len(errors) == 1
-    assert errors[0].startswith("siamrec: error:") and message in errors[0], errors
-
-
-def run_until_killed(args: list[str], env: dict[str, str], marker: str) -> None:
-    """Start the sync, SIGKILL it as soon as it reports `marker` (it sleeps there), and check it was killed."""
-    command = [sys.executable, "-m", "siamrec", *args]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
-    watchdog = threading.Timer(120, process.kill)
-    watchdog.start()
-    seen = []
-    try:
-        for line in process.stderr or []:
-            seen.append(line)
-            if marker in line:
-                process.send_signal(signal.SIGKILL)
-                break
-    finally:
-        watchdog.cancel()
-        process.wait()
-    assert process.returncode == -signal.SIGKILL, f"not killed at {marker!r}:\n{''.join(seen)}"
+    result = invoke("sync-playlists", *args)
+    assert result.returncode == 1
+    assert_one_error_line(result, message, alone=True)
 
 
 @pytest.mark.parametrize(
@@ -328,7 +276,7 @@ def test_killed_then_resumed(home: Path, corpus: Corpus, tmp_path: Path, kill_po
         url = f"{files.base}/{{id}}.ogg"
         args = ["sync-playlists", "--mpd", str(corpus.mpd), "--audio-url", url, "--fetch-interval", "0", "--json"]
         reference_home = tmp_path / "reference"
-        reference = siamrec(*args, env={**os.environ, "SIAMREC_HOME": str(reference_home)})
+        reference = run_siamrec(*args, env={**os.environ, "SIAMREC_HOME": str(reference_home)})
         assert reference.returncode == 0, reference.stderr
         once = dict(files.hits)
         assert sorted(once) == sorted(f"{t}.ogg" for t in corpus.ids)
@@ -336,7 +284,7 @@ def test_killed_then_resumed(home: Path, corpus: Corpus, tmp_path: Path, kill_po
         resumed = {**os.environ, "SIAMREC_SYNC_BATCH": "3", "SIAMREC_SYNC_PAUSE": "0.2"}
         for marker in kill_points:
             run_until_killed(args, resumed, f"sync: {marker} done")
-        final = siamrec(*args)
+        final = run_siamrec(*args)
         assert final.returncode == 0, final.stderr
         assert {name: hits - once[name] for name, hits in files.hits.items()} == once  # each file fetched once
     summary = json.loads(final.stdout)
@@ -345,7 +293,7 @@ def test_killed_then_resumed(home: Path, corpus: Corpus, tmp_path: Path, kill_po
         expected = snapshot(store, relative_to=reference_home)
     with Store.open(resolve_settings()) as store:
         assert snapshot(store, relative_to=home) == expected
-    again = json.loads(siamrec(*args).stdout)
+    again = json.loads(run_siamrec(*args).stdout)
     assert (again["tracks_written"], again["playlists_written"], again["fetched"], again["embedded"]) == (0, 0, 0, 0)
 
 

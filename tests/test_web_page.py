@@ -17,11 +17,11 @@ from typing import Any
 
 import httpx
 import pytest
-from web_stores import API_KEY, HOSTILE_NAME, keyed_fixture, service_fixture, store_fixture  # noqa: F401
 
 from siamrec.audio import identify
 from siamrec.testing import chord, drums, write_audio
 from siamrec.uris import local_track_uri
+from tests.web_stores import API_KEY, HOSTILE_NAME, keyed_fixture, service_fixture, store_fixture  # noqa: F401
 
 CHROMIUM = os.environ.get("SIAMREC_CHROMIUM", "/usr/bin/chromium")
 if not Path(CHROMIUM).is_file():

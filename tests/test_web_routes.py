@@ -10,16 +10,14 @@ from typing import Any
 
 import httpx
 import numpy as np
-from test_service import serving, siamrec
-from web_stores import API_KEY, keyed_fixture, service_fixture, store_fixture  # noqa: F401
 
 from siamrec.audio import identify
-from siamrec.service.config import ServiceConfig
 from siamrec.service.web_routes import project_2d
 from siamrec.testing import chord, drums, write_audio
 from siamrec.uris import local_track_uri
-
-PROBLEM = "application/problem+json"
+from tests.cli import answer, home_env
+from tests.service import PROBLEM, service_config, serving
+from tests.web_stores import API_KEY, keyed_fixture, service_fixture, store_fixture  # noqa: F401
 
 
 def test_the_page_loads_without_the_key_and_nothing_else_does(keyed: str, library_files: dict[str, Path]) -> None:
@@ -67,7 +65,7 @@ def test_audio_refuses_moved_swapped_and_symlinked_files(tmp_path: Path, tiny_mo
         "cached.wav": write_audio(home / "cache" / "audio" / "k" / "audio.wav", chord(3.0, 520.0)),
     }
     uris = {name: local_track_uri(identify(path)) for name, path in files.items()}
-    siamrec(home, tiny_model, "add-track", *(str(p) for p in files.values()))
+    answer("add-track", *(str(p) for p in files.values()), env=home_env(home, tiny_model))
     secret = tmp_path / "secret.txt"
     secret.write_text("the server's secret\n" * 100)
     files["swapped.wav"].unlink()
@@ -77,7 +75,7 @@ def test_audio_refuses_moved_swapped_and_symlinked_files(tmp_path: Path, tiny_mo
     os.mkfifo(files["fifo.wav"])  # opening a FIFO for reading would wait for a writer forever
     shutil.move(music / "folder", tmp_path / "elsewhere")
     (music / "folder").symlink_to(tmp_path / "elsewhere")  # a folder on the way became a link
-    with serving(ServiceConfig(home=str(home), model=str(tiny_model))) as base:
+    with serving(service_config(home, tiny_model)) as base:
         for name in ("swapped.wav", "gone.wav", "linked.wav", "stray.wav", "fifo.wav"):
             refused = httpx.get(f"{base}/tracks/{uris[name]}/audio", headers={"Range": "bytes=0-99"})
             assert refused.status_code == 404, name

@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_service import serving, siamrec
 
 from siamrec.audio import identify
-from siamrec.service.config import ServiceConfig
 from siamrec.uris import local_playlist_uri, local_track_uri
+from tests.cli import answer, home_env
+from tests.service import service_config, serving
 
 HOSTILE_NAME = "<img src=x onerror=alert(1)>"
 API_KEY = "page-key-123"
@@ -26,11 +26,11 @@ def store_fixture(
 ) -> dict[str, Any]:
     """A home filled through the CLI: every library file, 'Chords', 'Beats' and a playlist with a hostile name."""
     home = tmp_path_factory.mktemp("web") / "home"
-    files = library_files
-    siamrec(home, tiny_model, "add-track", *(str(p) for p in files.values()))
-    siamrec(home, tiny_model, "playlist", "create", "Chords", str(files["chord_a.wav"]), str(files["chord_c.flac"]))
-    siamrec(home, tiny_model, "playlist", "create", "Beats", str(files["drums_120.wav"]))
-    siamrec(home, tiny_model, "playlist", "create", HOSTILE_NAME, str(files["noise.ogg"]))
+    env, files = home_env(home, tiny_model), library_files
+    answer("add-track", *(str(p) for p in files.values()), env=env)
+    answer("playlist", "create", "Chords", str(files["chord_a.wav"]), str(files["chord_c.flac"]), env=env)
+    answer("playlist", "create", "Beats", str(files["drums_120.wav"]), env=env)
+    answer("playlist", "create", HOSTILE_NAME, str(files["noise.ogg"]), env=env)
     return {
         "home": home,
         "chords": local_playlist_uri("Chords"),
@@ -41,7 +41,7 @@ def store_fixture(
 
 @pytest.fixture(scope="module", name="service")
 def service_fixture(store: dict[str, Any], tiny_model: Path) -> Iterator[str]:
-    with serving(ServiceConfig(home=str(store["home"]), model=str(tiny_model))) as base:
+    with serving(service_config(store["home"], tiny_model)) as base:
         yield base
 
 
@@ -52,7 +52,7 @@ def keyed_fixture(
     """A second, smaller store served with an API key (a store is held by one service at a time)."""
     home = tmp_path_factory.mktemp("keyed") / "home"
     names = ("chord_a.wav", "chord_c.flac", "drums_120.wav")
-    siamrec(home, tiny_model, "add-track", *(str(library_files[n]) for n in names))
-    siamrec(home, tiny_model, "playlist", "create", "Chords", str(library_files["chord_a.wav"]))
-    with serving(ServiceConfig(home=str(home), model=str(tiny_model), api_key=API_KEY)) as base:
+    answer("add-track", *(str(library_files[n]) for n in names), env=home_env(home, tiny_model))
+    answer("playlist", "create", "Chords", str(library_files["chord_a.wav"]), env=home_env(home, tiny_model))
+    with serving(service_config(home, tiny_model, api_key=API_KEY)) as base:
         yield base

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import importlib
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
@@ -80,14 +81,40 @@ class LazyGroup(click.Group):
             formatter.write_dl([(name, COMMANDS[name][2]) for name in self.list_commands(ctx)])
 
 
+# The global options, declared once: the group takes each before the command, and a command that uses them
+# (siamrec.cli.common.store_options, json_option) after it too, where the value given after wins.
+GLOBAL_OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
+    "home": (("--home",), {"help": "Data folder [env SIAMREC_HOME; default: the platform's data folder]."}),
+    "qdrant_url": (("--qdrant-url",), {"help": "Qdrant server or cluster URL [env SIAMREC_QDRANT_URL]."}),
+    "qdrant_api_key": (("--qdrant-api-key",), {"help": "Qdrant API key [env SIAMREC_QDRANT_API_KEY]."}),
+    "model": (("--model",), {"help": "ONNX encoder [env SIAMREC_MODEL; default: the shipped model]."}),
+    "device": (
+        ("--device",),
+        {
+            "type": click.Choice(["auto", "cpu", "cuda"]),
+            "help": "Where ONNX inference runs [default: auto, CUDA when onnxruntime-gpu sees a GPU].",
+        },
+    ),
+    "as_json": (("--json",), {"is_flag": True, "help": "Print one JSON document on stdout."}),
+}
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def global_options(*names: str) -> Callable[[F], F]:
+    """click options for the global options `names` (all of them when none is named), declared in GLOBAL_OPTIONS."""
+
+    def decorate(func: F) -> F:
+        for name in reversed(names or tuple(GLOBAL_OPTIONS)):
+            flags, attributes = GLOBAL_OPTIONS[name]
+            func = click.option(*flags, name, **attributes)(func)
+        return func
+
+    return decorate
+
+
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="siamrec")
-@click.option("--home", help="Data folder [env SIAMREC_HOME; default: the platform's data folder].")
-@click.option("--qdrant-url", help="Qdrant server or cluster URL [env SIAMREC_QDRANT_URL].")
-@click.option("--qdrant-api-key", help="Qdrant API key [env SIAMREC_QDRANT_API_KEY].")
-@click.option("--model", help="ONNX encoder [env SIAMREC_MODEL; default: the shipped model].")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="Where ONNX inference runs.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
+@global_options()
 @click.option("-v", "--verbose", count=True, help="Log more on stderr (-v: info, -vv: debug).")
 @click.option("-q", "--quiet", is_flag=True, help="Log errors only.")
 def cli(verbose: int, quiet: bool, **_: object) -> None:

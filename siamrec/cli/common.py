@@ -19,8 +19,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.segment import Segment
 from rich.text import Text
 
-from siamrec.cli import error_line, stderr_line
-from siamrec.config import Settings, check_qdrant_url, resolve_settings
+from siamrec.cli import error_line, global_options, stderr_line
+from siamrec.config import Settings, resolve_settings
 from siamrec.names import escape_controls, quoted
 
 MULTILINE = "\n\t"  # the control characters a console may be given: rich lays them out itself
@@ -64,29 +64,13 @@ def root_option(name: str) -> Any:
 
 
 def store_options(func: F | None = None, *, model_option: bool = True, device_option: bool = True) -> Any:
-    """--home, --qdrant-url, --qdrant-api-key, --model, --device → one Settings `settings` kwarg.
+    """--home, --qdrant-url, --qdrant-api-key, --model, --device → one Settings `settings` kwarg, resolved once.
 
     Each may also be given before the subcommand; after it wins. `model_option=False` leaves --model out,
     `device_option=False` --device (a command with a device option of its own).
     """
     if func is None:
         return functools.partial(store_options, model_option=model_option, device_option=device_option)
-    options = [
-        click.option("--home", help="Data folder [env SIAMREC_HOME; default: the platform's data folder]."),
-        click.option("--qdrant-url", help="Qdrant server or cluster URL [env SIAMREC_QDRANT_URL]."),
-        click.option("--qdrant-api-key", help="Qdrant API key [env SIAMREC_QDRANT_API_KEY]."),
-    ]
-    if device_option:
-        options.append(
-            click.option(
-                "--device",
-                type=click.Choice(["auto", "cpu", "cuda"]),
-                default=None,
-                help="Where ONNX inference runs [default: auto, CUDA when onnxruntime-gpu sees a GPU].",
-            )
-        )
-    if model_option:
-        options.append(click.option("--model", "model", help="ONNX encoder [env SIAMREC_MODEL; default: shipped]."))
     ours = SETTINGS_KEYS[:3] + ("model",) * model_option + ("device",) * device_option
 
     @functools.wraps(func)  # keeps options declared below this decorator (click stores them on func)
@@ -95,13 +79,9 @@ def store_options(func: F | None = None, *, model_option: bool = True, device_op
         merged = {key: value if value is not None else root_option(key) for key, value in given.items()}
         merged["device"] = merged["device"] or "auto"
         kwargs["settings"] = resolve_settings(**merged)
-        if kwargs["settings"].qdrant_url:
-            check_qdrant_url(kwargs["settings"].qdrant_url)
         return func(**kwargs)
 
-    for option in reversed(options):
-        wrapper = option(wrapper)
-    return wrapper
+    return global_options(*ours)(wrapper)
 
 
 def quiet() -> bool:
@@ -138,7 +118,7 @@ def json_option(func: F) -> F:
         kwargs["as_json"] = bool(kwargs.get("as_json") or root_option("as_json"))
         return func(**kwargs)
 
-    return click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")(wrapper)
+    return global_options("as_json")(wrapper)
 
 
 def print_json(payload: Any) -> None:

@@ -86,15 +86,12 @@ def serve(
     settings: Settings,
 ) -> None:
     """Serve the recommender over HTTP (OpenAPI docs at /docs)."""
-    from siamrec.service.config import API_KEY_ENV, CONFIG_ENV, ServiceConfig
+    from siamrec.service.config import API_KEY_ENV, CONFIG_ENV, QDRANT_API_KEY_ENV, ServiceConfig
 
     if workers > 1 and settings.qdrant_url is None:
         raise ConfigError("--workers > 1 needs --qdrant-url: the embedded store can be opened by one process only")
     config = ServiceConfig(
-        home=str(settings.home),
-        qdrant_url=settings.qdrant_url,
-        model=str(settings.model_path) if settings.model_path else None,
-        device=settings.device,
+        settings,
         host=host,
         max_upload_bytes=int(max_upload_mb * 1e6),
         max_duration_s=max_duration_s,
@@ -126,6 +123,8 @@ def serve(
         uvicorn.Server(ServerConfig(create_app(config, service), config, log_level="info")).run(sockets=[sock])
         return
     service.close()
-    os.environ[CONFIG_ENV] = config.to_environment()
+    os.environ[CONFIG_ENV] = config.to_environment()  # the workers rebuild these settings, never resolve anew
+    if settings.qdrant_api_key:  # a --qdrant-api-key flag reaches the workers as their environment, not as JSON
+        os.environ[QDRANT_API_KEY_ENV] = settings.qdrant_api_key
     app = "siamrec.service.app:app_from_environment"
     Multiprocess(ServerConfig(app, config, factory=True, workers=workers), sockets=[sock]).run()

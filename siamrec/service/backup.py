@@ -34,7 +34,7 @@ def add_backup_route(app: FastAPI) -> None:
         service = request.app.state.service
         if not service.embedded:
             raise ConfigError("this service uses a Qdrant server: back it up with Qdrant's snapshots")
-        home = service.config.settings().home
+        home = service.config.settings.home
         target = home / "backups" / f".serving-{uuid.uuid4().hex}{SUFFIX}"
         try:
             await service.in_store(write_backup, service.store.backend, target)

@@ -1,4 +1,5 @@
-"""The service's settings, passed to every uvicorn worker through one environment variable."""
+"""The service's configuration: the one Settings of `siamrec serve` (store, model, device; siamrec.config) and
+the options only a service has; passed to every uvicorn worker through one environment variable."""
 
 from __future__ import annotations
 
@@ -6,23 +7,25 @@ import ipaddress
 import json
 import os
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
 
-from siamrec.config import Settings, resolve_settings
+from siamrec.config import Settings
 from siamrec.errors import ConfigError
 
 CONFIG_ENV = "SIAMREC_SERVE_CONFIG"
 API_KEY_ENV = "SIAMREC_API_KEY"
+QDRANT_API_KEY_ENV = "SIAMREC_QDRANT_API_KEY"  # a worker's Qdrant key: a secret never goes into CONFIG_ENV
+SETTINGS_PATHS = ("home", "model_path", "cache_dir")  # the Settings fields that are paths (JSON holds strings)
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
 @dataclass(frozen=True)
 class ServiceConfig:
-    """Everything one service process needs; the API key comes from SIAMREC_API_KEY, never a flag."""
+    """Everything one service process needs: the settings resolved once by `siamrec serve` (as for every
+    command) and the service's own options; the API key comes from SIAMREC_API_KEY, never a flag."""
 
-    home: str | None = None
-    qdrant_url: str | None = None
-    model: str | None = None
-    device: str = "auto"
+    settings: Settings
     host: str = "127.0.0.1"
     max_upload_bytes: int = 200 * 1024 * 1024
     max_body_bytes: int = 8 * 1024 * 1024  # every body except an upload (JSON: playlists, seeds)
@@ -42,10 +45,6 @@ class ServiceConfig:
     cors_origins: tuple[str, ...] = ()
     metric: str = "auto"  # plain, adapted (the store's `siamrec adapt` metric) or auto (adapted when stored)
     api_key: str | None = field(default=None, repr=False)
-
-    def settings(self) -> Settings:
-        """The store/model settings, resolved the way every CLI command resolves them."""
-        return resolve_settings(home=self.home, qdrant_url=self.qdrant_url, model=self.model, device=self.device)
 
     def checked(self) -> ServiceConfig:
         """Refuse configurations that would expose the store: off-loopback without a key, bad networks."""
@@ -70,15 +69,25 @@ class ServiceConfig:
         return self
 
     def to_environment(self) -> str:
-        """JSON for CONFIG_ENV, without the key (workers read SIAMREC_API_KEY themselves)."""
-        return json.dumps({k: v for k, v in asdict(self).items() if k != "api_key"})
+        """JSON for CONFIG_ENV, without the keys (workers read SIAMREC_API_KEY and SIAMREC_QDRANT_API_KEY)."""
+        options = {k: v for k, v in asdict(self).items() if k not in ("api_key", "settings")}
+        settings = {k: v for k, v in asdict(self.settings).items() if k != "qdrant_api_key"}
+        return json.dumps({**options, "settings": settings}, default=str)
 
     @classmethod
     def from_environment(cls) -> ServiceConfig:
-        raw = json.loads(os.environ.get(CONFIG_ENV) or "{}")
+        """The configuration `siamrec serve` resolved, as a worker process rebuilds it (nothing resolved again)."""
+        raw: dict[str, Any] = json.loads(os.environ.get(CONFIG_ENV) or "{}")
         for key in ("fetch_allow_networks", "cors_origins"):
             raw[key] = tuple(raw.get(key, ()))
+        raw["settings"] = _settings_from_json(raw.get("settings") or {})
         return cls(**raw, api_key=os.environ.get(API_KEY_ENV)).checked()
+
+
+def _settings_from_json(raw: dict[str, Any]) -> Settings:
+    """Settings from ServiceConfig.to_environment's JSON, the Qdrant key from this process's environment."""
+    values = {k: Path(v) if k in SETTINGS_PATHS and v is not None else v for k, v in raw.items()}
+    return Settings(**values, qdrant_api_key=os.environ.get(QDRANT_API_KEY_ENV) or None)
 
 
 def _check_api_key(key: str) -> None:

@@ -25,7 +25,7 @@ SERVER_STORE_THREADS = 8
 
 class Service:
     def __init__(self, config: ServiceConfig) -> None:
-        settings = config.settings()
+        settings = config.settings
         self.config = config
         self.embedded = settings.qdrant_url is None
         self.uploads: Path = (settings.home / "uploads").resolve()

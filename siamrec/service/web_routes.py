@@ -180,7 +180,7 @@ def _checked(fd: int, path: Path) -> Container | None:
 def _in_known_place(path: Path, service: Any) -> bool:
     """Library files may be anywhere they were added from; inside the service's own folders only its uploads and
     audio cache hold audio (never the store's files or tokens)."""
-    settings = service.config.settings()
+    settings = service.config.settings
     own = [settings.home.resolve(), settings.cache_dir.resolve()]
     audio = [service.uploads, (settings.cache_dir / "audio").resolve()]
     inside = [folder for folder in own if path.is_relative_to(folder)]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import struct
 import subprocess
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +26,8 @@ from siamrec.names import path_from_payload
 from siamrec.store import Store
 from siamrec.testing import chord, drums, noise, write_audio
 from siamrec.uris import local_track_uri
-
-Cli = Callable[..., subprocess.CompletedProcess[str]]
-Dump = Callable[[], dict[str, Any]]
-OneLine = Callable[..., str]
+from tests.cli import assert_one_error_line, run_siamrec, stderr_messages
+from tests.stores import dump_store
 
 
 def written_as(raw: bytes, signal: np.ndarray) -> Path:
@@ -46,7 +43,7 @@ def track_id(path: Path) -> str:
 
 
 @pytest.fixture
-def filled(home: Path, tmp_path: Path, tiny_model: Path, dump_store: Dump) -> dict[str, Any]:
+def filled(home: Path, tmp_path: Path, tiny_model: Path) -> dict[str, Any]:
     """A store holding one track already (added in-process, for speed): every test checks it survives."""
     first = write_audio(tmp_path / "stored" / "first.wav", chord(4.0, 196.0))
     with Store.open(resolve_settings()) as store:
@@ -65,14 +62,14 @@ def assert_only_added(before: dict[str, Any], after: dict[str, Any], added: list
 
 
 def test_enormous_samples_fail_alone(
-    filled: dict[str, Any], tmp_path: Path, siamrec_cli: Cli, dump_store: Dump, one_error_line: OneLine
+    filled: dict[str, Any], tmp_path: Path
 ) -> None:
     folder = tmp_path / "batch"
     good = [write_audio(folder / "a.wav", drums(4.0)), write_audio(folder / "c.flac", chord(4.0, 330.0))]
     huge = folder / "b_huge.wav"  # finite float32, far beyond any real audio: the mel power overflows
     sf.write(str(huge), (noise(4.0, level=1.0) * 1e30).astype(np.float32), C.SAMPLE_RATE, subtype="FLOAT")
-    result = siamrec_cli("add-track", str(folder))
-    line = one_error_line(result, "b_huge.wav", "skipped:")
+    result = run_siamrec("add-track", str(folder))
+    line = assert_one_error_line(result, "b_huge.wav", "skipped:", alone=True)
     assert "no usable vector" in line and "e+30" in line
     assert_only_added(filled, dump_store(), good)
 
@@ -151,11 +148,11 @@ TRUNCATED = {
 
 @pytest.mark.parametrize("case", sorted(TRUNCATED))
 def test_files_much_shorter_than_declared_are_refused(
-    case: str, filled: dict[str, Any], tmp_path: Path, siamrec_cli: Cli, dump_store: Dump, one_error_line: OneLine
+    case: str, filled: dict[str, Any], tmp_path: Path
 ) -> None:
     maker, fragment = TRUNCATED[case]
     bad = maker(tmp_path)
-    line = one_error_line(siamrec_cli("add-track", str(bad)), fragment, "skipped:")
+    line = assert_one_error_line(run_siamrec("add-track", str(bad)), fragment, "skipped:", alone=True)
     assert "truncated" in line and bad.name in line
     assert dump_store() == filled
 
@@ -198,14 +195,14 @@ def test_even_blocks_keep_bounded_evenly_spread_windows() -> None:
 
 @pytest.mark.parametrize("suffix", [".m4a", ".webm"])
 def test_ffmpeg_formats_are_added(
-    suffix: str, filled: dict[str, Any], tmp_path: Path, siamrec_cli: Cli, dump_store: Dump, stderr_messages: Any
+    suffix: str, filled: dict[str, Any], tmp_path: Path
 ) -> None:
     wav = write_audio(tmp_path / "src.wav", drums(40.0) + chord(40.0, 261.6))
     path = tmp_path / f"song{suffix}"
     ffmpeg("-i", str(wav), "-c:a", "aac" if suffix == ".m4a" else "libopus", str(path))
     windows, info = track_windows(path)
     assert windows.shape == (C.WINDOWS_PER_TRACK, C.WINDOW_SAMPLES) and abs(info.duration_s - 40.0) < 0.2
-    result = siamrec_cli("add-track", str(path))
+    result = run_siamrec("add-track", str(path))
     assert result.returncode == 0 and not stderr_messages(result.stderr), result.stderr
     assert_only_added(filled, dump_store(), [path])
 
@@ -215,24 +212,24 @@ def test_ffmpeg_formats_are_added(
 
 @pytest.mark.parametrize("name", ["notes.mp3", "two\nlines.mp3", "tab\there.ogg"])
 def test_non_audio_gives_one_line_and_no_native_notes(
-    name: str, filled: dict[str, Any], tmp_path: Path, siamrec_cli: Cli, dump_store: Dump, one_error_line: OneLine
+    name: str, filled: dict[str, Any], tmp_path: Path
 ) -> None:
     bad = tmp_path / name
     bad.write_bytes(b"ID3 not really\n" + bytes(range(256)) * 40)  # libmpg123 notes illegal headers on this
-    line = one_error_line(siamrec_cli("add-track", str(bad)), repr(name)[1:-1], "skipped:")
+    line = assert_one_error_line(run_siamrec("add-track", str(bad)), repr(name)[1:-1], "skipped:", alone=True)
     assert "Illegal" not in line and "Note:" not in line
     assert dump_store() == filled
 
 
 def test_native_notes_stay_silent_beside_good_files(
-    filled: dict[str, Any], tmp_path: Path, siamrec_cli: Cli, dump_store: Dump, stderr_messages: Any
+    filled: dict[str, Any], tmp_path: Path
 ) -> None:
     """Decoding runs in a thread pool: silencing one thread's decode must not swallow siamrec's own lines."""
     folder = tmp_path / "mixed"
     good = [write_audio(folder / f"good{i}.mp3", chord(3.0, 200.0 + 40 * i)) for i in range(4)]
     for i in range(3):
         (folder / f"junk{i}.mp3").write_bytes(bytes(range(256)) * 60)
-    result = siamrec_cli("add-track", str(folder))
+    result = run_siamrec("add-track", str(folder))
     assert result.returncode == 1
     lines = sorted(stderr_messages(result.stderr))
     assert [line.split(": ")[:2] for line in lines] == [["skipped", str(folder / f"junk{i}.mp3")] for i in range(3)]
@@ -243,15 +240,15 @@ def test_native_notes_stay_silent_beside_good_files(
 
 
 def test_non_utf8_names_are_added_and_reported(
-    filled: dict[str, Any], tmp_path: Path, siamrec_cli: Cli, dump_store: Dump, one_error_line: OneLine
+    filled: dict[str, Any], tmp_path: Path
 ) -> None:
     folder = tmp_path / "latin1"
     folder.mkdir()
     good = written_as(bytes(folder) + b"/caf\xe9.wav", chord(4.0, 246.9))
     bad = Path(os.fsdecode(bytes(folder) + b"/\xff\xfe.mp3"))
     bad.write_bytes(bytes(range(256)) * 40)
-    result = siamrec_cli("add-track", str(folder))
-    line = one_error_line(result, "\\xff\\xfe.mp3", "skipped:")
+    result = run_siamrec("add-track", str(folder))
+    line = assert_one_error_line(result, "\\xff\\xfe.mp3", "skipped:", alone=True)
     assert line.startswith("skipped: '") and "\\udc" not in line
     after = dump_store()
     assert_only_added(filled, after, [good])
@@ -261,11 +258,11 @@ def test_non_utf8_names_are_added_and_reported(
     payload["path"].encode("utf-8")
 
 
-def test_non_utf8_names_in_json_output(home: Path, tmp_path: Path, siamrec_cli: Cli) -> None:
+def test_non_utf8_names_in_json_output(home: Path, tmp_path: Path) -> None:
     import json
 
     path = written_as(bytes(tmp_path) + b"/na\xefve.flac", drums(4.0))
-    result = siamrec_cli("add-track", "--json", str(path))
+    result = run_siamrec("add-track", "--json", str(path))
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["added"] == 1
 
@@ -275,25 +272,25 @@ def test_non_utf8_names_in_json_output(home: Path, tmp_path: Path, siamrec_cli: 
 
 @pytest.mark.parametrize("content", ["empty", "no-audio"])
 def test_folder_with_nothing_to_read_gives_the_reason(
-    content: str, filled: dict[str, Any], tmp_path: Path, siamrec_cli: Cli, dump_store: Dump, one_error_line: OneLine
+    content: str, filled: dict[str, Any], tmp_path: Path
 ) -> None:
     folder = tmp_path / "nothing"
     folder.mkdir()
     if content == "no-audio":
         (folder / "cover.jpg").write_bytes(b"\xff\xd8 a picture")
         (folder / "notes.txt").write_text("liner notes")
-    line = one_error_line(siamrec_cli("add-track", str(folder)), "no audio files in", "siamrec: error:")
+    line = assert_one_error_line(run_siamrec("add-track", str(folder)), "no audio files in", alone=True)
     assert str(folder) in line and "flac" in line
     assert dump_store() == filled
 
 
 def test_non_utf8_names_in_playlist_create_and_folder_sync(
-    home: Path, tmp_path: Path, siamrec_cli: Cli, dump_store: Dump
+    home: Path, tmp_path: Path
 ) -> None:
     path = written_as(bytes(tmp_path) + b"/music/caf\xe9.wav", chord(4.0, 246.9))
-    created = siamrec_cli("playlist", "create", "Cafe", str(path))
+    created = run_siamrec("playlist", "create", "Cafe", str(path))
     assert created.returncode == 0, created.stderr
-    synced = siamrec_cli("sync-playlists", "--folder", str(path.parent))
+    synced = run_siamrec("sync-playlists", "--folder", str(path.parent))
     assert synced.returncode == 0, synced.stderr
     dump = dump_store()
     assert set(dump["tracks"]) == {track_id(path)}

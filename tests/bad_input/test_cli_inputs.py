@@ -10,26 +10,28 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cli_helpers import assert_one_line_error, dump_store, run_cli, run_process
+
+from tests.cli import assert_one_error_line, invoke, run_siamrec
+from tests.stores import dump_store
 
 MARKUP_NAMES = ("[bold]Loud :smile:", "[/]odd [red")
 
 
 def test_markup_in_names_is_shown_literally(
-    store_home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    store_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from siamrec.cli import common
 
     monkeypatch.setattr(common.stdout, "width", 240)  # wide enough that no name wraps
-    status, out, err = run_cli(capsys, "playlist", "list")
-    assert status == 0, err
+    done = invoke("playlist", "list")
+    assert done.returncode == 0, done.stderr
     for name in MARKUP_NAMES:
-        assert name in out
+        assert name in done.stdout
     for name in MARKUP_NAMES:
-        status, out, err = run_cli(capsys, "playlist", "show", name)
-        assert status == 0 and name in out, err
-        status, out, err = run_cli(capsys, "recommend", "--playlist", name, "--include-warm", "-k", "3")
-        assert status == 0 and name in out, err
+        done = invoke("playlist", "show", name)
+        assert done.returncode == 0 and name in done.stdout, done.stderr
+        done = invoke("recommend", "--playlist", name, "--include-warm", "-k", "3")
+        assert done.returncode == 0 and name in done.stdout, done.stderr
 
 
 @pytest.mark.parametrize(
@@ -54,18 +56,18 @@ def test_markup_in_names_is_shown_literally(
     ],
 )
 def test_bad_option_is_one_line_and_store_unchanged(
-    store_home: Path, capsys: pytest.CaptureFixture[str], args: tuple[str, ...], fragment: str
+    store_home: Path, args: tuple[str, ...], fragment: str
 ) -> None:
     before = dump_store(store_home)
-    status, out, err = run_cli(capsys, *args)
-    assert_one_line_error(status, err, fragment)
+    done = invoke(*args)
+    assert_one_error_line(done, fragment)
     assert dump_store(store_home) == before
 
 
 @pytest.mark.parametrize("kind", ["missing folder", "a folder", "wrong suffix", "read-only folder"])
 @pytest.mark.parametrize("option", ["--m3u", "--plot", "--png", "-o"])
 def test_output_path_is_checked_before_any_work(
-    store_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], option: str, kind: str
+    store_home: Path, tmp_path: Path, option: str, kind: str
 ) -> None:
     suffix = {"--m3u": ".m3u", "-o": ".onnx"}.get(option, ".png")
     if kind == "read-only folder":
@@ -91,49 +93,47 @@ def test_output_path_is_checked_before_any_work(
     }[option]
     before = dump_store(store_home)
     cache = store_home / "cache" / "bench"
-    status, _, err = run_cli(capsys, *command)
-    assert_one_line_error(status, err)
+    done = invoke(*command)
+    assert_one_error_line(done)
     assert dump_store(store_home) == before
     assert not cache.exists(), "the bench ran before its output path was checked"
 
 
-def test_special_filesystem_write_is_one_line(store_home: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    status, _, err = run_cli(
-        capsys, "recommend", "--playlist", MARKUP_NAMES[0], "--include-warm", "--m3u", "/proc/siamrec.m3u"
+def test_special_filesystem_write_is_one_line(store_home: Path) -> None:
+    done = invoke("recommend", "--playlist", MARKUP_NAMES[0], "--include-warm", "--m3u", "/proc/siamrec.m3u"
     )
-    assert_one_line_error(status, err)
+    assert_one_error_line(done)
 
 
-def test_absurd_mask_allocates_nothing_big(store_home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_absurd_mask_allocates_nothing_big(store_home: Path) -> None:
     """100,000 seeds per playlist is clipped to the longest playlist, not a terabyte array."""
-    status, out, err = run_cli(capsys, "bench", "--mask", "100000/1", "--seeds", "2", "--baseline", "none", "--json")
-    assert status == 0, err
-    assert json.loads(out)["splits"][0]["playlists_used"] == 2
+    done = invoke("bench", "--mask", "100000/1", "--seeds", "2", "--baseline", "none", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["splits"][0]["playlists_used"] == 2
 
 
 def test_truncated_vector_in_the_bench_cache_is_recomputed(
-    store_home: Path, capsys: pytest.CaptureFixture[str]
+    store_home: Path
 ) -> None:
     args = ("bench", "--mask", "2/2", "--seeds", "2", "--baseline", "mfcc", "--json")
-    status, out, err = run_cli(capsys, *args)
-    assert status == 0, err
+    done = invoke(*args)
+    assert done.returncode == 0, done.stderr
     cached = sorted((store_home / "cache" / "bench").rglob("*.npy"))
     assert cached
     cached[0].write_bytes(cached[0].read_bytes()[:40])
-    status, again, err = run_cli(capsys, *args)
-    assert status == 0, err
-    assert json.loads(again)["splits"] == json.loads(out)["splits"]
+    again = invoke(*args)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(again.stdout)["splits"] == json.loads(done.stdout)["splits"]
     assert np.load(cached[0]).ndim == 1
 
 
-def test_scores_are_cosines_for_both_strategies(store_home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_scores_are_cosines_for_both_strategies(store_home: Path) -> None:
     """best-score shows the best cosine to a seed (its first reason), not Qdrant's sigmoid of it."""
     for strategy in ("mean", "best-score"):
-        status, out, err = run_cli(
-            capsys, "recommend", "--playlist", MARKUP_NAMES[0], "--include-warm", "--strategy", strategy, "--json"
+        done = invoke("recommend", "--playlist", MARKUP_NAMES[0], "--include-warm", "--strategy", strategy, "--json"
         )
-        assert status == 0, err
-        results = json.loads(out)["results"]
+        assert done.returncode == 0, done.stderr
+        results = json.loads(done.stdout)["results"]
         assert results and all(-1.0 <= r["score"] <= 1.0 for r in results)
         if strategy == "best-score":
             assert all(r["score"] == pytest.approx(r["because_of"][0]["similarity"], abs=1e-5) for r in results)
@@ -141,13 +141,13 @@ def test_scores_are_cosines_for_both_strategies(store_home: Path, capsys: pytest
 
 def test_narrow_pipe_tables_do_not_wrap(store_home: Path) -> None:
     """At 80 columns through a pipe, each result stays on one line (cut with … rather than wrapped)."""
-    env = {"COLUMNS": "80", "SIAMREC_HOME": str(store_home)}
-    done = run_process("recommend", "--playlist", MARKUP_NAMES[0], "--include-warm", "-k", "3", env=env)
+    env = {**os.environ, "COLUMNS": "80", "SIAMREC_HOME": str(store_home)}
+    done = run_siamrec("recommend", "--playlist", MARKUP_NAMES[0], "--include-warm", "-k", "3", env=env)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert all(len(line) <= 80 for line in lines)
     assert sum(1 for line in lines if line.strip()[:1].isdigit()) == 3  # three results, three lines
-    done = run_process("bench", "--mask", "2/2", "--seeds", "2", "--baseline", "random", env=env)
+    done = run_siamrec("bench", "--mask", "2/2", "--seeds", "2", "--baseline", "random", env=env)
     assert done.returncode == 0, done.stderr
     assert all(len(line) <= 80 for line in done.stdout.splitlines())
     assert "chance (exact)" in done.stdout
@@ -178,13 +178,13 @@ def test_compact_bench_table_keeps_every_figure_whole_at_80_columns() -> None:
     assert "siamrec-default, adapted" in out
 
 
-def test_help_texts_and_plurals(capsys: pytest.CaptureFixture[str]) -> None:
-    _, out, _ = run_cli(capsys, "recommend", "--help")
-    assert "How many results" in out and "cosine similarity" in out
-    _, out, _ = run_cli(capsys, "export", "--help")
-    assert "ONNX file to write" in out
-    _, out, _ = run_cli(capsys, "bench", "--help")
-    assert "--compare-model" in out and "--model " not in out
+def test_help_texts_and_plurals() -> None:
+    done = invoke("recommend", "--help")
+    assert "How many results" in done.stdout and "cosine similarity" in done.stdout
+    done = invoke("export", "--help")
+    assert "ONNX file to write" in done.stdout
+    done = invoke("bench", "--help")
+    assert "--compare-model" in done.stdout and "--model " not in done.stdout
 
 
 def test_bench_progress_advances_per_track(store_home: Path, tmp_path: Path) -> None:
@@ -201,25 +201,25 @@ def test_bench_progress_advances_per_track(store_home: Path, tmp_path: Path) -> 
 
 
 def test_tex_like_names_draw_literally(
-    store_home: Path, tmp_path: Path, library_files: dict[str, Path], capsys: pytest.CaptureFixture[str]
+    store_home: Path, tmp_path: Path, library_files: dict[str, Path]
 ) -> None:
     """matplotlib would parse `$…$` in a legend as TeX (and fail on bad TeX): names stay data."""
     m3u = tmp_path / "tex.m3u"
     m3u.write_text("#PLAYLIST:$\\frac{$ money\n" + "\n".join(str(f) for f in sorted(library_files.values())[:3]))
-    status, _, err = run_cli(capsys, "sync-playlists", "--m3u", str(m3u))
-    assert status == 0, err
-    status, _, err = run_cli(capsys, "map", "--png", str(tmp_path / "map.png"), "--method", "pca")
-    assert status == 0, err
+    done = invoke("sync-playlists", "--m3u", str(m3u))
+    assert done.returncode == 0, done.stderr
+    done = invoke("map", "--png", str(tmp_path / "map.png"), "--method", "pca")
+    assert done.returncode == 0, done.stderr
     assert (tmp_path / "map.png").stat().st_size > 0
 
 
 def test_missing_bench_extra_is_one_line(
-    store_home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    store_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A core install (make demo before it installed siamrec[bench]) gets one line, not a librosa traceback."""
     import importlib.util
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "librosa" else real(name, *a))
-    status, _, err = run_cli(capsys, "bench", "--mask", "2/2")
-    assert_one_line_error(status, err, "siamrec[bench]")
+    done = invoke("bench", "--mask", "2/2")
+    assert_one_error_line(done, "siamrec[bench]")

@@ -25,7 +25,9 @@ from typing import Any
 from urllib.parse import urlparse
 
 import pytest
-from cli_helpers import assert_one_line_error, dump_store, run_cli, run_process
+
+from tests.cli import assert_one_error_line, invoke, run_siamrec
+from tests.stores import dump_store
 
 ROOT = Path(__file__).resolve().parents[2]
 BAR = "━"  # rich's progress bar
@@ -65,7 +67,7 @@ def test_quiet_draws_no_progress_bar_on_a_terminal(home: Path, library_files: di
     assert status == 0 and BAR in drawn  # what -q must take away
     status, drawn = run_on_terminal("-q", "add-track", str(library_files["chord_c.flac"]))
     assert status == 0 and drawn.strip() == "", drawn
-    quiet = run_process("-q", "playlist", "create", "Two", *(str(p) for p in library_files.values()))
+    quiet = run_siamrec("-q", "playlist", "create", "Two", *(str(p) for p in library_files.values()))
     assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
 
 
@@ -74,12 +76,12 @@ def test_quiet_draws_no_progress_bar_on_a_terminal(home: Path, library_files: di
 
 def test_bench_says_each_stage_on_a_pipe_and_nothing_with_quiet(store_home: Path) -> None:
     before = dump_store(store_home)
-    done = run_process("bench", "--mask", "2/2", "--seeds", "2", "--baseline", "mfcc")
+    done = run_siamrec("bench", "--mask", "2/2", "--seeds", "2", "--baseline", "mfcc")
     assert done.returncode == 0, done.stderr
     lines = done.stderr.splitlines()
     assert lines[0].startswith("bench: embedding the audio of 7 tracks (mfcc)…"), done.stderr
     assert "bench: scoring 2 random splits of 1 mask…" in lines, done.stderr
-    quiet = run_process("-q", "bench", "--mask", "2/2", "--seeds", "2", "--baseline", "mfcc", "--json")
+    quiet = run_siamrec("-q", "bench", "--mask", "2/2", "--seeds", "2", "--baseline", "mfcc", "--json")
     assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
     assert json.loads(quiet.stdout)["n_tracks"] == 7
     assert dump_store(store_home) == before
@@ -89,23 +91,23 @@ def test_bench_says_each_stage_on_a_pipe_and_nothing_with_quiet(store_home: Path
 
 
 def test_add_track_names_each_vanished_file(
-    home: Path, tmp_path: Path, library_files: dict[str, Path], capsys: pytest.CaptureFixture[str]
+    home: Path, tmp_path: Path, library_files: dict[str, Path]
 ) -> None:
     folder = tmp_path / "music"
     folder.mkdir()
     copies = [Path(shutil.copy2(library_files[name], folder)) for name in ("chord_a.wav", "noise.ogg", "drums_90.flac")]
-    assert run_cli(capsys, "add-track", str(folder))[0] == 0
+    assert invoke("add-track", str(folder)).returncode == 0
     for gone in copies[:2]:
         gone.unlink()
     before = dump_store(home)
-    kept = run_process("add-track", str(folder))
+    kept = run_siamrec("add-track", str(folder))
     assert kept.returncode == 0, kept.stderr
     assert sorted(line for line in kept.stderr.splitlines() if line.startswith("vanished:")) == [
         f"vanished: {gone}: the file is gone; --prune removes its track" for gone in sorted(copies[:2])
     ]
     assert "vanished 2 (--prune removes them)" in kept.stdout
     assert dump_store(home) == before
-    pruned = run_process("add-track", "--prune", str(folder))
+    pruned = run_siamrec("add-track", "--prune", str(folder))
     assert pruned.returncode == 0, pruned.stderr
     assert sorted(line for line in pruned.stderr.splitlines() if line.startswith("removed:")) == [
         f"removed: {gone}: the file is gone, so is its track" for gone in sorted(copies[:2])
@@ -120,7 +122,7 @@ def test_add_track_names_each_vanished_file(
 def test_a_group_without_its_command_prints_its_help(args: tuple[str, ...]) -> None:
     """As click (>= 8.2) and git do: the usage and the command list, and a failing status for scripts (an empty
     `$command` must not pass), without the `siamrec: error:` that made the whole help look like one error."""
-    done = run_process(*args)
+    done = run_siamrec(*args)
     assert done.returncode == 2 and done.stdout == ""
     usage = done.stderr.splitlines()[0]  # `python -m siamrec`, as click names it when run so
     assert usage.startswith("Usage: ") and usage.endswith(" ".join(["siamrec", *args, "[OPTIONS] COMMAND [ARGS]..."]))
@@ -133,7 +135,7 @@ def test_map_without_the_bench_extra_suggests_only_the_install(home: Path, tmp_p
     done = subprocess.run(
         [sys.executable, "-c", hide, "map", "--png", str(tmp_path / "map.png")], capture_output=True, text=True
     )
-    line = assert_one_line_error(done.returncode, done.stderr, "pip install 'siamrec[bench]'")
+    line = assert_one_error_line(done, "pip install 'siamrec[bench]'")
     assert "--baseline" not in line and "map needs matplotlib, sklearn" in line
     assert not (tmp_path / "map.png").exists()
 
@@ -148,13 +150,13 @@ def test_train_takes_the_store_options_before_or_after_the_command(
     not_a_folder.write_text("")
     home_option = ("--home", str(not_a_folder))
     train = ("train", "--from-store", "--out", str(tmp_path / "run"))
-    done = run_process(*home_option, *train) if before_command else run_process(*train, *home_option)
-    assert_one_line_error(done.returncode, done.stderr, f"{not_a_folder} (--home / SIAMREC_HOME) is a file")
+    done = run_siamrec(*home_option, *train) if before_command else run_siamrec(*train, *home_option)
+    assert_one_error_line(done, f"{not_a_folder} (--home / SIAMREC_HOME) is a file")
     empty = tmp_path / "empty"
     empty.mkdir()
     home_option = ("--home", str(empty))
-    done = run_process(*home_option, *train) if before_command else run_process(*train, *home_option)
-    assert_one_line_error(done.returncode, done.stderr, f"--from-store: the store in {empty} is empty")
+    done = run_siamrec(*home_option, *train) if before_command else run_siamrec(*train, *home_option)
+    assert_one_error_line(done, f"--from-store: the store in {empty} is empty")
     assert not (tmp_path / "run").exists() and not home.exists()
 
 
@@ -191,21 +193,20 @@ def subsonic() -> Iterator[str]:
 
 
 def test_publish_table_cuts_long_cells_at_80_columns(
-    home: Path, subsonic: str, library_files: dict[str, Path], capsys: pytest.CaptureFixture[str]
+    home: Path, subsonic: str, library_files: dict[str, Path]
 ) -> None:
     server = f"127.0.0.1-{urlparse(subsonic).port}"
     files = sorted(library_files.values())
     name = "Songs for a very long drive along the coast in late summer"
-    assert run_cli(capsys, "playlist", "create", name, *(str(f) for f in files[:2]))[0] == 0
+    assert invoke("playlist", "create", name, *(str(f) for f in files[:2])).returncode == 0
     for i, file in enumerate(files[2:5]):
         title, artist = f"A song title that goes on and on, part {i}", "An artist with a long name"
-        added = run_cli(capsys, "add-track", str(file), "--uri", f"subsonic:{server}:track:{i}", "--title", title,
-                        "--artist", artist)  # fmt: skip
-        assert added[0] == 0, added[2]
+        invoke("add-track", str(file), "--uri", f"subsonic:{server}:track:{i}", "--title", title, "--artist", artist,
+               check=True)  # fmt: skip
     before = dump_store(home)
-    done = run_process(
+    done = run_siamrec(
         "publish", "--subsonic", subsonic, "--subsonic-user", "alice", "--playlist", name, "-k", "3", "--dry-run",
-        env={"SIAMREC_SUBSONIC_PASSWORD": "secret", "COLUMNS": "80"},
+        env={**os.environ, "SIAMREC_SUBSONIC_PASSWORD": "secret", "COLUMNS": "80"},
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()

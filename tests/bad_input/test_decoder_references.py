@@ -23,10 +23,6 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from cli_helpers import dump_store
-from servers import FileServer
-from test_service import assert_problem, serving, siamrec, upload
-from test_subsonic_hostile import HostileServer, sync
 
 from siamrec import constants as C
 from siamrec import ffmpeg_decode, sniff
@@ -47,10 +43,14 @@ from siamrec.testing import (
     id3_tagged,
     write_audio,
 )
+from tests.bad_input.hostile import HostileServer, sync
+from tests.cli import answer, home_env, run_siamrec, stderr_messages
+from tests.servers import FileServer
+from tests.service import assert_problem, service_config, serving, upload
+from tests.stores import dump_store
 
 SECRET_SECONDS = 4.0
 FETCH_NOW = FetchOptions(workers=1, min_interval_s=0.0, max_attempts=1)
-Cli = Callable[..., subprocess.CompletedProcess[str]]
 
 
 def ffmpeg(*args: str) -> None:
@@ -139,7 +139,8 @@ def untouched() -> Iterator[Callable[[list[Path]], None]]:
 def filled_home(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path, library_files: dict[str, Path]) -> Path:
     """A store with two tracks of the test library, made once; each test works on its own copy."""
     home = tmp_path_factory.mktemp("filled") / "home"
-    siamrec(home, tiny_model, "add-track", str(library_files["chord_a.wav"]), str(library_files["drums_90.flac"]))
+    env = home_env(home, tiny_model)
+    answer("add-track", str(library_files["chord_a.wav"]), str(library_files["drums_90.flac"]), env=env)
     return home
 
 
@@ -156,14 +157,14 @@ def store_home(filled_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 
 def test_add_track_refuses_every_list_and_reads_no_file_it_names(
-    store_home: Path, tmp_path: Path, siamrec_cli: Cli, stderr_messages: Any, untouched: Any
+    store_home: Path, tmp_path: Path, untouched: Any
 ) -> None:
     folder = tmp_path / "incoming"
     folder.mkdir()
     untouched(write_secrets(folder))
     files = hostile_files(folder, folder)
     before = dump_store(store_home)
-    result = siamrec_cli("add-track", *(str(f) for f in files))
+    result = run_siamrec("add-track", *(str(f) for f in files))
     assert result.returncode != 0
     lines = stderr_messages(result.stderr)
     assert sorted(line.split(": ")[1].strip("'") for line in lines) == sorted(map(str, files)), result.stderr
@@ -177,16 +178,15 @@ def test_add_track_refuses_every_list_and_reads_no_file_it_names(
 
 
 @pytest.fixture
-def service_config(store_home: Path, tiny_model: Path) -> ServiceConfig:
+def fetching_config(store_home: Path, tiny_model: Path) -> ServiceConfig:
     """The service over the copied store, fetching allowed from loopback (where the test's file server is)."""
-    return ServiceConfig(
-        home=str(store_home), model=str(tiny_model), allow_fetch=True, fetch_allow_networks=("127.0.0.1/32",),
-        max_duration_s=60.0,
-    )  # fmt: skip
+    return service_config(
+        store_home, tiny_model, allow_fetch=True, fetch_allow_networks=("127.0.0.1/32",), max_duration_s=60.0
+    )
 
 
 def test_uploads_and_fetches_of_lists_are_refused_alike_whether_their_target_exists(
-    service_config: ServiceConfig, store_home: Path, tmp_path: Path, untouched: Any
+    fetching_config: ServiceConfig, store_home: Path, tmp_path: Path, untouched: Any
 ) -> None:
     uploads = store_home / "uploads"  # the ffconcat list names a file beside itself: put one there
     uploads.mkdir(parents=True, exist_ok=True)
@@ -199,7 +199,7 @@ def test_uploads_and_fetches_of_lists_are_refused_alike_whether_their_target_exi
         (served / f"{kind}.aac").write_bytes(present[kind])
         (served / f"{kind}-missing.aac").write_bytes(missing[kind])
     before = dump_store(store_home)
-    with serving(service_config) as base, httpx.Client(base_url=base, timeout=60) as client, FileServer(served) as web:
+    with serving(fetching_config) as base, httpx.Client(base_url=base, timeout=60) as client, FileServer(served) as web:
         for kind in present:
             answers = []
             for name in (f"{kind}.aac", f"{kind}-missing.aac"):
@@ -228,11 +228,11 @@ def m4a_claiming(path: Path, seconds: float, claimed_s: float) -> Path:
 
 
 def test_an_upload_is_judged_on_its_decoded_length_not_its_header(
-    service_config: ServiceConfig, store_home: Path, tmp_path: Path
+    fetching_config: ServiceConfig, store_home: Path, tmp_path: Path
 ) -> None:
     liar = m4a_claiming(tmp_path / "liar.m4a", 90.0, 5.0)
     before = dump_store(store_home)
-    with serving(service_config) as base, httpx.Client(base_url=base, timeout=60) as client:
+    with serving(fetching_config) as base, httpx.Client(base_url=base, timeout=60) as client:
         answer = upload(client, liar)
         assert_problem(answer, 422, "the upload: the audio is too long: this accepts up to 60 s")
     assert not [p for p in (store_home / "uploads").iterdir() if p.is_file()]
@@ -309,10 +309,10 @@ def opus_files(tmp_path: Path) -> dict[str, Path]:
 
 
 def test_opus_files_made_by_ffmpeg_are_added_whole(
-    store_home: Path, opus_files: dict[str, Path], siamrec_cli: Cli, stderr_messages: Any
+    store_home: Path, opus_files: dict[str, Path]
 ) -> None:
     before = dump_store(store_home)
-    result = siamrec_cli("add-track", str(opus_files["ffmpeg"].parent), "--json")
+    result = run_siamrec("add-track", str(opus_files["ffmpeg"].parent), "--json")
     assert result.returncode == 0 and not stderr_messages(result.stderr), result.stderr
     after = dump_store(store_home)
     added = {uri: payload for uri, (_, payload) in after["tracks"].items() if uri not in before["tracks"]}

@@ -10,19 +10,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cli_helpers import assert_one_line_error, dump_store, run_process
-from test_subsonic_hostile import (  # the store fixtures too: one filled store, copied for each test
+
+from siamrec.connectors.files import PLAYLIST_BYTES
+from tests.bad_input.hostile import (  # the store fixtures too: one filled store, copied for each test
     SUBPROCESS_TIMEOUT_S,
     HostileServer,
     Reply,
     document,
-    filled_home,  # noqa: F401
+    filled_home_fixture,  # noqa: F401
     flood,
-    store_home,  # noqa: F401
+    store_home_fixture,  # noqa: F401
     trickle,
 )
-
-from siamrec.connectors.files import PLAYLIST_BYTES
+from tests.cli import assert_one_error_line, run_siamrec
+from tests.stores import dump_store
 
 pytestmark = pytest.mark.usefixtures("store_home")  # every test starts from a copy of one filled store (at `home`)
 SECRET = "sp0tify-Client-Secret-42"
@@ -57,8 +58,8 @@ def test_a_fetch_past_its_deadline_or_cap_skips_that_track(
     m3u = tmp_path / "named.m3u"
     m3u.write_text("spotify:track:4uLU6hMCjMI75M1A2tKUQC\n")
     before = dump_store(home)
-    done = run_process("sync-playlists", "--m3u", str(m3u), "--audio-url", f"{server.url}/song.ogg?id={{id}}",
-                       "--fetch-interval", "0", "--json", env=env, timeout=SUBPROCESS_TIMEOUT_S)  # fmt: skip
+    args = ("sync-playlists", "--m3u", str(m3u), "--audio-url", f"{server.url}/song.ogg?id={{id}}", "--fetch-interval")
+    done = run_siamrec(*args, "0", "--json", env={**os.environ, **env}, timeout=SUBPROCESS_TIMEOUT_S)
     report = json.loads(done.stdout)
     assert done.returncode == 1 and _only_progress(done.stderr), done.stderr
     ((failure,),) = [report["failed"]]
@@ -73,6 +74,7 @@ def test_a_fetch_past_its_deadline_or_cap_skips_that_track(
 
 def _spotify_env(server: HostileServer) -> dict[str, str]:
     return {
+        **os.environ,
         "SPOTIPY_CLIENT_ID": "test-client",
         "SPOTIPY_CLIENT_SECRET": SECRET,
         "SIAMREC_SPOTIFY_API": f"{server.url}/v1/",
@@ -84,9 +86,9 @@ def test_a_trickling_spotify_api_stops_at_the_call_deadline(home: Path, server: 
     server.answers["token"] = lambda q: document({"access_token": "a-token-for-the-test", "expires_in": 3600})
     server.answers[PLAYLIST_ID] = lambda q: trickle(headers=True)
     before = dump_store(home)
-    done = run_process("sync-playlists", "--spotify", PLAYLIST_ID, env={**_spotify_env(server),
+    done = run_siamrec("sync-playlists", "--spotify", PLAYLIST_ID, env={**_spotify_env(server),
                        "SIAMREC_CALL_DEADLINE": "2"}, timeout=SUBPROCESS_TIMEOUT_S)  # fmt: skip
-    assert_one_line_error(done.returncode, done.stderr, f"Spotify (playlist {PLAYLIST_ID}) did not finish within 2 s")
+    assert_one_error_line(done, f"Spotify (playlist {PLAYLIST_ID}) did not finish within 2 s")
     assert dump_store(home) == before
 
 
@@ -97,9 +99,9 @@ def test_a_token_error_that_echoes_the_client_secret_shows_none(home: Path, serv
 
     server.answers["token"] = token
     before = dump_store(home)
-    done = run_process("sync-playlists", "--spotify", PLAYLIST_ID, env=_spotify_env(server),
+    done = run_siamrec("sync-playlists", "--spotify", PLAYLIST_ID, env=_spotify_env(server),
                        timeout=SUBPROCESS_TIMEOUT_S)  # fmt: skip
-    line = assert_one_line_error(done.returncode, done.stderr, "Spotify refused the app credentials")
+    line = assert_one_error_line(done, "Spotify refused the app credentials")
     assert "invalid_client" in line and SECRET not in done.stderr + done.stdout
     assert dump_store(home) == before
 
@@ -116,7 +118,7 @@ def test_a_fifo_or_an_oversized_playlist_is_refused_unread(home: Path, tmp_path:
     before = dump_store(home)
     too_big = f"too big ({PLAYLIST_BYTES + 1:,} bytes; at most {PLAYLIST_BYTES:,} are read)"
     for path, reason in [(fifo, "not a regular file"), (huge, too_big)]:
-        done = run_process("playlist", "import", str(path), "--json", timeout=SUBPROCESS_TIMEOUT_S)
+        done = run_siamrec("playlist", "import", str(path), "--json", timeout=SUBPROCESS_TIMEOUT_S)
         ((failure,),) = [json.loads(done.stdout)["failed"]]
         assert done.returncode == 1 and _only_progress(done.stderr), done.stderr
         assert failure["where"] == str(path) and reason in failure["reason"], failure
@@ -128,7 +130,7 @@ def test_a_fifo_among_dump_slices_is_refused_and_the_rest_read(home: Path, tmp_p
     dump.mkdir()
     os.mkfifo(dump / "mpd.slice.0-999.json")
     before = dump_store(home)
-    done = run_process("sync-playlists", "--mpd", str(dump), "--json", timeout=SUBPROCESS_TIMEOUT_S)
+    done = run_siamrec("sync-playlists", "--mpd", str(dump), "--json", timeout=SUBPROCESS_TIMEOUT_S)
     ((failure,),) = [json.loads(done.stdout)["failed"]]
     assert done.returncode == 1 and "not a regular file" in failure["reason"], done.stderr
     assert dump_store(home) == before
@@ -160,8 +162,8 @@ def test_a_spotify_listing_that_never_ends_or_leaves_the_api_stops_in_one_line(
         elif page == "elsewhere":
             page = {"items": [], "next": f"{elsewhere.url}/v1/playlists/{PLAYLIST_ID}/items?offset=100"}
         before = dump_store(home)
-        done = run_process("sync-playlists", "--spotify", PLAYLIST_ID, env=_listing(server, page),
+        done = run_siamrec("sync-playlists", "--spotify", PLAYLIST_ID, env=_listing(server, page),
                            timeout=SUBPROCESS_TIMEOUT_S)  # fmt: skip
-        assert_one_line_error(done.returncode, done.stderr, message)
+        assert_one_error_line(done, message)
         assert elsewhere.queries == []
         assert dump_store(home) == before

@@ -7,9 +7,7 @@ metadata, NaN output, nonsense metadata values).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import onnx
@@ -18,6 +16,8 @@ from onnx import TensorProto, helper
 
 from siamrec import constants as C
 from siamrec.testing import chord, drums, write_audio
+from tests.cli import assert_one_error_line, run_siamrec
+from tests.stores import dump_store
 
 DIM = 16
 
@@ -118,17 +118,14 @@ def test_broken_model_on_a_fresh_home_binds_nothing(
     good_file: Path,
     monkeypatch: pytest.MonkeyPatch,
     tiny_model: Path,
-    siamrec_cli: Callable[..., Any],
-    dump_store: Callable[[], Any],
-    one_error_line: Callable[..., str],
 ) -> None:
     kwargs, fragment = BROKEN[case]
     monkeypatch.setenv("SIAMREC_MODEL", str(build_model(tmp_path / f"{case}.onnx", **kwargs)))  # type: ignore[arg-type]
-    one_error_line(siamrec_cli("add-track", str(good_file)), fragment, "siamrec: error:")
+    assert_one_error_line(run_siamrec("add-track", str(good_file)), fragment, alone=True)
     assert dump_store() == {}  # no collection was created for the broken model
     if case == "nan-output":  # the issue's case: the good model is still welcome afterwards
         monkeypatch.setenv("SIAMREC_MODEL", str(tiny_model))
-        assert siamrec_cli("add-track", str(good_file)).returncode == 0
+        assert run_siamrec("add-track", str(good_file)).returncode == 0
         assert len(dump_store()["tracks"]) == 1
 
 
@@ -137,16 +134,13 @@ def test_broken_model_leaves_a_filled_store_alone(
     tmp_path: Path,
     good_file: Path,
     monkeypatch: pytest.MonkeyPatch,
-    siamrec_cli: Callable[..., Any],
-    dump_store: Callable[[], Any],
-    one_error_line: Callable[..., str],
 ) -> None:
-    assert siamrec_cli("add-track", str(good_file)).returncode == 0
+    assert run_siamrec("add-track", str(good_file)).returncode == 0
     before = dump_store()
     kwargs, fragment = BROKEN["nan-output"]
     monkeypatch.setenv("SIAMREC_MODEL", str(build_model(tmp_path / "nan.onnx", **kwargs)))  # type: ignore[arg-type]
     other = write_audio(tmp_path / "other.wav", drums(4.0))
-    one_error_line(siamrec_cli("add-track", str(other)), fragment, "siamrec: error:")
+    assert_one_error_line(run_siamrec("add-track", str(other)), fragment, alone=True)
     assert dump_store() == before
 
 
@@ -154,16 +148,13 @@ def test_the_model_is_checked_before_the_store_is_opened_for_writing(
     home: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    siamrec_cli: Callable[..., Any],
-    dump_store: Callable[[], Any],
-    one_error_line: Callable[..., str],
 ) -> None:
     """A folder of files with a broken model: the model fails first, nothing is decoded or stored."""
     folder = tmp_path / "music"
     for i in range(3):
         write_audio(folder / f"{i}.wav", chord(3.0, 200.0 + 50 * i))
     monkeypatch.setenv("SIAMREC_MODEL", str(build_model(tmp_path / "fixed.onnx", input_shape=(1, C.WINDOW_SAMPLES))))
-    one_error_line(siamrec_cli("add-track", str(folder)), "fixed batch of 1", "siamrec: error:")
+    assert_one_error_line(run_siamrec("add-track", str(folder)), "fixed batch of 1", alone=True)
     assert dump_store() == {}
 
 
@@ -172,29 +163,21 @@ def test_a_working_built_model_is_accepted(
     tmp_path: Path,
     good_file: Path,
     monkeypatch: pytest.MonkeyPatch,
-    siamrec_cli: Callable[..., Any],
-    dump_store: Callable[[], Any],
 ) -> None:
     """The builder itself makes usable models: the failures above come from what each case breaks."""
     monkeypatch.setenv("SIAMREC_MODEL", str(build_model(tmp_path / "fine.onnx")))
-    result = siamrec_cli("add-track", str(good_file))
+    result = run_siamrec("add-track", str(good_file))
     assert result.returncode == 0, result.stderr
     ((vectors, _),) = dump_store()["tracks"].values()
     assert np.isclose(np.linalg.norm(vectors["broken"]), 1.0, atol=1e-4)
 
 
 def test_a_re_add_of_unchanged_files_never_runs_the_model(
-    home: Path,
-    tmp_path: Path,
-    good_file: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    siamrec_cli: Callable[..., Any],
-    dump_store: Callable[[], Any],
-    one_error_line: Callable[..., str],
+    home: Path, tmp_path: Path, good_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The model's test run waits until a file needs embedding: a NaN model under the stored model's name and
     size re-adds an unchanged file (so it never ran), then fails on a new file with the store untouched."""
-    assert siamrec_cli("add-track", str(good_file)).returncode == 0  # the tiny model: 64-d
+    assert run_siamrec("add-track", str(good_file)).returncode == 0  # the tiny model: 64-d
     before = dump_store()
     impostor = build_model(
         tmp_path / "impostor.onnx",
@@ -204,8 +187,8 @@ def test_a_re_add_of_unchanged_files_never_runs_the_model(
         metadata={C.META_NAME: "tiny", C.META_DIM: "64"},
     )
     monkeypatch.setenv("SIAMREC_MODEL", str(impostor))
-    again = siamrec_cli("add-track", "--json", str(good_file))
+    again = run_siamrec("add-track", "--json", str(good_file))
     assert again.returncode == 0 and '"unchanged": 1' in again.stdout
     other = write_audio(tmp_path / "other.wav", drums(4.0))
-    one_error_line(siamrec_cli("add-track", str(other)), "returns NaN or infinite values", "siamrec: error:")
+    assert_one_error_line(run_siamrec("add-track", str(other)), "returns NaN or infinite values", alone=True)
     assert dump_store() == before

@@ -17,19 +17,20 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import httpx
 import pytest
-from cli_helpers import dump_store, run_process
-from test_service import assert_problem, serving, siamrec, upload
 
 from siamrec.audio import identify
 from siamrec.service.config import ServiceConfig
 from siamrec.testing import chord, write_audio
 from siamrec.uris import local_track_uri
+from tests.cli import answer, assert_one_error_line, home_env, run_siamrec
+from tests.service import assert_problem, service_config, serving, upload
+from tests.stores import dump_store
 
 KEY = "hostile-test-key"
 AUTH = {"X-API-Key": KEY}
@@ -39,9 +40,10 @@ AUTH = {"X-API-Key": KEY}
 def filled_home(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path, library_files: dict[str, Path]) -> Path:
     """A home filled by `siamrec add-track` and `siamrec playlist create`, copied by each test that serves it."""
     home = tmp_path_factory.mktemp("filled") / "home"
+    env = home_env(home, tiny_model)
     files = [library_files["chord_a.wav"], library_files["chord_c.flac"], library_files["drums_120.wav"]]
-    siamrec(home, tiny_model, "add-track", *(str(f) for f in files))
-    siamrec(home, tiny_model, "playlist", "create", "Chords", str(files[0]), str(files[1]))
+    answer("add-track", *(str(f) for f in files), env=env)
+    answer("playlist", "create", "Chords", str(files[0]), str(files[1]), env=env)
     return home
 
 
@@ -50,8 +52,7 @@ def config(filled_home: Path, tmp_path: Path, tiny_model: Path) -> ServiceConfig
     """A service over a fresh copy of the filled store, keyed, with one-second deadlines so tests stay short."""
     home = tmp_path / "server data" / "home"
     shutil.copytree(filled_home, home)
-    return ServiceConfig(
-        home=str(home), model=str(tiny_model), api_key=KEY, body_timeout_s=1.0, header_timeout_s=1.0
+    return service_config(home, tiny_model, api_key=KEY, body_timeout_s=1.0, header_timeout_s=1.0
     ).checked()
 
 
@@ -108,7 +109,7 @@ def test_junk_methods_and_paths_leave_metrics_small(api: httpx.Client) -> None:
 
 
 def _private_words(config: ServiceConfig) -> list[str]:
-    return [config.home or "", "server data", "uploads", str(Path.home()), "`siamrec", "siamrec ", "--"]
+    return [str(config.settings.home), "server data", "uploads", str(Path.home()), "`siamrec", "siamrec ", "--"]
 
 
 def test_problem_details_name_no_server_paths_or_cli_hints(
@@ -124,16 +125,16 @@ def test_problem_details_name_no_server_paths_or_cli_hints(
     answers.append(api.get("/playlists/No Such List"))
     answers.append(api.get("/playlists/No Such List/recommendations"))
     answers.append(api.post("/tracks", json={"track_uri": "spotify:track:x", "url": "https://example.org/a.ogg"}))
-    for answer in answers:
-        assert answer.status_code in (403, 404, 415, 422), answer.text
-        detail = assert_problem(answer, answer.status_code)["detail"]
+    for reply in answers:
+        assert reply.status_code in (403, 404, 415, 422), reply.text
+        detail = assert_problem(reply, reply.status_code)["detail"]
         assert detail and not [word for word in _private_words(config) if word in detail], detail
     assert "the upload" in answers[0].json()["detail"]
-    assert not list((Path(config.home or "") / "uploads").iterdir())
+    assert not list((config.settings.home / "uploads").iterdir())
 
 
 def test_refused_uploads_leave_the_store_as_it_was(config: ServiceConfig, tmp_path: Path) -> None:
-    before = dump_store(Path(config.home or ""))
+    before = dump_store(config.settings.home)
     flac = write_audio(tmp_path / "a.flac", chord(3.0)).read_bytes()
     (tmp_path / "cut.flac").write_bytes(flac[: len(flac) // 3])
     small = replace(config, max_body_bytes=100_000)
@@ -141,7 +142,7 @@ def test_refused_uploads_leave_the_store_as_it_was(config: ServiceConfig, tmp_pa
         assert_problem(upload(client, tmp_path / "cut.flac"), 415)
         big_json = {"track_uri": "spotify:track:x", "url": "https://example.org/" + "a" * 200_000}
         assert_problem(client.post("/tracks", json=big_json), 413, "larger than")  # JSON: the small limit
-    assert dump_store(Path(config.home or "")) == before
+    assert dump_store(config.settings.home) == before
 
 
 # ---- slow clients -----------------------------------------------------------------------------------------
@@ -262,25 +263,25 @@ def serve_env(tmp_path: Path, tiny_model: Path) -> dict[str, str]:
 
 
 def test_serve_on_a_port_in_use_is_one_line(
-    serve_env: dict[str, str], tmp_path: Path, one_error_line: Callable[..., str]
+    serve_env: dict[str, str], tmp_path: Path
 ) -> None:
     holder = socket.create_server(("127.0.0.1", 0))
     port = holder.getsockname()[1]
     try:
-        result = run_process("serve", "--port", str(port), env=serve_env, timeout=60)
+        result = run_siamrec("serve", "--port", str(port), env=serve_env, timeout=60)
     finally:
         holder.close()
-    one_error_line(result, f"port {port} on 127.0.0.1 is in use", "siamrec: error:")
+    assert_one_error_line(result, f"port {port} on 127.0.0.1 is in use", alone=True)
     assert "serving" not in result.stderr
     assert not (tmp_path / "home").exists()  # refused before any store was opened
 
 
 @pytest.mark.parametrize("key", ["", "   ", "\tkey ", "clé-secrète", "key\x1b[2J"])
 def test_serve_refuses_an_api_key_no_client_can_send(
-    serve_env: dict[str, str], tmp_path: Path, key: str, one_error_line: Callable[..., str]
+    serve_env: dict[str, str], tmp_path: Path, key: str
 ) -> None:
-    result = run_process("serve", env={**serve_env, "SIAMREC_API_KEY": key}, timeout=60)
-    one_error_line(result, "SIAMREC_API_KEY", "siamrec: error:")
+    result = run_siamrec("serve", env={**serve_env, "SIAMREC_API_KEY": key}, timeout=60)
+    assert_one_error_line(result, "SIAMREC_API_KEY", alone=True)
     assert "serving" not in result.stderr and not (tmp_path / "home").exists()
 
 
@@ -325,7 +326,7 @@ def test_uris_with_an_encoded_slash_reach_every_route(api: httpx.Client, config:
 def test_delete_track_removes_its_upload_and_nothing_else(
     api: httpx.Client, config: ServiceConfig, library_files: dict[str, Path], tmp_path: Path
 ) -> None:
-    uploads = Path(config.home or "") / "uploads"
+    uploads = config.settings.home / "uploads"
     shared = write_audio(tmp_path / "shared.wav", chord(2.0, 330.0))
     other = write_audio(tmp_path / "other.wav", chord(2.0, 392.0))
     for path, uri in ((shared, "spotify:track:a"), (shared, "spotify:track:b/1"), (other, "spotify:track:c")):
@@ -369,7 +370,7 @@ def test_a_trickling_fetch_is_cut_off_at_its_deadline(config: ServiceConfig) -> 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _TricklingAudio)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    before = dump_store(Path(config.home))
+    before = dump_store(config.settings.home)
     try:
         with serving(fetching) as base, httpx.Client(base_url=base, timeout=30, headers=AUTH) as client:
             url = f"http://127.0.0.1:{server.server_address[1]}/song.wav"
@@ -379,4 +380,4 @@ def test_a_trickling_fetch_is_cut_off_at_its_deadline(config: ServiceConfig) -> 
     finally:
         server.shutdown()
         server.server_close()
-    assert dump_store(Path(config.home)) == before
+    assert dump_store(config.settings.home) == before

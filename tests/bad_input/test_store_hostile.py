@@ -12,19 +12,17 @@ import os
 import shutil
 import subprocess
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import onnx
 import pytest
-from cli_helpers import assert_one_line_error, dump_store, run_cli, run_process
 
-from siamrec.service.config import ServiceConfig
 from siamrec.store.edge import META
+from tests.cli import assert_one_error_line, home_env, invoke, run_siamrec, stderr_messages
+from tests.stores import dump_store
 
-Run = Callable[..., subprocess.CompletedProcess[str]]
-OneLine = Callable[..., str]
 STORE_COMMANDS = (("info",), ("playlist", "list"), ("recommend", "--playlist", "mix", "-k", "2"))
 
 
@@ -32,10 +30,10 @@ STORE_COMMANDS = (("info",), ("playlist", "list"), ("recommend", "--playlist", "
 def filled_home(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path, library_files: dict[str, Path]) -> Path:
     """A store made once by the real CLI (6 tracks, a playlist of 3); each test works on a copy."""
     home = tmp_path_factory.mktemp("filled") / "home"
-    env = {"SIAMREC_HOME": str(home), "SIAMREC_MODEL": str(tiny_model)}
+    env = home_env(home, tiny_model)
     files = sorted(str(p) for p in library_files.values())
-    assert run_process("add-track", *files[:6], env=env).returncode == 0
-    assert run_process("playlist", "create", "mix", *files[:3], env=env).returncode == 0
+    assert run_siamrec("add-track", *files[:6], env=env).returncode == 0
+    assert run_siamrec("playlist", "create", "mix", *files[:3], env=env).returncode == 0
     return home
 
 
@@ -73,7 +71,7 @@ DAMAGED_META = {
 
 @pytest.mark.parametrize("case", sorted(DAMAGED_META))
 def test_damaged_metadata_is_rebuilt_from_the_shards_and_nothing_is_lost(
-    store: Path, case: str, siamrec_cli: Run, new_track: str
+    store: Path, case: str, new_track: str
 ) -> None:
     before, original = dump_store(store.parent), (store / META).read_text()
     content = DAMAGED_META[case]
@@ -81,14 +79,14 @@ def test_damaged_metadata_is_rebuilt_from_the_shards_and_nothing_is_lost(
         (store / META).unlink()
     else:
         (store / META).write_text(content)
-    info = siamrec_cli("--json", "info")
+    info = run_siamrec("--json", "info")
     assert info.returncode == 0 and "Traceback" not in info.stderr, info.stderr
     assert json.loads(info.stdout)["tracks"] == len(before["tracks"]) and json.loads(info.stdout)["playlists"] == 1
     assert json.loads((store / META).read_text()) == json.loads(original)  # rebuilt, as it was
     assert dump_store(store.parent) == before
     if case in ("missing", "empty object"):  # the issue's case: the next add-track deleted every shard
         (store / META).write_text(content or "{}")
-        assert siamrec_cli("add-track", new_track).returncode == 0
+        assert run_siamrec("add-track", new_track).returncode == 0
         after = dump_store(store.parent)
         assert {uri: after["tracks"][uri] for uri in before["tracks"]} == before["tracks"]
         assert len(after["tracks"]) == len(before["tracks"]) + 1 and after["playlists"] == before["playlists"]
@@ -96,13 +94,13 @@ def test_damaged_metadata_is_rebuilt_from_the_shards_and_nothing_is_lost(
 
 @pytest.mark.parametrize("command", [("info",), ("add-track", "NEW"), ("playlist", "list")])
 def test_metadata_that_cannot_be_rebuilt_is_refused_in_one_line(
-    store: Path, command: tuple[str, ...], siamrec_cli: Run, one_error_line: OneLine, new_track: str
+    store: Path, command: tuple[str, ...], new_track: str
 ) -> None:
     (store / META).write_text("[]")
     (store / "tracks" / "edge_config.json").write_text('{"vectors": 7}')
     files = engine_files(store)
-    result = siamrec_cli(*(new_track if arg == "NEW" else arg for arg in command))
-    one_error_line(result, "store restore", "siamrec: error:")
+    result = run_siamrec(*(new_track if arg == "NEW" else arg for arg in command))
+    assert_one_error_line(result, "store restore", alone=True)
     assert engine_files(store) == files
 
 
@@ -110,20 +108,20 @@ def test_metadata_that_cannot_be_rebuilt_is_refused_in_one_line(
 
 
 def test_backup_then_restore_gives_the_same_store(
-    store: Path, tmp_path: Path, siamrec_cli: Run, one_error_line: OneLine, new_track: str
+    store: Path, tmp_path: Path, new_track: str
 ) -> None:
     before = dump_store(store.parent)
     backup = tmp_path / "saved.gz"
-    made = siamrec_cli("--json", "store", "backup", str(backup))
+    made = run_siamrec("--json", "store", "backup", str(backup))
     assert made.returncode == 0, made.stderr
     assert json.loads(made.stdout)["points"] == {"tracks": len(before["tracks"]), "playlists": 1}
-    assert siamrec_cli("add-track", new_track).returncode == 0  # change it, then damage it
+    assert run_siamrec("add-track", new_track).returncode == 0  # change it, then damage it
     (store / META).write_text("[]")
     (store / "tracks" / "edge_config.json").write_text("")
     changed = engine_files(store)
-    one_error_line(siamrec_cli("store", "restore", str(backup)), "--force", "siamrec: error:")
+    assert_one_error_line(run_siamrec("store", "restore", str(backup)), "--force", alone=True)
     assert engine_files(store) == changed  # refused: nothing touched
-    restored = siamrec_cli("--json", "store", "restore", str(backup), "--force")
+    restored = run_siamrec("--json", "store", "restore", str(backup), "--force")
     assert restored.returncode == 0, restored.stderr
     kept = Path(json.loads(restored.stdout)["replaced"])
     assert engine_files(kept) == changed  # the replaced store is kept aside, as it was
@@ -132,10 +130,10 @@ def test_backup_then_restore_gives_the_same_store(
 
 @pytest.mark.parametrize("damage", ["truncated", "not gzip", "a point too many", "missing"])
 def test_a_bad_backup_is_refused_in_one_line_and_the_store_is_left_alone(
-    store: Path, tmp_path: Path, damage: str, siamrec_cli: Run, one_error_line: OneLine
+    store: Path, tmp_path: Path, damage: str
 ) -> None:
     backup = tmp_path / "saved.gz"
-    assert siamrec_cli("store", "backup", str(backup)).returncode == 0
+    assert run_siamrec("store", "backup", str(backup)).returncode == 0
     data = backup.read_bytes()
     if damage == "truncated":
         backup.write_bytes(data[: len(data) // 2])
@@ -150,25 +148,25 @@ def test_a_bad_backup_is_refused_in_one_line_and_the_store_is_left_alone(
         backup.unlink()
     before = dump_store(store.parent)
     files = engine_files(store)  # after the dump: opening the store lets the engine rewrite its config
-    one_error_line(siamrec_cli("store", "restore", str(backup), "--force"), "backup", "siamrec: error:")
+    assert_one_error_line(run_siamrec("store", "restore", str(backup), "--force"), "backup", alone=True)
     assert engine_files(store) == files and dump_store(store.parent) == before
     assert not (store.parent / "store.restoring").exists() or not any((store.parent / "store.restoring").iterdir())
 
 
 def test_a_running_service_makes_the_backup(
-    store: Path, tmp_path: Path, tiny_model: Path, siamrec_cli: Run, one_error_line: OneLine
+    store: Path, tmp_path: Path, tiny_model: Path
 ) -> None:
-    from test_service import serving
+    from tests.service import service_config, serving
 
     before = dump_store(store.parent)
     backup = tmp_path / "from-service.gz"
-    with serving(ServiceConfig(home=str(store.parent), model=str(tiny_model))) as url:
-        one_error_line(siamrec_cli("store", "backup", str(backup)), "--service", "siamrec: error:")
-        made = siamrec_cli("--json", "store", "backup", str(backup), "--service", url)
+    with serving(service_config(store.parent, tiny_model)) as url:
+        assert_one_error_line(run_siamrec("store", "backup", str(backup)), "--service", alone=True)
+        made = run_siamrec("--json", "store", "backup", str(backup), "--service", url)
         assert made.returncode == 0, made.stderr
     assert not list((store.parent / "backups").glob("*"))  # the service's temporary copy is gone
     other = tmp_path / "other"
-    restored = run_process("store", "restore", str(backup), env={"SIAMREC_HOME": str(other)})
+    restored = run_siamrec("store", "restore", str(backup), env={**os.environ, "SIAMREC_HOME": str(other)})
     assert restored.returncode == 0, restored.stderr
     assert dump_store(other) == before
 
@@ -179,17 +177,15 @@ def test_a_running_service_makes_the_backup(
 def test_a_full_disk_is_one_line_before_anything_is_written(
     store: Path,
     new_track: str,
-    capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
-    stderr_messages: Callable[[str], list[str]],
 ) -> None:
     before = dump_store(store.parent)
     real = shutil.disk_usage
     monkeypatch.setattr(shutil, "disk_usage", lambda path: real(path)._replace(free=10 << 20))  # 10 MiB left
-    status, _, err = run_cli(capsys, "add-track", new_track)
-    errors = [line for line in stderr_messages(err) if not line.startswith("embedding ")]  # in-process progress
-    assert status == 1 and len(errors) == 1 and errors[0].startswith("siamrec: error:"), err
-    assert "not enough free space" in err and "nothing was written" in err
+    done = invoke("add-track", new_track)
+    errors = [line for line in stderr_messages(done.stderr) if not line.startswith("embedding ")]  # in-process progress
+    assert done.returncode == 1 and len(errors) == 1 and errors[0].startswith("siamrec: error:"), done.stderr
+    assert "not enough free space" in done.stderr and "nothing was written" in done.stderr
     monkeypatch.undo()
     assert dump_store(store.parent) == before
 
@@ -213,14 +209,14 @@ def copy_sparse(source: Path, target: Path) -> None:
 
 
 def test_a_disk_that_fills_during_add_track_is_one_line_and_keeps_the_store(
-    store: Path, tmp_path: Path, new_track: str, siamrec_cli: Run, one_error_line: OneLine
+    store: Path, tmp_path: Path, new_track: str
 ) -> None:
     before, original = dump_store(store.parent), engine_files(store)
     with tmpfs(tmp_path / "small", "40m") as disk:
         copy_sparse(store.parent, disk / "home")
         (disk / "filler").write_bytes(b"\0" * (shutil.disk_usage(disk).free - (2 << 20)))  # 2 MiB left
-        result = siamrec_cli("add-track", new_track, "--home", str(disk / "home"))
-        line = one_error_line(result, "", "siamrec: error:")
+        result = run_siamrec("add-track", new_track, "--home", str(disk / "home"))
+        line = assert_one_error_line(result, "", alone=True)
         assert "free" in line and "Bus error" not in result.stderr
         shutil.copytree(disk / "home", tmp_path / "after")
     assert dump_store(tmp_path / "after") == before
@@ -232,30 +228,30 @@ def test_a_disk_that_fills_during_add_track_is_one_line_and_keeps_the_store(
 
 @pytest.mark.parametrize("command", [*STORE_COMMANDS, ("add-track", "NEW"), ("store", "backup")])
 def test_a_home_below_a_file_is_one_line(
-    tmp_path: Path, command: tuple[str, ...], siamrec_cli: Run, one_error_line: OneLine, new_track: str
+    tmp_path: Path, command: tuple[str, ...], new_track: str
 ) -> None:
     (tmp_path / "file").write_text("not a folder")
     args = [new_track if arg == "NEW" else arg for arg in command]
-    one_error_line(siamrec_cli(*args, "--home", str(tmp_path / "file" / "x")), "which is a file", "siamrec: error:")
+    assert_one_error_line(run_siamrec(*args, "--home", str(tmp_path / "file" / "x")), "which is a file", alone=True)
     assert (tmp_path / "file").read_text() == "not a folder"
 
 
 def test_a_read_only_home_is_one_line_for_every_command(
-    store: Path, tmp_path: Path, siamrec_cli: Run, one_error_line: OneLine, new_track: str
+    store: Path, tmp_path: Path, new_track: str
 ) -> None:
     before = dump_store(store.parent)
     with tmpfs(tmp_path / "ro", "64m") as disk:
         copy_sparse(store.parent, disk / "home")
         assert subprocess.run(["mount", "-o", "remount,ro", str(disk)]).returncode == 0
         for command in [*STORE_COMMANDS, ("add-track", new_track), ("store", "backup")]:
-            one_error_line(siamrec_cli(*command, "--home", str(disk / "home")), "read-only", "siamrec: error:")
-        one_error_line(siamrec_cli("add-track", new_track, "--home", str(disk / "new")), "read-only")
+            assert_one_error_line(run_siamrec(*command, "--home", str(disk / "home")), "read-only", alone=True)
+        assert_one_error_line(run_siamrec("add-track", new_track, "--home", str(disk / "new")), "read-only", alone=True)
         shutil.copytree(disk / "home", tmp_path / "after")
     assert dump_store(tmp_path / "after") == before
 
 
-def test_info_on_a_new_home_creates_nothing(tmp_path: Path, siamrec_cli: Run) -> None:
-    result = siamrec_cli("--json", "info", "--home", str(tmp_path / "new" / "home"))
+def test_info_on_a_new_home_creates_nothing(tmp_path: Path) -> None:
+    result = run_siamrec("--json", "info", "--home", str(tmp_path / "new" / "home"))
     assert result.returncode == 0 and json.loads(result.stdout)["tracks"] == 0, result.stderr
     assert not (tmp_path / "new").exists()
 
@@ -299,12 +295,12 @@ def answering(content_type: str, body: bytes) -> Iterator[str]:
 
 @pytest.mark.parametrize("answer", sorted(NOT_QDRANT))
 def test_a_server_that_is_not_qdrant_is_one_line_for_every_command(
-    home: Path, answer: str, capsys: pytest.CaptureFixture[str], new_track: str
+    home: Path, answer: str, new_track: str
 ) -> None:
     with answering(*NOT_QDRANT[answer]) as url:
         for command in [*STORE_COMMANDS, ("add-track", new_track)]:  # in this process, for speed
-            status, _, err = run_cli(capsys, *command, "--qdrant-url", url)
-            assert_one_line_error(status, err, "Qdrant server")
+            done = invoke(*command, "--qdrant-url", url)
+            assert_one_error_line(done, "Qdrant server")
     assert not home.exists()
 
 
@@ -317,11 +313,11 @@ def test_a_server_that_is_not_qdrant_is_one_line_for_every_command(
     ],
 )
 def test_bad_qdrant_settings_are_one_line_for_every_command(
-    home: Path, options: tuple[str, ...], fragment: str, capsys: pytest.CaptureFixture[str]
+    home: Path, options: tuple[str, ...], fragment: str
 ) -> None:
     for command in STORE_COMMANDS:
-        status, _, err = run_cli(capsys, *command, *options)
-        line = assert_one_line_error(status, err, fragment)
+        done = invoke(*command, *options)
+        line = assert_one_error_line(done, fragment)
         assert "secrète" not in line and "pw@" not in line
 
 
@@ -330,16 +326,16 @@ def test_bad_qdrant_settings_are_one_line_for_every_command(
 
 @pytest.mark.parametrize("name", ["../../x", "evil+adapted", "", "x" * 300, "a b", "tiny\n"])
 def test_a_model_name_that_is_not_a_plain_identifier_is_refused_before_any_store(
-    home: Path, tmp_path: Path, tiny_model: Path, name: str, siamrec_cli: Run, one_error_line: OneLine, new_track: str
+    home: Path, tmp_path: Path, tiny_model: Path, name: str, new_track: str
 ) -> None:
     model = onnx.load(str(tiny_model))
     for prop in model.metadata_props:
         if prop.key == "siamrec.name":
             prop.value = name
     onnx.save(model, str(tmp_path / "renamed.onnx"))
-    result = siamrec_cli("add-track", new_track, "--model", str(tmp_path / "renamed.onnx"))
-    one_error_line(result, "is not a usable name", "siamrec: error:")
+    result = run_siamrec("add-track", new_track, "--model", str(tmp_path / "renamed.onnx"))
+    assert_one_error_line(result, "is not a usable name", alone=True)
     assert dump_store(home) == {} and not (home / "store" / "tracks").exists()
     if name == "../../x":  # the issue's case left a store even the right model could not open
-        assert siamrec_cli("add-track", new_track).returncode == 0
+        assert run_siamrec("add-track", new_track).returncode == 0
         assert os.path.isdir(home / "store" / "tracks") and len(dump_store(home)["tracks"]) == 1

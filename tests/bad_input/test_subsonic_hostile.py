@@ -5,139 +5,31 @@ its deadlines and caps, and leaves what was stored as it was."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
-import threading
-import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlparse
 
 import pytest
-from cli_helpers import assert_one_line_error, dump_store, run_cli, run_process
 
 from siamrec.connectors.subsonic.client import PASSWORD_ENV
-
-PASSWORD = "Tr0ub4dor&3-horse"
-USER = "alice"
-SUBPROCESS_TIMEOUT_S = 90  # generous: the bounds under test are a few seconds; the old code ran for minutes
-
-
-@dataclass
-class Reply:
-    """What the server sends: a status, a content type, body chunks (with a pause between them: a trickle)."""
-
-    body: Iterable[bytes] = ()
-    status: int = 200
-    content_type: str = "application/json"
-    length: int | None = None
-    pause_s: float = 0.0
-    trickle_headers: bool = False
-
-
-def document(payload: Any) -> Reply:
-    return Reply([json.dumps(payload).encode()])
-
-
-def ok(**fields: Any) -> Reply:
-    return document({"subsonic-response": {"status": "ok", "version": "1.16.1", **fields}})
-
-
-def failed(code: int, message: str) -> Reply:
-    return document({"subsonic-response": {"status": "failed", "error": {"code": code, "message": message}}})
-
-
-def trickle(headers: bool = False) -> Reply:
-    """A byte every 0.2 s for two minutes: never silent long enough for a per-read timeout."""
-    return Reply((b" " for _ in range(600)), pause_s=0.2, trickle_headers=headers)
-
-
-def flood(total: int, declared: int | None = None, kind: str = "audio/ogg") -> Reply:
-    """`total` bytes of audio-typed zeros, as fast as the client reads them (bounded, so the old code ends)."""
-    block = b"\0" * (1 << 16)
-    return Reply((block for _ in range(total // len(block))), content_type=kind, length=declared)
-
-
-SONG = {"id": "s1", "title": "Song", "artist": "Band", "album": "Album", "suffix": "ogg", "duration": 4,
-        "size": 40_000}  # fmt: skip
-
-
-@dataclass
-class HostileServer:
-    """An HTTP server whose answer to each request the test sets, by the last part of its path (a Subsonic
-    method, a file, a token endpoint): `answers[name](query)`; a Subsonic API by default. Every query is kept."""
-
-    audio: bytes = b""
-    answers: dict[str, Callable[[dict[str, str]], Reply]] = field(default_factory=dict)
-    queries: list[dict[str, str]] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                owner._serve(self)
-
-            def do_POST(self) -> None:
-                owner._serve(self)
-
-            def log_message(self, *args: Any) -> None: ...
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.defaults: dict[str, Callable[[dict[str, str]], Reply]] = {
-            "ping": lambda q: ok(),
-            "getPlaylists": lambda q: ok(playlists={"playlist": [{"id": "p1", "name": "Hostile"}]}),
-            "getPlaylist": lambda q: ok(playlist={"id": "p1", "name": "Hostile", "entry": [SONG]}),
-            "download": lambda q: Reply([self.audio], content_type="audio/ogg"),
-        }
-
-    def __enter__(self) -> HostileServer:
-        threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-    def _serve(self, handler: BaseHTTPRequestHandler) -> None:
-        parts = urlparse(handler.path)
-        method = parts.path.rsplit("/", 1)[-1].removesuffix(".view")
-        query = {key: values[0] for key, values in parse_qs(parts.query).items()}
-        query["_raw"] = parts.query
-        self.queries.append(query)
-        length = int(handler.headers.get("Content-Length") or 0)
-        query["_body"] = handler.rfile.read(length).decode(errors="replace") if length else ""
-        answer = self.answers.get(method) or self.defaults.get(method) or (lambda q: failed(0, "unknown method"))
-        reply = answer(query)
-        try:
-            if reply.trickle_headers:
-                handler.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
-            else:
-                handler.send_response(reply.status)
-                handler.send_header("Content-Type", reply.content_type)
-                if reply.length is not None:
-                    handler.send_header("Content-Length", str(reply.length))
-                handler.end_headers()
-            for chunk in reply.body:
-                handler.wfile.write(chunk)
-                if reply.pause_s:
-                    handler.wfile.flush()
-                    time.sleep(reply.pause_s)  # the server's pace, not a measurement
-        except OSError:  # the client hung up: what a bounded client does
-            pass
-
-    def sent_secrets(self) -> set[str]:
-        """Every token, salt and password form the client sent, plus the password itself and its hex."""
-        found = {PASSWORD, PASSWORD.encode().hex()}
-        for query in self.queries:
-            found |= {query[key] for key in ("t", "s", "p") if key in query}
-            found |= {query["p"].removeprefix("enc:")} if "p" in query else set()
-        return found
+from tests.bad_input.hostile import (  # the store fixtures too: one filled store, copied for each test
+    PASSWORD,
+    SONG,
+    USER,
+    HostileServer,
+    Reply,
+    document,
+    failed,
+    filled_home_fixture,  # noqa: F401
+    flood,
+    ok,
+    store_home_fixture,  # noqa: F401
+    sync,
+    trickle,
+)
+from tests.cli import assert_one_error_line, invoke
+from tests.stores import dump_store
 
 
 @pytest.fixture
@@ -146,33 +38,9 @@ def server(library_files: dict[str, Path]) -> Iterator[HostileServer]:
         yield hostile
 
 
-@pytest.fixture(scope="module")
-def filled_home(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path, library_files: dict[str, Path]) -> Path:
-    """A store with the test library in one playlist, made once: each test works on its own copy."""
-    folder = tmp_path_factory.mktemp("filled")
-    m3u = folder / "Library.m3u"
-    m3u.write_text("\n".join(str(path) for path in sorted(library_files.values())) + "\n")
-    env = {"SIAMREC_HOME": str(folder / "home"), "SIAMREC_MODEL": str(tiny_model)}
-    done = run_process("playlist", "import", str(m3u), env=env)
-    assert done.returncode == 0, done.stderr
-    return folder / "home"
-
-
-@pytest.fixture
-def store_home(filled_home: Path, home: Path) -> Path:
-    shutil.copytree(filled_home, home)
-    return home
-
-
-def sync(server: HostileServer, *extra: str, **env: str) -> subprocess.CompletedProcess[str]:
-    """`python -m siamrec sync-playlists --subsonic …` in its own process (what must not hang runs here)."""
-    return run_process("sync-playlists", "--subsonic", server.url, "--subsonic-user", USER, *extra,
-                       env={PASSWORD_ENV: PASSWORD, **env}, timeout=SUBPROCESS_TIMEOUT_S)  # fmt: skip
-
-
 @pytest.fixture
 def sync_here(
-    server: HostileServer, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    server: HostileServer, monkeypatch: pytest.MonkeyPatch
 ) -> Callable[..., subprocess.CompletedProcess[str]]:
     """The same command through the CLI's `main` in this process (seconds faster), for what cannot hang."""
 
@@ -180,8 +48,8 @@ def sync_here(
         for name, value in {PASSWORD_ENV: PASSWORD, **env}.items():
             monkeypatch.setenv(name, value)
         args = ("sync-playlists", "--subsonic", server.url, "--subsonic-user", USER, *extra)
-        status, out, err = run_cli(capsys, *args)
-        return subprocess.CompletedProcess(args, status, out, err)
+        done = invoke(*args)
+        return subprocess.CompletedProcess(args, done.returncode, done.stdout, done.stderr)
 
     return run
 
@@ -216,7 +84,7 @@ def test_an_error_that_echoes_the_credentials_shows_none(
     server.answers["ping"] = ping
     before = dump_store(store_home)
     done = sync_here("--json")
-    assert_one_line_error(done.returncode, done.stderr, "answered ping with error 0: ")
+    assert_one_error_line(done, "answered ping with error 0: ")
     assert ("p" in server.queries[-1]) is fallback
     assert_no_secret(server, done.stderr, done.stdout)
     assert dump_store(store_home) == before
@@ -244,7 +112,7 @@ def test_a_trickling_call_stops_at_its_deadline(
     server.answers[method] = lambda q: trickle(headers)
     before = dump_store(store_home)
     done = sync(server, SIAMREC_CALL_DEADLINE="2")  # the subprocess timeout bounds the wall time
-    assert_one_line_error(done.returncode, done.stderr, f"({method}) did not finish within 2 s")
+    assert_one_error_line(done, f"({method}) did not finish within 2 s")
     assert dump_store(store_home) == before
 
 
@@ -357,7 +225,7 @@ def test_an_answer_of_the_wrong_shape_is_refused_in_one_line(
     before = dump_store(store_home)
     done = sync_here()
     expected = MALFORMED.get(case, f"answered {method} with a malformed response")
-    assert_one_line_error(done.returncode, done.stderr, expected)
+    assert_one_error_line(done, expected)
     assert dump_store(store_home) == before
 
 

@@ -16,12 +16,12 @@ from typing import Any
 
 import httpx
 import pytest
-from cli_helpers import dump_store, run_process
-from test_service import serving
 
 from siamrec.audio import identify
-from siamrec.service.config import ServiceConfig
 from siamrec.uris import local_track_uri
+from tests.cli import home_env, run_siamrec
+from tests.service import service_config, serving
+from tests.stores import dump_store
 
 # What a terminal obeys: C0 (but the newline), DEL, C1 (U+009B is a one-character CSI), bidi overrides.
 OBEYED = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
@@ -46,15 +46,15 @@ def hostile(
 ) -> dict[str, Any]:
     """A store whose playlist names, titles and artists hold terminal escapes, filled through outside doors."""
     root = tmp_path_factory.mktemp("hostile")
-    env = {"SIAMREC_HOME": str(root / "home"), "SIAMREC_MODEL": str(tiny_model), **WIDE}
+    env = home_env(root / "home", tiny_model, **WIDE)
     files = sorted(library_files.values())
     m3u = root / "mix.m3u"
     m3u.write_text(f"#EXTM3U\n#PLAYLIST:{M3U_NAME}\n" + "".join(f"{f}\n" for f in files[:4]), encoding="utf-8")
-    assert run_process("playlist", "import", str(m3u), env=env).returncode == 0
-    tagged = run_process("add-track", str(files[4]), "--title", TITLE, "--artist", ARTIST, env=env)
+    assert run_siamrec("playlist", "import", str(m3u), env=env).returncode == 0
+    tagged = run_siamrec("add-track", str(files[4]), "--title", TITLE, "--artist", ARTIST, env=env)
     assert tagged.returncode == 0, tagged.stderr
     tagged_uri = local_track_uri(identify(files[4]))
-    config = ServiceConfig(home=env["SIAMREC_HOME"], model=str(tiny_model))
+    config = service_config(root / "home", tiny_model)
     with serving(config) as base, httpx.Client(base_url=base, timeout=30) as client:
         body = {"name": API_NAME, "track_uris": [tagged_uri, local_track_uri(identify(files[5]))]}
         assert client.put("/playlists/spotify:playlist:evil", json=body).status_code == 201
@@ -74,7 +74,7 @@ def hostile(
 )
 def test_stored_text_is_shown_escaped(hostile: dict[str, Any], args: tuple[str, ...], shown: list[str]) -> None:
     before = dump_store(hostile["home"])
-    result = run_process(*(arg.format(**hostile) for arg in args), env=hostile["env"])
+    result = run_siamrec(*(arg.format(**hostile) for arg in args), env=hostile["env"])
     assert result.returncode == 0, result.stderr
     assert_nothing_obeyed(result)
     for text in shown:
@@ -85,12 +85,12 @@ def test_stored_text_is_shown_escaped(hostile: dict[str, Any], args: tuple[str, 
 def test_playlist_list_escapes_names_and_json_keeps_them_exact(hostile: dict[str, Any]) -> None:
     """The table shows each name escaped; --json, a document for programs, has every character as a JSON escape."""
     before = dump_store(hostile["home"])
-    table = run_process("playlist", "list", env=hostile["env"])
+    table = run_siamrec("playlist", "list", env=hostile["env"])
     assert table.returncode == 0, table.stderr
     assert_nothing_obeyed(table)
     assert "\\x1b]0;pwned\\x07\\x1b[2Jmix \\x9b31m\\u202eevil" in table.stdout
     assert "api\\x1b]0;pwned\\x07\\x08\\x08\\r\\x1b[2J\\x07" in table.stdout
-    document = run_process("playlist", "list", "--json", env=hostile["env"])
+    document = run_siamrec("playlist", "list", "--json", env=hostile["env"])
     assert document.returncode == 0 and document.stdout.isascii()
     assert_nothing_obeyed(document)
     assert {p["name"] for p in json.loads(document.stdout)} == {M3U_NAME, API_NAME}
@@ -104,7 +104,7 @@ def test_failure_and_error_lines_escape_outside_text(
     missing = f"/nonexistent/{TITLE_SET}{CLEAR}.mp3"
     m3u = tmp_path / "list.m3u"
     m3u.write_text(f"#EXTM3U\n{missing}\n{library_files['chord_a.wav']}\n", encoding="utf-8")
-    imported = run_process("playlist", "import", str(m3u))
+    imported = run_siamrec("playlist", "import", str(m3u))
     assert imported.returncode == 1
     assert_nothing_obeyed(imported)
     assert "/nonexistent/\\x1b]0;pwned" in imported.stderr
@@ -112,13 +112,13 @@ def test_failure_and_error_lines_escape_outside_text(
 
     junk = tmp_path / f"junk{CLEAR}\x9b.mp3"
     junk.write_bytes(b"not audio at all" * 64)
-    skipped = run_process("add-track", str(junk))
+    skipped = run_siamrec("add-track", str(junk))
     assert skipped.returncode == 1
     assert_nothing_obeyed(skipped)
     lines = [line for line in skipped.stderr.splitlines() if line.startswith("skipped:")]
     assert len(lines) == 1 and "junk\\x1b[2J\\x9b.mp3" in lines[0], skipped.stderr
 
-    unknown = run_process("playlist", "show", f"no such{TITLE_SET}")
+    unknown = run_siamrec("playlist", "show", f"no such{TITLE_SET}")
     assert unknown.returncode == 1
     assert_nothing_obeyed(unknown)
     assert dump_store(home) == before

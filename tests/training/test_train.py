@@ -11,10 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 
 from siamrec import constants as C
-from siamrec.cli import cli
 from siamrec.errors import ConfigError
 from siamrec.testing import chord, drums, noise, write_audio
 from siamrec.training.config import TrainConfig
@@ -31,6 +29,7 @@ from siamrec.training.data import (
 from siamrec.training.nets import ModelConfig, load_checkpoint
 from siamrec.training.trainer import Trainer, collapse_std, simsiam_loss
 from siamrec.training.validation import track_vectors, window_embeddings
+from tests.cli import assert_one_error_line, invoke
 
 torch.set_num_threads(1)
 SECONDS = 4.0
@@ -226,15 +225,11 @@ def test_trained_checkpoint_exports_with_parity(cached: tuple[list[Path], list[s
     assert TrackEncoder(tmp_path / "mean.onnx", device="cpu").info.pooling == "mean"
     # `siamrec export --spread-weight`: stored in the file; out of range is one usage error, no file
     weighted = tmp_path / "weighted.onnx"
-    result = CliRunner().invoke(
-        cli, ["export", str(tmp_path / "last.pt"), "-o", str(weighted), "--spread-weight", "0.5"]
-    )
-    assert result.exit_code == 0, result.output
+    invoke("export", str(tmp_path / "last.pt"), "-o", str(weighted), "--spread-weight", "0.5", check=True)
     assert TrackEncoder(weighted, device="cpu").info.spread_weight == 0.5
-    refused = CliRunner().invoke(
-        cli, ["export", str(tmp_path / "last.pt"), "-o", str(tmp_path / "z.onnx"), "--spread-weight", "0"]
-    )
-    assert refused.exit_code == 2 and "--spread-weight" in refused.output and not (tmp_path / "z.onnx").exists()
+    refused = invoke("export", str(tmp_path / "last.pt"), "-o", str(tmp_path / "z.onnx"), "--spread-weight", "0")
+    assert refused.returncode == 2 and not (tmp_path / "z.onnx").exists()
+    assert_one_error_line(refused, "--spread-weight")
 
 
 def test_distillation_learns_the_teacher_and_ships_as_a_third_part(
@@ -309,7 +304,7 @@ def test_cli_trains_and_validates(library: Path, tmp_path: Path) -> None:
     args = ["train", "--data", str(library), "--out", str(tmp_path / "run"), "--cache", str(tmp_path / "cache"),
             "--width", "4", "--batch-size", "6", "--epochs", "1", "--crops-per-track", "2", "--workers", "1",
             "--device", "cpu", "--val-fraction", "0.34", "--augment", "effects,mix", "--json"]  # fmt: skip
-    result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    result = invoke(*args, check=True)
     summary = json.loads(result.stdout[result.stdout.index("{") :])
     assert summary["held_out_playlists"] and len(summary["history"]) == 1
     assert (tmp_path / "run" / "last.pt").is_file()
@@ -329,13 +324,12 @@ def test_cli_trains_and_validates(library: Path, tmp_path: Path) -> None:
 )
 def test_cli_bad_input_is_one_config_error(library: Path, tmp_path: Path, extra: list[str], message: str) -> None:
     args = ["train", "--data", str(library), "--out", str(tmp_path / "run"), "--cache", str(tmp_path / "c"), *extra]
-    result = CliRunner().invoke(cli, args)
-    assert isinstance(result.exception, ConfigError) and message in str(result.exception)
+    assert_one_error_line(invoke(*args), message)
 
 
 def test_cli_missing_folder(tmp_path: Path) -> None:
-    result = CliRunner().invoke(cli, ["train", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "r")])
-    assert isinstance(result.exception, ConfigError) and "no such folder" in str(result.exception)
+    result = invoke("train", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "r"))
+    assert_one_error_line(result, "no such folder")
 
 
 # ---- playlist pairs --------------------------------------------------------------------------------------------
