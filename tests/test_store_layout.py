@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +17,7 @@ from siamrec.store import PlaylistRecord, Store, TrackRecord
 from siamrec.store.edge import EdgeBackend
 from siamrec.store.layout import DEFAULT, LEGACY, Layout
 from siamrec.store.migrate import COPIED
+from tests.cli import run_siamrec
 
 DIM = 1296  # the shipped model's size: 4,000 float16 vectors pass the engine's indexing threshold (10 MB)
 TRACKS = 4_000
@@ -64,12 +63,6 @@ def dump(root: Path, layout: Layout = DEFAULT) -> dict[str, dict[str, Any]]:
         return found
     finally:
         backend.close()
-
-
-def siamrec(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run([sys.executable, "-m", "siamrec", *args], env=env, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    return done
 
 
 def engine_config(root: Path, collection: str = C.TRACKS_COLLECTION) -> dict[str, Any]:
@@ -139,14 +132,14 @@ def test_a_store_written_before_the_layout_is_upgraded_by_a_command_with_nothing
     before = dump(root, LEGACY)
     home = root.parent
     env = {**os.environ, "SIAMREC_HOME": str(home)}
-    done = siamrec(env, "info", "--json")
+    done = run_siamrec("info", "--json", env=env, check=True)
     assert json.loads(done.stdout)["tracks"] == TRACKS
     assert engine_config(root)["quantization_config"]["scalar"]["type"] == "int8"
     assert int8_copies(root), "the upgrade wrote no quantized vectors"
     assert {v.get("datatype", "float32") for v in engine_config(root)["vectors"].values()} == {"float32"}  # as stored
     assert dump(root) == before
     assert "int8" in done.stderr  # the upgrade says what it does, once:
-    assert "int8" not in siamrec(env, "info", "--json").stderr
+    assert "int8" not in run_siamrec("info", "--json", env=env, check=True).stderr
     with Store(EdgeBackend(root)) as store:  # and it searches as before
         store.bind_stored_model()
         query = store.get_tracks(["t:0"], with_vectors=True)["t:0"].vector
