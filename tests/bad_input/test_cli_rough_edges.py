@@ -248,8 +248,7 @@ def test_python_m_siamrec_after_a_normal_install(tmp_path: Path) -> None:
         "[cli.get_command(click.Context(cli), name) for name in COMMANDS]; print(siamrec.__file__)"
     )
     for cwd, package in ((ROOT, ROOT / "siamrec"), (tmp_path, target / "siamrec")):
-        done = subprocess.run([sys.executable, "-m", "siamrec", "sync-playlists", "--help"], cwd=cwd, env=env,
-                              capture_output=True, text=True)  # fmt: skip
+        done = run_siamrec("sync-playlists", "--help", cwd=cwd, env=env)
         assert done.returncode == 0 and "--subsonic-library" in done.stdout, done.stderr
         loaded = subprocess.run([sys.executable, "-c", every_command], cwd=cwd, env=env, capture_output=True, text=True)
         assert loaded.returncode == 0, loaded.stderr
