@@ -27,37 +27,17 @@ import qdrant_edge as qe
 from siamrec.errors import StoreError
 from siamrec.logs import get_logger
 from siamrec.store.backend import EVERYTHING, PAGE, Hit, Point, Where, pick_vectors
+from siamrec.store.conversions import as_lists, edge_filter
 from siamrec.store.disk import check_room, disk_error, guard_bus_errors, points_bytes
 from siamrec.store.layout import DEFAULT, Layout, needs_upgrade, stored_datatypes
 
 log = get_logger(__name__)
 COSINE = qe.Distance.Cosine
+FLUSH_BYTES = 512 << 20  # a long write flushes this often: its log would otherwise hold every point (8 GB at 1M)
 META = "collections.json"
 LOCK = "store.lock"
 SHARD_CONFIG = "edge_config.json"  # Qdrant Edge's own record of a shard's vectors
 Meta = dict[str, dict[str, int]]
-
-
-def edge_filter(where: Where) -> qe.Filter | None:
-    if not where:
-        return None
-    must: list[Any] = [qe.IsEmptyCondition(key) for key in where.empty]
-    must += [qe.FieldCondition(key, match=qe.MatchAny(list(values))) for key, values in where.any_of.items()]
-    must_not: list[Any] = [qe.HasIdCondition(set(where.not_ids))] if where.not_ids else []
-    must_not += [qe.FieldCondition(key, match=qe.MatchAny(list(values))) for key, values in where.none_of.items()]
-    return qe.Filter(must=must or None, must_not=must_not or None)
-
-
-def as_lists(vectors: Sequence[dict[str, np.ndarray]]) -> list[dict[str, list[float]]]:
-    """Each point's named vectors as the lists the engine takes, converted a matrix per name (one `tolist` for
-    a batch instead of one per vector)."""
-    rows: list[dict[str, list[float]]] = [{} for _ in vectors]
-    for name in {name for named in vectors for name in named}:
-        having = [i for i, named in enumerate(vectors) if name in named]
-        matrix = np.stack([vectors[i][name] for i in having]).astype(np.float32, copy=False).tolist()
-        for i, row in zip(having, matrix, strict=True):
-            rows[i][name] = row
-    return rows
 
 
 def _damaged(root: Path, what: str) -> StoreError:
@@ -238,6 +218,7 @@ class EdgeBackend:
         guard_bus_errors()
         self._shards: dict[str, qe.EdgeShard] = {}
         self._dirty: set[str] = set()
+        self._unflushed = 0  # bytes written since the last flush
         try:
             self._meta: Meta = read_meta(root)
         except BaseException:
@@ -340,6 +321,10 @@ class EdgeBackend:
         check_room(self.root, needed, what)
         try:
             shard.update(operation)
+            self._unflushed += needed
+            if self._unflushed > FLUSH_BYTES:  # the write-ahead log is cut back only when the segments are flushed
+                shard.flush()
+                self._unflushed = 0
         except Exception as exc:  # the engine's own error types; a full disk is the one a user can fix
             full = disk_error(self.root, exc)
             if full is None:
