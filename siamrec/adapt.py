@@ -38,8 +38,10 @@ class AdaptReport:
         }
 
 
-def fit_store(store: Store, shrinkage: float | None = None) -> Adaptation:
-    """The within-playlist whitening of the store's playlists (TooFewPlaylistsError when there are too few)."""
+def fit_store(store: Store, shrinkage: float | None = None, project: bool | None = None) -> Adaptation:
+    """The within-playlist whitening of the store's playlists (TooFewPlaylistsError when there are too few).
+
+    `shrinkage` and `project` (the centroid projection): None chooses them by cross-validation."""
     chosen: list[PlaylistRecord] = []
     budget = FIT_TRACKS
     for playlist in store.iter_playlists():
@@ -57,7 +59,7 @@ def fit_store(store: Store, shrinkage: float | None = None) -> Adaptation:
     dim = store.bind_stored_model()[1]
     vectors = np.stack([stored[uri].vector for uri in with_vector]) if with_vector else np.zeros((0, dim))
     groups = [np.array([row[u] for u in dict.fromkeys(p.track_uris) if u in row], dtype=np.int64) for p in chosen]
-    whitening = fit_whitening(vectors, groups, shrinkage)
+    whitening = fit_whitening(vectors, groups, shrinkage, project)
     seen = [p.playlist_uri for p, g in zip(chosen, groups, strict=True) if len(g) >= 2]
     return Adaptation(whitening, seen)
 

@@ -51,7 +51,7 @@ def test_project_writes_the_stores_whitening_into_the_model(home: Path, tiny_mod
     report = json.loads(result.stdout)
     assert report["playlists"] == PLAYLISTS and report["pooled_dim"] == plain.dim
     projected = TrackEncoder(out, device="cpu")
-    assert projected.info.name == plain.info.name and projected.dim == report["dim"]
+    assert projected.info.name == "tiny-projected" == report["name"] and projected.dim == report["dim"]
     windows = windows_of_three_tracks()
     shipped = projected.track_vectors(windows)
     expected = whitening.apply(plain.track_vectors(windows))  # the adapted metric, as `adapt` would rank
@@ -77,6 +77,8 @@ def test_a_projected_model_cannot_be_projected_again(home: Path, tiny_model: Pat
     once = tmp_path / "once.onnx"
     invoke("project", str(tiny_model), "-o", str(once), check=True)
     assert_one_error_line(invoke("project", str(once), "-o", str(tmp_path / "twice.onnx")), "already ships")
+    assert_one_error_line(invoke("project", str(tiny_model), "-o", str(once), "--name", "tiny"), "own name")
+    assert_one_error_line(invoke("project", str(tiny_model), "-o", str(once), "--name", "a/b"), "--name")
 
 
 @pytest.mark.parametrize(

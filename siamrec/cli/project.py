@@ -27,11 +27,17 @@ from siamrec.store import Store
     default=None,
     help="As in `siamrec adapt` [default: chosen by cross-validation on the store's playlists].",
 )
+@click.option(
+    "--centroid-projection/--no-centroid-projection",
+    default=None,
+    help="Keep only the directions the playlists' centroids differ along [default: chosen as --shrinkage is].",
+)
+@click.option("--name", help="The projected model's name [default: MODEL's name + '-projected']: its vectors differ.")
 @click.option("--fitted-on", default="the store's playlists", show_default=True, help="Stored in the model.")
 @store_options(model_option=False, device_option=False)
 @json_option
-def project(model: Path, output: Path, shrinkage: float | None, fitted_on: str, settings: Settings,
-            as_json: bool) -> None:  # fmt: skip
+def project(model: Path, output: Path, shrinkage: float | None, centroid_projection: bool | None, name: str | None,
+            fitted_on: str, settings: Settings, as_json: bool) -> None:  # fmt: skip
     """Ship a metric inside MODEL: fit `adapt`'s whitening on the store's playlists and write it into a copy.
 
     Fit it on the playlists the model was trained on (the store must hold tracks embedded by MODEL itself):
@@ -40,7 +46,7 @@ def project(model: Path, output: Path, shrinkage: float | None, fitted_on: str, 
     from siamrec.training.export.projection import project_model
 
     with Store.open(settings) as store:
-        report = project_model(store, model, output, fitted_on, shrinkage)
+        report = project_model(store, model, output, fitted_on, shrinkage, centroid_projection, name)
     if as_json:
         print_json(report.as_dict())
         return

@@ -16,7 +16,7 @@ import onnx
 
 from siamrec import constants as C
 from siamrec.adapt import fit_store
-from siamrec.embed import TrackEncoder
+from siamrec.embed import TrackEncoder, model_name_problem
 from siamrec.errors import ConfigError
 from siamrec.projection import Projection
 from siamrec.store import Store
@@ -27,6 +27,7 @@ META_PROJECTION_FITTED_ON = "siamrec.projection_fitted_on"
 @dataclass(frozen=True)
 class ProjectionReport:
     output: Path
+    name: str
     pooled_dim: int
     dim: int
     shrinkage: float
@@ -39,10 +40,19 @@ class ProjectionReport:
         return {key: str(value) if isinstance(value, Path) else value for key, value in self.__dict__.items()}
 
 
-def project_model(store: Store, model: Path, output: Path, fitted_on: str, shrinkage: float | None = None
-                  ) -> ProjectionReport:  # fmt: skip
-    """Fit on `store`'s playlists and write `model` + the projection to `output` (replaced in one rename)."""
+def project_model(store: Store, model: Path, output: Path, fitted_on: str, shrinkage: float | None = None,
+                  centroid_projection: bool | None = None, name: str | None = None) -> ProjectionReport:  # fmt: skip
+    """Fit on `store`'s playlists and write `model` + the projection to `output` (replaced in one rename).
+
+    The output is named `name` (default: the model's + "-projected"): its vectors differ from the model's, so a
+    store must never hold both under one name."""
     info = TrackEncoder(model, device="cpu").info
+    name = name or f"{info.name}-projected"
+    problem = model_name_problem(name)
+    if problem:
+        raise ConfigError(f"--name {problem}")
+    if name == info.name:
+        raise ConfigError(f"--name {name} is MODEL's own name: the projected vectors differ, give it another")
     if info.projection is not None:
         raise ConfigError(f"{model.name} already ships a projection: give the model it was fitted from")
     stored = store.bind_stored_model()
@@ -51,12 +61,13 @@ def project_model(store: Store, model: Path, output: Path, fitted_on: str, shrin
             f"the store holds vectors of {stored[0]} ({stored[1]}-d), not of {info.name} ({info.dim}-d): "
             "embed the training playlists with this model first"
         )
-    whitening = fit_store(store, shrinkage).whitening
+    whitening = fit_store(store, shrinkage, centroid_projection).whitening
     projection = Projection.from_whitening(whitening)
     graph = onnx.load(str(model))
     metadata = {p.key: p.value for p in graph.metadata_props}
     metadata[C.META_PROJECTION] = projection.to_metadata()
     metadata[C.META_DIM] = str(projection.dim)
+    metadata[C.META_NAME] = name
     metadata[META_PROJECTION_FITTED_ON] = (
         f"{fitted_on}: {whitening.playlists} playlists, {whitening.tracks} tracks, shrinkage {whitening.shrinkage:g} "
         f"({whitening.chosen_by})"
@@ -71,5 +82,5 @@ def project_model(store: Store, model: Path, output: Path, fitted_on: str, shrin
         os.replace(partial, output)
     finally:
         partial.unlink(missing_ok=True)
-    return ProjectionReport(output, projection.pooled_dim, projection.dim, whitening.shrinkage, whitening.projected,
-                            whitening.chosen_by, whitening.playlists, whitening.tracks)  # fmt: skip
+    return ProjectionReport(output, name, projection.pooled_dim, projection.dim, whitening.shrinkage,
+                            whitening.projected, whitening.chosen_by, whitening.playlists, whitening.tracks)
