@@ -6,11 +6,13 @@
 #
 #   scripts/train_default_model.sh ablation   # the model card's ablation (short runs, same budget each)
 #   scripts/train_default_model.sh train      # the default model (about 50 min on 2 CPU cores)
-#   scripts/train_default_model.sh export     # → siamrec/assets/default.onnx, then the quality benchmark
+#   scripts/train_default_model.sh export     # → $RUNS/default.onnx (no projection yet), then the quality benchmark
+#   scripts/train_default_model.sh project    # the metric fitted on the train corpus's playlists → siamrec/assets/default.onnx
 #
 # Environment: CORPUS (default ~/data/siamrec-train), VAL_CORPUS (~/data/siamrec-dev), RUNS (~/runs),
 # CACHE (~/.cache/siamrec/decoded), EPOCHS (default 16), TEACHER (musicnn; empty: no distillation),
-# DISTILL_WEIGHT (1), SPREAD_WEIGHT (0.5), PYTHON (.venv/bin/python), SIAMREC (.venv/bin/siamrec).
+# DISTILL_WEIGHT (1), SPREAD_WEIGHT (0.5), PROJECTION_SHRINKAGE (0.7), TRAIN_STORE (/tmp/siamrec-train-store),
+# PYTHON (.venv/bin/python), SIAMREC (.venv/bin/siamrec).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,6 +27,10 @@ DISTILL_WEIGHT=${DISTILL_WEIGHT:-1}
 # The spread's weight beside the mean in the track vector: chosen on the TRAIN corpus's playlists with
 # benchmarks/spread_weight.py (model card), never on the dev corpus it is reported on.
 SPREAD_WEIGHT=${SPREAD_WEIGHT:-0.5}
+# The shipped projection's shrinkage: chosen with benchmarks/shipped_projection.py on the TRAIN corpus's playlists
+# (fitted on some, scored on the held-out others), never on the dev corpus (model card).
+PROJECTION_SHRINKAGE=${PROJECTION_SHRINKAGE:-0.7}
+TRAIN_STORE=${TRAIN_STORE:-/tmp/siamrec-train-store}
 PYTHON=${PYTHON:-.venv/bin/python}
 SIAMREC=${SIAMREC:-.venv/bin/siamrec}
 RUN="$RUNS/default"
@@ -61,16 +67,29 @@ train() {
 }
 
 export_model() {
-    $SIAMREC export "$RUN/last.pt" -o siamrec/assets/default.onnx --name siamrec-default --spread-weight "$SPREAD_WEIGHT" \
+    $SIAMREC export "$RUN/last.pt" -o "$RUNS/default.onnx" --name siamrec-default --spread-weight "$SPREAD_WEIGHT" \
         --trained-on "siamrec train corpus (shared/corpus/sources_train.json); validated on the dev corpus, never trained on"
     $PYTHON benchmarks/default_model_quality.py --val-corpus "$VAL_CORPUS" --cache "$CACHE" \
         --checkpoint "$RUN/last.pt" --untrained --spread-weight "$SPREAD_WEIGHT"
+}
+
+project() {
+    # The train corpus only: check it shares nothing with the dev corpus, embed it with the exported network,
+    # show the choice of shrinkage (held-out train playlists), then write the projected model.
+    $PYTHON benchmarks/corpus_separation.py --dev "$VAL_CORPUS" --train "$CORPUS"
+    $SIAMREC --home "$TRAIN_STORE" --model "$RUNS/default.onnx" sync-playlists --mpd "$CORPUS/playlists.json" \
+        --audio-manifest "$CORPUS/tracks.tsv"
+    $PYTHON benchmarks/shipped_projection.py --home "$TRAIN_STORE" --shrinkages 0.2,0.4,0.5,0.6,0.7,0.8
+    $SIAMREC --home "$TRAIN_STORE" project "$RUNS/default.onnx" -o siamrec/assets/default.onnx \
+        --shrinkage "$PROJECTION_SHRINKAGE" --no-centroid-projection --name siamrec-default-2 \
+        --fitted-on "the train corpus's playlists (shared/corpus/sources_train.json)"
 }
 
 case "${1:-all}" in
     ablation) ablation ;;
     train) train ;;
     export) export_model ;;
-    all) train && export_model ;;
-    *) echo "usage: $0 [ablation|train|export|all]" >&2; exit 2 ;;
+    project) project ;;
+    all) train && export_model && project ;;
+    *) echo "usage: $0 [ablation|train|export|project|all]" >&2; exit 2 ;;
 esac
