@@ -230,6 +230,7 @@ def test_cli_bench_json_and_plot(bench_home: Path, tmp_path: Path) -> None:
     assert first["playlists_used"] == 5 and plot.stat().st_size > 0
     done = invoke("bench", "--mask", "3/2", "--seeds", "2", "--baseline", "none")
     assert done.returncode == 0 and "chance (exact)" in done.stdout
+    assert "feedback" not in done.stdout  # no --feedback, no (empty) feedback table
 
 
 def test_cli_bench_bad_input(bench_home: Path, tmp_path: Path) -> None:

@@ -116,6 +116,8 @@ def _feedback_tables(result: BenchResult) -> list[Table]:
     """bench --feedback: per split, each method round by round, with and without feedback (fits 80 columns)."""
     tables = []
     for split in result.splits:
+        if not split.feedback:  # no --feedback: no table (an empty one printed its title and headers)
+            continue
         table = Table(
             title=f"feedback, mask {split.label}: the listener answers the first {result.feedback_k} each round; "
             "R-precision and reward over the masked songs not found yet, with / without feedback",
