@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,14 @@ from tests.supysonic_server import copy_excerpts
 # The training stack's tests need torch (the train extra); without it they are not collected, and said so.
 TORCH_INSTALLED = importlib.util.find_spec("torch") is not None
 collect_ignore = [] if TORCH_INSTALLED else ["training"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The user's data and cache folders are never a test's: a test that forgets SIAMREC_HOME (or a process it
+    starts) writes under a folder of this run, not into the real default store."""
+    root = Path(tempfile.mkdtemp(prefix="siamrec-test-xdg-"))
+    for variable in ("XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_STATE_HOME"):
+        os.environ[variable] = str(root / variable.lower())
 
 
 def pytest_report_header() -> str | None:
