@@ -177,7 +177,8 @@ def _store_and_suggest(service: Service, record: TrackRecord, vector: np.ndarray
     store = service.store
     added, _ = write_tracks(store, [record], vector[None, :])
     stored = store.get_tracks([record.track_uri], with_vectors=True)[record.track_uri]
-    found = recommend_playlists(store, vector, k, exclude_track_uri=record.track_uri)
+    # The vector as stored (float16 in the embedded store), so the answer equals a later GET's for this track.
+    found = recommend_playlists(store, stored.vector, k, exclude_track_uri=record.track_uri)
     return TrackAdded(created=bool(added), track=Track.of(stored), playlists=PlaylistResult.ranked(found))
 
 
