@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from siamrec.audio import AUDIO_SUFFIXES, audio_identity, file_sha1, is_audio_path, track_windows
+from siamrec.audio import AUDIO_SUFFIXES, AudioInfo, audio_identity, file_sha1, is_audio_path, track_windows
 from siamrec.embed import TrackEncoder
 from siamrec.errors import AudioError, ConfigError, NotFoundError
 from siamrec.names import path_for_payload, quoted
@@ -159,6 +159,11 @@ def local_record(path: Path, audio_id: str, duration_s: float) -> TrackRecord:
 def load_item(item: AudioItem) -> tuple[TrackRecord, np.ndarray]:
     """Decode one file into its record and model windows (raises AudioError or OSError)."""
     windows, info = track_windows(item.path)
+    return describe_item(item, windows, info), windows
+
+
+def describe_item(item: AudioItem, windows: np.ndarray, info: AudioInfo) -> TrackRecord:
+    """The record of a file already decoded into `windows` (the service decodes an upload once, to check it)."""
     sha1 = file_sha1(item.path)
     audio_id = audio_identity(windows, info)
     record = item.record or local_record(item.path, audio_id, info.duration_s)
@@ -171,7 +176,7 @@ def load_item(item: AudioItem) -> tuple[TrackRecord, np.ndarray]:
         record.path, record.size, record.mtime = facts
     if record.duration_s is None:
         record.duration_s = round(info.duration_s, 3)
-    return record, windows
+    return record
 
 
 def _load(item: AudioItem) -> _Loaded:

@@ -287,3 +287,23 @@ def test_fetching_is_off_unless_enabled(tmp_path: Path, tiny_model: Path) -> Non
     with serving(service_config(tmp_path / "home", tiny_model)) as base:
         body = {"track_uri": "spotify:track:x", "url": "https://example.org/a.ogg"}
         assert_problem(httpx.post(f"{base}/tracks", json=body), 403, "URL fetching is off")
+
+
+def test_an_upload_is_decoded_once_and_its_windows_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check that the bytes are audio decodes them; the windows it made are the ones embedded (no second decode)."""
+    import numpy as np
+
+    from siamrec import audio
+    from siamrec.library import AudioItem, load_item
+    from siamrec.service import uploads
+
+    song = write_audio(tmp_path / "song.flac", chord(6.0, 220.0))
+    decodes = []
+    real = audio.track_windows
+    monkeypatch.setattr(uploads, "track_windows", lambda *a, **k: decodes.append(a) or real(*a, **k))
+    with song.open("rb") as handle:
+        kept = uploads.store_audio(uploads.file_chunks(handle), tmp_path / "uploads", 10**8, 600.0)
+    assert len(decodes) == 1 and kept.new and kept.path.suffix == ".flac"
+    record, windows = load_item(AudioItem(kept.path))
+    assert np.array_equal(kept.windows, windows) and kept.info.duration_s == pytest.approx(6.0, abs=0.01)
+    assert record.audio_sha1 == audio.file_sha1(kept.path)

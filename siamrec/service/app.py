@@ -1,8 +1,9 @@
 """The ASGI app: FastAPI routes that translate HTTP to the same core calls the CLI makes.
 
-Adding a track is `load_item` + `TrackEncoder.track_vectors` (work pool) then `write_tracks` (store pool), the
-two halves of `add_audio`; recommending is `recommend_tracks` / `recommend_playlists`; playlists are
-`Store.save_playlist` / `delete_playlist`. Nothing here ranks, filters or writes on its own.
+Adding a track is `store_audio` (kept, and decoded once) + `describe_item` + `TrackEncoder.track_vectors` (work
+pool) then `write_tracks` (store pool), as `add_audio` does; recommending is `recommend_tracks` /
+`recommend_playlists`; playlists are `Store.save_playlist` / `delete_playlist`. Nothing here ranks, filters or
+writes on its own.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from starlette.exceptions import HTTPException
 
 from siamrec import __version__
 from siamrec.errors import AudioError, NotFoundError
-from siamrec.library import AudioItem, load_item, write_tracks
+from siamrec.library import AudioItem, describe_item, write_tracks
 from siamrec.recommend import recommend_playlists, recommend_tracks
 from siamrec.service.backup import add_backup_route
 from siamrec.service.config import ServiceConfig
@@ -158,10 +159,11 @@ def _service(request: Request) -> Service:
 def _embed(service: Service, chunks: Iterable[bytes], overrides: dict[str, str]) -> tuple[TrackRecord, np.ndarray]:
     """Keep the bytes if they are audio, then decode and embed them with the calls `siamrec add-track` makes."""
     config = service.config
-    path, new = store_audio(chunks, service.uploads, config.max_upload_bytes, config.max_duration_s)
+    upload = store_audio(chunks, service.uploads, config.max_upload_bytes, config.max_duration_s)
+    path, new = upload.path, upload.new
     try:
-        record, windows = load_item(AudioItem(path, overrides={"source": "api", **overrides}))
-        vectors, problems = service.encoder.try_track_vectors([windows])
+        record = describe_item(AudioItem(path, overrides={"source": "api", **overrides}), upload.windows, upload.info)
+        vectors, problems = service.encoder.try_track_vectors([upload.windows])
         if problems[0]:
             raise AudioError(problems[0])
     except (AudioError, OSError) as exc:

@@ -15,11 +15,14 @@ import os
 import socket
 import tempfile
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import urljoin, urlsplit
 
-from siamrec.audio import track_windows
+import numpy as np
+
+from siamrec.audio import AudioInfo, track_windows
 from siamrec.deadline import deadline
 from siamrec.errors import ConnectorError, NotAudioError
 from siamrec.service.problems import FetchRefused, TooLarge
@@ -32,21 +35,29 @@ FETCH_DEADLINE_S = 60.0  # a whole fetch, redirects included: a trickling server
 UPLOAD_NAME = "the upload"  # what messages call it: the client never learns where the server keeps it
 
 
-def checked_suffix(path: Path, max_duration_s: float) -> str:
-    """The suffix of the container an upload's bytes are, once they decode (as add-track decodes them: the
-    sniffed container only, nothing the bytes name) to audio no longer than `max_duration_s`."""
+@dataclass(frozen=True)
+class StoredUpload:
+    """An upload kept as `path` (`new`: False when the same bytes were already kept) and its decoded windows."""
+
+    path: Path
+    new: bool
+    windows: np.ndarray
+    info: AudioInfo
+
+
+def checked_decode(path: Path, max_duration_s: float) -> tuple[str, np.ndarray, AudioInfo]:
+    """The container suffix and the model windows of an upload, once its bytes decode (as add-track decodes
+    them: the sniffed container only, nothing the bytes name) to audio no longer than `max_duration_s`. The
+    windows are kept: the upload is decoded once, to check it and to embed it."""
     container = sniff(path)
     if container is None:
         raise NotAudioError(f"{UPLOAD_NAME} is not audio this service reads ({READABLE})")
-    track_windows(path, max_seconds=max_duration_s, name=UPLOAD_NAME)
-    return container.suffix
+    windows, info = track_windows(path, max_seconds=max_duration_s, name=UPLOAD_NAME)
+    return container.suffix, windows, info
 
 
-def store_audio(chunks: Iterable[bytes], folder: Path, max_bytes: int, max_duration_s: float) -> tuple[Path, bool]:
-    """Write the bytes to `folder/<sha1><suffix>` if they are audio within the limits; refuse them otherwise.
-
-    Returns the path and whether it is new (False: the same bytes were already kept).
-    """
+def store_audio(chunks: Iterable[bytes], folder: Path, max_bytes: int, max_duration_s: float) -> StoredUpload:
+    """Write the bytes to `folder/<sha1><suffix>` if they are audio within the limits; refuse them otherwise."""
     folder.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha1()
     size = 0
@@ -60,10 +71,11 @@ def store_audio(chunks: Iterable[bytes], folder: Path, max_bytes: int, max_durat
                     raise TooLarge(f"the audio is larger than this service accepts ({max_bytes / 1e6:g} MB)")
                 digest.update(chunk)
                 out.write(chunk)
-        final = folder / f"{digest.hexdigest()}{checked_suffix(temporary, max_duration_s)}"
+        suffix, windows, info = checked_decode(temporary, max_duration_s)
+        final = folder / f"{digest.hexdigest()}{suffix}"
         new = not final.exists()
         temporary.replace(final)  # same bytes, same name: a second upload of one track is one file
-        return final, new
+        return StoredUpload(final, new, windows, info)
     finally:
         temporary.unlink(missing_ok=True)
 
