@@ -105,6 +105,18 @@ def output_file(option: str, suffixes: tuple[str, ...] = ()) -> Callable[[click.
     return callback
 
 
+def onnx_output_option(help_text: str) -> Callable[[F], F]:
+    """`-o/--output FILE.onnx`, required and checked as it is parsed (`export` and `project` write one)."""
+    return click.option(
+        "-o",
+        "--output",
+        required=True,
+        type=click.Path(dir_okay=False, path_type=Path),
+        callback=output_file("--output", (".onnx",)),
+        help=help_text,
+    )
+
+
 def plural(count: int, word: str, many: str | None = None) -> str:
     """`1 track`, `2 tracks` (or the given plural)."""
     return f"{count} {word if count == 1 else many or word + 's'}"

@@ -9,7 +9,7 @@ import click
 from siamrec.audio import track_windows
 from siamrec.cli.common import (
     json_option,
-    output_file,
+    onnx_output_option,
     print_json,
     stdout,
 )
@@ -20,14 +20,7 @@ from siamrec.vectors import MAX_SPREAD_WEIGHT, MIN_SPREAD_WEIGHT
 
 @click.command("export")
 @click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option(
-    "-o",
-    "--output",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    callback=output_file("--output", (".onnx",)),
-    help="The ONNX file to write (one file, weights inside).",
-)
+@onnx_output_option("The ONNX file to write (one file, weights inside).")
 @click.option("--name", help="Model name stored in the file (default from the checkpoint).")
 @click.option("--trained-on", help="What it was trained on (default from the checkpoint).")
 @click.option(

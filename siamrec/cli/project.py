@@ -7,20 +7,13 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from siamrec.cli.common import Settings, json_option, output_file, print_json, stdout, store_options
+from siamrec.cli.common import Settings, json_option, onnx_output_option, print_json, stdout, store_options
 from siamrec.store import Store
 
 
 @click.command("project")
 @click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option(
-    "-o",
-    "--output",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    callback=output_file("--output", (".onnx",)),
-    help="The ONNX file to write: MODEL with the projection in its metadata.",
-)
+@onnx_output_option("The ONNX file to write: MODEL with the projection in its metadata.")
 @click.option(
     "--shrinkage",
     type=click.FloatRange(0.0, 1.0),
