@@ -1,4 +1,5 @@
-"""Whole-store dumps that tests compare before and after a command: nothing stored may change when it fails."""
+"""Whole-store dumps that tests compare before and after a command (nothing stored may change when it fails),
+and the small library the service and web-page tests serve."""
 
 from __future__ import annotations
 
@@ -8,6 +9,17 @@ from typing import Any
 
 from siamrec.config import resolve_settings
 from siamrec.store import Store, embedded_path
+from tests.cli import answer, home_env
+
+
+def fill_chords_and_beats(home: Path, model: Path, files: dict[str, Path]) -> dict[str, str]:
+    """Every library file added through the CLI, then the playlists 'Chords' (two chords) and 'Beats' (a drum
+    loop); returns the environment that names this home and model."""
+    env = home_env(home, model)
+    answer("add-track", *(str(p) for p in files.values()), env=env)
+    answer("playlist", "create", "Chords", str(files["chord_a.wav"]), str(files["chord_c.flac"]), env=env)
+    answer("playlist", "create", "Beats", str(files["drums_120.wav"]), env=env)
+    return env
 
 
 def dump_store(home: Path | None = None) -> dict[str, Any]:

@@ -15,9 +15,10 @@ import pytest
 from siamrec.audio import identify
 from siamrec.testing import chord, drums, write_audio
 from siamrec.uris import local_playlist_uri, local_track_uri
-from tests.cli import answer, home_env, run_siamrec
+from tests.cli import answer, run_siamrec
 from tests.servers import FileServer
 from tests.service import assert_problem, service_config, serving, upload
+from tests.stores import fill_chords_and_beats
 
 # ---- one store filled by the CLI, then served ------------------------------------------------------------
 
@@ -28,10 +29,8 @@ def filled(
 ) -> dict[str, Any]:
     """A home filled by `siamrec add-track` and `siamrec playlist create`, and the CLI's answers about it."""
     home = tmp_path_factory.mktemp("served") / "home"
-    env, files = home_env(home, tiny_model), library_files
-    answer("add-track", *(str(p) for p in files.values()), env=env)
-    answer("playlist", "create", "Chords", str(files["chord_a.wav"]), str(files["chord_c.flac"]), env=env)
-    answer("playlist", "create", "Beats", str(files["drums_120.wav"]), env=env)
+    files = library_files
+    env = fill_chords_and_beats(home, tiny_model, files)
     drum_uri = local_track_uri(identify(files["drums_120.wav"]))
     return {
         "home": home,

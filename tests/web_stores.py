@@ -15,6 +15,7 @@ from siamrec.audio import identify
 from siamrec.uris import local_playlist_uri, local_track_uri
 from tests.cli import answer, home_env
 from tests.service import service_config, serving
+from tests.stores import fill_chords_and_beats
 
 HOSTILE_NAME = "<img src=x onerror=alert(1)>"
 API_KEY = "page-key-123"
@@ -26,10 +27,8 @@ def store_fixture(
 ) -> dict[str, Any]:
     """A home filled through the CLI: every library file, 'Chords', 'Beats' and a playlist with a hostile name."""
     home = tmp_path_factory.mktemp("web") / "home"
-    env, files = home_env(home, tiny_model), library_files
-    answer("add-track", *(str(p) for p in files.values()), env=env)
-    answer("playlist", "create", "Chords", str(files["chord_a.wav"]), str(files["chord_c.flac"]), env=env)
-    answer("playlist", "create", "Beats", str(files["drums_120.wav"]), env=env)
+    files = library_files
+    env = fill_chords_and_beats(home, tiny_model, files)
     answer("playlist", "create", HOSTILE_NAME, str(files["noise.ogg"]), env=env)
     return {
         "home": home,
