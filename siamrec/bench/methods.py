@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 AUDIO_BATCH = 16  # tracks decoded and embedded together
 MFCC_CACHE_VERSION = "v1"  # bump when the hand-crafted features change
 MUSICNN_ONNX = Path(__file__).parent.parent / "assets" / "baselines" / "musicnn_msd.onnx"
+MUSICNN_MTT_ONNX = MUSICNN_ONNX.with_name("musicnn_mtt.onnx")  # the same network trained on MagnaTagATune's tags
 
 
 # ---- the bench over a store: its library, the audio methods and their cached vectors ---------------------
@@ -82,9 +83,9 @@ def mfcc_method() -> AudioMethod:
     return AudioMethod("mfcc", f"mfcc-{MFCC_CACHE_VERSION}", mfcc_statistics, standardise=True)
 
 
-def musicnn_method(onnx_path: Path) -> AudioMethod:
+def musicnn_method(onnx_path: Path, name: str = "musicnn") -> AudioMethod:
     encoder = MusicnnEncoder(onnx_path)
-    return AudioMethod("musicnn", f"musicnn-{file_sha1(onnx_path)}", encoder.track_vectors, standardise=True)
+    return AudioMethod(name, f"musicnn-{file_sha1(onnx_path)}", encoder.track_vectors, standardise=True)
 
 
 def model_method(onnx_path: Path, device: str) -> AudioMethod:
@@ -180,7 +181,7 @@ def _load_cached(cache: VectorCache, identities: list[tuple[str | None, str | No
     return np.stack([np.full(dim, np.nan, np.float32) if v is None else v for v in rows])
 
 
-BASELINES = ("random", "mfcc", "musicnn")
+BASELINES = ("random", "mfcc", "musicnn", "musicnn-mtt")
 
 
 def audio_methods(
@@ -190,12 +191,14 @@ def audio_methods(
     unknown = sorted(set(baselines) - set(BASELINES))
     if unknown:
         raise ConfigError(f"unknown baseline {', '.join(unknown)}: choose from {', '.join(BASELINES)}")
-    if {"mfcc", "musicnn"} & set(baselines):
-        what = f"the {' and '.join(sorted({'mfcc', 'musicnn'} & set(baselines)))} baseline"
+    if {"mfcc", "musicnn", "musicnn-mtt"} & set(baselines):
+        what = f"the {' and '.join(sorted({'mfcc', 'musicnn', 'musicnn-mtt'} & set(baselines)))} baseline"
         require_bench_extra(("librosa",), what, "--baseline random to go without")
     methods = [mfcc_method()] if "mfcc" in baselines else []
     if "musicnn" in baselines:
         methods.append(musicnn_method(musicnn_path or MUSICNN_ONNX))
+    if "musicnn-mtt" in baselines:
+        methods.append(musicnn_method(MUSICNN_MTT_ONNX, "musicnn-mtt"))
     methods += [model_method(path, device) for path in model_paths]
     names = [m.name for m in methods]
     if len(set(names)) != len(names):

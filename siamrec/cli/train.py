@@ -76,7 +76,9 @@ def _decode(tracks: Any, cache: Path, workers: int) -> tuple[Any, list[Path]]:
 @click.option(
     "--teacher",
     type=click.Path(),
-    help="Distil this teacher (musicnn_msd.onnx) into a head whose output ships as a third vector part.",
+    multiple=True,
+    help="Distil this teacher (a musicnn ONNX file; repeat for several) into a head whose output ships as a third "
+    "vector part.",
 )
 @click.option("--distill-weight", default=1.0, show_default=True, help="Weight of the distillation loss.")
 @click.option("--epochs", type=int, help="Epochs (default 100; with --resume, extends the run).")
@@ -153,7 +155,7 @@ def _prepare(opts: dict[str, Any]) -> dict[str, Any]:
             workers=opts["workers"], device=opts["device"] or root_option("device") or "auto", seed=opts["seed"],
             val_every=opts["val_every"],
             max_steps_per_epoch=opts["max_steps_per_epoch"],
-            teacher=str(Path(opts["teacher"]).expanduser().resolve()) if opts["teacher"] else None,
+            teachers=tuple(str(Path(path).expanduser().resolve()) for path in opts["teacher"]),
             distill_weight=opts["distill_weight"],
         )  # fmt: skip
         val_fraction, split_seed = opts["val_fraction"], opts["seed"]
@@ -197,7 +199,7 @@ def _fit(trainer: Any, epochs: int) -> list[dict[str, float]]:
     if trainer.teacher is not None and trainer.state.teacher_targets is None:
         with Progress(TextColumn("teacher", style="bold"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=console, disable=quiet()) as bar:  # fmt: skip
-            task = bar.add_task("teacher", total=len(trainer.train_signals))
+            task = bar.add_task("teacher", total=len(trainer.train_signals) * len(trainer.teacher.members))
             trainer.prepare_teacher(on_tracks=lambda n: bar.advance(task, n))
     columns = (TextColumn("[bold]epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("loss {task.fields[loss]:+.3f}  collapse {task.fields[collapse]:.2f}"),

@@ -57,7 +57,7 @@ class TrainConfig:
     seed: int = 0
     val_every: int = 1
     max_steps_per_epoch: int | None = None  # caps an epoch (benchmarks, tests)
-    teacher: str | None = None  # musicnn_msd.onnx: distil its embedding into a head that ships as a vector part
+    teachers: tuple[str, ...] = ()  # musicnn ONNX files: distil their embeddings into a head that ships as a part
     distill_weight: float = 1.0  # the distillation loss's weight beside SimSiam's
     effects: EffectSettings = field(default_factory=EffectSettings)
     mix: MixSettings = field(default_factory=MixSettings)
@@ -102,6 +102,8 @@ class TrainConfig:
             if isinstance(values.get(key), dict):
                 values[key] = kind(**{k: tuple(v) if isinstance(v, list) else v for k, v in values[key].items()})
         values["augment"] = tuple(values.get("augment", ()))
+        old_teacher = data.get("teacher")  # checkpoints before several teachers named one
+        values["teachers"] = tuple(values.get("teachers", ())) or ((old_teacher,) if old_teacher else ())
         return cls(**values)
 
 

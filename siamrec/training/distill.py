@@ -73,6 +73,26 @@ class Teacher:
         return ((np.stack(window_means) - mean) / np.maximum(std, 1e-6)).astype(np.float32)
 
 
+class Teachers:
+    """Several teachers at once (musicnn's MSD and MagnaTagATune models hear different things: genres and eras,
+    instruments and moods): the head's target is each teacher's z-scored track embedding, side by side."""
+
+    def __init__(self, onnx_paths: Sequence[str | Path]) -> None:
+        self.members = [Teacher(path) for path in onnx_paths]
+        self.dim = sum(member.dim for member in self.members)
+
+    def track_targets(
+        self,
+        signals: Sequence[np.ndarray],
+        frontend: LogMel,
+        windows: int = C.WINDOWS_PER_TRACK,
+        on_tracks: Callable[[int], None] | None = None,
+    ) -> np.ndarray:
+        """`[tracks, sum of the teachers' dims]`: every dimension z-scored, so each teacher weighs by its size."""
+        parts = [member.track_targets(signals, frontend, windows, on_tracks) for member in self.members]
+        return np.concatenate(parts, axis=1)
+
+
 def distillation_loss(student: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """1 − cosine between the head's output and the teacher's standardised embedding (0 when they agree):
     cosine, as the store compares vectors."""

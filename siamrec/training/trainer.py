@@ -36,7 +36,7 @@ from siamrec.training.config import (
     resolve_device,
 )
 from siamrec.training.data import TrackSet, open_cached
-from siamrec.training.distill import Teacher, distillation_loss
+from siamrec.training.distill import Teachers, distillation_loss
 from siamrec.training.loader import PairDataset, make_loader, waveform_augment
 from siamrec.training.nets import (
     SimSiam,
@@ -161,7 +161,7 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         self.device = resolve_device(config.device)
         torch.manual_seed(config.seed)
-        self.teacher = Teacher(config.teacher) if config.teacher else None
+        self.teacher = Teachers(config.teachers) if config.teachers else None
         if self.teacher is not None and config.model.distill_dim != self.teacher.dim:
             config.model.distill_dim = self.teacher.dim
         self.model = SimSiam(config.model).to(self.device)

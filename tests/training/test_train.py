@@ -241,7 +241,7 @@ def test_distillation_learns_the_teacher_and_ships_as_a_third_part(
     from siamrec.embed import TrackEncoder
     from siamrec.training.export.onnx_export import META_PARTS, export_checkpoint
 
-    config = _config(epochs=4, crops_per_track=4, augment=("spec",), teacher=str(MUSICNN_ONNX), base_lr=1e-2)
+    config = _config(epochs=4, crops_per_track=4, augment=("spec",), teachers=(str(MUSICNN_ONNX),), base_lr=1e-2)
     trainer = Trainer(config, tmp_path, cached[0])
     history = trainer.fit()
     targets = trainer.state.teacher_targets
@@ -271,6 +271,24 @@ def test_distillation_learns_the_teacher_and_ships_as_a_third_part(
     torch.testing.assert_close(resumed.state.teacher_targets, targets)
 
 
+def test_two_teachers_give_one_target_side_by_side(cached: tuple[list[Path], list[str]], tmp_path: Path) -> None:
+    """`--teacher` twice (musicnn's MSD and MagnaTagATune models): the head's target is both teachers' z-scored
+    track embeddings side by side, the head has their summed size, and a checkpoint of one `teacher` still reads."""
+    from siamrec.bench.methods import MUSICNN_MTT_ONNX, MUSICNN_ONNX
+
+    both = Trainer(_config(teachers=(str(MUSICNN_ONNX), str(MUSICNN_MTT_ONNX))), tmp_path / "both", cached[0])
+    assert both.config.model.distill_dim == 400 and both.teacher is not None
+    both.prepare_teacher()
+    targets = both.state.teacher_targets
+    assert targets is not None and targets.shape == (9, 400)
+    alone = Trainer(_config(teachers=(str(MUSICNN_ONNX),)), tmp_path / "alone", cached[0])
+    alone.prepare_teacher()
+    torch.testing.assert_close(targets[:, :200], alone.state.teacher_targets)
+    assert not torch.allclose(targets[:, 200:], targets[:, :200], atol=0.1)  # the second teacher hears otherwise
+    old = {k: v for k, v in _config().to_dict().items() if k != "teachers"} | {"teacher": str(MUSICNN_ONNX)}
+    assert TrainConfig.from_dict(old).teachers == (str(MUSICNN_ONNX),)
+
+
 def test_validation_reports_every_figure_on_playlists_long_enough_to_mask() -> None:
     """Validation on 6 playlists of 8 tracks: the shipped pooling, mean pooling, the learned part and the
     adapted metric all get a figure, and playlists that share a direction score above chance."""
@@ -296,7 +314,7 @@ def test_teacher_that_is_not_musicnn_is_one_config_error(tmp_path: Path) -> None
     bad = tmp_path / "teacher.onnx"
     bad.write_bytes(b"not a model")
     with pytest.raises(ConfigError, match="--teacher"):
-        Trainer(_config(teacher=str(bad)), tmp_path, [tmp_path / "a.npy", tmp_path / "b.npy"])
+        Trainer(_config(teachers=(str(bad),)), tmp_path, [tmp_path / "a.npy", tmp_path / "b.npy"])
 
 
 # ---------------------------------------------------------------------------------------------- CLI
