@@ -1,4 +1,4 @@
-"""The embedded store's layout (siamrec.store.layout): new stores get the int8 search copy, float16 track vectors
+"""The embedded store's layout (siamrec.store.layout): new stores get the 4-bit search copy, float16 track vectors
 and memory-mapped parts; a store written before it is upgraded when opened, with every point, vector and payload
 as it was; the approximate search still finds what the exact one finds."""
 
@@ -78,20 +78,20 @@ def keyword_index_memory(root: Path, collection: str = C.TRACKS_COLLECTION) -> s
     return found
 
 
-def int8_copies(root: Path, collection: str = C.TRACKS_COLLECTION) -> list[Path]:
+def quantized_copies(root: Path, collection: str = C.TRACKS_COLLECTION) -> list[Path]:
     """The engine's quantized-vector files under a collection's segments."""
     return [p for p in (root / collection / "segments").rglob("*") if "quantized" in p.name]
 
 
-def test_a_new_store_has_the_int8_copy_float16_tracks_and_cold_parts(new_store: Path) -> None:
+def test_a_new_store_has_the_4bit_copy_float16_tracks_and_cold_parts(new_store: Path) -> None:
     root = new_store
     config = engine_config(root)
-    assert config["quantization_config"]["scalar"]["type"] == "int8"
+    assert config["quantization_config"]["turbo"]["bits"] == "bits4"
     assert {v["datatype"] for v in config["vectors"].values()} == {"float16"}
     assert {v["memory"] for v in config["vectors"].values()} == {"cold"}
     assert config["payload_memory"] == "cold" and config["hnsw_config"]["memory"] == "cold"
     assert keyword_index_memory(root) == {"cold"}
-    assert int8_copies(root), "the index build wrote no quantized vectors"
+    assert quantized_copies(root), "the index build wrote no quantized vectors"
     centroids = engine_config(root, C.PLAYLISTS_COLLECTION)["vectors"]
     assert {v.get("datatype", "float32") for v in centroids.values()} == {"float32"}  # few, and kept exact
 
@@ -118,28 +118,39 @@ def test_a_small_store_written_before_the_layout_gets_it_with_every_point_as_it_
     assert dump(root) == before  # opened with the current layout: upgraded, and nothing read back differs
     assert keyword_index_memory(root) == {"cold"}
     for collection in (C.TRACKS_COLLECTION, C.PLAYLISTS_COLLECTION):
-        assert engine_config(root, collection)["quantization_config"]["scalar"]["type"] == "int8"
+        assert engine_config(root, collection)["quantization_config"]["turbo"]["bits"] == "bits4"
         stored = engine_config(root, collection)["vectors"].values()
         assert {v.get("datatype", "float32") for v in stored} == {"float32"}  # the engine keeps a stored datatype
     assert dump(root) == before  # and a second open finds it as the first left it
+
+
+def test_a_store_with_the_int8_copy_keeps_it_with_every_point_as_it_was(tmp_path: Path) -> None:
+    """Stores made when the search copy was int8 are not rebuilt by an open: their copy is a quantized one."""
+    root = tmp_path / "store"
+    int8 = Layout(turbo4=False)
+    write_store(EdgeBackend(root, int8), tracks=300, dim=16)
+    before = dump(root, int8)
+    assert engine_config(root)["quantization_config"]["scalar"]["type"] == "int8"
+    assert dump(root) == before  # opened with the current layout
+    assert engine_config(root)["quantization_config"]["scalar"]["type"] == "int8"
 
 
 @pytest.mark.slow
 def test_a_store_written_before_the_layout_is_upgraded_by_a_command_with_nothing_changed(tmp_path: Path) -> None:
     root = tmp_path / "home" / "store"
     write_store(EdgeBackend(root, LEGACY))  # the store as the code before this layout wrote it
-    assert "quantization_config" not in engine_config(root) and not int8_copies(root)
+    assert "quantization_config" not in engine_config(root) and not quantized_copies(root)
     before = dump(root, LEGACY)
     home = root.parent
     env = {**os.environ, "SIAMREC_HOME": str(home)}
     done = run_siamrec("info", "--json", env=env, check=True)
     assert json.loads(done.stdout)["tracks"] == TRACKS
-    assert engine_config(root)["quantization_config"]["scalar"]["type"] == "int8"
-    assert int8_copies(root), "the upgrade wrote no quantized vectors"
+    assert engine_config(root)["quantization_config"]["turbo"]["bits"] == "bits4"
+    assert quantized_copies(root), "the upgrade wrote no quantized vectors"
     assert {v.get("datatype", "float32") for v in engine_config(root)["vectors"].values()} == {"float32"}  # as stored
     assert dump(root) == before
-    assert "int8" in done.stderr  # the upgrade says what it does, once:
-    assert "int8" not in run_siamrec("info", "--json", env=env, check=True).stderr
+    assert "quantized search copy" in done.stderr  # the upgrade says what it does, once:
+    assert "quantized search copy" not in run_siamrec("info", "--json", env=env, check=True).stderr
     with Store(EdgeBackend(root)) as store:  # and it searches as before
         store.bind_stored_model()
         query = store.get_tracks(["t:0"], with_vectors=True)["t:0"].vector

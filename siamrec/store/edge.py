@@ -248,7 +248,7 @@ class EdgeBackend:
         return shard
 
     def _load(self, collection: str) -> qe.EdgeShard:
-        """Load a shard; one created before the current layout gets it now (the int8 copy is built once, the
+        """Load a shard; one created before the current layout gets it now (the quantized copy is built once, the
         points themselves are not rewritten), unless the disk lacks room for that (it stays searchable as is)."""
         folder = self.root / collection
         found = shard_config(folder)
@@ -256,13 +256,13 @@ class EdgeBackend:
             return qe.EdgeShard.load(str(folder))
         needed = sum(p.stat().st_size for p in (folder / "segments").rglob("*") if p.is_file())  # rebuilt beside
         try:
-            check_room(self.root, needed, f"adding the int8 search copy to '{collection}'")
+            check_room(self.root, needed, f"adding the quantized search copy to '{collection}'")
         except StoreError as exc:
             log.warning("%s (searches use the stored vectors meanwhile)", exc)
             return qe.EdgeShard.load(str(folder))
         config = self.layout.config(collection, self._meta[collection], stored_datatypes(found))
         shard = qe.EdgeShard.load(str(folder), config)
-        log.warning("the store's '%s' gets the current layout (an int8 search copy): once, for this store", collection)
+        log.warning("the store's '%s' gets the current layout (a quantized search copy): once", collection)
         try:
             for key, index in shard.info().payload_schema.items():  # mapped, not read into memory on every open
                 if index.data_type == qe.PayloadSchemaType.Keyword:
