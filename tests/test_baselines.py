@@ -86,3 +86,14 @@ def test_musicnn_vectors_average_the_windows(windows: list[np.ndarray]) -> None:
     assert vectors.shape == (3, 200) and np.isfinite(vectors).all()
     encoder = MusicnnEncoder(MUSICNN)
     np.testing.assert_allclose(vectors[1], encoder.window_embeddings(windows[1]).mean(axis=0), rtol=1e-4, atol=1e-5)
+
+
+def test_the_magnatagatune_musicnn_is_its_own_baseline(windows: list[np.ndarray]) -> None:
+    """`--baseline musicnn-mtt`: the same contract, its own weights (other vectors, its own cache key)."""
+    from siamrec.bench.methods import MUSICNN_MTT_ONNX, audio_methods
+
+    msd, mtt = audio_methods(("musicnn", "musicnn-mtt"), None, [], "cpu")
+    assert (msd.name, mtt.name) == ("musicnn", "musicnn-mtt") and msd.key != mtt.key and mtt.standardise
+    vectors = mtt.embed(windows[:2])
+    np.testing.assert_allclose(vectors, musicnn_vectors(windows[:2], MUSICNN_MTT_ONNX), rtol=1e-5, atol=1e-6)
+    assert vectors.shape == (2, 200) and not np.allclose(vectors, msd.embed(windows[:2]), atol=1e-2)
