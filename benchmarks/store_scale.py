@@ -7,9 +7,9 @@ intrinsic dimension; isotropic noise has none, and makes every neighbour a tie),
 Then `adapt` fits the playlist-adapted metric and writes every track's adapted vector, as `siamrec adapt` does,
 so the store holds both vectors. Each size runs in its own process, so its peak RSS is its own. Latency and
 recall@10 are measured in both metrics (plain, adapted) for both strategies; recall compares the engine's
-search (HNSW over the int8 copy, rescored) with an exact float search under the same filter (cold only,
+search (HNSW over the quantized copy, rescored) with an exact float search under the same filter (cold only,
 playlist excluded). `--no-quantization` builds the store with the layout stores had before (float32 originals
-in RAM, no int8 copy) for comparison.
+in RAM, no quantized copy), `--int8` with scalar int8 copies instead of 4-bit ones, for comparison.
 
     .venv/bin/python benchmarks/store_scale.py --sizes 20000 100000 1000000 --playlists 10000
 """
@@ -191,7 +191,7 @@ def run_one(n: int, n_playlists: int, dim: int, queries: int, work: Path, layout
     first = min(CHUNK, n)  # upserts once an adaptation is stored: each point's adapted twin is written with it
     figures["upsert_adapted_points_per_s"] = fill(store, first, membership, centers, mix)
     start = time.perf_counter()
-    store.close()  # builds the HNSW index (and the int8 copy) over what was written
+    store.close()  # builds the HNSW index (and the quantized copy) over what was written
     figures["index_build_s"] = time.perf_counter() - start
     memory.phase(figures, "index_build")
     progress(figures)
@@ -240,16 +240,16 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=None, help="vector size (default: the shipped model's)")
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--no-quantization", action="store_true", help="the layout stores had before, to compare")
-    parser.add_argument("--turbo4", action="store_true", help="TurboQuant 4-bit copies instead of int8")
+    parser.add_argument("--int8", action="store_true", help="scalar int8 search copies instead of 4-bit ones")
     parser.add_argument("--hnsw-ef", type=int, default=None, help="search breadth (default: the store's)")
-    parser.add_argument("--oversampling", type=float, default=None, help="int8 candidates per result")
+    parser.add_argument("--oversampling", type=float, default=None, help="quantized candidates per result")
     parser.add_argument("--dir", type=Path, default=None, help="where the stores are written (default: a temp dir)")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     from siamrec.store.layout import DEFAULT, LEGACY
 
     tuned = {key: value for key, value in (("hnsw_ef", args.hnsw_ef), ("oversampling", args.oversampling)) if value}
-    layout = replace(LEGACY if args.no_quantization else DEFAULT, **tuned, **({"turbo4": True} if args.turbo4 else {}))
+    layout = replace(LEGACY if args.no_quantization else DEFAULT, **tuned, **({"turbo4": False} if args.int8 else {}))
     dim = args.dim or model_dim()
     if args.one:
         work = Path(tempfile.mkdtemp(prefix=f"store_scale_{args.one}_", dir=args.dir))
@@ -264,7 +264,7 @@ def main() -> None:
                    "--queries", str(args.queries)]  # fmt: skip
         command += ["--dir", str(args.dir)] if args.dir else []
         command += ["--no-quantization"] if args.no_quantization else []
-        command += ["--turbo4"] if args.turbo4 else []
+        command += ["--int8"] if args.int8 else []
         command += ["--hnsw-ef", str(args.hnsw_ef)] if args.hnsw_ef else []
         command += ["--oversampling", str(args.oversampling)] if args.oversampling else []
         out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
