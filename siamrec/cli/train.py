@@ -199,7 +199,7 @@ def _fit(trainer: Any, epochs: int) -> list[dict[str, float]]:
     if trainer.teacher is not None and trainer.state.teacher_targets is None:
         with Progress(TextColumn("teacher", style="bold"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=console, disable=quiet()) as bar:  # fmt: skip
-            task = bar.add_task("teacher", total=len(trainer.train_signals) * len(trainer.teacher.members))
+            task = bar.add_task("teacher", total=len(trainer.train_signals))
             trainer.prepare_teacher(on_tracks=lambda n: bar.advance(task, n))
     columns = (TextColumn("[bold]epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("loss {task.fields[loss]:+.3f}  collapse {task.fields[collapse]:.2f}"),

@@ -43,6 +43,15 @@ class Teacher:
         batch = np.ascontiguousarray(frames.detach().float().cpu().numpy())
         return self.encoder.session.run([MUSICNN_OUTPUT], {self.encoder.input_name: batch})[0]
 
+
+class Teachers:
+    """One or several teachers (musicnn's MSD and MagnaTagATune models hear different things: genres and eras,
+    instruments and moods): the head's target is each teacher's z-scored track embedding, side by side."""
+
+    def __init__(self, onnx_paths: Sequence[str | Path]) -> None:
+        self.members = [Teacher(path) for path in onnx_paths]
+        self.dim = sum(member.dim for member in self.members)
+
     @torch.no_grad()
     def track_targets(
         self,
@@ -52,14 +61,16 @@ class Teacher:
         on_tracks: Callable[[int], None] | None = None,
     ) -> np.ndarray:
         """Per track, the mean of its windows' teacher embeddings, each dimension z-scored over all windows
-        (so every dimension weighs the same in the loss): `[tracks, 200]` float32. A few tracks at a time,
-        so memory stays bounded whatever the corpus."""
+        (so every dimension weighs the same in the loss): `[tracks, dim]` float32, the teachers side by side.
+        A few tracks at a time (memory stays bounded whatever the corpus), their log-mel computed once for
+        every teacher."""
         window_means, squares, count = [], np.zeros(self.dim), 0
         sums = np.zeros(self.dim)
         step = max(1, BATCH // windows)
         for start in range(0, len(signals), step):
             group = [evaluation_windows(s, windows) for s in signals[start : start + step]]
-            outputs = self.raw(frontend(torch.from_numpy(np.concatenate(group)))).astype(np.float64)
+            mel = frontend(torch.from_numpy(np.concatenate(group)))
+            outputs = np.concatenate([m.raw(mel) for m in self.members], axis=1).astype(np.float64)
             offsets = np.cumsum([0] + [len(w) for w in group])
             window_means += [outputs[a:b].mean(axis=0) for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
             sums += outputs.sum(axis=0)
@@ -71,26 +82,6 @@ class Teacher:
         std = np.sqrt(np.maximum(squares / count - mean**2, 0.0))
         # z-scoring is affine, so the mean of z-scored windows is the z-scored mean of the windows.
         return ((np.stack(window_means) - mean) / np.maximum(std, 1e-6)).astype(np.float32)
-
-
-class Teachers:
-    """Several teachers at once (musicnn's MSD and MagnaTagATune models hear different things: genres and eras,
-    instruments and moods): the head's target is each teacher's z-scored track embedding, side by side."""
-
-    def __init__(self, onnx_paths: Sequence[str | Path]) -> None:
-        self.members = [Teacher(path) for path in onnx_paths]
-        self.dim = sum(member.dim for member in self.members)
-
-    def track_targets(
-        self,
-        signals: Sequence[np.ndarray],
-        frontend: LogMel,
-        windows: int = C.WINDOWS_PER_TRACK,
-        on_tracks: Callable[[int], None] | None = None,
-    ) -> np.ndarray:
-        """`[tracks, sum of the teachers' dims]`: every dimension z-scored, so each teacher weighs by its size."""
-        parts = [member.track_targets(signals, frontend, windows, on_tracks) for member in self.members]
-        return np.concatenate(parts, axis=1)
 
 
 def distillation_loss(student: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
