@@ -191,8 +191,9 @@ def audio_methods(
     unknown = sorted(set(baselines) - set(BASELINES))
     if unknown:
         raise ConfigError(f"unknown baseline {', '.join(unknown)}: choose from {', '.join(BASELINES)}")
-    if {"mfcc", "musicnn", "musicnn-mtt"} & set(baselines):
-        what = f"the {' and '.join(sorted({'mfcc', 'musicnn', 'musicnn-mtt'} & set(baselines)))} baseline"
+    need_librosa = sorted({"mfcc", "musicnn", "musicnn-mtt"} & set(baselines))
+    if need_librosa:
+        what = f"the {' and '.join(need_librosa)} baseline"
         require_bench_extra(("librosa",), what, "--baseline random to go without")
     methods = [mfcc_method()] if "mfcc" in baselines else []
     if "musicnn" in baselines:
