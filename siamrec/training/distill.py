@@ -37,11 +37,15 @@ class Teacher:
         except ModelError as exc:
             raise ConfigError(f"--teacher: {exc}") from None
 
-    def raw(self, mel: torch.Tensor) -> np.ndarray:
-        """The teacher's embedding of each window (musicnn's input is `[B, frames, 96]`)."""
-        frames = mel.squeeze(1).transpose(1, 2)[:, :MUSICNN_FRAMES]
-        batch = np.ascontiguousarray(frames.detach().float().cpu().numpy())
+    def raw(self, batch: np.ndarray) -> np.ndarray:
+        """The teacher's embedding of each window of a `musicnn_batch` (`[B, frames, 96]`)."""
         return self.encoder.session.run([MUSICNN_OUTPUT], {self.encoder.input_name: batch})[0]
+
+
+def musicnn_batch(mel: torch.Tensor) -> np.ndarray:
+    """siamrec's log-mel `[B, 1, 96, T]` as musicnn's input `[B, frames, 96]` (made once for every teacher)."""
+    frames = mel.squeeze(1).transpose(1, 2)[:, :MUSICNN_FRAMES]
+    return np.ascontiguousarray(frames.detach().float().cpu().numpy())
 
 
 class Teachers:
@@ -69,8 +73,8 @@ class Teachers:
         step = max(1, BATCH // windows)
         for start in range(0, len(signals), step):
             group = [evaluation_windows(s, windows) for s in signals[start : start + step]]
-            mel = frontend(torch.from_numpy(np.concatenate(group)))
-            outputs = np.concatenate([m.raw(mel) for m in self.members], axis=1).astype(np.float64)
+            batch = musicnn_batch(frontend(torch.from_numpy(np.concatenate(group))))
+            outputs = np.concatenate([m.raw(batch) for m in self.members], axis=1).astype(np.float64)
             offsets = np.cumsum([0] + [len(w) for w in group])
             window_means += [outputs[a:b].mean(axis=0) for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
             sums += outputs.sum(axis=0)
