@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from siamrec.audio import identify
+from siamrec.service.state import Service
 from siamrec.testing import chord, drums, write_audio
 from siamrec.uris import local_playlist_uri, local_track_uri
 from tests.cli import answer, run_siamrec
@@ -280,6 +281,15 @@ def test_serve_refuses_off_loopback_without_a_key(tmp_path: Path, tiny_model: Pa
     ]
     many = run_siamrec("serve", "--workers", "2", env=env, timeout=60)
     assert many.returncode == 1 and "needs --qdrant-url" in many.stderr and "Traceback" not in many.stderr
+
+
+def test_a_service_reads_its_store_ahead_as_it_opens(tiny_model: Path, tmp_path: Path) -> None:
+    """The embedded store is read ahead in the background at start-up (siamrec.store.warmup)."""
+    service = Service(service_config(tmp_path / "home", tiny_model))
+    try:
+        assert service.warming is not None and service.warming.wait(30) > 0
+    finally:
+        service.close()
 
 
 def test_fetching_is_off_unless_enabled(tmp_path: Path, tiny_model: Path) -> None:

@@ -1,6 +1,7 @@
 """The embedded store's layout (siamrec.store.layout): new stores get the 4-bit search copy, float16 track vectors
 and memory-mapped parts; a store written before it is upgraded when opened, with every point, vector and payload
-as it was; the approximate search still finds what the exact one finds."""
+as it was; the approximate search still finds what the exact one finds; a service reads the store ahead, the
+search path first."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from siamrec.store import PlaylistRecord, Store, TrackRecord
 from siamrec.store.edge import EdgeBackend
 from siamrec.store.layout import DEFAULT, LEGACY, Layout
 from siamrec.store.migrate import COPIED
+from siamrec.store.warmup import ON_DEMAND_FILES, ON_DEMAND_FOLDERS, data_ranges, files_to_warm, read_ahead, warm_store
 from tests.cli import run_siamrec
 
 DIM = 1296  # the shipped model's size: 4,000 float16 vectors pass the engine's indexing threshold (10 MB)
@@ -108,6 +110,53 @@ def test_the_approximate_search_finds_what_the_exact_one_finds(new_store: Path) 
             assert len(approx) == 10 and approx[0] == exact[0]
             found += len(set(approx) & set(exact))
         assert found / 200 >= 0.95
+
+
+def test_warming_reads_the_search_path_first_then_the_vector_in_use_and_never_the_log(new_store: Path) -> None:
+    """What a service reads ahead as it opens (siamrec.store.warmup): the 4-bit copies first, then the HNSW graphs
+    and the rest a search walks, then payloads and float originals (the vector in use before the other), never
+    the write-ahead log; queries answer the same while and after it reads."""
+    files = files_to_warm([new_store / C.TRACKS_COLLECTION, new_store / C.PLAYLISTS_COLLECTION], "m+adapted")
+    parts = [path.relative_to(new_store).parts for path in files]
+    assert "quantized" in "/".join(parts[0][-2:])
+    assert not [p for p in parts if "wal" in p]
+    on_demand = [bool(set(p) & ON_DEMAND_FOLDERS) or p[-1] in ON_DEMAND_FILES for p in parts]
+    assert on_demand == sorted(on_demand) and any(on_demand)  # everything a search walks comes first
+    graphs = [i for i, p in enumerate(parts) if any(part.startswith("vector_index") for part in p)]
+    assert graphs and max(graphs) < on_demand.index(True)
+    originals = [p for p in parts if p[-1] == "matrix.dat"]
+    assert [p[-2] for p in originals] == ["vector_storage-m+adapted", "vector_storage-m"]  # the one in use first
+    with Store(EdgeBackend(new_store)) as store:
+        store.bind_stored_model()
+        seeds = store.get_tracks([f"t:{i}" for i in range(0, TRACKS // 2, 50)], with_vectors=True)
+        query = np.stack([s.vector for s in seeds.values()]).mean(axis=0)
+        before = [t.record.track_uri for t in store.nearest_tracks(query, 10, seeds)]
+        warming = warm_store(store)
+        assert warming is not None
+        during = [t.record.track_uri for t in store.nearest_tracks(query, 10, seeds)]
+        read = warming.wait(60)
+        assert read > sum(p.stat().st_blocks for p in new_store.rglob("matrix.dat")) * 512 // 2  # originals too
+        assert [t.record.track_uri for t in store.nearest_tracks(query, 10, seeds)] == during == before
+        assert warm_store(store, limit=4096).wait(60) == 4096  # type: ignore[union-attr]  # and no more than it may
+
+
+def test_read_ahead_keeps_to_its_limit_skips_what_vanished_and_reads_no_holes(tmp_path: Path) -> None:
+    data = tmp_path / "data.bin"
+    data.write_bytes(os.urandom(3 << 20))
+    assert read_ahead([tmp_path / "vanished.bin", data], limit=1 << 30) == 3 << 20
+    assert read_ahead([data], limit=1000) == 1000
+    sparse = tmp_path / "sparse.bin"  # as the engine preallocates its 32 MiB chunks
+    with open(sparse, "wb") as handle:
+        handle.seek(32 << 20)
+        handle.write(b"end")
+    fd = os.open(sparse, os.O_RDONLY)
+    try:
+        holes = data_ranges(fd) != [(0, (32 << 20) + 3)]
+    finally:
+        os.close(fd)
+    if not holes:
+        pytest.skip("this filesystem does not report holes (SEEK_DATA): a sparse file is read whole there")
+    assert read_ahead([sparse], limit=1 << 30) < 1 << 20
 
 
 def test_a_small_store_written_before_the_layout_gets_it_with_every_point_as_it_was(tmp_path: Path) -> None:

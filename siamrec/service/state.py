@@ -18,6 +18,7 @@ from typing import TypeVar
 from siamrec.embed import TrackEncoder, load_encoder
 from siamrec.service.config import ServiceConfig
 from siamrec.store import Store
+from siamrec.store.warmup import warm_store
 
 T = TypeVar("T")
 SERVER_STORE_THREADS = 8
@@ -35,6 +36,7 @@ class Service:
         try:
             self.store.bind_model(self.encoder.name, self.encoder.dim, create=True)
             self.metric = self.store.use_metric(config.metric)
+            self.warming = warm_store(self.store)  # the first requests find the store in memory (store.warmup)
         except BaseException:
             self.store.close()
             raise

@@ -3,7 +3,8 @@
 This package's front door only re-exports: the records (records), where a store lives (location), the `Store`
 facade over one backend (facade; backends in edge and client; the embedded one's layout in layout, its engine
 types in conversions), the adapted metric's storage (adaptation), feedback (feedback), backups (backup),
-migration (migrate) and disk checks (disk).
+migration (migrate), disk checks (disk) and
+reading the store ahead for a service (warmup).
 """
 
 from siamrec.store.facade import ADAPTED, COLD, DERIVED, METRICS, PAGE, WRITE_BATCH, Store, playlist_centroid

@@ -30,6 +30,7 @@ from siamrec.store.backend import EVERYTHING, PAGE, Hit, Point, Where, pick_vect
 from siamrec.store.conversions import as_lists, edge_filter
 from siamrec.store.disk import check_room, disk_error, guard_bus_errors, points_bytes
 from siamrec.store.layout import DEFAULT, Layout, needs_upgrade, stored_datatypes
+from siamrec.store.warmup import Warming, files_to_warm, memory_budget
 
 log = get_logger(__name__)
 COSINE = qe.Distance.Cosine
@@ -424,6 +425,13 @@ class EdgeBackend:
                     raise
                 raise full from exc
         self._dirty.clear()
+
+    def warm(self, vector: str | None = None, limit: int | None = None) -> Warming:
+        """Load every collection now and read the store into the page cache in the background (warmup)."""
+        for collection in self._meta:
+            self._shard(collection)
+        files = files_to_warm((self.root / collection for collection in self._meta), vector)
+        return Warming(files, memory_budget() if limit is None else limit)
 
     def close(self) -> None:
         try:
