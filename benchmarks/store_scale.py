@@ -77,9 +77,23 @@ def fill(store: Any, n: int, membership: dict[int, list[str]], centers: np.ndarr
     return n / (time.perf_counter() - start)
 
 
+def time_queries(store: Any, chosen: list[Any], figures: dict[str, float], prefix: str) -> None:
+    """p50/p99 of `recommend_tracks` over `chosen`, the strategies taking turns per playlist."""
+    from siamrec.recommend import recommend_tracks
+
+    times: dict[str, list[float]] = {"mean": [], "best-score": []}
+    for playlist in chosen:
+        for strategy, spent in times.items():
+            t = time.perf_counter()
+            recommend_tracks(store, playlist, k=10, strategy=strategy)
+            spent.append(time.perf_counter() - t)
+    for strategy, spent in times.items():
+        figures[f"{prefix}{strategy}_p50_ms"] = float(np.percentile(spent, 50) * 1000)
+        figures[f"{prefix}{strategy}_p99_ms"] = float(np.percentile(spent, 99) * 1000)
+
+
 def latency_and_recall(store: Any, chosen: list[Any], metric: str, figures: dict[str, float]) -> None:
     """p50/p99 of `recommend_tracks` and recall@10 against exact search, per strategy, in one metric."""
-    from siamrec.recommend import recommend_tracks
     from siamrec.store import playlist_centroid
 
     store.use_metric(metric)
@@ -88,15 +102,7 @@ def latency_and_recall(store: Any, chosen: list[Any], metric: str, figures: dict
     # first pass reads the store's mapped pages from disk (a store just opened, a one-off command), the second
     # finds them in memory (a service that has been running a while): both are reported.
     for when in ("first_pass_", ""):
-        times: dict[str, list[float]] = {"mean": [], "best-score": []}
-        for playlist in chosen:
-            for strategy, spent in times.items():
-                t = time.perf_counter()
-                recommend_tracks(store, playlist, k=10, strategy=strategy)
-                spent.append(time.perf_counter() - t)
-        for strategy, spent in times.items():
-            figures[f"{when}{tag}{strategy}_p50_ms"] = float(np.percentile(spent, 50) * 1000)
-            figures[f"{when}{tag}{strategy}_p99_ms"] = float(np.percentile(spent, 99) * 1000)
+        time_queries(store, chosen, figures, f"{when}{tag}")
     hits = {"mean": 0, "best-score": 0}
     for playlist in chosen:
         seeds = store.get_tracks(playlist.track_uris, with_vectors=True, using=store.query_vector)
@@ -127,7 +133,6 @@ def cold_and_warmed(root: Path, layout: Any, chosen: list[Any], figures: dict[st
     """The first pass of queries on a store whose pages are all on disk, then the same after `warm_store` (what
     a service does as it opens) has read the store ahead; both with the shards already loaded."""
     from siamrec import constants as C
-    from siamrec.recommend import recommend_tracks
     from siamrec.store import Store
     from siamrec.store.edge import EdgeBackend
     from siamrec.store.warmup import warm_store
@@ -143,15 +148,7 @@ def cold_and_warmed(root: Path, layout: Any, chosen: list[Any], figures: dict[st
             warming = warm_store(store)
             figures["warm_read_mb"] = warming.wait() / 1e6 if warming else 0.0
             figures["warm_s"] = time.perf_counter() - start
-        times: dict[str, list[float]] = {"mean": [], "best-score": []}
-        for playlist in chosen:
-            for strategy, spent in times.items():
-                t = time.perf_counter()
-                recommend_tracks(store, playlist, k=10, strategy=strategy)
-                spent.append(time.perf_counter() - t)
-        for strategy, spent in times.items():
-            figures[f"{mode}_{strategy}_p50_ms"] = float(np.percentile(spent, 50) * 1000)
-            figures[f"{mode}_{strategy}_p99_ms"] = float(np.percentile(spent, 99) * 1000)
+        time_queries(store, chosen, figures, f"{mode}_")
         store.backend.close()
 
 
