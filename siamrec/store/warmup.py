@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from siamrec.logs import get_logger
 
 if TYPE_CHECKING:
     from siamrec.store.facade import Store
@@ -27,6 +30,7 @@ ON_DEMAND_FOLDERS = frozenset({"vectors", "payload_storage"})
 ON_DEMAND_FILES = frozenset({"matrix.dat"})
 NEVER = "wal"
 CHUNK = 1 << 20
+log = get_logger(__name__)
 
 
 def memory_budget() -> int:
@@ -109,7 +113,9 @@ class Warming:
         self._thread.start()
 
     def _run(self, paths: list[Path], limit: int) -> None:
+        start = time.perf_counter()
         self.bytes_read = read_ahead(paths, limit)
+        log.info("store read ahead: %.2f GB in %.1f s", self.bytes_read / 1e9, time.perf_counter() - start)
 
     def wait(self, timeout: float | None = None) -> int:
         self._thread.join(timeout)
