@@ -52,9 +52,12 @@ def files_to_warm(collections: Iterable[Path], vector: str | None = None) -> lis
     preferred = f"vector_storage-{vector}"
 
     def rank(path: Path) -> tuple[bool, bool, bool, bool]:
-        on_demand = path.name in ON_DEMAND_FILES or bool(set(path.parts) & ON_DEMAND_FOLDERS)
-        other_vector = any(p.startswith("vector_storage-") and p != preferred for p in path.parts)
-        return (on_demand, on_demand and other_vector, "quantized" not in str(path), "vector_index" not in str(path))
+        inside = path.parts[-3:]  # the file and its two folders inside a segment, never the store's own location
+        on_demand = path.name in ON_DEMAND_FILES or bool(set(inside) & ON_DEMAND_FOLDERS)
+        other_vector = any(p.startswith("vector_storage-") and p != preferred for p in inside)
+        quantized = any(p.startswith("quantized") for p in inside)
+        graph = any(p.startswith("vector_index") for p in inside)
+        return (on_demand, on_demand and other_vector, not quantized, not graph)
 
     return sorted(found, key=rank)
 
