@@ -27,8 +27,8 @@ import qdrant_edge as qe
 
 from siamrec.store import Store, TrackRecord
 from siamrec.store.edge import EdgeBackend
-from siamrec.store.facade import WRITE_BATCH
 from siamrec.store.layout import DEFAULT
+from siamrec.store.metric import WRITE_BATCH
 from siamrec.store.records import record_payload
 
 VECTOR = "v"

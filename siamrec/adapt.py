@@ -74,9 +74,9 @@ def adapt_store(
 
     `auto`: None keeps the stored choice (off for a first fit). `on_progress(what, done, total)`.
     """
-    previous = store.adaptation()
+    previous = store.adaptation_summary()
     fitted = fit_store(store, shrinkage)
-    keep_auto = previous.auto if previous is not None else False
+    keep_auto = previous["auto"] if previous is not None else False
     adaptation = replace(fitted, auto=keep_auto if auto is None else auto)
     store.save_adaptation(adaptation)  # not ready: queries stay plain until every twin is written
     total = store.count_tracks()
@@ -99,7 +99,7 @@ def adapt_store(
 
 def switch_off(store: Store) -> bool:
     """Forget the stored adaptation (queries and writes go back to the plain metric); False if there was none."""
-    if store.adaptation() is None:
+    if store.adaptation_summary() is None:
         return False
     store.save_adaptation(None)
     return True
@@ -110,10 +110,10 @@ def refit_if_auto(store: Store, playlists_changed: bool) -> dict[str, object] | 
 
     Too few playlists left to fit keeps the stored map (it still ranks as before) and says why.
     """
-    found = store.adaptation()
-    if not playlists_changed or found is None or not found.auto:
+    found = store.adaptation_summary()
+    if not playlists_changed or found is None or not found["auto"]:
         return None
     try:
         return adapt_store(store).as_dict()
     except TooFewPlaylistsError as exc:
-        return {"refit": False, "reason": str(exc), "metric": "adapted" if found.ready else "plain"}
+        return {"refit": False, "reason": str(exc), "metric": "adapted" if found["ready"] else "plain"}

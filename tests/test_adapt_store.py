@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -11,15 +12,18 @@ import pytest
 
 from siamrec.adapt import adapt_store, fit_store, refit_if_auto, switch_off
 from siamrec.config import resolve_settings
-from siamrec.errors import NotFoundError
+from siamrec.errors import NotFoundError, StoreError
 from siamrec.recommend import recommend_playlists, recommend_tracks
 from siamrec.store import PlaylistRecord, Store, TrackRecord
+from siamrec.store import adaptation as stored_adaptation
+from siamrec.store.backend import Point
 from siamrec.store.edge import EdgeBackend
 from siamrec.whitening import TooFewPlaylistsError
 from tests.cli import invoke
 
 DIM = 8
 PLAYLISTS = 4
+META = stored_adaptation.META_COLLECTION
 
 
 def library(seed: int = 0) -> tuple[dict[str, np.ndarray], dict[str, list[str]]]:
@@ -178,3 +182,57 @@ def test_auto_refits_after_playlist_changes_only_when_switched_on(store: Store) 
     assert "pl:mix" in store.adaptation().playlist_uris
     twin = store.get_tracks(["t:0:7"], with_vectors=True, using=store.adapted_vector)["t:0:7"].vector
     np.testing.assert_allclose(twin, store.adaptation().whitening.apply(vectors["t:0:7"][None])[0], atol=1e-3)
+
+
+def reopened(store: Store) -> Store:
+    """A fresh Store over the same backend (nothing cached from the writes), bound to the stored model."""
+    fresh = Store(store.backend)
+    fresh.bind_stored_model()
+    return fresh
+
+
+def test_the_summary_is_read_without_the_map_and_a_lost_map_is_refused(store: Store) -> None:
+    fill(store)
+    adapted = adapt_store(store).adaptation
+    store.backend.delete(META, [stored_adaptation.arrays_id("synthetic")])
+    fresh = reopened(store)
+    assert fresh.adaptation_summary() == adapted.summary()  # what info and recommend --playlist read
+    assert fresh.use_metric("auto") == "adapted"
+    with pytest.raises(StoreError, match="damaged .*re-run `siamrec adapt`"):
+        fresh.adaptation()  # a write or a query by audio needs the map itself
+
+
+def test_a_save_cut_between_map_and_summary_is_found(store: Store) -> None:
+    fill(store)
+    first = adapt_store(store).adaptation
+    second = fit_store(store, shrinkage=0.9)  # another map, its arrays written, its summary never
+    other = stored_adaptation.arrays_payload("synthetic", second.whitening)
+    store.backend.upsert(META, [Point(stored_adaptation.arrays_id("synthetic"), {}, other)])
+    fresh = reopened(store)
+    assert fresh.adaptation_summary() == first.summary()
+    with pytest.raises(StoreError, match="not the one its summary names"):
+        fresh.adaptation()
+    adapt_store(fresh)  # a re-run mends it
+    assert reopened(store).adaptation() is not None
+
+
+def test_a_map_stored_inside_its_summary_still_reads(store: Store) -> None:
+    """Stores adapted before the map moved to a point of its own keep it in the summary point."""
+    vectors = fill(store)
+    adapted = adapt_store(store).adaptation
+    old = {k: v for k, v in stored_adaptation.to_payload("synthetic", adapted, "").items() if k != "arrays_sha1"}
+    old.update({k: v for k, v in stored_adaptation.arrays_payload("synthetic", adapted.whitening).items() if k in
+                stored_adaptation.ARRAYS})  # fmt: skip
+    store.backend.delete(META, [stored_adaptation.arrays_id("synthetic")])
+    store.backend.upsert(META, [Point(stored_adaptation.adaptation_id("synthetic"), {}, old)])
+    fresh = reopened(store)
+    assert fresh.adaptation_summary() == adapted.summary()
+    found = fresh.adaptation()
+    assert found is not None and found.summary() == adapted.summary()
+    np.testing.assert_array_equal(found.whitening.transform, adapted.whitening.transform)
+    fresh.save_adaptation(replace(found, auto=True))  # the next save writes the map apart
+    again = reopened(store)
+    assert again.adaptation_summary() == {**adapted.summary(), "auto": True}
+    again.use_metric("adapted")
+    expected = adapted.whitening.apply(vectors["t:0:7"][None])[0]
+    np.testing.assert_allclose(again.to_query_space(vectors["t:0:7"]), expected, atol=1e-6)

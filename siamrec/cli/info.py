@@ -30,7 +30,7 @@ def info(settings: Settings, as_json: bool) -> None:
                 tracks = store.count_tracks()
                 cold = store.count_tracks(cold_only=True)
                 playlists = store.count_playlists()
-                adaptation = store.adaptation()
+                adaptation = store.adaptation_summary()  # the map's arrays stay unread
     summary = {
         "store": location,
         "model": model[0] if model else None,
@@ -38,8 +38,8 @@ def info(settings: Settings, as_json: bool) -> None:
         "tracks": tracks,
         "cold_tracks": cold,
         "playlists": playlists,
-        "metric": "adapted" if adaptation is not None and adaptation.ready else "plain",
-        "adaptation": adaptation.summary() if adaptation is not None else None,
+        "metric": "adapted" if adaptation is not None and adaptation["ready"] else "plain",
+        "adaptation": adaptation,
     }
     if as_json:
         print_json(summary)

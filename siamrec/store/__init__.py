@@ -1,14 +1,15 @@
 """The store, in the project's own words: tracks and playlists with their vectors, bound to one model.
 
 This package's front door only re-exports: the records (records), where a store lives (location), the `Store`
-facade over one backend (facade; backends in edge and client; the embedded one's layout in layout, its engine
-types in conversions), the adapted metric's storage (adaptation), feedback (feedback), backups (backup),
-migration (migrate), disk checks (disk) and
-reading the store ahead for a service (warmup).
+facade over one backend (facade, its adapted metric in metric; backends in edge and client; the embedded one's
+layout in layout, its engine types in conversions), the adapted metric's storage (adaptation), feedback
+(feedback), backups (backup), migration (migrate), disk checks (disk) and reading the store ahead for a service
+(warmup).
 """
 
-from siamrec.store.facade import ADAPTED, COLD, DERIVED, METRICS, PAGE, WRITE_BATCH, Store, playlist_centroid
+from siamrec.store.facade import COLD, PAGE, Store, playlist_centroid
 from siamrec.store.location import embedded_path, open_backend, store_exists
+from siamrec.store.metric import ADAPTED, DERIVED, METRICS, WRITE_BATCH
 from siamrec.store.records import (
     PLAYLIST_KEYWORD_FIELDS,
     PLAYLIST_OWN_KEYS,

@@ -19,11 +19,10 @@ import numpy as np
 
 from siamrec import constants as C
 from siamrec.config import Settings
-from siamrec.errors import ConfigError, ModelError, NotFoundError, StoreError
-from siamrec.store import adaptation as stored_adaptation
-from siamrec.store.adaptation import Adaptation
+from siamrec.errors import ModelError, NotFoundError, StoreError
 from siamrec.store.backend import EVERYTHING, Backend, Hit, Point, Where
 from siamrec.store.location import open_backend
+from siamrec.store.metric import ADAPTED, DERIVED, WRITE_BATCH, AdaptedMetric
 from siamrec.store.queries import COLD, Queries
 from siamrec.store.records import (
     PLAYLIST_KEYWORD_FIELDS,
@@ -41,22 +40,17 @@ from siamrec.uris import point_id
 from siamrec.vectors import l2_normalise
 
 PAGE = 1000
-WRITE_BATCH = 512
 CENTROID_TRACKS = 20_000  # member tracks per centroid group: bounds the vectors held at once
-DERIVED = "+"  # `<model>+<suffix>`: a vector derived from the model's (never the model binding itself)
-ADAPTED = "adapted"
-METRICS = C.METRICS
-_UNREAD = object()
 
 
-class Store(Queries):
+class Store(AdaptedMetric, Queries):
     """Tracks and playlists bound to one model (its name is the collections' vector name)."""
 
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
         self._model: tuple[str, int] | None = None
         self._wrote = False
-        self._adaptation: Any = _UNREAD
+        self._forget_adaptation()
         self.metric = "plain"  # which vectors queries rank with: "plain" or "adapted" (use_metric)
 
     @classmethod
@@ -119,7 +113,7 @@ class Store(Queries):
                 f"(dim {dim}): use --model with that model, or a fresh --home to re-embed with this one"
             )
         self._model = (name, dim)
-        self._adaptation = _UNREAD
+        self._forget_adaptation()
 
     def bind_stored_model(self) -> tuple[str, int]:
         """Bind to the model the store was filled with (for commands that read but never embed)."""
@@ -127,7 +121,7 @@ class Store(Queries):
         if stored is None:
             raise NotFoundError("the store is empty: add tracks with `siamrec add-track` first")
         self._model = stored
-        self._adaptation = _UNREAD
+        self._forget_adaptation()
         return stored
 
     @property
@@ -136,17 +130,6 @@ class Store(Queries):
             raise StoreError("internal: bind a model before reading or writing vectors")
         return self._model[0]
 
-    def derived_vector(self, suffix: str, dim: int) -> str:
-        """The name of a vector derived from the model's (`<model>+<suffix>`), created on both collections."""
-        name = f"{self.vector_name}{DERIVED}{suffix}"
-        for collection in (C.TRACKS_COLLECTION, C.PLAYLISTS_COLLECTION):
-            have = self.backend.vectors(collection) or {}
-            if name not in have:
-                self.backend.add_vector(collection, name, dim)
-            elif have[name] != dim:
-                raise ModelError(f"the store's vector {name!r} has dim {have[name]}, not {dim}: refit it")
-        return name
-
     def _write(self, collection: str, points: list[Point]) -> None:
         for start in range(0, len(points), WRITE_BATCH):
             self.backend.upsert(collection, points[start : start + WRITE_BATCH])
@@ -154,74 +137,6 @@ class Store(Queries):
 
     def _vector(self, hit: Hit, using: str | None = None) -> np.ndarray | None:
         return hit.vectors.get(using or self.vector_name)
-
-    # ---- the adapted metric -------------------------------------------------------------------------
-
-    @property
-    def adapted_vector(self) -> str:
-        return f"{self.vector_name}{DERIVED}{ADAPTED}"
-
-    def adaptation(self) -> Adaptation | None:
-        """The adapted metric stored for the bound model (None: never fitted, or switched off)."""
-        if self._adaptation is _UNREAD:
-            self._adaptation = stored_adaptation.load(self.backend, self.vector_name)
-        return self._adaptation  # type: ignore[no-any-return]
-
-    def save_adaptation(self, adaptation: Adaptation | None) -> None:
-        """Store the model's adaptation (None removes it: queries and writes go back to the plain metric)."""
-        if adaptation is not None:
-            self.derived_vector(ADAPTED, adaptation.whitening.dim)
-        stored_adaptation.save(self.backend, self.vector_name, adaptation)
-        self._adaptation = adaptation
-        self._wrote = True
-
-    def use_metric(self, metric: str) -> str:
-        """Rank with `plain` vectors, `adapted` ones (an error when none are ready) or `auto` (adapted when
-        ready); returns the metric in use."""
-        if metric not in METRICS:
-            raise ConfigError(f"unknown metric {metric!r}: choose one of {', '.join(METRICS)}")
-        ready = (found := self.adaptation()) is not None and found.ready
-        if metric == "adapted" and not ready:
-            raise NotFoundError("no adapted metric is stored for this model: run `siamrec adapt` first")
-        self.metric = "adapted" if metric == "adapted" or (metric == "auto" and ready) else "plain"
-        return self.metric
-
-    @property
-    def query_vector(self) -> str:
-        """The vector name queries rank with (the metric in use)."""
-        return self.adapted_vector if self.metric == "adapted" else self.vector_name
-
-    def to_query_space(self, vectors: np.ndarray) -> np.ndarray:
-        """Model vectors `[N, D]` or `[D]` as the metric in use sees them."""
-        found = self.adaptation() if self.metric == "adapted" else None
-        if found is None:
-            return vectors
-        return found.whitening.apply(np.atleast_2d(vectors)).astype(np.float32).reshape(np.shape(vectors))
-
-    def _adapted_twins(self, vectors: list[np.ndarray]) -> list[np.ndarray]:
-        """The adapted vectors of model vectors, when an adaptation is stored (ready or being written)."""
-        found = self.adaptation()
-        if found is None or not vectors:
-            return []
-        return list(found.whitening.apply(np.stack(vectors)).astype(np.float32))
-
-    def write_adapted(self, tracks: list[StoredTrack]) -> None:
-        """(Re)write the adapted vectors of stored tracks from their model vectors; payloads stay as they are."""
-        have = [t for t in tracks if t.vector is not None]
-        twins = self._adapted_twins([t.vector for t in have])  # type: ignore[misc]
-        if twins:
-            ids = [point_id(t.record.track_uri) for t in have]
-            for start in range(0, len(ids), WRITE_BATCH):
-                self.backend.set_vectors(
-                    C.TRACKS_COLLECTION,
-                    {
-                        i: {self.adapted_vector: v}
-                        for i, v in zip(
-                            ids[start : start + WRITE_BATCH], twins[start : start + WRITE_BATCH], strict=True
-                        )
-                    },
-                )
-            self._wrote = True
 
     # ---- tracks -------------------------------------------------------------------------------------
 
