@@ -289,6 +289,7 @@ def main() -> None:
     parser.add_argument("--hnsw-ef", type=int, default=None, help="search breadth (default: the store's)")
     parser.add_argument("--oversampling", type=float, default=None, help="quantized candidates per result")
     parser.add_argument("--dir", type=Path, default=None, help="where the stores are written (default: a temp dir)")
+    parser.add_argument("--keep", action="store_true", help="leave the stores in --dir (to time commands on them)")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     from siamrec.store.layout import DEFAULT, LEGACY
@@ -301,13 +302,17 @@ def main() -> None:
         try:
             print(json.dumps(run_one(args.one, args.playlists, dim, args.queries, work, layout)))
         finally:
-            shutil.rmtree(work, ignore_errors=True)
+            if args.keep:
+                print(f"store kept: {work / 'home'}", file=sys.stderr)
+            else:
+                shutil.rmtree(work, ignore_errors=True)
         return
     print(f"Qdrant Edge, dim {dim}, {layout}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}", flush=True)
     for n in args.sizes:
         command = [sys.executable, __file__, "--one", str(n), "--playlists", str(args.playlists), "--dim", str(dim),
                    "--queries", str(args.queries)]  # fmt: skip
         command += ["--dir", str(args.dir)] if args.dir else []
+        command += ["--keep"] if args.keep else []
         command += ["--no-quantization"] if args.no_quantization else []
         command += ["--int8"] if args.int8 else []
         command += ["--hnsw-ef", str(args.hnsw_ef)] if args.hnsw_ef else []
