@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from siamrec.store.edge import EdgeBackend
 from siamrec.store.layout import DEFAULT, LEGACY, Layout
 from siamrec.store.migrate import COPIED
 from siamrec.store.warmup import ON_DEMAND_FILES, ON_DEMAND_FOLDERS, data_ranges, files_to_warm, read_ahead, warm_store
+from siamrec.uris import point_id
 from tests.cli import run_siamrec
 
 DIM = 1296  # the shipped model's size: 4,000 float16 vectors pass the engine's indexing threshold (10 MB)
@@ -206,3 +208,22 @@ def test_a_store_written_before_the_layout_is_upgraded_by_a_command_with_nothing
         assert query is not None
         hits = store.nearest_tracks(query, 5, cold_only=False)
         assert hits[0].record.track_uri == "t:0" and hits[0].score == pytest.approx(1.0, abs=1e-5)
+
+
+def test_counting_without_a_filter_agrees_with_the_points_after_moves_rewrites_and_deletes(
+    new_store: Path, tmp_path: Path
+) -> None:
+    """The unfiltered count is the engine's live count per segment (not a scan of every id): it must stay exact
+    when points leave the indexed segment (a vector update moves them), are written again, or are deleted."""
+    root = tmp_path / "store"
+    shutil.copytree(new_store, root)
+    with Store(EdgeBackend(root)) as store:
+        store.bind_stored_model()
+        assert store.backend.vectors(C.TRACKS_COLLECTION) and quantized_copies(root)  # an indexed segment
+        moved = {point_id(f"t:{i}"): {"m": np.ones(DIM, np.float32)} for i in range(0, 1000)}
+        store.backend.set_vectors(C.TRACKS_COLLECTION, moved)
+        store.upsert_tracks([TrackRecord(f"t:{i}") for i in range(500, 1500)], np.ones((1000, DIM), np.float32))
+        store.delete_tracks([f"t:{i}" for i in range(0, TRACKS, 7)])
+        store.upsert_tracks([TrackRecord(f"t:new:{i}") for i in range(30)], np.ones((30, DIM), np.float32))
+        scrolled = sum(1 for _ in store.iter_tracks(with_vectors=False))
+        assert store.count_tracks() == scrolled == TRACKS - len(range(0, TRACKS, 7)) + 30

@@ -378,7 +378,9 @@ class EdgeBackend:
                 return
 
     def count(self, collection: str, where: Where = EVERYTHING) -> int:
-        return self._shard(collection).count(qe.CountRequest(filter=edge_filter(where), exact=True))
+        # Without a filter the engine's estimate is each segment's live point count, summed: exact here (no
+        # optimizer runs beside this process), where an "exact" count collects every id (0.12 s at 1M tracks).
+        return self._shard(collection).count(qe.CountRequest(filter=edge_filter(where), exact=bool(where)))
 
     def _query(self, collection: str, using: str, query: Any, limit: int, where: Where, exact: bool) -> list[Hit]:
         request = qe.QueryRequest(
