@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from siamrec.audio import AUDIO_SUFFIXES, AudioInfo, audio_identity, file_sha1, is_audio_path, track_windows
 from siamrec.embed import TrackEncoder
@@ -237,7 +238,9 @@ def add_audio(
     Files stored with the same path, size and mtime are skipped (listed in `unchanged`, never decoded).
     """
     report, items = start_add(store, encoder, items, on_progress)
-    with ThreadPoolExecutor(DECODE_THREADS) as pool:
+    # The matrix products here (a chunk's projection) are too small to gain from BLAS threads, whose spin-waiting
+    # after each product takes the core the decoding threads need: 8 % of a first add's CPU (README).
+    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(DECODE_THREADS) as pool:
         for chunk in _chunks_decoded_ahead(items, pool):
             good = [loaded for loaded in chunk if loaded.error is None]
             report.failed += [(str(loaded.item.path), loaded.error or "") for loaded in chunk if loaded.error]

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from threadpoolctl import threadpool_info
 
 from siamrec.embed import TrackEncoder
 from siamrec.library import add_paths
@@ -105,3 +106,21 @@ def test_a_retagged_file_updates_its_point_without_embedding(
     assert again.embedded == 0 and again.updated == [uri] and len(again.unchanged) == 2
     assert memory_store.count_tracks() == 3
     assert memory_store.get_tracks([uri])[uri].record.title == "Renamed By A Tagger"
+
+
+def test_adding_runs_blas_on_one_thread_and_gives_the_threads_back(
+    memory_store: Store, encoder: TrackEncoder, folder: Path
+) -> None:
+    """BLAS threads spin after each product and take the core the decoders need: one while adding, as before
+    after."""
+    blas = [pool for pool in threadpool_info() if pool["user_api"] == "blas"]
+    assert blas  # numpy's own BLAS is there to limit
+    before = [pool["num_threads"] for pool in blas]
+    seen: list[int] = []
+
+    def progress(done: int) -> None:
+        seen.extend(pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas")
+
+    assert len(add_paths(memory_store, encoder, [folder], on_progress=progress).added) == 3
+    assert seen and set(seen) == {1}
+    assert [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"] == before
