@@ -109,7 +109,7 @@ class AdaptedMetric:
         found = self.adaptation()
         if found is None:
             return []
-        return list(found.whitening.apply(np.stack(vectors)).astype(np.float32))
+        return list(found.whitening.apply(np.stack(vectors), np.float32))  # stored as float16: float32 is plenty
 
     def write_adapted(self, tracks: list[StoredTrack]) -> None:
         """(Re)write the adapted vectors of stored tracks from their model vectors; payloads stay as they are."""
