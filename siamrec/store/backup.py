@@ -245,7 +245,8 @@ def backup(settings: Settings, path: Path | None) -> BackupReport:
 
 def restore(settings: Settings, source: Path, force: bool = False) -> RestoreReport:
     """Replace the embedded store by the backup at `source`, all at once: the current store is kept aside."""
-    from siamrec.store.edge import EdgeBackend, holds_data, take_lock
+    from siamrec.store.disk import take_lock
+    from siamrec.store.edge import EdgeBackend, holds_data
 
     if settings.qdrant_url:
         raise ConfigError("store restore writes the embedded store; a Qdrant server restores its own snapshots")

@@ -1,4 +1,5 @@
-"""The disk under the embedded store: room checked before writes, and a full disk reported in one line.
+"""The disk under the embedded store: room checked before writes, a full disk reported in one line, and the
+folder's lock that keeps a second process out.
 
 Qdrant Edge keeps vectors and payloads in memory maps over sparse files. A write into a page the disk cannot
 back is not an error the engine can return: the kernel sends SIGBUS and the process dies without a word.
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import fcntl
 import json
 import os
 import shutil
@@ -26,6 +28,7 @@ import numpy as np
 from siamrec.errors import StoreError
 
 MiB = 1 << 20
+LOCK = "store.lock"
 RESERVE = 64 * MiB  # the engine's own files: 1 MiB flag files, 4 MiB index pages, a new WAL segment
 WAL_FACTOR = 2  # a vector's bytes in the write-ahead log (serialised) next to its bytes in the memory map
 PAYLOAD_FACTOR = 3  # a payload's JSON in the log, in the payload pages, and in the keyword indexes
@@ -107,3 +110,38 @@ def guard_bus_errors() -> None:
         _guard = handler
     except (OSError, AttributeError):  # no C library to ask: the free-space check is the guard
         _guard = False
+
+
+def folder_error(path: Path, exc: OSError) -> StoreError:
+    """One line for a store folder the system refuses (read-only, full, a file in the way)."""
+    why = {
+        errno.EROFS: "the file system is read-only",
+        errno.EACCES: "no permission",
+        errno.EPERM: "no permission",
+        errno.ENOSPC: "the disk is full",
+        errno.EDQUOT: "the disk quota is used up",
+        errno.ENOTDIR: "a file is in the way of a folder",
+    }.get(exc.errno or 0, exc.strerror or type(exc).__name__)
+    return StoreError(f"cannot use the store at {path}: {why}; choose another --home (or SIAMREC_HOME)")
+
+
+def take_lock(root: Path) -> int:
+    """Create the store folder if needed and hold its lock (a descriptor; closing it releases the lock)."""
+    lock = root / LOCK
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        if lock.exists() and not lock.is_file():
+            raise StoreError(f"{lock} should be a file but is not: remove it (the data beside it is untouched)")
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise folder_error(root, exc) from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise StoreError(
+            f"the store at {root} is in use by another siamrec process: wait for it to finish, or run a Qdrant "
+            "server and pass --qdrant-url (a running `siamrec serve` makes backups with `siamrec store backup "
+            "--service URL`)"
+        ) from None
+    return fd
