@@ -200,6 +200,7 @@ def test_a_store_written_before_the_layout_is_upgraded_by_a_command_with_nothing
     assert quantized_copies(root), "the upgrade wrote no quantized vectors"
     assert {v.get("datatype", "float32") for v in engine_config(root)["vectors"].values()} == {"float32"}  # as stored
     assert dump(root) == before
+    assert len(segment_versions(root, C.TRACKS_COLLECTION)) == 1  # and leaves no segment behind the log
     assert "quantized search copy" in done.stderr  # the upgrade says what it does, once:
     assert "quantized search copy" not in run_siamrec("info", "--json", env=env, check=True).stderr
     with Store(EdgeBackend(root)) as store:  # and it searches as before
@@ -234,7 +235,11 @@ def test_indexing_leaves_no_segment_behind_the_write_ahead_log(new_store: Path) 
     whole retained log for it (0.1-0.2 s a shard, in every command); the backend stamps it after indexing with an
     update that changes nothing (the store's points are checked unchanged by the upgrade tests' dumps)."""
     for collection in (C.TRACKS_COLLECTION, C.PLAYLISTS_COLLECTION):
-        segments = list((new_store / collection / "segments").iterdir())
-        versions = {json.loads((segment / "segment.json").read_text())["version"] for segment in segments}
+        versions = segment_versions(new_store, collection)
         assert len(versions) == 1 and versions.pop() > 0, collection
     assert len(list((new_store / C.TRACKS_COLLECTION / "segments").iterdir())) >= 2  # indexed + appendable
+
+
+def segment_versions(root: Path, collection: str) -> set[int]:
+    """The operation number each of a collection's segments is at (the engine's `segment.json`)."""
+    return {json.loads(p.read_text())["version"] for p in (root / collection / "segments").glob("*/segment.json")}

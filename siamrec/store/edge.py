@@ -243,6 +243,7 @@ class EdgeBackend:
                 if index.data_type == qe.PayloadSchemaType.Keyword:
                     shard.update(qe.UpdateOperation.create_field_index(key, self.layout.keyword_index()))
             shard.optimize()
+            settle_log(shard)
         except Exception as exc:
             shard.close()
             full = disk_error(self.root, exc)
