@@ -181,18 +181,20 @@ def load(backend: Backend, model: str) -> Adaptation | None:
     return from_payload({**summary, "mean": mean, "transform": transform})
 
 
-def save(backend: Backend, model: str, adaptation: Adaptation | None, arrays_stored: bool = False) -> None:
-    """Store (or, with None, remove) the model's adaptation: its arrays first, then the summary that names them.
-
-    `arrays_stored`: the arrays are already in the store (only the summary changed, e.g. it became ready)."""
+def save(backend: Backend, model: str, adaptation: Adaptation | None, arrays_sha1: str | None = None) -> str | None:
+    """Store (or, with None, remove) the model's adaptation: its arrays first, then the summary that names them;
+    returns the arrays' digest. `arrays_sha1`: the arrays with that digest are stored already (only the summary
+    changed, e.g. it became ready)."""
     if backend.vectors(META_COLLECTION) is None:
         if adaptation is None:
-            return
+            return None
         backend.create(META_COLLECTION, META_VECTOR, ())
     if adaptation is None:
         backend.delete(META_COLLECTION, [adaptation_id(model), arrays_id(model)])
-        return
-    arrays = arrays_payload(model, adaptation.whitening)
-    if not arrays_stored:
+        return None
+    if arrays_sha1 is None:
+        arrays = arrays_payload(model, adaptation.whitening)
         backend.upsert(META_COLLECTION, [Point(arrays_id(model), {}, arrays)])
-    backend.upsert(META_COLLECTION, [Point(adaptation_id(model), {}, to_payload(model, adaptation, arrays["sha1"]))])
+        arrays_sha1 = str(arrays["sha1"])
+    backend.upsert(META_COLLECTION, [Point(adaptation_id(model), {}, to_payload(model, adaptation, arrays_sha1))])
+    return arrays_sha1

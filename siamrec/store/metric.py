@@ -38,7 +38,7 @@ class AdaptedMetric:
         """Read the stored adaptation afresh when next asked (a model was bound)."""
         self._adaptation: Any = _UNREAD
         self._adaptation_summary: Any = _UNREAD
-        self._saved_whitening: Any = None  # the map this process last wrote: a summary-only save keeps it
+        self._saved_map: tuple[Any, str | None] = (None, None)  # the map this process wrote, and its digest
 
     def derived_vector(self, suffix: str, dim: int) -> str:
         """The name of a vector derived from the model's (`<model>+<suffix>`), created on both collections."""
@@ -73,10 +73,11 @@ class AdaptedMetric:
         """Store the model's adaptation (None removes it: queries and writes go back to the plain metric)."""
         if adaptation is not None:
             self.derived_vector(ADAPTED, adaptation.whitening.dim)
-        same_map = adaptation is not None and adaptation.whitening is self._saved_whitening
-        stored_adaptation.save(self.backend, self.vector_name, adaptation, arrays_stored=same_map)
+        saved, digest = self._saved_map
+        stored = digest if adaptation is not None and adaptation.whitening is saved else None
+        digest = stored_adaptation.save(self.backend, self.vector_name, adaptation, arrays_sha1=stored)
         self._adaptation = adaptation
-        self._saved_whitening = None if adaptation is None else adaptation.whitening
+        self._saved_map = (None if adaptation is None else adaptation.whitening, digest)
         self._wrote = True
 
     def use_metric(self, metric: str) -> str:
@@ -109,7 +110,7 @@ class AdaptedMetric:
         found = self.adaptation()
         if found is None:
             return []
-        return list(found.whitening.apply(np.stack(vectors), np.float32))  # stored as float16: float32 is plenty
+        return list(found.whitening.apply(np.stack(vectors), single=True))  # stored as float16: float32 is plenty
 
     def write_adapted(self, tracks: list[StoredTrack]) -> None:
         """(Re)write the adapted vectors of stored tracks from their model vectors; payloads stay as they are."""
