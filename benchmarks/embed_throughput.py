@@ -4,6 +4,7 @@
     python benchmarks/embed_throughput.py ~/data/siamrec-dev/audio --tracks 64 --batch-sizes 16,64,256
     python benchmarks/embed_throughput.py ~/data/siamrec-dev/audio --tracks 60 --pipeline --repeats 5 \
         --bliss-python /tmp/blissenv/bin/python          # a venv with `pip install bliss-audio`
+                                                         # (==0.1.11 where the CPU lacks AVX-512)
 
 The stages run on the same tracks in one run. Inference figures exclude decoding (windows are decoded
 once up front) so each line measures one thing; "x real time" is audio duration / wall time. The pipeline
