@@ -2,9 +2,9 @@
 
 `siamrec adapt` (and sync or playlist commands, when the user switched `--auto` on) run this. The fit reads the
 playlists and their tracks' vectors only (bounded: at most FIT_TRACKS tracks, whole playlists at a time); then
-every track gets its adapted twin vector and every playlist its adapted centroid, a page at a time. The stored
-map says `ready` only once all of that is written, so an interrupted run leaves queries on the plain metric, and
-a re-run finishes the job.
+every track gets its adapted twin vector and every playlist its adapted centroid, a page at a time, each model
+vector read once (the fit's are kept for the rewrite). The stored map says `ready` only once all of that is
+written, so an interrupted run leaves queries on the plain metric, and a re-run finishes the job.
 """
 
 from __future__ import annotations
@@ -16,11 +16,10 @@ import numpy as np
 
 from siamrec.store import PlaylistRecord, Store
 from siamrec.store.adaptation import Adaptation
-from siamrec.vectors import batched
+from siamrec.uris import point_id
 from siamrec.whitening import TooFewPlaylistsError, fit_whitening
 
 FIT_TRACKS = 50_000  # enough for a D×D covariance at any D we ship; bounds the fit's memory
-PAGE = 1000
 
 
 @dataclass(frozen=True)
@@ -42,6 +41,13 @@ def fit_store(store: Store, shrinkage: float | None = None, project: bool | None
     """The within-playlist whitening of the store's playlists (TooFewPlaylistsError when there are too few).
 
     `shrinkage` and `project` (the centroid projection): None chooses them by cross-validation."""
+    return _fit(store, shrinkage, project)[0]
+
+
+def _fit(
+    store: Store, shrinkage: float | None = None, project: bool | None = None
+) -> tuple[Adaptation, dict[str, np.ndarray]]:
+    """`fit_store`, and the model vectors it read by point id (the rewrite that follows reads none of them again)."""
     chosen: list[PlaylistRecord] = []
     budget = FIT_TRACKS
     for playlist in store.iter_playlists():
@@ -52,16 +58,16 @@ def fit_store(store: Store, shrinkage: float | None = None, project: bool | None
         budget -= len(members)
         if budget < 2:
             break
-    uris = list(dict.fromkeys(uri for p in chosen for uri in p.track_uris))
-    stored = store.get_tracks(uris, with_vectors=True)
-    with_vector = [uri for uri in uris if uri in stored and stored[uri].vector is not None]
+    ids = {uri: point_id(uri) for p in chosen for uri in p.track_uris}
+    stored = store.model_vectors(ids.values())
+    with_vector = [uri for uri in ids if ids[uri] in stored]
     row = {uri: i for i, uri in enumerate(with_vector)}
     dim = store.bind_stored_model()[1]
-    vectors = np.stack([stored[uri].vector for uri in with_vector]) if with_vector else np.zeros((0, dim))
+    vectors = np.stack([stored[ids[uri]] for uri in with_vector]) if with_vector else np.zeros((0, dim))
     groups = [np.array([row[u] for u in dict.fromkeys(p.track_uris) if u in row], dtype=np.int64) for p in chosen]
     whitening = fit_whitening(vectors, groups, shrinkage, project)
     seen = [p.playlist_uri for p, g in zip(chosen, groups, strict=True) if len(g) >= 2]
-    return Adaptation(whitening, seen)
+    return Adaptation(whitening, seen), stored
 
 
 def adapt_store(
@@ -75,23 +81,12 @@ def adapt_store(
     `auto`: None keeps the stored choice (off for a first fit). `on_progress(what, done, total)`.
     """
     previous = store.adaptation_summary()
-    fitted = fit_store(store, shrinkage)
+    fitted, known = _fit(store, shrinkage)
     keep_auto = previous["auto"] if previous is not None else False
     adaptation = replace(fitted, auto=keep_auto if auto is None else auto)
     store.save_adaptation(adaptation)  # not ready: queries stay plain until every twin is written
-    total = store.count_tracks()
-    done = 0
-    for page in batched(store.iter_tracks(with_vectors=True), PAGE):
-        store.write_adapted(list(page))
-        done += len(page)
-        if on_progress:
-            on_progress("tracks", done, total)
-    total, written = store.count_playlists(), 0
-    for page in batched(store.iter_playlists(), PAGE):
-        store.refresh_centroids(list(page))
-        written += len(page)
-        if on_progress:
-            on_progress("playlists", written, total)
+    done, written = store.rewrite_adapted(known, on_progress)
+    del known
     adaptation = adaptation.finished()
     store.save_adaptation(adaptation)
     return AdaptReport(adaptation, done, written)

@@ -236,3 +236,26 @@ def test_a_map_stored_inside_its_summary_still_reads(store: Store) -> None:
     again.use_metric("adapted")
     expected = adapted.whitening.apply(vectors["t:0:7"][None])[0]
     np.testing.assert_allclose(again.to_query_space(vectors["t:0:7"]), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("summed", [20_000, 2])
+def test_adapt_writes_each_centroid_as_the_mean_of_its_members_twins(
+    store: Store, monkeypatch: pytest.MonkeyPatch, summed: int
+) -> None:
+    """Centroids summed during the rewrite (and, past SUMMED_PLAYLISTS, refreshed whole) match the stored twins;
+    a playlist whose members lost their vectors keeps no adapted centroid from an earlier map."""
+    monkeypatch.setattr("siamrec.store.metric.SUMMED_PLAYLISTS", summed)
+    vectors = fill(store)
+    store.save_playlist(PlaylistRecord("pl:twice", "TWICE", track_uris=["t:0:0", "t:1:0", "t:0:0", "t:0:7"]))
+    store.save_playlist(PlaylistRecord("pl:bare", "BARE", track_uris=["t:3:7"]))
+    adapt_store(store)
+    assert store.get_playlists(["pl:bare"])["pl:bare"][1] is not None
+    store.upsert_tracks([TrackRecord("t:3:7", title="t:3:7", playlists=["pl:bare"])], [None])  # its vector is gone
+    report = adapt_store(store)
+    assert report.tracks_written == len(vectors) and report.playlists_written == PLAYLISTS + 2
+    store.use_metric("adapted")
+    for record, centroid in store.get_playlists([f"pl:{p}" for p in range(PLAYLISTS)] + ["pl:twice"]).values():
+        members = store.get_tracks(record.track_uris, with_vectors=True, using=store.adapted_vector)
+        expected = np.mean([t.vector for t in members.values()], axis=0)
+        np.testing.assert_allclose(centroid, expected / np.linalg.norm(expected), atol=1e-3)
+    assert store.get_playlists(["pl:bare"])["pl:bare"][1] is None

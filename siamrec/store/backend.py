@@ -78,9 +78,15 @@ class Backend(Protocol):
 
     def delete(self, collection: str, ids: Sequence[str]) -> None: ...
 
-    def retrieve(self, collection: str, ids: Sequence[str], vectors: Sequence[str] = ()) -> list[Hit]: ...
+    def retrieve(
+        self, collection: str, ids: Sequence[str], vectors: Sequence[str] = (), with_payload: bool = True
+    ) -> list[Hit]:
+        """The points among `ids` that exist. `with_payload` off may leave each payload unread (`{}`): a pass
+        that needs only vectors then skips converting every payload."""
 
-    def scroll(self, collection: str, where: Where = EVERYTHING, vectors: Sequence[str] = ()) -> Iterator[Hit]:
+    def scroll(
+        self, collection: str, where: Where = EVERYTHING, vectors: Sequence[str] = (), with_payload: bool = True
+    ) -> Iterator[Hit]:
         """Every point matching `where`, a page at a time."""
 
     def count(self, collection: str, where: Where = EVERYTHING) -> int: ...

@@ -218,7 +218,9 @@ class BackupFile:
     def count(self, collection: str, where: Where = EVERYTHING) -> int:
         return int(self._collections[collection]["points"])
 
-    def scroll(self, collection: str, where: Where = EVERYTHING, vectors: Sequence[str] = ()) -> Iterator[Hit]:
+    def scroll(
+        self, collection: str, where: Where = EVERYTHING, vectors: Sequence[str] = (), with_payload: bool = True
+    ) -> Iterator[Hit]:
         lines = self._lines()
         next(lines, None)
         for line in lines:

@@ -135,18 +135,22 @@ class ClientBackend:
     def delete(self, collection: str, ids: Sequence[str]) -> None:
         self._call("delete", self.client.delete, collection, qm.PointIdsList(points=list(ids)))
 
-    def retrieve(self, collection: str, ids: Sequence[str], vectors: Sequence[str] = ()) -> list[Hit]:
+    def retrieve(
+        self, collection: str, ids: Sequence[str], vectors: Sequence[str] = (), with_payload: bool = True
+    ) -> list[Hit]:
         points = self._call(
             "retrieve",
             self.client.retrieve,
             collection,
             list(ids),
-            with_payload=True,
+            with_payload=with_payload,
             with_vectors=list(vectors) or False,
         )
         return [Hit(str(p.id), p.payload or {}, pick_vectors(p.vector, vectors)) for p in points]
 
-    def scroll(self, collection: str, where: Where = EVERYTHING, vectors: Sequence[str] = ()) -> Iterator[Hit]:
+    def scroll(
+        self, collection: str, where: Where = EVERYTHING, vectors: Sequence[str] = (), with_payload: bool = True
+    ) -> Iterator[Hit]:
         offset = None
         while True:
             points, offset = self._call(
@@ -156,7 +160,7 @@ class ClientBackend:
                 scroll_filter=client_filter(where),
                 limit=PAGE,
                 offset=offset,
-                with_payload=True,
+                with_payload=with_payload,
                 with_vectors=list(vectors) or False,
             )
             for p in points:

@@ -331,11 +331,16 @@ class EdgeBackend:
     def delete(self, collection: str, ids: Sequence[str]) -> None:
         self._update(collection, qe.UpdateOperation.delete_points(list(ids)), 0, "a deletion")
 
-    def retrieve(self, collection: str, ids: Sequence[str], vectors: Sequence[str] = ()) -> list[Hit]:
-        records = self._shard(collection).retrieve(list(ids), with_payload=True, with_vector=list(vectors) or False)
+    def retrieve(
+        self, collection: str, ids: Sequence[str], vectors: Sequence[str] = (), with_payload: bool = True
+    ) -> list[Hit]:
+        wanted = list(vectors) or False
+        records = self._shard(collection).retrieve(list(ids), with_payload=with_payload, with_vector=wanted)
         return [Hit(str(r.id), r.payload or {}, pick_vectors(r.vector, vectors)) for r in records]
 
-    def scroll(self, collection: str, where: Where = EVERYTHING, vectors: Sequence[str] = ()) -> Iterator[Hit]:
+    def scroll(
+        self, collection: str, where: Where = EVERYTHING, vectors: Sequence[str] = (), with_payload: bool = True
+    ) -> Iterator[Hit]:
         shard = self._shard(collection)
         offset = None
         while True:
@@ -343,7 +348,7 @@ class EdgeBackend:
                 offset=offset,
                 limit=PAGE,
                 filter=edge_filter(where),
-                with_payload=True,
+                with_payload=with_payload,
                 with_vector=list(vectors) or False,
             )
             records, offset = shard.scroll(request)

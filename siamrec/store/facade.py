@@ -160,6 +160,18 @@ class Store(AdaptedMetric, Queries):
                 found[record.track_uri] = StoredTrack(record, self._vector(hit, name))
         return found
 
+    def model_vectors(self, ids: Iterable[str]) -> dict[str, np.ndarray]:
+        """Point id → the bound model's vector, for the stored tracks among `ids` that have one (payloads left
+        unread: a fit needs only the vectors, and reading a payload costs as much as reading a vector)."""
+        ids = list(ids)
+        found: dict[str, np.ndarray] = {}
+        for start in range(0, len(ids), PAGE):
+            page = ids[start : start + PAGE]
+            for hit in self.backend.retrieve(C.TRACKS_COLLECTION, page, [self.vector_name], with_payload=False):
+                if (vector := self._vector(hit)) is not None:
+                    found[hit.id] = vector
+        return found
+
     def upsert_tracks(self, records: list[TrackRecord], vectors: np.ndarray | list[np.ndarray | None]) -> set[str]:
         """Write tracks, keeping the playlists and added_at already stored; returns the URIs that were stored.
 

@@ -7,6 +7,8 @@ The map's arrays (18 MB at 1,296-d) are read only when a vector must be mapped: 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping
+from itertools import islice
 from typing import Any
 
 import numpy as np
@@ -16,10 +18,13 @@ from siamrec.errors import ConfigError, ModelError, NotFoundError
 from siamrec.store import adaptation as stored_adaptation
 from siamrec.store.adaptation import Adaptation
 from siamrec.store.backend import Backend
-from siamrec.store.records import StoredTrack
+from siamrec.store.records import PlaylistRecord
 from siamrec.uris import point_id
+from siamrec.vectors import batched, l2_normalise
 
 WRITE_BATCH = 512
+PAGE = 1000
+SUMMED_PLAYLISTS = 20_000  # playlists whose adapted centroids a rewrite sums as it goes (float32: 100 MB at 1,296-d)
 DERIVED = "+"  # `<model>+<suffix>`: a vector derived from the model's (never the model binding itself)
 ADAPTED = "adapted"
 METRICS = C.METRICS
@@ -33,6 +38,10 @@ class AdaptedMetric:
     metric: str
     _wrote: bool
     vector_name: str
+    count_tracks: Callable[[], int]
+    count_playlists: Callable[[], int]
+    iter_playlists: Callable[[], Iterator[PlaylistRecord]]
+    refresh_centroids: Callable[[list[PlaylistRecord]], None]
 
     def _forget_adaptation(self) -> None:
         """Read the stored adaptation afresh when next asked (a model was bound)."""
@@ -112,13 +121,78 @@ class AdaptedMetric:
             return []
         return list(found.whitening.apply(np.stack(vectors), single=True))  # stored as float16: float32 is plenty
 
-    def write_adapted(self, tracks: list[StoredTrack]) -> None:
-        """(Re)write the adapted vectors of stored tracks from their model vectors; payloads stay as they are."""
-        have = [t for t in tracks if t.vector is not None]
-        twins = self._adapted_twins([t.vector for t in have])  # type: ignore[misc]
-        if twins:
-            ids = [point_id(t.record.track_uri) for t in have]
-            for start in range(0, len(ids), WRITE_BATCH):
-                batch = zip(ids[start : start + WRITE_BATCH], twins[start : start + WRITE_BATCH], strict=True)
-                self.backend.set_vectors(C.TRACKS_COLLECTION, {i: {self.adapted_vector: v} for i, v in batch})
-            self._wrote = True
+    def rewrite_adapted(
+        self, known: Mapping[str, np.ndarray], on_progress: Callable[[str, int, int], None] | None = None
+    ) -> tuple[int, int]:
+        """Every track's adapted twin and every playlist's adapted centroid, from the stored map: (tracks, playlists).
+
+        Each track's model vector is read once, and not at all where `known` (point id → model vector, what the
+        fit read) holds it. The first SUMMED_PLAYLISTS playlists' adapted centroids are summed from the twins as
+        they are written and set alone, so no member is read again; a playlist with no member vector, and any
+        beyond those, is rewritten whole by `refresh_centroids` (which also clears a centroid an earlier map left).
+        """
+        found = self.adaptation()
+        if found is None:
+            return 0, 0
+        playlists = self.iter_playlists()
+        summed = list(islice(playlists, SUMMED_PLAYLISTS))
+        slots: dict[str, list[int]] = {}
+        for slot, playlist in enumerate(summed):
+            for uri in dict.fromkeys(playlist.track_uris):
+                slots.setdefault(point_id(uri), []).append(slot)
+        sums = np.zeros((len(summed), found.whitening.dim), dtype=np.float32)
+        counts = np.zeros(len(summed), dtype=np.int64)
+        total, done = self.count_tracks(), 0
+        for page in batched(self.backend.scroll(C.TRACKS_COLLECTION, with_payload=False), PAGE):
+            ids = [hit.id for hit in page]
+            vectors = {i: known[i] for i in ids if i in known}
+            missing = [i for i in ids if i not in vectors]
+            for hit in self.backend.retrieve(C.TRACKS_COLLECTION, missing, [self.vector_name], with_payload=False):
+                if (vector := hit.vectors.get(self.vector_name)) is not None:
+                    vectors[hit.id] = vector
+            if vectors:
+                twins = found.whitening.apply(np.stack(list(vectors.values())), single=True)
+                self._set_twins(list(vectors), twins)
+                pairs = [(row, slot) for row, i in enumerate(vectors) for slot in slots.get(i, ())]
+                if pairs:
+                    rows, into = np.array(pairs).T
+                    np.add.at(sums, into, twins[rows])
+                    np.add.at(counts, into, 1)
+            done += len(ids)
+            if on_progress:
+                on_progress("tracks", done, total)
+        return done, self._write_summed(summed, sums, counts, playlists, on_progress)
+
+    def _set_twins(self, ids: list[str], twins: np.ndarray) -> None:
+        for start in range(0, len(ids), WRITE_BATCH):
+            batch = zip(ids[start : start + WRITE_BATCH], twins[start : start + WRITE_BATCH], strict=True)
+            self.backend.set_vectors(C.TRACKS_COLLECTION, {i: {self.adapted_vector: v} for i, v in batch})
+        self._wrote = True
+
+    def _write_summed(
+        self,
+        summed: list[PlaylistRecord],
+        sums: np.ndarray,
+        counts: np.ndarray,
+        rest: Iterator[PlaylistRecord],
+        on_progress: Callable[[str, int, int], None] | None,
+    ) -> int:
+        """Set the summed playlists' adapted centroids; refresh the rest whole. Returns how many playlists."""
+        total = self.count_playlists()
+        have = np.flatnonzero(counts)
+        centroids = l2_normalise(sums[have])
+        ids = [point_id(summed[slot].playlist_uri) for slot in have]
+        for start in range(0, len(ids), WRITE_BATCH):
+            batch = zip(ids[start : start + WRITE_BATCH], centroids[start : start + WRITE_BATCH], strict=True)
+            self.backend.set_vectors(C.PLAYLISTS_COLLECTION, {i: {self.adapted_vector: c} for i, c in batch})
+        self.refresh_centroids([summed[slot] for slot in np.flatnonzero(counts == 0)])
+        written = len(summed)
+        if on_progress:
+            on_progress("playlists", written, total)
+        for page in batched(rest, PAGE):
+            self.refresh_centroids(list(page))
+            written += len(page)
+            if on_progress:
+                on_progress("playlists", written, total)
+        self._wrote = True
+        return written
