@@ -223,12 +223,16 @@ def _centroid_span(centroids: np.ndarray) -> np.ndarray | None:
 def _retrieval_precision(centroids: np.ndarray, held: np.ndarray, owners: np.ndarray) -> float:
     """How well each playlist's centroid `[P, D]` (from its training tracks) ranks its own held-out tracks first
     among all held-out tracks `held` `[N, D]` (held[j] belongs to playlist owners[j]), by cosine: mean average
-    precision over the playlists that hold some out (the task `recommend` serves).
+    precision over the playlists that hold some out (the task `recommend` serves)."""
+    return _ranked_precision(centroids @ l2_normalise(held).T, owners)
+
+
+def _ranked_precision(scores: np.ndarray, owners: np.ndarray) -> float:
+    """`_retrieval_precision` from the scores `[P, N]` of every held-out track for every playlist.
 
     Only each held-out track's rank in its own playlist's list matters: it is counted (tracks scoring higher,
     ties broken by position as a stable sort would), never found by sorting every playlist's whole list.
     """
-    scores = centroids @ l2_normalise(held).T  # P x N
     positions = np.arange(scores.shape[1])
     total, playlists = 0.0, 0
     for playlist in np.unique(owners):
@@ -239,6 +243,34 @@ def _retrieval_precision(centroids: np.ndarray, held: np.ndarray, owners: np.nda
         total += float((np.arange(1, len(ranks) + 1) / (ranks + 1)).sum() / len(ranks))
         playlists += 1
     return total / playlists if playlists else 0.0
+
+
+def _both_precisions(centroids: np.ndarray, held: np.ndarray, owners: np.ndarray) -> tuple[float, float]:
+    """`_retrieval_precision` of whitened centroids `[P, D]` and held-out tracks `[N, D]`, as they are and projected
+    on the span of the centroids' differences (`_centroid_span`), from one product of the two.
+
+    With fewer playlists than dimensions the span's basis is `Cc.T @ L / sqrt(v)` (eigenpairs of the centred
+    centroids' Gram `Cc @ Cc.T`), so the held-out tracks' coordinates in it follow from their dot products with
+    the centroids, `centroids @ held.T`, which the unprojected scores need anyway: the held-out tracks' D columns
+    are read once, not twice.
+    """
+    if len(centroids) >= centroids.shape[1]:  # as many playlists as dimensions: the span in D×D, as in the fit
+        plain = _retrieval_precision(centroids, held, owners)
+        span = _centroid_span(centroids)
+        return plain, plain if span is None else _retrieval_precision(centroids @ span, held @ span, owners)
+    raw = centroids @ held.T  # P x N
+    plain = _ranked_precision(raw / np.maximum(np.linalg.norm(held, axis=1), 1e-12), owners)
+    middle = centroids.mean(axis=0)
+    centred = centroids - middle
+    values, left = np.linalg.eigh(centred @ centred.T)
+    keep = values > SPAN_FLOOR**2 * max(float(values.max(initial=0.0)), SPAN_FLOOR**2)
+    if not keep.any():
+        return plain, plain
+    to_span = left[:, keep] / np.sqrt(values[keep])  # P x k: Gram coordinates → span coordinates
+    inner = centred @ middle  # centroid i · middle: (Cc_i + middle) · Cc_j = G_ij + middle · Cc_j
+    in_span = (centred @ centred.T + inner[None, :]) @ to_span
+    held_in_span = (raw - raw.mean(axis=0)).T @ to_span  # held_j · Cc_i = raw_ij − held_j · middle
+    return plain, _ranked_precision(in_span @ l2_normalise(held_in_span).T, owners)
 
 
 def choose_by_cross_validation(
@@ -278,12 +310,7 @@ def choose_by_cross_validation(
         whiten = _Whitener(spectrum, np.concatenate([_group_means(vectors, train), vectors[held]]) - mean)
         for i, alpha in enumerate(grid):
             whitened = whiten(alpha)
-            centroids, candidates = whitened[: len(train)], whitened[len(train) :]
-            scores[i, 0] += _retrieval_precision(centroids, candidates, owners)
-            span = _centroid_span(centroids)
-            if span is not None:  # coordinates in the span: the same cosines as the projected vectors
-                centroids, candidates = centroids @ span, candidates @ span
-            scores[i, 1] += _retrieval_precision(centroids, candidates, owners)
+            scores[i] += _both_precisions(whitened[: len(train)], whitened[len(train) :], owners)
     best = np.unravel_index(int(np.argmax(scores)), scores.shape)  # first best: least shrinkage, no projection
     return float(grid[best[0]]), bool(best[1])
 

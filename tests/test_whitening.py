@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from siamrec import whitening
 from siamrec.bench import protocol
 from siamrec.bench.protocol import evaluate_vectors, fit_on_split, make_splits, seed_groups
 from siamrec.bench.run import run_protocol
@@ -152,3 +153,20 @@ def test_fewer_tracks_than_dimensions_whiten_as_the_full_eigendecomposition(shri
     reference = _full_rank_whitening(vectors, groups, shrinkage)
     reference /= np.linalg.norm(reference, axis=1, keepdims=True)
     assert np.allclose(fitted @ fitted.T, reference @ reference.T, atol=1e-5)
+
+
+@pytest.mark.parametrize(("playlists", "dim"), [(6, 20), (25, 20)])
+def test_cross_validation_scores_the_projection_as_the_projected_vectors_would(playlists: int, dim: int) -> None:
+    """The held-out tracks' coordinates in the centroids' span come from their dot products with the centroids
+    (fewer playlists than dimensions) or from the span itself (as many or more): the same precisions either way
+    as projecting every vector explicitly."""
+    rng = np.random.default_rng(3)
+    centroids = rng.normal(size=(playlists, dim))
+    held = rng.normal(size=(40, dim)) + centroids[np.arange(40) % playlists]
+    owners = np.arange(40) % playlists
+    span = whitening._centroid_span(centroids)
+    expected = whitening._retrieval_precision(centroids, held, owners)
+    projected = expected if span is None else whitening._retrieval_precision(centroids @ span, held @ span, owners)
+    found = whitening._both_precisions(centroids, held, owners)
+    np.testing.assert_allclose(found, (expected, projected), rtol=1e-9)
+    assert (span is None) == (playlists > dim)  # 25 centroids' differences span all 20 dimensions
