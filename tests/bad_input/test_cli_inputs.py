@@ -122,7 +122,7 @@ def test_truncated_vector_in_the_bench_cache_is_recomputed(
     assert cached
     cached[0].write_bytes(cached[0].read_bytes()[:40])
     again = invoke(*args)
-    assert done.returncode == 0, done.stderr
+    assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["splits"] == json.loads(done.stdout)["splits"]
     assert np.load(cached[0]).ndim == 1
 
