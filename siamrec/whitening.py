@@ -266,13 +266,14 @@ def _both_precisions(centroids: np.ndarray, held: np.ndarray, owners: np.ndarray
     plain = _ranked_precision(raw / np.maximum(np.linalg.norm(held, axis=1), 1e-12), owners)
     middle = centroids.mean(axis=0)
     centred = centroids - middle
-    values, left = np.linalg.eigh(centred @ centred.T)
+    gram = centred @ centred.T
+    values, left = np.linalg.eigh(gram)
     keep = values > SPAN_FLOOR**2 * max(float(values.max(initial=0.0)), SPAN_FLOOR**2)
     if not keep.any():
         return plain, plain
     to_span = left[:, keep] / np.sqrt(values[keep])  # P x k: Gram coordinates → span coordinates
     inner = centred @ middle  # centroid i · middle: (Cc_i + middle) · Cc_j = G_ij + middle · Cc_j
-    in_span = (centred @ centred.T + inner[None, :]) @ to_span
+    in_span = (gram + inner[None, :]) @ to_span
     held_in_span = (raw - raw.mean(axis=0)).T @ to_span  # held_j · Cc_i = raw_ij − held_j · middle
     return plain, _ranked_precision(in_span @ l2_normalise(held_in_span).T, owners)
 
