@@ -152,7 +152,7 @@ class AdaptedMetric:
                     vectors[hit.id] = vector
             if vectors:
                 twins = found.whitening.apply(np.stack(list(vectors.values())), single=True)
-                self._set_twins(list(vectors), twins)
+                self._set_adapted(C.TRACKS_COLLECTION, list(vectors), twins)
                 pairs = [(row, slot) for row, i in enumerate(vectors) for slot in slots.get(i, ())]
                 if pairs:
                     rows, into = np.array(pairs).T
@@ -163,10 +163,10 @@ class AdaptedMetric:
                 on_progress("tracks", done, total)
         return done, self._write_summed(summed, sums, counts, playlists, on_progress)
 
-    def _set_twins(self, ids: list[str], twins: np.ndarray) -> None:
-        for start in range(0, len(ids), WRITE_BATCH):
-            batch = zip(ids[start : start + WRITE_BATCH], twins[start : start + WRITE_BATCH], strict=True)
-            self.backend.set_vectors(C.TRACKS_COLLECTION, {i: {self.adapted_vector: v} for i, v in batch})
+    def _set_adapted(self, collection: str, ids: list[str], rows: np.ndarray) -> None:
+        """Set the adapted vector of points `ids` (row i for ids[i]), WRITE_BATCH points a write."""
+        for batch in batched(zip(ids, rows, strict=True), WRITE_BATCH):
+            self.backend.set_vectors(collection, {i: {self.adapted_vector: v} for i, v in batch})
         self._wrote = True
 
     def _write_summed(
@@ -181,10 +181,7 @@ class AdaptedMetric:
         total = self.count_playlists()
         have = np.flatnonzero(counts)
         centroids = l2_normalise(sums[have])
-        ids = [point_id(summed[slot].playlist_uri) for slot in have]
-        for start in range(0, len(ids), WRITE_BATCH):
-            batch = zip(ids[start : start + WRITE_BATCH], centroids[start : start + WRITE_BATCH], strict=True)
-            self.backend.set_vectors(C.PLAYLISTS_COLLECTION, {i: {self.adapted_vector: c} for i, c in batch})
+        self._set_adapted(C.PLAYLISTS_COLLECTION, [point_id(summed[slot].playlist_uri) for slot in have], centroids)
         self.refresh_centroids([summed[slot] for slot in np.flatnonzero(counts == 0)])
         written = len(summed)
         if on_progress:
