@@ -9,6 +9,7 @@ import torch
 
 from siamrec import constants as C
 from siamrec.audio import track_windows
+from siamrec.config import DEFAULT_MODEL
 from siamrec.embed import TrackEncoder
 from siamrec.errors import ModelError
 from siamrec.training.export.onnx_export import (
@@ -18,6 +19,7 @@ from siamrec.training.export.onnx_export import (
     parity_max_diff,
     synthetic_parity_windows,
 )
+from siamrec.training.export.power_mel import rewrite_power_mel
 from siamrec.training.export.testing import write_test_models
 from siamrec.training.nets import (
     Encoder,
@@ -223,3 +225,32 @@ def test_spread_weight_is_stored_and_read_back(tmp_path: Path, library_files: di
     with pytest.raises(ModelError, match="mean\\+std pooling"):
         export_encoder(encoder, tmp_path / "m.onnx", "m", "cnn", pooling="mean", spread_weight=0.5)
     assert not (tmp_path / "m.onnx").exists()
+
+
+def _op_types(path: Path) -> set[str]:
+    return {node.op_type for node in onnx.load(str(path)).graph.node}
+
+
+def test_the_stft_front_end_is_rewritten_to_the_same_embeddings(tmp_path: Path, library_files: dict[str, Path]) -> None:
+    """power_mel.py: the half-size DFT products give what onnxruntime's STFT gives, on real and made audio."""
+    assets = Path(__file__).resolve().parents[1] / "assets"
+    model = onnx.load(str(assets / "tiny.onnx"))  # exported before the rewrite: torch's STFT front end
+    assert "STFT" in {node.op_type for node in model.graph.node}
+    assert rewrite_power_mel(model)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(tmp_path / "fast.onnx"))
+    assert not _op_types(tmp_path / "fast.onnx") & {"STFT", "ReduceL2"}
+    windows = np.concatenate([_real_windows(library_files), synthetic_parity_windows(3)])
+    quiet = windows[:2] * 1e-3  # quiet input: the high bins' power must not come from a cancelling difference
+    windows = np.concatenate([windows, quiet]).astype(np.float32)
+    before = TrackEncoder(assets / "tiny.onnx").embed_windows(windows)
+    after = TrackEncoder(tmp_path / "fast.onnx").embed_windows(windows)
+    assert np.abs(before - after).max() <= 1e-5
+    again = onnx.load(str(tmp_path / "fast.onnx"))
+    assert not rewrite_power_mel(again)  # nothing left to rewrite: the graph is left as it is
+    assert again.SerializeToString() == onnx.load(str(tmp_path / "fast.onnx")).SerializeToString()
+
+
+def test_exports_and_the_shipped_model_carry_the_fast_front_end(tmp_path: Path) -> None:
+    made = write_test_models(tmp_path)[0]
+    assert "STFT" not in _op_types(made) and "STFT" not in _op_types(DEFAULT_MODEL)

@@ -1,5 +1,8 @@
 """Export a trained encoder to one ONNX file (log-mel front end inside) and prove it matches torch.
 
+The front end's STFT is rewritten as two half-size DFT products (power_mel.py): about a quarter of the
+network's time on CPU; the parity check compares the rewritten file with torch.
+
 The file carries its contract in ONNX metadata_props so `siamrec.embed` can refuse a model that does not fit.
 """
 
@@ -18,6 +21,7 @@ from siamrec import __version__
 from siamrec import constants as C
 from siamrec.embed import TrackEncoder, model_name_problem
 from siamrec.errors import ModelError
+from siamrec.training.export.power_mel import rewrite_power_mel
 from siamrec.training.nets import Encoder, encoder_from_checkpoint, load_checkpoint, part_columns, stats_parts
 from siamrec.vectors import MAX_SPREAD_WEIGHT, MIN_SPREAD_WEIGHT, POOLINGS
 
@@ -69,8 +73,10 @@ def _onnx_export(encoder: Encoder, path: Path) -> None:
         )
 
 
-def _write_metadata(path: Path, metadata: dict[str, str]) -> None:
+def _finish_graph(path: Path, metadata: dict[str, str]) -> None:
+    """The fast mel front end in place of torch's STFT (power_mel.py), and the contract in the metadata."""
     model = onnx.load(str(path))
+    rewrite_power_mel(model)
     del model.metadata_props[:]
     for key, value in metadata.items():
         model.metadata_props.add(key=key, value=value)
@@ -116,7 +122,7 @@ def export_encoder(
     except Exception as exc:  # torch.onnx raises many unrelated types; all mean "could not export"
         tmp.unlink(missing_ok=True)
         raise ModelError(f"ONNX export failed: {str(exc).splitlines()[0]}") from exc
-    _write_metadata(
+    _finish_graph(
         tmp,
         {
             C.META_NAME: name,
