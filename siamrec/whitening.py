@@ -203,9 +203,17 @@ def _row_space(matrix: np.ndarray, floor: float) -> tuple[np.ndarray, np.ndarray
     if len(matrix) >= matrix.shape[1]:
         values, vectors = np.linalg.eigh(matrix.T @ matrix)
         return np.maximum(values, 0.0), vectors
-    values, left = np.linalg.eigh(matrix @ matrix.T)
+    _, values, to_space = _gram_space(matrix, floor)
+    return values, matrix.T @ to_space
+
+
+def _gram_space(matrix: np.ndarray, floor: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The n×n Gram matrix of `matrix` [n, D], its eigenvalues over `floor` × the largest, and the map [n, k]
+    from a vector's dot products with the rows to its coordinates in their row space (orthonormal basis)."""
+    gram = matrix @ matrix.T
+    values, left = np.linalg.eigh(gram)
     keep = values > floor * max(float(values.max(initial=0.0)), floor)
-    return values[keep], matrix.T @ (left[:, keep] / np.sqrt(values[keep]))
+    return gram, values[keep], left[:, keep] / np.sqrt(values[keep])
 
 
 def _group_means(vectors: np.ndarray, groups: list[np.ndarray]) -> np.ndarray:
@@ -266,12 +274,9 @@ def _both_precisions(centroids: np.ndarray, held: np.ndarray, owners: np.ndarray
     plain = _ranked_precision(raw / np.maximum(np.linalg.norm(held, axis=1), 1e-12), owners)
     middle = centroids.mean(axis=0)
     centred = centroids - middle
-    gram = centred @ centred.T
-    values, left = np.linalg.eigh(gram)
-    keep = values > SPAN_FLOOR**2 * max(float(values.max(initial=0.0)), SPAN_FLOOR**2)
-    if not keep.any():
+    gram, values, to_span = _gram_space(centred, SPAN_FLOOR**2)  # to_span: P x k
+    if not values.size:
         return plain, plain
-    to_span = left[:, keep] / np.sqrt(values[keep])  # P x k: Gram coordinates → span coordinates
     inner = centred @ middle  # centroid i · middle: (Cc_i + middle) · Cc_j = G_ij + middle · Cc_j
     in_span = (gram + inner[None, :]) @ to_span
     held_in_span = (raw - raw.mean(axis=0)).T @ to_span  # held_j · Cc_i = raw_ij − held_j · middle

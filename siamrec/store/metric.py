@@ -7,7 +7,7 @@ The map's arrays (18 MB at 1,296-d) are read only when a vector must be mapped: 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from itertools import islice
 from typing import Any
 
@@ -42,6 +42,7 @@ class AdaptedMetric:
     count_playlists: Callable[[], int]
     iter_playlists: Callable[[], Iterator[PlaylistRecord]]
     refresh_centroids: Callable[[list[PlaylistRecord]], None]
+    model_vectors: Callable[[Iterable[str]], dict[str, np.ndarray]]
 
     def _forget_adaptation(self) -> None:
         """Read the stored adaptation afresh when next asked (a model was bound)."""
@@ -146,10 +147,7 @@ class AdaptedMetric:
         for page in batched(self.backend.scroll(C.TRACKS_COLLECTION, with_payload=False), PAGE):
             ids = [hit.id for hit in page]
             vectors = {i: known[i] for i in ids if i in known}
-            missing = [i for i in ids if i not in vectors]
-            for hit in self.backend.retrieve(C.TRACKS_COLLECTION, missing, [self.vector_name], with_payload=False):
-                if (vector := hit.vectors.get(self.vector_name)) is not None:
-                    vectors[hit.id] = vector
+            vectors.update(self.model_vectors([i for i in ids if i not in vectors]))
             if vectors:
                 twins = found.whitening.apply(np.stack(list(vectors.values())), single=True)
                 self._set_adapted(C.TRACKS_COLLECTION, list(vectors), twins)
