@@ -47,6 +47,7 @@ def rewrite(model_path: Path, output: Path, audio: list[Path]) -> int:
     print(f"{len(probe)} windows, max |before - after| = {diff:.3g} (tolerance {PARITY_TOLERANCE:g})")
     if not diff <= PARITY_TOLERANCE:
         partial.unlink()
+        print(f"rewrite_front_end: {model_path}: the rewritten embeddings differ by {diff:.3g}", file=sys.stderr)
         return 1
     partial.replace(output)
     return 0

@@ -341,7 +341,7 @@ def fit_whitening(
     vectors = np.asarray(vectors)
     every_row = len(rows) == len(vectors) and (not len(rows) or rows[-1] == len(rows) - 1)  # rows are 0..N-1
     # One new float64 copy, normalised in place: each fresh array of 50k 1,296-d rows costs 0.6-1.5 s in page faults
-    vectors = vectors.astype(np.float64) if every_row else vectors[rows].astype(np.float64)
+    vectors = vectors.astype(np.float64) if every_row else np.asarray(vectors[rows], dtype=np.float64)
     vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
     groups = [np.searchsorted(rows, g) for g in groups]
     residuals, playlists, tracks = within_residuals(vectors, groups)
