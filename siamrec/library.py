@@ -254,15 +254,19 @@ def add_audio(
 def _vectors(
     store: Store, encoder: TrackEncoder, good: list[_Loaded], report: AddReport
 ) -> tuple[list[_Loaded], list[np.ndarray]]:
-    """The tracks that have a vector, and their vectors: the stored one when it was made from the same audio,
-    else the encoder's. A track the model cannot embed (NaN from absurd samples, a run failure) fails alone,
-    before any write."""
+    """The tracks that have a vector, and their vectors: the stored one when it was made from the same audio
+    (under this URI, or under any other: the same windows give the same vector), else the encoder's. A track the
+    model cannot embed (NaN from absurd samples, a run failure) fails alone, before any write."""
     stored = store.get_tracks({loaded.record.track_uri for loaded in good if loaded.record}, with_vectors=True)
     vectors: list[np.ndarray | None] = []
     for loaded in good:
         previous = stored.get(loaded.record.track_uri) if loaded.record else None
         keep = previous is not None and previous.vector is not None and same_audio(previous.record, loaded.record)
         vectors.append(previous.vector if keep and previous else None)
+    missing = {i: loaded.record.audio_id for i, loaded in enumerate(good) if vectors[i] is None and loaded.record}
+    known = store.vectors_by_audio(audio_id for audio_id in missing.values() if audio_id)
+    for i, audio_id in missing.items():
+        vectors[i] = known.get(audio_id) if audio_id else None
     fresh = [i for i, vector in enumerate(vectors) if vector is None]
     if fresh:
         encoded, problems = encoder.try_track_vectors([good[i].windows for i in fresh])

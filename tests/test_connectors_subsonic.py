@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import ssl
 import subprocess
 import sys
@@ -16,6 +15,7 @@ import pytest
 from siamrec.config import resolve_settings
 from siamrec.connectors.subsonic.client import PASSWORD_ENV, SubsonicClient, server_id
 from siamrec.store import Store
+from siamrec.testing import noise, write_audio
 from tests.cli import invoke, run_until_killed
 from tests.servers import LocalServer
 from tests.stores import snapshot
@@ -254,7 +254,7 @@ def test_a_song_changed_on_the_server_is_fetched_and_embedded_again(
 ) -> None:
     assert invoke(*sync_args(own_server, "--subsonic-library"), env=env).returncode == 0
     files = sorted(own_server.music.rglob("*.ogg"))
-    shutil.copyfile(files[1], files[0])  # new audio under the same path: the same song id, a new file
+    write_audio(files[0], noise(4.0, seed=41))  # new audio under the same path: the same song id, a new file
     own_server.cli("folder", "scan", "music")
     again = json.loads(invoke(*sync_args(own_server, "--subsonic-library"), env=env).stdout)
     assert (again["fetched"], again["embedded"]) == (1, 1)

@@ -22,6 +22,7 @@ from siamrec.connectors.search import FetchOptions, url_template_search
 from siamrec.connectors.spotify import SpotifySource
 from siamrec.connectors.sync import Sync, SyncOptions, SyncReport
 from siamrec.embed import TrackEncoder
+from siamrec.library import add_paths
 from siamrec.store import Store, playlist_centroid
 from siamrec.testing import chord, drums, noise, write_audio
 from tests.cli import assert_one_error_line, invoke, run_siamrec, run_until_killed
@@ -109,6 +110,23 @@ def test_mpd_with_a_manifest_fills_the_store(memory_store: Store, encoder: Track
     assert record.track_uris == [corpus.uris[i] for i in MEMBERS[1]] and record.followers == 2
     expected = playlist_centroid(np.stack([stored[corpus.uris[i]].vector for i in MEMBERS[1]]))
     np.testing.assert_allclose(centroid, expected, atol=1e-6)
+
+
+def test_audio_added_before_under_another_uri_is_not_embedded_again(
+    memory_store: Store, encoder: TrackEncoder, corpus: Corpus
+) -> None:
+    """A folder added, then synced from playlists that name the same files: the same windows give the same
+    vector, so the sync reuses the stored ones and the model never runs."""
+    added = add_paths(memory_store, encoder, [corpus.root / "audio"])
+    assert added.embedded == len(added.added) == 7
+    local = {t.record.audio_id: t.vector for t in memory_store.iter_tracks()}
+    report = sync(memory_store, encoder, MpdSource([corpus.mpd]), audio_manifest=corpus.manifest)
+    assert (report.tracks, report.with_audio, report.embedded, report.skipped, report.failed) == (7, 7, 0, 7, [])
+    stored = memory_store.get_tracks(corpus.uris, with_vectors=True)
+    assert len(stored) == 7 and memory_store.count_tracks() == 14
+    for track in stored.values():
+        assert track.record.source == "mpd" and track.record.audio_id in local
+        np.testing.assert_allclose(track.vector, local[track.record.audio_id], atol=1e-6)  # stored: renormalised
 
 
 def test_a_second_run_changes_nothing(memory_store: Store, encoder: TrackEncoder, corpus: Corpus) -> None:

@@ -234,6 +234,20 @@ class Store(AdaptedMetric, Queries):
                     found[record.path] = record
         return found
 
+    def vectors_by_audio(self, audio_ids: Iterable[str]) -> dict[str, np.ndarray]:
+        """Audio identity → the bound model's vector of a stored track made from that audio (keyword index on
+        `audio_id`): the same audio under another URI (a file added, then synced from a playlist) is not embedded
+        again."""
+        found: dict[str, np.ndarray] = {}
+        wanted = sorted(set(audio_ids))
+        for start in range(0, len(wanted), PAGE):
+            where = Where(any_of={"audio_id": wanted[start : start + PAGE]})
+            for hit in self.backend.scroll(C.TRACKS_COLLECTION, where, [self.vector_name]):
+                audio_id, vector = hit.payload.get("audio_id"), self._vector(hit)
+                if isinstance(audio_id, str) and vector is not None:
+                    found.setdefault(audio_id, vector)
+        return found
+
     def tracks_under(self, folder: str) -> Iterator[TrackRecord]:
         """Stored local tracks whose file lies under `folder` (to report files that disappeared)."""
         prefix = folder.rstrip("/") + "/"

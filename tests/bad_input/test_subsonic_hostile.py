@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from siamrec.connectors.subsonic.client import PASSWORD_ENV
+from siamrec.testing import chord, write_audio
 from tests.bad_input.hostile import (  # the store fixtures too: one filled store, copied for each test
     PASSWORD,
     SONG,
@@ -33,8 +34,10 @@ from tests.stores import dump_store
 
 
 @pytest.fixture
-def server(library_files: dict[str, Path]) -> Iterator[HostileServer]:
-    with HostileServer(audio=library_files["bright_a.ogg"].read_bytes()) as hostile:
+def server(tmp_path: Path) -> Iterator[HostileServer]:
+    """Songs whose audio the store does not hold yet (audio it holds would reuse its vector, not be embedded)."""
+    audio = write_audio(tmp_path / "served.ogg", chord(4.0, 196.0, bright=True)).read_bytes()
+    with HostileServer(audio=audio) as hostile:
         yield hostile
 
 
