@@ -4,8 +4,10 @@ Decoding runs in a small thread pool (soundfile and soxr release the GIL) one ch
 so memory stays bounded by two chunks however large the library is.
 
 Re-adds do only what changed: a file whose path, size and modification time match the stored track is
-neither decoded nor embedded; one whose stat changed is decoded, and when its audio is the audio already
-stored under its URI (re-tagged, touched, moved) the stored vector is kept and only the metadata is written.
+neither decoded nor embedded; one whose bytes are a stored track's (touched, moved, copied, or named again by a
+playlist source) is not decoded either, and takes that track's audio identity and vector; one whose stat and
+bytes changed is decoded, and when its audio is the audio already stored (re-tagged) the stored vector is kept
+and only the metadata is written.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from siamrec.audio import AUDIO_SUFFIXES, AudioInfo, audio_identity, file_sha1, 
 from siamrec.embed import TrackEncoder
 from siamrec.errors import AudioError, ConfigError, NotFoundError
 from siamrec.names import path_for_payload, quoted
-from siamrec.store import Store, TrackRecord
+from siamrec.sniff import sniff
+from siamrec.store import Store, StoredTrack, TrackRecord
 from siamrec.tags import read_tags
 from siamrec.uris import local_track_uri
 
@@ -69,8 +72,9 @@ class AddReport:
 class _Loaded:
     item: AudioItem
     record: TrackRecord | None
-    windows: np.ndarray | None
+    windows: np.ndarray | None  # None when the file's bytes are a stored track's: `vector` is that track's
     error: str | None
+    vector: np.ndarray | None = None
 
 
 def collect_audio_files(paths: Iterable[Path]) -> tuple[list[Path], list[tuple[str, str]]]:
@@ -157,17 +161,20 @@ def local_record(path: Path, audio_id: str, duration_s: float) -> TrackRecord:
     )
 
 
-def load_item(item: AudioItem) -> tuple[TrackRecord, np.ndarray]:
-    """Decode one file into its record and model windows (raises AudioError or OSError)."""
+def load_item(item: AudioItem, sha1: str | None = None) -> tuple[TrackRecord, np.ndarray]:
+    """Decode one file into its record and model windows (raises AudioError or OSError); `sha1` when hashed."""
     windows, info = track_windows(item.path)
-    return describe_item(item, windows, info), windows
+    return describe_item(item, windows, info, sha1), windows
 
 
-def describe_item(item: AudioItem, windows: np.ndarray, info: AudioInfo) -> TrackRecord:
+def describe_item(item: AudioItem, windows: np.ndarray, info: AudioInfo, sha1: str | None = None) -> TrackRecord:
     """The record of a file already decoded into `windows` (the service decodes an upload once, to check it)."""
-    sha1 = file_sha1(item.path)
-    audio_id = audio_identity(windows, info)
-    record = item.record or local_record(item.path, audio_id, info.duration_s)
+    return _described(item, sha1 or file_sha1(item.path), audio_identity(windows, info), info.duration_s)
+
+
+def _described(item: AudioItem, sha1: str, audio_id: str, duration_s: float) -> TrackRecord:
+    """The item's record (the source's, else one from its tags) with its audio and file facts filled in."""
+    record = item.record or local_record(item.path, audio_id, duration_s)
     for key, value in item.overrides.items():
         setattr(record, key, value)
     record.audio_sha1 = sha1
@@ -176,13 +183,13 @@ def describe_item(item: AudioItem, windows: np.ndarray, info: AudioInfo) -> Trac
     if facts is not None:
         record.path, record.size, record.mtime = facts
     if record.duration_s is None:
-        record.duration_s = round(info.duration_s, 3)
+        record.duration_s = round(duration_s, 3)
     return record
 
 
-def _load(item: AudioItem) -> _Loaded:
+def _load(item: AudioItem, sha1: str | None = None) -> _Loaded:
     try:
-        record, windows = load_item(item)
+        record, windows = load_item(item, sha1)
     except AudioError as exc:
         return _Loaded(item, None, None, str(exc))
     except OSError as exc:
@@ -190,13 +197,45 @@ def _load(item: AudioItem) -> _Loaded:
     return _Loaded(item, record, windows, None)
 
 
-def _chunks_decoded_ahead(items: list[AudioItem], pool: ThreadPoolExecutor) -> Iterator[list[_Loaded]]:
+def _audio_file_sha1(path: Path) -> str | None:
+    """The file's SHA-1 when its bytes open like audio (junk is refused by the decoder, unread); None when not."""
+    try:
+        return file_sha1(path) if sniff(path) is not None else None
+    except OSError:
+        return None
+
+
+def _known_file(item: AudioItem, sha1: str | None, stored: StoredTrack | None) -> _Loaded | None:
+    """The item without decoding, when its bytes are those of a stored track with a vector: same bytes, same
+    decoded windows, so the same audio identity and vector (its length is the stored track's)."""
+    if sha1 is None or stored is None or not stored.record.audio_id or stored.record.duration_s is None:
+        return None
+    try:
+        record = _described(item, sha1, stored.record.audio_id, stored.record.duration_s)
+    except OSError as exc:  # its tags could not be read
+        return _Loaded(item, None, None, f"{quoted(item.path)}: {exc.strerror or exc}")
+    return _Loaded(item, record, None, None, stored.vector)
+
+
+def _start_chunk(store: Store, items: list[AudioItem], pool: ThreadPoolExecutor) -> list[Future[_Loaded] | _Loaded]:
+    """Hash the chunk's files (in the pool), take the ones whose bytes the store holds as they are, and start
+    decoding the others."""
+    sha1s = list(pool.map(_audio_file_sha1, [item.path for item in items]))
+    stored = store.tracks_with_audio("audio_sha1", [sha1 for sha1 in sha1s if sha1])
+    started: list[Future[_Loaded] | _Loaded] = []
+    for item, sha1 in zip(items, sha1s, strict=True):
+        known = _known_file(item, sha1, stored.get(sha1) if sha1 else None)
+        started.append(known or pool.submit(_load, item, sha1))
+    return started
+
+
+def _chunks_decoded_ahead(store: Store, items: list[AudioItem], pool: ThreadPoolExecutor) -> Iterator[list[_Loaded]]:
     """Yield decoded chunks while the next chunk decodes in the background."""
-    pending: list[Future[_Loaded]] | None = None
+    pending: list[Future[_Loaded] | _Loaded] | None = None
     for start in range(0, len(items) + CHUNK_TRACKS, CHUNK_TRACKS):
-        upcoming = [pool.submit(_load, item) for item in items[start : start + CHUNK_TRACKS]]
+        upcoming = _start_chunk(store, items[start : start + CHUNK_TRACKS], pool)
         if pending:
-            yield [future.result() for future in pending]
+            yield [loaded.result() if isinstance(loaded, Future) else loaded for loaded in pending]
         pending = upcoming
 
 
@@ -241,7 +280,7 @@ def add_audio(
     # The matrix products here (a chunk's projection) are too small to gain from BLAS threads, whose spin-waiting
     # after each product takes the core the decoding threads need: 8 % of a first add's CPU (README).
     with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(DECODE_THREADS) as pool:
-        for chunk in _chunks_decoded_ahead(items, pool):
+        for chunk in _chunks_decoded_ahead(store, items, pool):
             good = [loaded for loaded in chunk if loaded.error is None]
             report.failed += [(str(loaded.item.path), loaded.error or "") for loaded in chunk if loaded.error]
             if good:
@@ -255,18 +294,19 @@ def _vectors(
     store: Store, encoder: TrackEncoder, good: list[_Loaded], report: AddReport
 ) -> tuple[list[_Loaded], list[np.ndarray]]:
     """The tracks that have a vector, and their vectors: the stored one when it was made from the same audio
-    (under this URI, or under any other: the same windows give the same vector), else the encoder's. A track the
-    model cannot embed (NaN from absurd samples, a run failure) fails alone, before any write."""
+    (the file's bytes are a stored track's; or under this URI, or any other: the same windows give the same
+    vector), else the encoder's. A track the model cannot embed (NaN from absurd samples, a run failure) fails
+    alone, before any write."""
     stored = store.get_tracks({loaded.record.track_uri for loaded in good if loaded.record}, with_vectors=True)
     vectors: list[np.ndarray | None] = []
     for loaded in good:
         previous = stored.get(loaded.record.track_uri) if loaded.record else None
         keep = previous is not None and previous.vector is not None and same_audio(previous.record, loaded.record)
-        vectors.append(previous.vector if keep and previous else None)
+        vectors.append(loaded.vector if loaded.vector is not None else previous.vector if keep and previous else None)
     missing = {i: loaded.record.audio_id for i, loaded in enumerate(good) if vectors[i] is None and loaded.record}
-    known = store.vectors_by_audio(audio_id for audio_id in missing.values() if audio_id)
+    known = store.tracks_with_audio("audio_id", [audio_id for audio_id in missing.values() if audio_id])
     for i, audio_id in missing.items():
-        vectors[i] = known.get(audio_id) if audio_id else None
+        vectors[i] = known[audio_id].vector if audio_id in known else None
     fresh = [i for i, vector in enumerate(vectors) if vector is None]
     if fresh:
         encoded, problems = encoder.try_track_vectors([good[i].windows for i in fresh])

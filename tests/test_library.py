@@ -1,5 +1,5 @@
-"""Re-adds do only what changed: unchanged files are not decoded, touched ones not re-embedded, changed ones
-re-embedded, vanished ones reported (and removed with prune)."""
+"""Re-adds do only what changed: unchanged files are not decoded, touched, moved or copied ones neither decoded
+nor re-embedded, changed ones re-embedded, vanished ones reported (and removed with prune)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pytest
 import soundfile as sf
 from threadpoolctl import threadpool_info
 
+import siamrec.library
 from siamrec.embed import TrackEncoder
 from siamrec.library import add_paths
 from siamrec.store import Store
@@ -30,6 +31,20 @@ def folder(tmp_path: Path, library_files: dict[str, Path]) -> Path:
 @pytest.fixture
 def encoder(tiny_model: Path) -> TrackEncoder:
     return TrackEncoder(tiny_model)
+
+
+@pytest.fixture
+def decoded(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """The files add_paths decodes, in order (the real decoder runs)."""
+    paths: list[Path] = []
+    real = siamrec.library.track_windows
+
+    def spy(path: Path, *args: object, **kwargs: object) -> object:
+        paths.append(Path(path))
+        return real(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(siamrec.library, "track_windows", spy)
+    return paths
 
 
 def test_readding_an_unchanged_folder_embeds_nothing(memory_store: Store, encoder: TrackEncoder, folder: Path) -> None:
@@ -57,15 +72,56 @@ def test_an_mtime_the_engine_rounds_still_counts_as_unchanged(
         store.close()
 
 
-def test_a_touched_file_is_read_but_keeps_its_vector(memory_store: Store, encoder: TrackEncoder, folder: Path) -> None:
+def test_a_touched_file_is_not_decoded_and_keeps_its_vector(
+    memory_store: Store, encoder: TrackEncoder, folder: Path, decoded: list[Path]
+) -> None:
     add_paths(memory_store, encoder, [folder])
     path = folder / "noise.ogg"
+    before = {t.record.track_uri: t.vector for t in memory_store.iter_tracks()}
     os.utime(path, (1_000_000, 1_000_000))
+    decoded.clear()
     again = add_paths(memory_store, encoder, [folder])
     assert again.embedded == 0 and len(again.unchanged) == 2 and len(again.updated) == 1
+    assert decoded == []  # its bytes are the stored track's: hashed, not decoded
     record = memory_store.tracks_at([str(path.resolve())])[str(path.resolve())]
     assert record.mtime == 1_000_000  # stored, so the next re-add skips it unread
+    np.testing.assert_allclose(memory_store.get_tracks(again.updated, with_vectors=True)[record.track_uri].vector,
+                               before[record.track_uri], atol=1e-6)  # fmt: skip
     assert add_paths(memory_store, encoder, [folder]).unchanged.__len__() == 3
+
+
+def test_a_moved_folder_is_re_added_without_decoding(
+    memory_store: Store, encoder: TrackEncoder, folder: Path, decoded: list[Path]
+) -> None:
+    """The same bytes at new paths: the same tracks (their URIs come from the audio), no decoding, no
+    embedding; their stored paths follow the files, so the next re-add skips them unread."""
+    first = add_paths(memory_store, encoder, [folder])
+    stored = {t.record.track_uri: t for t in memory_store.iter_tracks()}
+    moved = folder.with_name("moved")
+    folder.rename(moved)
+    decoded.clear()
+    again = add_paths(memory_store, encoder, [moved])
+    assert (again.embedded, again.added, again.failed, decoded) == (0, [], [], [])
+    assert sorted(again.updated) == sorted(first.added) and memory_store.count_tracks() == 3
+    for track in memory_store.iter_tracks():
+        before = stored[track.record.track_uri]
+        assert Path(track.record.path or "").parent == moved.resolve()
+        assert (track.record.audio_id, track.record.duration_s) == (before.record.audio_id, before.record.duration_s)
+        np.testing.assert_allclose(track.vector, before.vector, atol=1e-6)
+    assert len(add_paths(memory_store, encoder, [moved]).unchanged) == 3
+
+
+def test_a_copy_of_a_stored_file_is_not_decoded_a_new_file_is(
+    memory_store: Store, encoder: TrackEncoder, folder: Path, library_files: dict[str, Path], decoded: list[Path]
+) -> None:
+    add_paths(memory_store, encoder, [folder])
+    elsewhere = folder.parent / "elsewhere"
+    elsewhere.mkdir()
+    shutil.copy(folder / "chord_a.wav", elsewhere / "copy.wav")
+    shutil.copy(library_files["bright_a.ogg"], elsewhere / "new.ogg")
+    decoded.clear()
+    report = add_paths(memory_store, encoder, [elsewhere])
+    assert decoded == [elsewhere / "new.ogg"] and report.embedded == 1 and len(report.added) == 1
 
 
 def test_a_modified_file_is_embedded_again(memory_store: Store, encoder: TrackEncoder, folder: Path) -> None:

@@ -40,6 +40,7 @@ from siamrec.uris import point_id
 from siamrec.vectors import l2_normalise
 
 PAGE = 1000
+AUDIO_FIELDS = ("audio_id", "audio_sha1")  # keyword-indexed fields that name a track's audio
 CENTROID_TRACKS = 20_000  # member tracks per centroid group: bounds the vectors held at once
 
 
@@ -234,18 +235,20 @@ class Store(AdaptedMetric, Queries):
                     found[record.path] = record
         return found
 
-    def vectors_by_audio(self, audio_ids: Iterable[str]) -> dict[str, np.ndarray]:
-        """Audio identity → the bound model's vector of a stored track made from that audio (keyword index on
-        `audio_id`): the same audio under another URI (a file added, then synced from a playlist) is not embedded
-        again."""
-        found: dict[str, np.ndarray] = {}
-        wanted = sorted(set(audio_ids))
+    def tracks_with_audio(self, field: str, values: Iterable[str]) -> dict[str, StoredTrack]:
+        """`field` value → a stored track made from that audio, with the bound model's vector (keyword index on
+        `audio_id`, the decoded audio, or `audio_sha1`, the file's bytes): audio stored under another URI (a file
+        added, then synced from a playlist; a file moved or copied) is not decoded or embedded again."""
+        if field not in AUDIO_FIELDS:
+            raise ValueError(f"tracks are looked up by audio through {AUDIO_FIELDS}, not {field!r}")
+        found: dict[str, StoredTrack] = {}
+        wanted = sorted(set(values))
         for start in range(0, len(wanted), PAGE):
-            where = Where(any_of={"audio_id": wanted[start : start + PAGE]})
+            where = Where(any_of={field: wanted[start : start + PAGE]})
             for hit in self.backend.scroll(C.TRACKS_COLLECTION, where, [self.vector_name]):
-                audio_id, vector = hit.payload.get("audio_id"), self._vector(hit)
-                if isinstance(audio_id, str) and vector is not None:
-                    found.setdefault(audio_id, vector)
+                value, vector = hit.payload.get(field), self._vector(hit)
+                if isinstance(value, str) and vector is not None and value not in found:
+                    found[value] = StoredTrack(track_from_payload(hit.payload), vector)
         return found
 
     def tracks_under(self, folder: str) -> Iterator[TrackRecord]:
