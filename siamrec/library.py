@@ -33,6 +33,7 @@ from siamrec.uris import local_track_uri
 # on 60 tracks, benchmarks/embed_throughput.py --pipeline).
 CHUNK_TRACKS = 16
 DECODE_THREADS = 2
+HASH_PAGE = 256  # files hashed and looked up together before an embedder elsewhere (Ray) gets the rest
 
 
 @dataclass
@@ -217,16 +218,22 @@ def _known_file(item: AudioItem, sha1: str | None, stored: StoredTrack | None) -
     return _Loaded(item, record, None, None, stored.vector)
 
 
-def _start_chunk(store: Store, items: list[AudioItem], pool: ThreadPoolExecutor) -> list[Future[_Loaded] | _Loaded]:
-    """Hash the chunk's files (in the pool), take the ones whose bytes the store holds as they are, and start
-    decoding the others."""
+def _hashed(
+    store: Store, items: list[AudioItem], pool: ThreadPoolExecutor
+) -> list[tuple[AudioItem, str | None, _Loaded | None]]:
+    """Each item with its file's SHA-1 (hashed in the pool) and, when the store holds those bytes, the item as
+    loaded from the stored track (no decoding needed)."""
     sha1s = list(pool.map(_audio_file_sha1, [item.path for item in items]))
     stored = store.tracks_with_audio("audio_sha1", [sha1 for sha1 in sha1s if sha1])
-    started: list[Future[_Loaded] | _Loaded] = []
-    for item, sha1 in zip(items, sha1s, strict=True):
-        known = _known_file(item, sha1, stored.get(sha1) if sha1 else None)
-        started.append(known or pool.submit(_load, item, sha1))
-    return started
+    return [
+        (item, sha1, _known_file(item, sha1, stored.get(sha1) if sha1 else None))
+        for item, sha1 in zip(items, sha1s, strict=True)
+    ]
+
+
+def _start_chunk(store: Store, items: list[AudioItem], pool: ThreadPoolExecutor) -> list[Future[_Loaded] | _Loaded]:
+    """Take the chunk's files whose bytes the store holds as they are, and start decoding the others."""
+    return [known or pool.submit(_load, item, sha1) for item, sha1, known in _hashed(store, items, pool)]
 
 
 def _chunks_decoded_ahead(store: Store, items: list[AudioItem], pool: ThreadPoolExecutor) -> Iterator[list[_Loaded]]:
@@ -281,13 +288,31 @@ def add_audio(
     # after each product takes the core the decoding threads need: 8 % of a first add's CPU (README).
     with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(DECODE_THREADS) as pool:
         for chunk in _chunks_decoded_ahead(store, items, pool):
-            good = [loaded for loaded in chunk if loaded.error is None]
-            report.failed += [(str(loaded.item.path), loaded.error or "") for loaded in chunk if loaded.error]
-            if good:
-                _store_chunk(store, encoder, good, report)
+            _store_chunk(store, encoder, chunk, report)
             if on_progress:
                 on_progress(len(chunk))
     return report
+
+
+def add_known_files(
+    store: Store,
+    encoder: TrackEncoder,
+    items: list[AudioItem],
+    report: AddReport,
+    on_progress: Callable[[int], None] | None = None,
+) -> list[tuple[AudioItem, str | None]]:
+    """Write the items whose bytes a stored track was made from (hashed, never decoded), as `add_audio` does a
+    chunk at a time, for an embedder that decodes elsewhere (Ray); the others come back with their SHA-1."""
+    rest: list[tuple[AudioItem, str | None]] = []
+    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(DECODE_THREADS) as pool:
+        for start in range(0, len(items), HASH_PAGE):
+            hashed = _hashed(store, items[start : start + HASH_PAGE], pool)
+            known = [loaded for _, _, loaded in hashed if loaded is not None]
+            _store_chunk(store, encoder, known, report)
+            if known and on_progress:
+                on_progress(len(known))
+            rest += [(item, sha1) for item, sha1, loaded in hashed if loaded is None]
+    return rest
 
 
 def _vectors(
@@ -321,7 +346,12 @@ def _vectors(
     return [good[i] for i in kept], [vectors[i] for i in kept]  # type: ignore[misc]
 
 
-def _store_chunk(store: Store, encoder: TrackEncoder, good: list[_Loaded], report: AddReport) -> None:
+def _store_chunk(store: Store, encoder: TrackEncoder, chunk: list[_Loaded], report: AddReport) -> None:
+    """Write a chunk's tracks (reporting the files that failed to load); bad files never touch stored points."""
+    report.failed += [(str(loaded.item.path), loaded.error) for loaded in chunk if loaded.error]
+    good = [loaded for loaded in chunk if loaded.error is None]
+    if not good:
+        return
     good, vectors = _vectors(store, encoder, good, report)
     records = [loaded.record for loaded in good if loaded.record is not None]
     for loaded, record in zip(good, records, strict=True):

@@ -1,7 +1,8 @@
 """Embedding across machines: decode + ONNX inference in a Ray Data actor pool, upserts from the driver.
 
 The driver does what only it can do: it skips files the store already holds unchanged (path, size, mtime),
-then hands the rest to Ray as a list of paths. Each actor loads the ONNX model once and turns a batch of paths
+writes those whose bytes a stored track was made from (hashed, not decoded), then hands the rest to Ray as a list
+of paths with their files' SHA-1. Each actor loads the ONNX model once and turns a batch of paths
 into records and vectors with the very code of the one-process path (`load_item`, `TrackEncoder`), so the
 vectors are the same. The driver writes each finished batch with `write_tracks`: batched, idempotent upserts
 (point id = uuid5 of the URI) into the embedded store or a Qdrant server, so an interrupted run re-runs and
@@ -25,7 +26,7 @@ import numpy as np
 
 from siamrec.embed import TrackEncoder
 from siamrec.errors import AudioError, ConfigError
-from siamrec.library import AddReport, AudioItem, load_item, start_add, write_tracks
+from siamrec.library import AddReport, AudioItem, add_known_files, load_item, start_add, write_tracks
 from siamrec.names import quoted
 from siamrec.store import Store, record_payload, track_from_payload
 
@@ -44,12 +45,14 @@ class EmbedActor:
         records: list[str] = []
         errors: list[str] = []
         windows: list[np.ndarray] = []
-        for path, record, overrides in zip(batch["path"], batch["record"], batch["overrides"], strict=True):
+        for path, record, overrides, sha1 in zip(
+            batch["path"], batch["record"], batch["overrides"], batch["sha1"], strict=True
+        ):
             item = AudioItem(
                 Path(path), track_from_payload(json.loads(record)) if record else None, json.loads(overrides)
             )
             try:
-                loaded, track_windows = load_item(item)
+                loaded, track_windows = load_item(item, str(sha1) or None)
             except AudioError as exc:
                 records.append(""), errors.append(str(exc)), windows.append(np.zeros(0, np.float32))
                 continue
@@ -101,9 +104,11 @@ def quiet_ray_data() -> None:
 
 
 def embedded_batches(
-    items: list[AudioItem], model_path: Path, device: str, actors: int, batch_size: int = BATCH_TRACKS
-) -> Iterator[dict[str, np.ndarray]]:
-    """Ray Data: the items' paths, through `actors` EmbedActors, back a batch at a time (bounded: streaming)."""
+    items: list[tuple[AudioItem, str | None]], model_path: Path, device: str, actors: int,
+    batch_size: int = BATCH_TRACKS,
+) -> Iterator[dict[str, np.ndarray]]:  # fmt: skip
+    """Ray Data: the items' paths (with their files' SHA-1 when hashed), through `actors` EmbedActors, back a
+    batch at a time (bounded: streaming)."""
     import ray
 
     quiet_ray_data()
@@ -112,8 +117,9 @@ def embedded_batches(
             "path": str(item.path),
             "record": json.dumps(record_payload(item.record)) if item.record else "",
             "overrides": json.dumps(item.overrides),
+            "sha1": sha1 or "",
         }
-        for item in items
+        for item, sha1 in items
     ]
     dataset = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), actors * 4)))
     dataset = dataset.map_batches(
@@ -138,9 +144,11 @@ def add_audio_on_ray(
 ) -> AddReport:
     """`add_audio`, with decoding and inference on Ray; same report, same writes, same skipping."""
     report, items = start_add(store, encoder, items, on_progress)
-    if not items:
+    # Files whose bytes the store holds are written here, from the stored tracks: Ray gets only the others.
+    hashed = add_known_files(store, encoder, items, report, on_progress)
+    if not hashed:
         return report
-    for batch in embedded_batches(items, encoder.path, encoder.device, actors):
+    for batch in embedded_batches(hashed, encoder.path, encoder.device, actors):
         records, vectors = [], []
         for path, record, error, vector in zip(batch["path"], batch["record"], batch["error"], batch["vector"],
                                                strict=True):  # fmt: skip

@@ -20,6 +20,7 @@ from siamrec.embed import TrackEncoder  # noqa: E402
 from siamrec.library import AudioItem, add_paths  # noqa: E402
 from siamrec.ray_embed import add_audio_on_ray, connect  # noqa: E402
 from siamrec.store import Store  # noqa: E402
+from siamrec.testing import noise, write_audio  # noqa: E402
 from tests.cli import run_siamrec  # noqa: E402
 
 
@@ -57,6 +58,28 @@ def test_ray_gives_the_vectors_of_the_one_process_path(local_cluster: None, fold
             other[uri].record.path, other[uri].record.audio_id, other[uri].record.title)  # fmt: skip
     again = add_audio_on_ray(on_ray, encoder, [AudioItem(p) for p in files], actors=2)
     assert again.embedded == 0 and len(again.unchanged) == len(files) - 1  # the driver skips unchanged files
+
+
+def test_ray_gets_only_files_whose_bytes_the_store_does_not_hold(
+    local_cluster: None, folder: Path, tiny_model: Path, tmp_path: Path
+) -> None:
+    """A folder added, then a copy of it (one file new) added on Ray: the driver writes the copies from the stored
+    tracks, and Ray decodes and embeds only the new file."""
+    encoder = TrackEncoder(tiny_model)
+    store = Store.memory()
+    first = add_paths(store, encoder, [folder])
+    before = {t.record.track_uri: t.vector for t in store.iter_tracks()}
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy)
+    write_audio(copy / "new.wav", noise(4.0, seed=5))
+    files = sorted(p for p in copy.iterdir())
+    report = add_audio_on_ray(store, encoder, [AudioItem(p) for p in files], actors=2)
+    assert report.embedded == 1 and len(report.added) == 1 and sorted(report.updated) == sorted(first.added)
+    assert [path for path, _ in report.failed] == [str(copy / "broken.flac")]
+    for uri in first.added:
+        stored = store.get_tracks([uri], with_vectors=True)[uri]
+        assert Path(stored.record.path or "").parent == copy.resolve()
+        np.testing.assert_allclose(stored.vector, before[uri], atol=1e-6)
 
 
 def test_cli_add_track_on_a_local_ray_cluster(folder: Path, tiny_model: Path, tmp_path: Path) -> None:
