@@ -302,7 +302,10 @@ def add_known_files(
     on_progress: Callable[[int], None] | None = None,
 ) -> list[tuple[AudioItem, str | None]]:
     """Write the items whose bytes a stored track was made from (hashed, never decoded), as `add_audio` does a
-    chunk at a time, for an embedder that decodes elsewhere (Ray); the others come back with their SHA-1."""
+    chunk at a time, for an embedder that decodes elsewhere (Ray); the others come back with their SHA-1 (None
+    when unhashed: an empty store holds no bytes, so its first add goes to the embedder unread)."""
+    if store.count_tracks() == 0:
+        return [(item, None) for item in items]
     rest: list[tuple[AudioItem, str | None]] = []
     with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(DECODE_THREADS) as pool:
         for start in range(0, len(items), HASH_PAGE):
