@@ -20,29 +20,27 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from siamrec.audio import AUDIO_SUFFIXES, AudioInfo, audio_identity, file_sha1, is_audio_path, track_windows
+from siamrec.audio import AUDIO_SUFFIXES, is_audio_path
+from siamrec.audio_items import (
+    AudioItem,
+    audio_file_sha1,
+    described_record,
+    file_facts,
+    load_item,
+    same_audio,
+    same_mtime,
+    wanted_uri,
+)
 from siamrec.embed import TrackEncoder
 from siamrec.errors import AudioError, ConfigError, NotFoundError
-from siamrec.names import path_for_payload, quoted
-from siamrec.sniff import sniff
+from siamrec.names import quoted
 from siamrec.store import Store, StoredTrack, TrackRecord
-from siamrec.tags import read_tags
-from siamrec.uris import local_track_uri
 
 # Tracks decoded one chunk ahead of inference: 16 overlaps decoding with ONNX sooner than 32 did (8 % faster
 # on 60 tracks, benchmarks/embed_throughput.py --pipeline).
 CHUNK_TRACKS = 16
 DECODE_THREADS = 2
 HASH_PAGE = 256  # files hashed and looked up together before an embedder elsewhere (Ray) gets the rest
-
-
-@dataclass
-class AudioItem:
-    """A file to add; `record` carries what the source already knows (URI, title…), else tags decide."""
-
-    path: Path
-    record: TrackRecord | None = None
-    overrides: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -92,29 +90,6 @@ def collect_audio_files(paths: Iterable[Path]) -> tuple[list[Path], list[tuple[s
     return files, missing
 
 
-MTIME_TOLERANCE_S = 1e-6
-
-
-def file_facts(path: Path) -> tuple[str, int, float] | None:
-    """(resolved path, size, mtime) of a file, as stored in a track's payload; None when it cannot be read."""
-    try:
-        stat = path.stat()
-    except OSError:
-        return None
-    return path_for_payload(path.resolve()), stat.st_size, stat.st_mtime
-
-
-def same_mtime(stored: float | None, current: float) -> bool:
-    """The stored modification time is the file's: within a microsecond, since an engine may hand a float back
-    one unit in the last place off (seen with Qdrant Edge: 1796235428.8075025 stored, ...8075023 read back)."""
-    return stored is not None and abs(stored - current) < MTIME_TOLERANCE_S
-
-
-def wanted_uri(item: AudioItem) -> str | None:
-    """The URI the item will be stored under when the caller fixed it (else the audio decides)."""
-    return item.overrides.get("track_uri") or (item.record.track_uri if item.record else None)
-
-
 def unchanged_items(store: Store, items: list[AudioItem]) -> tuple[list[AudioItem], dict[str, str]]:
     """Split off the items whose file is stored with the same path, size and mtime: {path: uri} of those."""
     facts = {id(item): file_facts(item.path) for item in items}
@@ -139,55 +114,6 @@ def unchanged_items(store: Store, items: list[AudioItem]) -> tuple[list[AudioIte
     return todo, skipped
 
 
-def same_audio(stored: TrackRecord, record: TrackRecord) -> bool:
-    """The stored vector was made from this audio: same audio identity, or same file bytes."""
-    stored_id, new_id = stored.audio_id, record.audio_id
-    if stored_id and new_id:
-        return bool(stored_id == new_id)
-    return stored.audio_sha1 is not None and stored.audio_sha1 == record.audio_sha1
-
-
-def local_record(path: Path, audio_id: str, duration_s: float) -> TrackRecord:
-    """The record of a file with no source metadata: `local:track:<audio identity>`, tags for the names."""
-    tags = read_tags(path)
-    return TrackRecord(
-        track_uri=local_track_uri(audio_id),
-        title=tags["title"],
-        artist=tags["artist"],
-        album=tags["album"],
-        duration_s=round(duration_s, 3),
-        source="local",
-        audio_id=audio_id,
-        path=path_for_payload(path.resolve()),
-    )
-
-
-def load_item(item: AudioItem, sha1: str | None = None) -> tuple[TrackRecord, np.ndarray]:
-    """Decode one file into its record and model windows (raises AudioError or OSError); `sha1` when hashed."""
-    windows, info = track_windows(item.path)
-    return describe_item(item, windows, info, sha1), windows
-
-
-def describe_item(item: AudioItem, windows: np.ndarray, info: AudioInfo, sha1: str | None = None) -> TrackRecord:
-    """The record of a file already decoded into `windows` (the service decodes an upload once, to check it)."""
-    return _described(item, sha1 or file_sha1(item.path), audio_identity(windows, info), info.duration_s)
-
-
-def _described(item: AudioItem, sha1: str, audio_id: str, duration_s: float) -> TrackRecord:
-    """The item's record (the source's, else one from its tags) with its audio and file facts filled in."""
-    record = item.record or local_record(item.path, audio_id, duration_s)
-    for key, value in item.overrides.items():
-        setattr(record, key, value)
-    record.audio_sha1 = sha1
-    record.audio_id = audio_id
-    facts = file_facts(item.path)
-    if facts is not None:
-        record.path, record.size, record.mtime = facts
-    if record.duration_s is None:
-        record.duration_s = round(duration_s, 3)
-    return record
-
-
 def _load(item: AudioItem, sha1: str | None = None) -> _Loaded:
     try:
         record, windows = load_item(item, sha1)
@@ -198,21 +124,13 @@ def _load(item: AudioItem, sha1: str | None = None) -> _Loaded:
     return _Loaded(item, record, windows, None)
 
 
-def _audio_file_sha1(path: Path) -> str | None:
-    """The file's SHA-1 when its bytes open like audio (junk is refused by the decoder, unread); None when not."""
-    try:
-        return file_sha1(path) if sniff(path) is not None else None
-    except OSError:
-        return None
-
-
 def _known_file(item: AudioItem, sha1: str | None, stored: StoredTrack | None) -> _Loaded | None:
     """The item without decoding, when its bytes are those of a stored track with a vector: same bytes, same
     decoded windows, so the same audio identity and vector (its length is the stored track's)."""
     if sha1 is None or stored is None or not stored.record.audio_id or stored.record.duration_s is None:
         return None
     try:
-        record = _described(item, sha1, stored.record.audio_id, stored.record.duration_s)
+        record = described_record(item, sha1, stored.record.audio_id, stored.record.duration_s)
     except OSError as exc:  # its tags could not be read
         return _Loaded(item, None, None, f"{quoted(item.path)}: {exc.strerror or exc}")
     return _Loaded(item, record, None, None, stored.vector)
@@ -223,7 +141,7 @@ def _hashed(
 ) -> list[tuple[AudioItem, str | None, _Loaded | None]]:
     """Each item with its file's SHA-1 (hashed in the pool) and, when the store holds those bytes, the item as
     loaded from the stored track (no decoding needed)."""
-    sha1s = list(pool.map(_audio_file_sha1, [item.path for item in items]))
+    sha1s = list(pool.map(audio_file_sha1, [item.path for item in items]))
     stored = store.tracks_with_audio("audio_sha1", [sha1 for sha1 in sha1s if sha1])
     return [
         (item, sha1, _known_file(item, sha1, stored.get(sha1) if sha1 else None))

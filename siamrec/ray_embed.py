@@ -24,9 +24,10 @@ from typing import Any
 
 import numpy as np
 
+from siamrec.audio_items import AudioItem, load_item
 from siamrec.embed import TrackEncoder
 from siamrec.errors import AudioError, ConfigError
-from siamrec.library import AddReport, AudioItem, add_known_files, load_item, start_add, write_tracks
+from siamrec.library import AddReport, add_known_files, start_add, write_tracks
 from siamrec.names import quoted
 from siamrec.store import Store, record_payload, track_from_payload
 

@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 from threadpoolctl import threadpool_info
 
-import siamrec.library
+import siamrec.audio_items
 from siamrec.embed import TrackEncoder
 from siamrec.library import add_paths
 from siamrec.store import Store
@@ -37,13 +37,13 @@ def encoder(tiny_model: Path) -> TrackEncoder:
 def decoded(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     """The files add_paths decodes, in order (the real decoder runs)."""
     paths: list[Path] = []
-    real = siamrec.library.track_windows
+    real = siamrec.audio_items.track_windows
 
     def spy(path: Path, *args: object, **kwargs: object) -> object:
         paths.append(Path(path))
         return real(path, *args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(siamrec.library, "track_windows", spy)
+    monkeypatch.setattr(siamrec.audio_items, "track_windows", spy)
     return paths
 
 

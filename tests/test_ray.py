@@ -15,9 +15,10 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
+from siamrec.audio_items import AudioItem  # noqa: E402
 from siamrec.config import resolve_settings  # noqa: E402
 from siamrec.embed import TrackEncoder  # noqa: E402
-from siamrec.library import AudioItem, add_paths  # noqa: E402
+from siamrec.library import add_paths  # noqa: E402
 from siamrec.ray_embed import add_audio_on_ray, connect  # noqa: E402
 from siamrec.store import Store  # noqa: E402
 from siamrec.testing import noise, write_audio  # noqa: E402

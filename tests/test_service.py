@@ -303,7 +303,7 @@ def test_an_upload_is_decoded_once_and_its_windows_kept(tmp_path: Path, monkeypa
     import numpy as np
 
     from siamrec import audio
-    from siamrec.library import AudioItem, load_item
+    from siamrec.audio_items import AudioItem, load_item
     from siamrec.service import uploads
 
     song = write_audio(tmp_path / "song.flac", chord(6.0, 220.0))

@@ -109,8 +109,9 @@ def test_unknown_playlist_and_empty_store(memory_store: Store, hand_store: Store
 
 
 def test_adding_audio_later_fills_the_playlist_centroid(memory_store: Store, tiny_model, library_files) -> None:
+    from siamrec.audio_items import AudioItem
     from siamrec.embed import TrackEncoder
-    from siamrec.library import AudioItem, add_audio
+    from siamrec.library import add_audio
 
     encoder = TrackEncoder(tiny_model)
     memory_store.bind_model(encoder.name, encoder.dim)

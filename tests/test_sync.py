@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-import siamrec.library
+import siamrec.audio_items
 from siamrec.config import resolve_settings
 from siamrec.connectors.base import PlaylistSource
 from siamrec.connectors.cache import AudioCache
@@ -122,8 +122,8 @@ def test_audio_added_before_under_another_uri_is_not_embedded_again(
     assert added.embedded == len(added.added) == 7
     local = {t.record.audio_id: t.vector for t in memory_store.iter_tracks()}
     decoded: list[object] = []
-    real = siamrec.library.track_windows
-    monkeypatch.setattr(siamrec.library, "track_windows", lambda *a, **k: decoded.append(a) or real(*a, **k))
+    real = siamrec.audio_items.track_windows
+    monkeypatch.setattr(siamrec.audio_items, "track_windows", lambda *a, **k: decoded.append(a) or real(*a, **k))
     report = sync(memory_store, encoder, MpdSource([corpus.mpd]), audio_manifest=corpus.manifest)
     assert (report.tracks, report.with_audio, report.embedded, report.skipped, report.failed) == (7, 7, 0, 7, [])
     assert decoded == []

@@ -17,13 +17,14 @@ from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
+from siamrec.audio_items import AudioItem
 from siamrec.connectors.base import PlaylistSource, Problem, SourcePlaylist, SourceTrack
 from siamrec.connectors.cache import AudioCache
 from siamrec.connectors.fetch import Fetcher
 from siamrec.connectors.manifest import read_manifest
 from siamrec.connectors.tagindex import TagIndex
 from siamrec.embed import TrackEncoder
-from siamrec.library import AddFunction, AudioItem, add_audio
+from siamrec.library import AddFunction, add_audio
 from siamrec.store import PlaylistRecord, Store, StoredTrack, TrackRecord, playlist_centroid
 from siamrec.vectors import batched
 

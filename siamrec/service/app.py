@@ -25,8 +25,9 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
 from siamrec import __version__
+from siamrec.audio_items import AudioItem, describe_item
 from siamrec.errors import AudioError, NotFoundError
-from siamrec.library import AudioItem, describe_item, write_tracks
+from siamrec.library import write_tracks
 from siamrec.recommend import recommend_playlists, recommend_tracks
 from siamrec.service.backup import add_backup_route
 from siamrec.service.config import ServiceConfig
