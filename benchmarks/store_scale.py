@@ -244,6 +244,10 @@ def run_one(n: int, n_playlists: int, dim: int, queries: int, work: Path, layout
     store.bind_stored_model()
     store.count_tracks()
     figures["open_ms"] = (time.perf_counter() - start) * 1000
+    start = time.perf_counter()
+    in_folder = sum(1 for _ in store.tracks_under("/music/7"))  # what `add-track FOLDER` reads to find vanished files
+    figures["folder_tracks_ms"] = (time.perf_counter() - start) * 1000
+    assert in_folder == len(range(7, n, 5000))
     progress(figures)
     rng = np.random.default_rng(3)
     chosen = [records[p] for p in rng.choice(len(records), size=min(queries, len(records)), replace=False)]

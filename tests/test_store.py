@@ -7,9 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from siamrec import constants as C
 from siamrec.errors import ModelError, NotFoundError, StoreError
 from siamrec.recommend import recommend_playlists, recommend_tracks
 from siamrec.store import PlaylistRecord, Store, TrackRecord
+from siamrec.store.backend import Where
 from siamrec.store.edge import EdgeBackend
 
 F16 = 1e-3  # track vectors are stored as float16 (siamrec.store.layout): centroids of them agree to ~1e-4
@@ -169,3 +171,25 @@ def test_no_engine_types_outside_the_store_package() -> None:
         if path.parent.name != "store" and engine_import.search(path.read_text())
     ]
     assert offenders == []
+
+
+def test_tracks_under_a_folder_are_its_local_files_at_any_depth_and_no_others(any_store: Store) -> None:
+    """The keyword index's prefix match (the embedded engine) and the server backend's own test of the payloads
+    give the same tracks: a sibling whose name starts like the folder, and a synced track, are not under it."""
+    any_store.bind_model("hand", 3)
+    paths = {
+        "local:track:a": ("/m/lib/album1/a.ogg", "local"),
+        "local:track:b": ("/m/lib/album1/disc 2/b.flac", "local"),
+        "local:track:c": ("/m/lib/album10/c.ogg", "local"),
+        "local:track:d": ("/m/lib/album1", "local"),
+        "mpd:track:e": ("/m/lib/album1/e.ogg", "mpd"),
+    }
+    records = [TrackRecord(uri, source=source, path=path) for uri, (path, source) in paths.items()]
+    any_store.upsert_tracks(records, np.tile(unit(1, 0, 0), (len(records), 1)))
+    for folder in ("/m/lib/album1", "/m/lib/album1/"):
+        assert sorted(r.track_uri for r in any_store.tracks_under(folder)) == ["local:track:a", "local:track:b"]
+    assert len(list(any_store.tracks_under("/m"))) == 4
+    assert list(any_store.tracks_under("/m/lib/album2")) == []
+    # The backend itself applies the prefix (the engine through its index), not only the facade's check.
+    hits = any_store.backend.scroll(C.TRACKS_COLLECTION, Where(prefix={"path": "/m/lib/album1/"}))
+    assert sorted(hit.payload["track_uri"] for hit in hits) == ["local:track:a", "local:track:b", "mpd:track:e"]

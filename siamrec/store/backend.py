@@ -37,15 +37,20 @@ class Hit:
 @dataclass(frozen=True)
 class Where:
     """A filter: payload fields that must be empty, fields that must (`any_of`) or must not (`none_of`) hold
-    one of some values, ids left out."""
+    one of some values, keyword fields that must start with a prefix (`prefix`; scroll only), ids left out."""
 
     empty: tuple[str, ...] = ()
     any_of: dict[str, list[str]] = field(default_factory=dict)
     not_ids: tuple[str, ...] = ()
     none_of: dict[str, list[str]] = field(default_factory=dict)
+    prefix: dict[str, str] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
-        return bool(self.empty or self.any_of or self.not_ids or self.none_of)
+        return bool(self.empty or self.any_of or self.not_ids or self.none_of or self.prefix)
+
+    def holds_prefixes(self, payload: dict[str, object]) -> bool:
+        """Whether `payload` passes the prefix conditions (for an engine that cannot test them itself)."""
+        return all(str(payload.get(key, "")).startswith(start) for key, start in self.prefix.items())
 
 
 EVERYTHING = Where()

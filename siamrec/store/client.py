@@ -21,6 +21,8 @@ T = TypeVar("T")
 
 
 def client_filter(where: Where) -> qm.Filter | None:
+    """The filter for a Qdrant server, less `where.prefix` (servers before 1.19 have no prefix match: `scroll`
+    tests it on the payloads)."""
     if not where:
         return None
     must: list[qm.Condition] = [qm.IsEmptyCondition(is_empty=qm.PayloadField(key=key)) for key in where.empty]
@@ -164,14 +166,19 @@ class ClientBackend:
                 with_vectors=list(vectors) or False,
             )
             for p in points:
-                yield Hit(str(p.id), p.payload or {}, pick_vectors(p.vector, vectors))
+                if where.holds_prefixes(p.payload or {}):
+                    yield Hit(str(p.id), p.payload or {}, pick_vectors(p.vector, vectors))
             if offset is None:
                 return
 
     def count(self, collection: str, where: Where = EVERYTHING) -> int:
+        if where.prefix:
+            raise ValueError("a prefix condition is for scroll only")
         return self._call("count", self.client.count, collection, count_filter=client_filter(where)).count
 
     def _query(self, collection: str, using: str, query: Any, limit: int, where: Where, exact: bool) -> list[Hit]:
+        if where.prefix:
+            raise ValueError("a prefix condition is for scroll only")
         response = self._call(
             "query",
             self.client.query_points,

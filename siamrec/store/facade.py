@@ -252,9 +252,11 @@ class Store(AdaptedMetric, Queries):
         return found
 
     def tracks_under(self, folder: str) -> Iterator[TrackRecord]:
-        """Stored local tracks whose file lies under `folder` (to report files that disappeared)."""
+        """Stored local tracks whose file lies under `folder` (to report files that disappeared): a prefix of the
+        keyword-indexed path, so a folder costs what it holds, not what the store holds."""
         prefix = folder.rstrip("/") + "/"
-        for hit in self.backend.scroll(C.TRACKS_COLLECTION, Where(any_of={"source": ["local"]})):
+        where = Where(any_of={"source": ["local"]}, prefix={"path": prefix})
+        for hit in self.backend.scroll(C.TRACKS_COLLECTION, where):
             path = hit.payload.get("path")
             if isinstance(path, str) and path.startswith(prefix):
                 yield track_from_payload(hit.payload)
