@@ -193,3 +193,19 @@ def test_tracks_under_a_folder_are_its_local_files_at_any_depth_and_no_others(an
     # The backend itself applies the prefix (the engine through its index), not only the facade's check.
     hits = any_store.backend.scroll(C.TRACKS_COLLECTION, Where(prefix={"path": "/m/lib/album1/"}))
     assert sorted(hit.payload["track_uri"] for hit in hits) == ["local:track:a", "local:track:b", "mpd:track:e"]
+
+
+def test_a_sample_of_tracks_is_bounded_and_draws_only_tracks_with_a_vector(any_store: Store) -> None:
+    any_store.bind_model("hand", 3)
+    rng = np.random.default_rng(5)
+    records = [TrackRecord(f"local:track:{i}") for i in range(30)]
+    any_store.upsert_tracks(records[:25], rng.normal(size=(25, 3)).astype(np.float32))
+    any_store.upsert_tracks(records[25:], [None] * 5)  # metadata only: no vector to place
+    total, drawn = any_store.sample_tracks(10)
+    assert total == 25 and len(drawn) == 10 and len({t.record.track_uri for t in drawn}) == 10
+    assert all(t.vector is not None and int(t.record.track_uri.split(":")[-1]) < 25 for t in drawn)
+    assert [t.record.track_uri for t in any_store.sample_tracks(10)[1]] == [t.record.track_uri for t in drawn]
+    for seed in range(10):  # some start so late that the draw goes on from the first id
+        assert len({t.record.track_uri for t in any_store.sample_tracks(10, seed)[1]}) == 10
+    total, every = any_store.sample_tracks(25)
+    assert total == 25 and sorted(t.record.track_uri for t in every) == sorted(r.track_uri for r in records[:25])

@@ -10,9 +10,12 @@ from typing import Any
 
 import httpx
 import numpy as np
+import pytest
 
 from siamrec.audio import identify
+from siamrec.service import web_routes
 from siamrec.service.web_routes import project_2d
+from siamrec.store import Store, TrackRecord
 from siamrec.testing import chord, drums, write_audio
 from siamrec.uris import local_track_uri
 from tests.cli import answer, home_env
@@ -111,3 +114,28 @@ def test_the_projection_keeps_a_plane_as_it_is() -> None:
     np.testing.assert_allclose(distances(coords), distances(flat), atol=1e-4)
     assert coords[:, 0].var() > coords[:, 1].var()  # the widest direction first
     assert project_2d(np.zeros((0, 64))).shape == (0, 2) and project_2d(np.ones((1, 64))).shape == (1, 2)
+
+
+def test_the_leading_axes_are_the_svds_when_they_stand_out() -> None:
+    """The randomized subspace iteration finds the SVD's two leading right singular vectors (up to sign) when
+    they stand out of the rest, as in real track vectors (their top singular values fall 1 → 0.86 → 0.80)."""
+    rng = np.random.default_rng(4)
+    basis = np.linalg.qr(rng.normal(size=(300, 300)))[0]
+    matrix = (rng.normal(size=(2000, 300)) * np.r_[10.0, 7.0, 5.0, np.full(297, 1.0)]) @ basis.T
+    _, _, exact = np.linalg.svd(matrix - matrix.mean(axis=0), full_matrices=False)
+    found = web_routes.top_axes(matrix - matrix.mean(axis=0), 2)
+    np.testing.assert_allclose(np.abs(np.sum(found * exact[:2], axis=1)), 1.0, atol=1e-3)
+
+
+def test_a_large_library_maps_a_bounded_random_sample(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past MAP_MAX_TRACKS the map reads and projects a random sample, and says how many tracks there are."""
+    store = Store.memory()
+    store.bind_model("hand", 8)
+    vectors = np.random.default_rng(1).normal(size=(40, 8)).astype(np.float32)
+    store.upsert_tracks([TrackRecord(f"local:track:{i}", title=f"t{i}") for i in range(40)], vectors)
+    monkeypatch.setattr(web_routes, "MAP_MAX_TRACKS", 12)
+    drawn = web_routes._library_map(store)
+    assert drawn.tracks == 40 and len(drawn.points) == 12 and len({p.track_uri for p in drawn.points}) == 12
+    monkeypatch.setattr(web_routes, "MAP_MAX_TRACKS", 40)
+    assert len(web_routes._library_map(store).points) == 40
+    store.close()

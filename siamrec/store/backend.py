@@ -37,16 +37,18 @@ class Hit:
 @dataclass(frozen=True)
 class Where:
     """A filter: payload fields that must be empty, fields that must (`any_of`) or must not (`none_of`) hold
-    one of some values, keyword fields that must start with a prefix (`prefix`; scroll only), ids left out."""
+    one of some values, keyword fields that must start with a prefix (`prefix`; scroll only), a named vector
+    the point must hold (`has_vector`), ids left out."""
 
     empty: tuple[str, ...] = ()
     any_of: dict[str, list[str]] = field(default_factory=dict)
     not_ids: tuple[str, ...] = ()
     none_of: dict[str, list[str]] = field(default_factory=dict)
     prefix: dict[str, str] = field(default_factory=dict)
+    has_vector: str = ""
 
     def __bool__(self) -> bool:
-        return bool(self.empty or self.any_of or self.not_ids or self.none_of or self.prefix)
+        return bool(self.empty or self.any_of or self.not_ids or self.none_of or self.prefix or self.has_vector)
 
     def holds_prefixes(self, payload: dict[str, object]) -> bool:
         """Whether `payload` passes the prefix conditions (for an engine that cannot test them itself)."""
@@ -90,9 +92,11 @@ class Backend(Protocol):
         that needs only vectors then skips converting every payload."""
 
     def scroll(
-        self, collection: str, where: Where = EVERYTHING, vectors: Sequence[str] = (), with_payload: bool = True
-    ) -> Iterator[Hit]:
-        """Every point matching `where`, a page at a time."""
+        self, collection: str, where: Where = EVERYTHING, vectors: Sequence[str] = (), with_payload: bool = True,
+        start: str | None = None,
+    ) -> Iterator[Hit]:  # fmt: skip
+        """Every point matching `where`, a page at a time, in the order of their ids (from the id `start`, when
+        given: point ids are UUIDs hashed from the URIs, so the points after any id are a random draw)."""
 
     def count(self, collection: str, where: Where = EVERYTHING) -> int: ...
 

@@ -219,8 +219,11 @@ class BackupFile:
         return int(self._collections[collection]["points"])
 
     def scroll(
-        self, collection: str, where: Where = EVERYTHING, vectors: Sequence[str] = (), with_payload: bool = True
-    ) -> Iterator[Hit]:
+        self, collection: str, where: Where = EVERYTHING, vectors: Sequence[str] = (), with_payload: bool = True,
+        start: str | None = None,
+    ) -> Iterator[Hit]:  # fmt: skip
+        if start is not None:
+            raise ValueError("a backup is read whole, in the order it was written")
         lines = self._lines()
         next(lines, None)
         for line in lines:

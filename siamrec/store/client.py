@@ -27,6 +27,7 @@ def client_filter(where: Where) -> qm.Filter | None:
         return None
     must: list[qm.Condition] = [qm.IsEmptyCondition(is_empty=qm.PayloadField(key=key)) for key in where.empty]
     must += [qm.FieldCondition(key=key, match=qm.MatchAny(any=list(values))) for key, values in where.any_of.items()]
+    must += [qm.HasVectorCondition(has_vector=where.has_vector)] if where.has_vector else []
     must_not: list[qm.Condition] = [qm.HasIdCondition(has_id=list(where.not_ids))] if where.not_ids else []
     must_not += [
         qm.FieldCondition(key=key, match=qm.MatchAny(any=list(values))) for key, values in where.none_of.items()
@@ -151,9 +152,10 @@ class ClientBackend:
         return [Hit(str(p.id), p.payload or {}, pick_vectors(p.vector, vectors)) for p in points]
 
     def scroll(
-        self, collection: str, where: Where = EVERYTHING, vectors: Sequence[str] = (), with_payload: bool = True
-    ) -> Iterator[Hit]:
-        offset = None
+        self, collection: str, where: Where = EVERYTHING, vectors: Sequence[str] = (), with_payload: bool = True,
+        start: str | None = None,
+    ) -> Iterator[Hit]:  # fmt: skip
+        offset: str | None = start
         while True:
             points, offset = self._call(
                 "scroll",

@@ -339,10 +339,11 @@ class EdgeBackend:
         return [Hit(str(r.id), r.payload or {}, pick_vectors(r.vector, vectors)) for r in records]
 
     def scroll(
-        self, collection: str, where: Where = EVERYTHING, vectors: Sequence[str] = (), with_payload: bool = True
-    ) -> Iterator[Hit]:
+        self, collection: str, where: Where = EVERYTHING, vectors: Sequence[str] = (), with_payload: bool = True,
+        start: str | None = None,
+    ) -> Iterator[Hit]:  # fmt: skip
         shard = self._shard(collection)
-        offset = None
+        offset: str | None = start
         while True:
             request = qe.ScrollRequest(
                 offset=offset,

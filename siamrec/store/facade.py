@@ -11,8 +11,10 @@ every later write keeps it in step.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
+from itertools import islice
 from typing import Any
 
 import numpy as np
@@ -260,6 +262,19 @@ class Store(AdaptedMetric, Queries):
             path = hit.payload.get("path")
             if isinstance(path, str) and path.startswith(prefix):
                 yield track_from_payload(hit.payload)
+
+    def sample_tracks(self, limit: int, seed: int = 0) -> tuple[int, list[StoredTrack]]:
+        """(how many stored tracks have a vector, up to `limit` of them drawn at random, with vectors): a bounded
+        page of the library whatever its size. Point ids are UUIDs hashed from the URIs, so the `limit` points
+        that follow a random id (wrapping past the last) are a random draw that reads only what it returns."""
+        having = Where(has_vector=self.vector_name)
+        total = self.backend.count(C.TRACKS_COLLECTION, having)
+        start = str(uuid.UUID(bytes=np.random.default_rng(seed).bytes(16))) if total > limit else None
+        hits = list(islice(self.backend.scroll(C.TRACKS_COLLECTION, having, [self.vector_name], start=start), limit))
+        if start is not None and len(hits) < limit:  # past the last id: go on from the first
+            hits += islice(self.backend.scroll(C.TRACKS_COLLECTION, having, [self.vector_name]), limit - len(hits))
+        tracks = [StoredTrack(track_from_payload(hit.payload), self._vector(hit)) for hit in hits]
+        return total, [track for track in tracks if track.vector is not None]
 
     def count_tracks(self, cold_only: bool = False) -> int:
         """Exact count, done by the engine (no payloads travel)."""
