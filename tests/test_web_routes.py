@@ -15,7 +15,7 @@ import pytest
 from siamrec.audio import identify
 from siamrec.service import web_routes
 from siamrec.service.web_routes import project_2d
-from siamrec.store import Store, TrackRecord
+from siamrec.store import PlaylistRecord, Store, TrackRecord
 from siamrec.testing import chord, drums, write_audio
 from siamrec.uris import local_track_uri
 from tests.cli import answer, home_env
@@ -132,10 +132,21 @@ def test_a_large_library_maps_a_bounded_random_sample(monkeypatch: pytest.Monkey
     store = Store.memory()
     store.bind_model("hand", 8)
     vectors = np.random.default_rng(1).normal(size=(40, 8)).astype(np.float32)
-    store.upsert_tracks([TrackRecord(f"local:track:{i}", title=f"t{i}") for i in range(40)], vectors)
+    uris = [f"local:track:{i}" for i in range(40)]
+    store.upsert_tracks([TrackRecord(uri, title=uri) for uri in uris], vectors)
+    for p in range(20):  # playlist p holds tracks 2p and 2p + 1
+        store.save_playlist(PlaylistRecord(f"local:playlist:{p}", f"P{p}", track_uris=uris[2 * p : 2 * p + 2]))
     monkeypatch.setattr(web_routes, "MAP_MAX_TRACKS", 12)
     drawn = web_routes._library_map(store)
     assert drawn.tracks == 40 and len(drawn.points) == 12 and len({p.track_uri for p in drawn.points}) == 12
+    shown = {int(p.track_uri.rsplit(":", 1)[1]) // 2 for p in drawn.points}
+    assert sorted(int(p.playlist_uri.rsplit(":", 1)[1]) for p in drawn.playlists) == sorted(shown)  # only theirs
+    for point in drawn.points:
+        assert point.playlist is not None
+        assert drawn.playlists[point.playlist].name == f"P{int(point.track_uri.rsplit(':', 1)[1]) // 2}"
+    monkeypatch.setattr(web_routes, "MAP_MAX_PLAYLISTS", 3)
+    legend = web_routes._library_map(store).playlists
+    assert len(legend) == 3
     monkeypatch.setattr(web_routes, "MAP_MAX_TRACKS", 40)
     assert len(web_routes._library_map(store).points) == 40
     store.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections import Counter
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -54,6 +55,7 @@ MEDIA_TYPES = {
 # Points sent to the page, drawn at random past this: the projection is fitted on them, so the map costs the same
 # whatever the library's size (the whole library was 5 GB of vectors at a million tracks).
 MAP_MAX_TRACKS = 5000
+MAP_MAX_PLAYLISTS = 1000  # the legend: the playlists most present on the map (a platform may hold a million)
 PROC_FD = Path("/proc/self/fd")
 AudioUri = Annotated[str, PathParam(min_length=1, max_length=500, description="A stored track's URI.")]
 
@@ -79,7 +81,10 @@ class LibraryMap(BaseModel):
 
     tracks: int = Field(description="Stored tracks with a vector (points holds at most 5,000 of them).")
     points: list[MapPoint]
-    playlists: list[MapPlaylist]
+    playlists: list[MapPlaylist] = Field(
+        description="The playlists of the tracks shown (up to 1,000, the most present), largest first: a point's "
+        "`playlist` is an index into this list."
+    )
 
 
 class _HeldFileResponse(FileResponse):
@@ -216,9 +221,16 @@ def project_2d(vectors: np.ndarray) -> np.ndarray:
     return np.pad(coords, ((0, 0), (0, 2 - coords.shape[1])))
 
 
+def _map_playlists(store: Any, tracks: list[Any]) -> list[Any]:
+    """The playlists the tracks shown are in (the MAP_MAX_PLAYLISTS most present among them), largest first."""
+    present = Counter(uri for track in tracks for uri in track.record.playlists)
+    found = store.get_playlists([uri for uri, _ in present.most_common(MAP_MAX_PLAYLISTS)])
+    return sorted((record for record, _ in found.values()), key=lambda p: (-len(p.track_uris), p.name.casefold()))
+
+
 def _library_map(store: Any) -> LibraryMap:
     total, tracks = store.sample_tracks(MAP_MAX_TRACKS)
-    playlists = sorted(store.iter_playlists(), key=lambda p: (-len(p.track_uris), p.name.casefold()))
+    playlists = _map_playlists(store, tracks)
     index = {p.playlist_uri: i for i, p in enumerate(playlists)}
     coords = project_2d(np.stack([t.vector for t in tracks])) if tracks else np.zeros((0, 2))
     points = []
