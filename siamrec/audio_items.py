@@ -97,9 +97,17 @@ def described_record(item: AudioItem, sha1: str, audio_id: str, duration_s: floa
     return record
 
 
+# Files hashed before decoding, to find stored bytes, are at most this big: a 12-hour FLAC is about 4 GB. A bigger
+# file is decoded first, so its length is checked before it is read whole (as when nothing was looked up).
+MAX_HASHED_FIRST_BYTES = 4 << 30
+
+
 def audio_file_sha1(path: Path) -> str | None:
-    """The file's SHA-1 when its bytes open like audio (junk is refused by the decoder, unread); None when not."""
+    """The file's SHA-1 when its bytes open like audio and it is not huge (junk is refused by the decoder, unread;
+    a huge file by its length); None when not."""
     try:
-        return file_sha1(path) if sniff(path) is not None else None
+        if path.stat().st_size > MAX_HASHED_FIRST_BYTES or sniff(path) is None:
+            return None
+        return file_sha1(path)
     except OSError:
         return None

@@ -180,3 +180,18 @@ def test_adding_runs_blas_on_one_thread_and_gives_the_threads_back(
     assert len(add_paths(memory_store, encoder, [folder], on_progress=progress).added) == 3
     assert seen and set(seen) == {1}
     assert [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"] == before
+
+
+def test_a_huge_file_is_decoded_before_it_is_hashed(
+    memory_store: Store, encoder: TrackEncoder, folder: Path, decoded: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the size cap a file is not read whole to look its bytes up: decoding checks its length first (a
+    12-hour limit), and the stored audio identity still spares the model."""
+    add_paths(memory_store, encoder, [folder])
+    monkeypatch.setattr(siamrec.audio_items, "MAX_HASHED_FIRST_BYTES", 16)
+    copy = folder.parent / "copy"
+    shutil.copytree(folder, copy)
+    decoded.clear()
+    report = add_paths(memory_store, encoder, [copy])
+    assert sorted(decoded) == sorted(copy.iterdir()) and report.embedded == 0 and len(report.updated) == 3
+    assert all(t.record.audio_sha1 for t in memory_store.iter_tracks())
