@@ -225,7 +225,7 @@ def add_known_files(
     if store.count_tracks() == 0:
         return [(item, None) for item in items]
     rest: list[tuple[AudioItem, str | None]] = []
-    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(DECODE_THREADS) as pool:
+    with ThreadPoolExecutor(DECODE_THREADS) as pool:  # no model runs here: nothing for BLAS threads to spin on
         for start in range(0, len(items), HASH_PAGE):
             hashed = _hashed(store, items[start : start + HASH_PAGE], pool)
             known = [loaded for _, _, loaded in hashed if loaded is not None]
@@ -243,7 +243,9 @@ def _vectors(
     (the file's bytes are a stored track's; or under this URI, or any other: the same windows give the same
     vector), else the encoder's. A track the model cannot embed (NaN from absurd samples, a run failure) fails
     alone, before any write."""
-    stored = store.get_tracks({loaded.record.track_uri for loaded in good if loaded.record}, with_vectors=True)
+    # A file whose bytes were found stored came with that track's vector: only the others' previous vectors are read.
+    uris = {loaded.record.track_uri for loaded in good if loaded.record and loaded.vector is None}
+    stored = store.get_tracks(uris, with_vectors=True)
     vectors: list[np.ndarray | None] = []
     for loaded in good:
         previous = stored.get(loaded.record.track_uri) if loaded.record else None
@@ -300,7 +302,7 @@ def write_tracks(
     added = [r.track_uri for r, _ in unique if r.track_uri not in existing]
     updated = [r.track_uri for r, _ in unique if r.track_uri in existing]
     # upsert_tracks merged the stored membership into the records: no second read of the tracks needed.
-    touched = store.get_playlists({p for record, _ in unique for p in record.playlists})
+    touched = store.get_playlists({p for record, _ in unique for p in record.playlists}, with_centroids=False)
     if touched:
         store.refresh_centroids([playlist for playlist, _ in touched.values()])
     return added, updated

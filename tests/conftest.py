@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import siamrec.audio_items
 from siamrec.store import Store
 from siamrec.testing import music_library
 from tests.supysonic_server import copy_excerpts
@@ -54,6 +55,20 @@ def other_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def library_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Seven short real-audio tracks of different timbres in four formats."""
     return music_library(tmp_path_factory.mktemp("music"))
+
+
+@pytest.fixture
+def decoded(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """The files the library decodes, in order (the real decoder runs)."""
+    paths: list[Path] = []
+    real = siamrec.audio_items.track_windows
+
+    def spy(path: Path, *args: object, **kwargs: object) -> object:
+        paths.append(Path(path))
+        return real(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(siamrec.audio_items, "track_windows", spy)
+    return paths
 
 
 @pytest.fixture

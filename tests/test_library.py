@@ -33,20 +33,6 @@ def encoder(tiny_model: Path) -> TrackEncoder:
     return TrackEncoder(tiny_model)
 
 
-@pytest.fixture
-def decoded(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
-    """The files add_paths decodes, in order (the real decoder runs)."""
-    paths: list[Path] = []
-    real = siamrec.audio_items.track_windows
-
-    def spy(path: Path, *args: object, **kwargs: object) -> object:
-        paths.append(Path(path))
-        return real(path, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(siamrec.audio_items, "track_windows", spy)
-    return paths
-
-
 def test_readding_an_unchanged_folder_embeds_nothing(memory_store: Store, encoder: TrackEncoder, folder: Path) -> None:
     first = add_paths(memory_store, encoder, [folder])
     assert first.embedded == 3 and len(first.added) == 3 and not first.failed

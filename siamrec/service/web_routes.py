@@ -224,7 +224,7 @@ def project_2d(vectors: np.ndarray) -> np.ndarray:
 def _map_playlists(store: Any, tracks: list[Any]) -> list[Any]:
     """The playlists the tracks shown are in (the MAP_MAX_PLAYLISTS most present among them), largest first."""
     present = Counter(uri for track in tracks for uri in track.record.playlists)
-    found = store.get_playlists([uri for uri, _ in present.most_common(MAP_MAX_PLAYLISTS)])
+    found = store.get_playlists([uri for uri, _ in present.most_common(MAP_MAX_PLAYLISTS)], with_centroids=False)
     return sorted((record for record, _ in found.values()), key=lambda p: (-len(p.track_uris), p.name.casefold()))
 
 

@@ -155,6 +155,8 @@ class ClientBackend:
         self, collection: str, where: Where = EVERYTHING, vectors: Sequence[str] = (), with_payload: bool = True,
         start: str | None = None,
     ) -> Iterator[Hit]:  # fmt: skip
+        if where.prefix and not with_payload:
+            raise ValueError("a prefix condition is tested on the payloads: scroll them")
         offset: str | None = start
         while True:
             points, offset = self._call(

@@ -214,7 +214,7 @@ class Store(AdaptedMetric, Queries):
         touched = {p for track in gone.values() for p in track.record.playlists}
         self.backend.delete(C.TRACKS_COLLECTION, [point_id(uri) for uri in gone])
         self._wrote = True
-        playlists = [record for record, _ in self.get_playlists(touched).values()]
+        playlists = [record for record, _ in self.get_playlists(touched, with_centroids=False).values()]
         for playlist in playlists:
             playlist.track_uris = [uri for uri in playlist.track_uris if uri not in gone]
         self.refresh_centroids(playlists)
@@ -256,12 +256,9 @@ class Store(AdaptedMetric, Queries):
     def tracks_under(self, folder: str) -> Iterator[TrackRecord]:
         """Stored local tracks whose file lies under `folder` (to report files that disappeared): a prefix of the
         keyword-indexed path, so a folder costs what it holds, not what the store holds."""
-        prefix = folder.rstrip("/") + "/"
-        where = Where(any_of={"source": ["local"]}, prefix={"path": prefix})
+        where = Where(any_of={"source": ["local"]}, prefix={"path": folder.rstrip("/") + "/"})
         for hit in self.backend.scroll(C.TRACKS_COLLECTION, where):
-            path = hit.payload.get("path")
-            if isinstance(path, str) and path.startswith(prefix):
-                yield track_from_payload(hit.payload)
+            yield track_from_payload(hit.payload)
 
     def sample_tracks(self, limit: int, seed: int = 0) -> tuple[int, list[StoredTrack]]:
         """(how many stored tracks have a vector, up to `limit` of them drawn at random, with vectors): a bounded
@@ -289,15 +286,18 @@ class Store(AdaptedMetric, Queries):
         hits = self.backend.retrieve(C.PLAYLISTS_COLLECTION, [point_id(uri)])
         return playlist_from_payload(hits[0].payload) if hits else None
 
-    def get_playlists(self, uris: Iterable[str]) -> dict[str, tuple[PlaylistRecord, np.ndarray | None]]:
+    def get_playlists(
+        self, uris: Iterable[str], with_centroids: bool = True
+    ) -> dict[str, tuple[PlaylistRecord, np.ndarray | None]]:
         """The stored playlists among `uris` with their centroids in the metric in use (None: no track had a
-        vector)."""
+        vector, or `with_centroids` off: a caller that needs only the records reads no vectors)."""
         ids = [point_id(uri) for uri in uris]
+        wanted = [self.query_vector] if with_centroids else []
         found: dict[str, tuple[PlaylistRecord, np.ndarray | None]] = {}
         for start in range(0, len(ids), PAGE):
-            for hit in self.backend.retrieve(C.PLAYLISTS_COLLECTION, ids[start : start + PAGE], [self.query_vector]):
+            for hit in self.backend.retrieve(C.PLAYLISTS_COLLECTION, ids[start : start + PAGE], wanted):
                 record = playlist_from_payload(hit.payload)
-                found[record.playlist_uri] = (record, self._vector(hit, self.query_vector))
+                found[record.playlist_uri] = (record, self._vector(hit, self.query_vector) if wanted else None)
         return found
 
     def iter_playlists(self) -> Iterator[PlaylistRecord]:
