@@ -4,12 +4,14 @@ import importlib.util
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import siamrec.audio_items
 from siamrec.store import Store
+from siamrec.store.edge import EdgeBackend
 from siamrec.testing import music_library
 from tests.supysonic_server import copy_excerpts
 
@@ -28,6 +30,14 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_report_header() -> str | None:
     return None if TORCH_INSTALLED else "torch is not installed: tests/training (marked train) is not collected"
+
+
+@pytest.fixture(params=["memory", "edge"])
+def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """Each backend behind the same Store API: qdrant-client (in memory) and the embedded Qdrant Edge."""
+    store = Store.memory() if request.param == "memory" else Store(EdgeBackend(tmp_path / "store"))
+    yield store
+    store.close()
 
 
 # Tiny random-weight encoders as files (siamrec.training.export.testing writes them): tests that embed need no torch.

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -20,14 +19,6 @@ F16 = 1e-3  # track vectors are stored as float16 (siamrec.store.layout): centro
 def unit(*values: float) -> np.ndarray:
     v = np.asarray(values, dtype=np.float32)
     return v / np.linalg.norm(v)
-
-
-@pytest.fixture(params=["memory", "edge"])
-def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    """Each backend behind the same Store API: qdrant-client (in memory) and the embedded Qdrant Edge."""
-    store = Store.memory() if request.param == "memory" else Store(EdgeBackend(tmp_path / "store"))
-    yield store
-    store.close()
 
 
 @pytest.fixture

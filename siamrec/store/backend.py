@@ -37,18 +37,19 @@ class Hit:
 @dataclass(frozen=True)
 class Where:
     """A filter: payload fields that must be empty, fields that must (`any_of`) or must not (`none_of`) hold
-    one of some values, keyword fields that must start with a prefix (`prefix`; scroll only), a named vector
-    the point must hold (`has_vector`), ids left out."""
+    one of some values, integer fields that must equal a number (`equals`), keyword fields that must start with a
+    prefix (`prefix`; scroll only), a named vector the point must hold (`has_vector`), ids left out."""
 
     empty: tuple[str, ...] = ()
     any_of: dict[str, list[str]] = field(default_factory=dict)
+    equals: dict[str, int] = field(default_factory=dict)
     not_ids: tuple[str, ...] = ()
     none_of: dict[str, list[str]] = field(default_factory=dict)
     prefix: dict[str, str] = field(default_factory=dict)
     has_vector: str = ""
 
     def __bool__(self) -> bool:
-        return bool(self.empty or self.any_of or self.not_ids or self.none_of or self.prefix or self.has_vector)
+        return any((self.empty, self.any_of, self.equals, self.not_ids, self.none_of, self.prefix, self.has_vector))
 
     def holds_prefixes(self, payload: dict[str, object]) -> bool:
         """Whether `payload` passes the prefix conditions (for an engine that cannot test them itself)."""
@@ -66,8 +67,18 @@ class Backend(Protocol):
     def vectors(self, collection: str) -> dict[str, int] | None:
         """Name → dimension of the collection's dense vectors; None when the collection does not exist."""
 
-    def create(self, collection: str, vectors: dict[str, int], keyword_fields: Sequence[str]) -> None:
-        """Create the collection (cosine vectors) with keyword indexes on `keyword_fields`."""
+    def create(
+        self, collection: str, vectors: dict[str, int], keyword_fields: Sequence[str],
+        integer_fields: Sequence[str] = (),
+    ) -> None:  # fmt: skip
+        """Create the collection (cosine vectors) with keyword indexes on `keyword_fields` and ordered integer
+        indexes on `integer_fields`."""
+
+    def indexed(self, collection: str) -> set[str]:
+        """The payload fields the collection has an index on."""
+
+    def add_integer_index(self, collection: str, key: str) -> None:
+        """Index an integer field of an existing collection (equality and order), for stores made before it."""
 
     def add_vector(self, collection: str, name: str, dim: int) -> None:
         """Add another named vector to an existing collection (e.g. a derived, adapted vector)."""
@@ -92,11 +103,18 @@ class Backend(Protocol):
         that needs only vectors then skips converting every payload."""
 
     def scroll(
-        self, collection: str, where: Where = EVERYTHING, vectors: Sequence[str] = (), with_payload: bool = True,
-        start: str | None = None,
+        self, collection: str, where: Where = EVERYTHING, vectors: Sequence[str] = (),
+        with_payload: bool | Sequence[str] = True, start: str | None = None,
     ) -> Iterator[Hit]:  # fmt: skip
         """Every point matching `where`, a page at a time, in the order of their ids (from the id `start`, when
-        given: point ids are UUIDs hashed from the URIs, so the points after any id are a random draw)."""
+        given: point ids are UUIDs hashed from the URIs, so the points after any id are a random draw). A list
+        for `with_payload` reads only those keys."""
+
+    def ordered(
+        self, collection: str, key: str, start_from: int, limit: int, with_payload: bool | Sequence[str] = True
+    ) -> list[Hit]:
+        """The first `limit` points whose integer `key` is at least `start_from`, in the order of that key (its
+        integer index); points with equal values come in no set order."""
 
     def count(self, collection: str, where: Where = EVERYTHING) -> int: ...
 
@@ -117,6 +135,11 @@ class Backend(Protocol):
 
 def as_vector(value: Any) -> np.ndarray:
     return np.asarray(value, dtype=np.float32)
+
+
+def payload_keys(with_payload: bool | Sequence[str]) -> bool | list[str]:
+    """All of each payload, none, or only some keys, as the engines take it."""
+    return with_payload if isinstance(with_payload, bool) else list(with_payload)
 
 
 def pick_vectors(raw: Any, wanted: Sequence[str]) -> dict[str, np.ndarray]:

@@ -15,7 +15,7 @@ from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedR
 
 from siamrec.errors import StoreError
 from siamrec.redact import one_line
-from siamrec.store.backend import EVERYTHING, PAGE, Hit, Point, Where, pick_vectors
+from siamrec.store.backend import EVERYTHING, PAGE, Hit, Point, Where, payload_keys, pick_vectors
 
 T = TypeVar("T")
 
@@ -27,6 +27,7 @@ def client_filter(where: Where) -> qm.Filter | None:
         return None
     must: list[qm.Condition] = [qm.IsEmptyCondition(is_empty=qm.PayloadField(key=key)) for key in where.empty]
     must += [qm.FieldCondition(key=key, match=qm.MatchAny(any=list(values))) for key, values in where.any_of.items()]
+    must += [qm.FieldCondition(key=key, match=qm.MatchValue(value=value)) for key, value in where.equals.items()]
     must += [qm.HasVectorCondition(has_vector=where.has_vector)] if where.has_vector else []
     must_not: list[qm.Condition] = [qm.HasIdCondition(has_id=list(where.not_ids))] if where.not_ids else []
     must_not += [
@@ -103,13 +104,28 @@ class ClientBackend:
             return {}
         return {name: p.size for name, p in params.items()}
 
-    def create(self, collection: str, vectors: dict[str, int], keyword_fields: Sequence[str]) -> None:
+    def create(
+        self, collection: str, vectors: dict[str, int], keyword_fields: Sequence[str],
+        integer_fields: Sequence[str] = (),
+    ) -> None:  # fmt: skip
         config = {name: qm.VectorParams(size=dim, distance=qm.Distance.COSINE) for name, dim in vectors.items()}
         self._call("create", self.client.create_collection, collection, vectors_config=config)
+        for key in keyword_fields:
+            self._index(collection, key, qm.PayloadSchemaType.KEYWORD)
+        for key in integer_fields:
+            self.add_integer_index(collection, key)
+
+    def _index(self, collection: str, key: str, schema: qm.PayloadSchemaType | qm.IntegerIndexParams) -> None:
         with warnings.catch_warnings():  # local mode ignores payload indexes (and says so); servers use them
             warnings.simplefilter("ignore", UserWarning)
-            for key in keyword_fields:
-                self._call("index", self.client.create_payload_index, collection, key, qm.PayloadSchemaType.KEYWORD)
+            self._call("index", self.client.create_payload_index, collection, key, schema)
+
+    def indexed(self, collection: str) -> set[str]:
+        return set(self._call("collection info", self.client.get_collection, collection).payload_schema)
+
+    def add_integer_index(self, collection: str, key: str) -> None:
+        schema = qm.IntegerIndexParams(type=qm.IntegerIndexType.INTEGER, lookup=True, range=True)
+        self._index(collection, key, schema)
 
     def add_vector(self, collection: str, name: str, dim: int) -> None:
         raise StoreError(
@@ -152,11 +168,13 @@ class ClientBackend:
         return [Hit(str(p.id), p.payload or {}, pick_vectors(p.vector, vectors)) for p in points]
 
     def scroll(
-        self, collection: str, where: Where = EVERYTHING, vectors: Sequence[str] = (), with_payload: bool = True,
-        start: str | None = None,
+        self, collection: str, where: Where = EVERYTHING, vectors: Sequence[str] = (),
+        with_payload: bool | Sequence[str] = True, start: str | None = None,
     ) -> Iterator[Hit]:  # fmt: skip
         if where.prefix and not with_payload:
             raise ValueError("a prefix condition is tested on the payloads: scroll them")
+        if not isinstance(with_payload, bool):  # the keys a prefix is tested on are read too
+            with_payload = list(dict.fromkeys([*with_payload, *where.prefix]))
         offset: str | None = start
         while True:
             points, offset = self._call(
@@ -174,6 +192,20 @@ class ClientBackend:
                     yield Hit(str(p.id), p.payload or {}, pick_vectors(p.vector, vectors))
             if offset is None:
                 return
+
+    def ordered(
+        self, collection: str, key: str, start_from: int, limit: int, with_payload: bool | Sequence[str] = True
+    ) -> list[Hit]:
+        points, _ = self._call(
+            "scroll",
+            self.client.scroll,
+            collection,
+            limit=limit,
+            order_by=qm.OrderBy(key=key, start_from=start_from),
+            with_payload=payload_keys(with_payload),
+            with_vectors=False,
+        )
+        return [Hit(str(p.id), p.payload or {}) for p in points]
 
     def count(self, collection: str, where: Where = EVERYTHING) -> int:
         if where.prefix:

@@ -145,3 +145,13 @@ def take_lock(root: Path) -> int:
             "--service URL`)"
         ) from None
     return fd
+
+
+def write_json_atomically(path: Path, value: object) -> None:
+    """Write JSON to a temporary file, fsync it, then rename it over `path` (never half a file)."""
+    tmp = path.with_name(f"{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(json.dumps(value, indent=1, sort_keys=True))
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)

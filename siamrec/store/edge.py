@@ -24,9 +24,17 @@ import qdrant_edge as qe
 
 from siamrec.errors import StoreError
 from siamrec.logs import get_logger
-from siamrec.store.backend import EVERYTHING, PAGE, Hit, Point, Where, pick_vectors
+from siamrec.store.backend import EVERYTHING, PAGE, Hit, Point, Where, payload_keys, pick_vectors
 from siamrec.store.conversions import as_lists, edge_filter
-from siamrec.store.disk import check_room, disk_error, folder_error, guard_bus_errors, points_bytes, take_lock
+from siamrec.store.disk import (
+    check_room,
+    disk_error,
+    folder_error,
+    guard_bus_errors,
+    points_bytes,
+    take_lock,
+    write_json_atomically,
+)
 from siamrec.store.layout import DEFAULT, Layout, needs_upgrade, stored_datatypes
 from siamrec.store.warmup import Warming, files_to_warm, memory_budget
 
@@ -160,16 +168,6 @@ def _points_in(root: Path, folder: Path) -> int:
         raise _damaged(root, f"{folder.name} is not named in {META} and cannot be read") from exc
 
 
-def write_json_atomically(path: Path, value: object) -> None:
-    """Write JSON to a temporary file, fsync it, then rename it over `path` (never half a file)."""
-    tmp = path.with_name(f"{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(json.dumps(value, indent=1, sort_keys=True))
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
 def settle_log(shard: qe.EdgeShard) -> None:
     """Bring every segment of a just-optimized shard to the current version, so that opening it reads no log.
 
@@ -242,6 +240,8 @@ class EdgeBackend:
             for key, index in shard.info().payload_schema.items():  # mapped, not read into memory on every open
                 if index.data_type == qe.PayloadSchemaType.Keyword:
                     shard.update(qe.UpdateOperation.create_field_index(key, self.layout.keyword_index()))
+                elif index.data_type == qe.PayloadSchemaType.Integer:
+                    shard.update(qe.UpdateOperation.create_field_index(key, self.layout.integer_index()))
             shard.optimize()
             settle_log(shard)
         except Exception as exc:
@@ -259,7 +259,10 @@ class EdgeBackend:
         found = self._meta.get(collection)
         return None if found is None else dict(found)
 
-    def create(self, collection: str, vectors: dict[str, int], keyword_fields: Sequence[str]) -> None:
+    def create(
+        self, collection: str, vectors: dict[str, int], keyword_fields: Sequence[str],
+        integer_fields: Sequence[str] = (),
+    ) -> None:  # fmt: skip
         config = self.layout.config(collection, vectors)
         path = self.root / collection
         if path.exists():  # a creation interrupted before collections.json named it: nothing acknowledged there
@@ -267,10 +270,19 @@ class EdgeBackend:
         shard = qe.EdgeShard.create(str(path), config)
         for key in keyword_fields:
             shard.update(qe.UpdateOperation.create_field_index(key, self.layout.keyword_index()))
+        for key in integer_fields:
+            shard.update(qe.UpdateOperation.create_field_index(key, self.layout.integer_index()))
         shard.flush()
         self._shards[collection] = shard
         self._meta[collection] = dict(vectors)
         self._write_meta()
+
+    def indexed(self, collection: str) -> set[str]:
+        return set(self._shard(collection).info().payload_schema)
+
+    def add_integer_index(self, collection: str, key: str) -> None:
+        self._shard(collection).update(qe.UpdateOperation.create_field_index(key, self.layout.integer_index()))
+        self._dirty.add(collection)
 
     def add_vector(self, collection: str, name: str, dim: int) -> None:
         datatype = self.layout.datatype(collection)
@@ -339,9 +351,10 @@ class EdgeBackend:
         return [Hit(str(r.id), r.payload or {}, pick_vectors(r.vector, vectors)) for r in records]
 
     def scroll(
-        self, collection: str, where: Where = EVERYTHING, vectors: Sequence[str] = (), with_payload: bool = True,
-        start: str | None = None,
+        self, collection: str, where: Where = EVERYTHING, vectors: Sequence[str] = (),
+        with_payload: bool | Sequence[str] = True, start: str | None = None,
     ) -> Iterator[Hit]:  # fmt: skip
+        payload = payload_keys(with_payload)
         shard = self._shard(collection)
         offset: str | None = start
         while True:
@@ -349,7 +362,7 @@ class EdgeBackend:
                 offset=offset,
                 limit=PAGE,
                 filter=edge_filter(where),
-                with_payload=with_payload,
+                with_payload=payload,
                 with_vector=list(vectors) or False,
             )
             records, offset = shard.scroll(request)
@@ -357,6 +370,14 @@ class EdgeBackend:
                 yield Hit(str(r.id), r.payload or {}, pick_vectors(r.vector, vectors))
             if offset is None:
                 return
+
+    def ordered(
+        self, collection: str, key: str, start_from: int, limit: int, with_payload: bool | Sequence[str] = True
+    ) -> list[Hit]:
+        order = qe.OrderBy(key, start_from=start_from)
+        request = qe.ScrollRequest(limit=limit, with_payload=payload_keys(with_payload), order_by=order)
+        records, _ = self._shard(collection).scroll(request)
+        return [Hit(str(r.id), r.payload or {}) for r in records]
 
     def count(self, collection: str, where: Where = EVERYTHING) -> int:
         # Without a filter the engine's estimate is each segment's live point count, summed: exact here (no

@@ -11,6 +11,7 @@ every later write keeps it in step.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
@@ -23,10 +24,12 @@ from siamrec import constants as C
 from siamrec.config import Settings
 from siamrec.errors import ModelError, NotFoundError, StoreError
 from siamrec.store.backend import EVERYTHING, Backend, Hit, Point, Where
+from siamrec.store.by_name import NamePage, playlists_by_name, rank_missing
 from siamrec.store.location import open_backend
 from siamrec.store.metric import ADAPTED, DERIVED, WRITE_BATCH, AdaptedMetric
 from siamrec.store.queries import COLD, Queries
 from siamrec.store.records import (
+    PLAYLIST_INTEGER_FIELDS,
     PLAYLIST_KEYWORD_FIELDS,
     PLAYLIST_OWN_KEYS,
     TRACK_KEYWORD_FIELDS,
@@ -41,6 +44,7 @@ from siamrec.store.records import (
 from siamrec.uris import point_id
 from siamrec.vectors import l2_normalise
 
+log = logging.getLogger(__name__)
 PAGE = 1000
 AUDIO_FIELDS = ("audio_id", "audio_sha1")  # keyword-indexed fields that name a track's audio
 CENTROID_TRACKS = 20_000  # member tracks per centroid group: bounds the vectors held at once
@@ -53,6 +57,7 @@ class Store(AdaptedMetric, Queries):
         self.backend = backend
         self._model: tuple[str, int] | None = None
         self._wrote = False
+        self._names_ranked = False  # whether this store's playlists are known to carry their name rank
         self._forget_adaptation()
         self.metric = "plain"  # which vectors queries rank with: "plain" or "adapted" (use_metric)
 
@@ -104,12 +109,12 @@ class Store(AdaptedMetric, Queries):
         if stored is None:
             if not create:
                 raise NotFoundError("the store is empty: add tracks with `siamrec add-track` first")
-            for collection, keys in (
-                (C.TRACKS_COLLECTION, TRACK_KEYWORD_FIELDS),
-                (C.PLAYLISTS_COLLECTION, PLAYLIST_KEYWORD_FIELDS),
+            for collection, keys, numbers in (
+                (C.TRACKS_COLLECTION, TRACK_KEYWORD_FIELDS, ()),
+                (C.PLAYLISTS_COLLECTION, PLAYLIST_KEYWORD_FIELDS, PLAYLIST_INTEGER_FIELDS),
             ):
                 if self.backend.vectors(collection) is None:
-                    self.backend.create(collection, {name: dim, f"{name}{DERIVED}{ADAPTED}": dim}, keys)
+                    self.backend.create(collection, {name: dim, f"{name}{DERIVED}{ADAPTED}": dim}, keys, numbers)
         elif stored != (name, dim):
             raise ModelError(
                 f"the store holds vectors of model '{stored[0]}' (dim {stored[1]}) but the model is '{name}' "
@@ -300,8 +305,23 @@ class Store(AdaptedMetric, Queries):
                 found[record.playlist_uri] = (record, self._vector(hit, self.query_vector) if wanted else None)
         return found
 
-    def iter_playlists(self) -> Iterator[PlaylistRecord]:
-        for hit in self.backend.scroll(C.PLAYLISTS_COLLECTION):
+    def playlist_page(self, limit: int, after: tuple[str, str] | None = None, starting: str = "") -> NamePage:
+        """Up to `limit` playlists in name order after the cursor `after`, their names starting with `starting`
+        (ignoring case): a page costs what it shows, not what the store holds. A store made before the name rank
+        gets it here, once."""
+        if self.backend.vectors(C.PLAYLISTS_COLLECTION) is None:
+            return NamePage([], None)
+        if not self._names_ranked:
+            if ranked := rank_missing(self.backend):
+                log.warning("the store's %d playlists got their name rank, to be listed by name: once", ranked)
+                self._wrote = True
+            self._names_ranked = True
+        return playlists_by_name(self.backend, limit, after, starting)
+
+    def iter_playlists(self, starting: str = "") -> Iterator[PlaylistRecord]:
+        """Every playlist, in no set order; `starting` keeps those whose name starts with it (any case)."""
+        where = Where(prefix={"name_key": starting.casefold()}) if starting else EVERYTHING
+        for hit in self.backend.scroll(C.PLAYLISTS_COLLECTION, where):
             yield playlist_from_payload(hit.payload)
 
     def playlists_holding(self, track_uri: str) -> list[str]:

@@ -20,7 +20,13 @@ from siamrec.store.adaptation import META_COLLECTION
 from siamrec.store.backend import Backend, Point
 from siamrec.store.layout import EXACT
 from siamrec.store.location import embedded_path
-from siamrec.store.records import PLAYLIST_KEYWORD_FIELDS, TRACK_KEYWORD_FIELDS, playlist_from_payload, playlist_payload
+from siamrec.store.records import (
+    PLAYLIST_INTEGER_FIELDS,
+    PLAYLIST_KEYWORD_FIELDS,
+    TRACK_KEYWORD_FIELDS,
+    playlist_from_payload,
+    playlist_payload,
+)
 
 log = logging.getLogger(__name__)
 COPY_BATCH = 1000
@@ -67,12 +73,13 @@ def copy_collections(
         vectors = source.vectors(collection)
         if vectors is None:
             continue
-        target.create(collection, vectors, keyword_fields)
+        numbers = PLAYLIST_INTEGER_FIELDS if collection == C.PLAYLISTS_COLLECTION else ()
+        target.create(collection, vectors, keyword_fields, numbers)
         batch: list[Point] = []
         copied = 0
         for hit in source.scroll(collection, vectors=list(vectors)):
             payload = hit.payload
-            if collection == C.PLAYLISTS_COLLECTION:  # add the name index field older stores lack
+            if collection == C.PLAYLISTS_COLLECTION:  # add the name fields older stores lack
                 payload = {**payload, **playlist_payload(playlist_from_payload(payload))}
             batch.append(Point(hit.id, hit.vectors, payload))
             if len(batch) >= COPY_BATCH:

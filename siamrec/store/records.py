@@ -10,6 +10,8 @@ import numpy as np
 
 TRACK_KEYWORD_FIELDS = ("track_uri", "playlists", "audio_sha1", "audio_id", "source", "path")
 PLAYLIST_KEYWORD_FIELDS = ("playlist_uri", "name_key")
+PLAYLIST_INTEGER_FIELDS = ("name_rank",)
+RANK_BYTES = 6  # a name's first 6 UTF-8 bytes: a number the engine orders by exactly (it compares as float64)
 
 
 def now_iso() -> str:
@@ -88,9 +90,20 @@ def record_payload(record: TrackRecord | PlaylistRecord) -> dict[str, Any]:
     return {key: list(value) if isinstance(value, list) else value for key, value in vars(record).items()}
 
 
-PLAYLIST_OWN_KEYS = frozenset(PlaylistRecord.__dataclass_fields__) | {"name_key"}  # what playlist_payload writes
+# what playlist_payload writes
+PLAYLIST_OWN_KEYS = frozenset(PlaylistRecord.__dataclass_fields__) | {"name_key", "name_rank"}
+
+
+def name_rank(name_key: str, fill: int = 0) -> int:
+    """The engine's sort key for a case-folded name: its first RANK_BYTES UTF-8 bytes as a number, so ranks
+    order as the names do (UTF-8 bytes sort as code points) and equal ranks share those bytes. `fill` pads a
+    short key (0xFF: the highest rank any name starting with it can have)."""
+    head = name_key.encode("utf-8")[:RANK_BYTES]
+    return int.from_bytes(head.ljust(RANK_BYTES, bytes([fill])), "big")
 
 
 def playlist_payload(playlist: PlaylistRecord) -> dict[str, Any]:
-    """The stored payload: the record plus `name_key`, the case-folded name its keyword index finds."""
-    return {**record_payload(playlist), "name_key": playlist.name.casefold()}
+    """The stored payload: the record plus `name_key`, the case-folded name its keyword index finds, and
+    `name_rank`, the number the engine lists playlists by name with."""
+    key = playlist.name.casefold()
+    return {**record_payload(playlist), "name_key": key, "name_rank": name_rank(key)}

@@ -1,0 +1,100 @@
+"""Playlists a page at a time in name order, without reading them all (a platform may hold a million).
+
+The engine orders by numbers only, so each playlist's payload carries `name_rank`: the first RANK_BYTES bytes of
+its case-folded name as a number (siamrec.store.records.name_rank). Ranks order as names do, but names that
+share those bytes share a rank, so a page walks the ranks in order and reads each rank it reaches whole (only
+the name and URI of each of its playlists), sorting by (name, URI) itself. A page is then the next `limit`
+playlists after a cursor, the (name, URI) of the last one shown, in one well-defined order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from siamrec import constants as C
+from siamrec.store.backend import Backend, Hit, Where
+from siamrec.store.records import PlaylistRecord, name_rank, playlist_from_payload
+
+RANK = "name_rank"
+KEYS = ("name_key", "playlist_uri", RANK)  # what a walk reads of each playlist
+MAX_BATCH = 1000  # playlists read per step of a walk
+
+
+@dataclass(frozen=True)
+class NamePage:
+    """One page of playlists in name order; `after` is the cursor of the next page (None: this is the last)."""
+
+    playlists: list[PlaylistRecord]
+    after: tuple[str, str] | None
+
+
+def _key(hit: Hit) -> tuple[str, str]:
+    return str(hit.payload.get("name_key", "")), str(hit.payload.get("playlist_uri", ""))
+
+
+def _ranked(backend: Backend, start: int, stop: int, batch: int) -> Iterator[list[Hit]]:
+    """The playlists with ranks from `start` to `stop`, a whole rank at a time, lowest first: `batch` at a time
+    in rank order, every rank of a batch but its last is whole; that one is read whole on its own."""
+    value = start
+    while value <= stop:
+        hits = backend.ordered(C.PLAYLISTS_COLLECTION, RANK, value, batch, with_payload=list(KEYS))
+        groups: dict[int, list[Hit]] = {}
+        for hit in hits:
+            groups.setdefault(int(hit.payload[RANK]), []).append(hit)
+        if len(hits) == batch:  # the last rank may go on past the batch
+            value = max(groups)
+            groups[value] = list(
+                backend.scroll(C.PLAYLISTS_COLLECTION, Where(equals={RANK: value}), with_payload=list(KEYS))
+            )
+        for rank in sorted(groups):
+            if rank > stop:
+                return
+            yield groups[rank]
+        if len(hits) < batch:
+            return
+        value += 1
+
+
+def playlists_by_name(
+    backend: Backend, limit: int, after: tuple[str, str] | None = None, starting: str = ""
+) -> NamePage:
+    """Up to `limit` playlists whose case-folded name starts with `starting`, in (name, URI) order, after the
+    cursor `after` (the name key and URI of the last playlist of the previous page)."""
+    prefix = starting.casefold()
+    begin = max(after[0], prefix) if after else prefix
+    chosen: list[tuple[str, str, str]] = []  # (name key, uri, point id)
+    for group in _ranked(backend, name_rank(begin), name_rank(prefix, fill=0xFF), min(limit + 1, MAX_BATCH)):
+        keys = sorted((*_key(hit), hit.id) for hit in group)
+        chosen += [k for k in keys if k[0].startswith(prefix) and (after is None or k[:2] > after)]
+        if len(chosen) > limit:
+            break
+    page = chosen[:limit]
+    found = {hit.id: hit for hit in backend.retrieve(C.PLAYLISTS_COLLECTION, [k[2] for k in page])}
+    playlists = [playlist_from_payload(found[k[2]].payload) for k in page if k[2] in found]
+    return NamePage(playlists, page[-1][:2] if len(chosen) > limit else None)
+
+
+def rank_missing(backend: Backend) -> int:
+    """Give the playlists of a store made before `name_rank` their rank, then index it; returns how many were
+    ranked. The index comes last, so a run cut short leaves no index and the next one finishes the ranks."""
+    if RANK in backend.indexed(C.PLAYLISTS_COLLECTION):
+        return 0
+    ranked = 0
+    unranked: dict[int, list[str]] = {}
+    for hit in backend.scroll(C.PLAYLISTS_COLLECTION, with_payload=["name", RANK]):
+        if RANK in hit.payload:
+            continue
+        unranked.setdefault(name_rank(str(hit.payload.get("name", "")).casefold()), []).append(hit.id)
+        ranked += 1
+        if ranked % MAX_BATCH == 0:
+            _write_ranks(backend, unranked)
+            unranked = {}
+    _write_ranks(backend, unranked)
+    backend.add_integer_index(C.PLAYLISTS_COLLECTION, RANK)
+    return ranked
+
+
+def _write_ranks(backend: Backend, ranks: dict[int, list[str]]) -> None:
+    for value, ids in ranks.items():  # one write per rank: playlists whose names share it go together
+        backend.set_payload(C.PLAYLISTS_COLLECTION, ids, {RANK: value})

@@ -1,0 +1,106 @@
+"""Playlists a page at a time in name order (siamrec.store.by_name) on both backends, and a store made before
+playlists carried their name rank."""
+
+from __future__ import annotations
+
+import pytest
+
+from siamrec import constants as C
+from siamrec.store import (
+    ADAPTED,
+    DERIVED,
+    PLAYLIST_KEYWORD_FIELDS,
+    TRACK_KEYWORD_FIELDS,
+    PlaylistRecord,
+    Store,
+    playlist_payload,
+)
+from siamrec.store.backend import Point
+from siamrec.store.by_name import rank_missing
+from siamrec.store.edge import EdgeBackend
+from siamrec.store.records import name_rank
+from siamrec.uris import point_id
+
+# Names that share a rank (the first 6 bytes: "summer…", "chillo…"), are shorter than it, differ only in case,
+# repeat exactly, are empty, or leave ASCII.
+NAMES = [
+    "Summer Hits", "summer hits", "Summer", "summer 1", "Summertime Sadness", "Summa", "sum", "Ärger", "Zed", "",
+    "chill", "Chill Vibes", "chillout", "Chillout Lounge", "a" * 40, "Été", "日本の歌", "summer hits", "Summer Hits",
+]  # fmt: skip
+
+
+def fill(store: Store, names: list[str]) -> list[tuple[str, str]]:
+    """The playlists stored (no tracks), and their (case-folded name, URI) in the order pages must give."""
+    store.bind_model("hand", 3)
+    records = [PlaylistRecord(f"pl:{i:02d}", name) for i, name in enumerate(names)]
+    store.refresh_centroids(records)
+    return sorted((r.name.casefold(), r.playlist_uri) for r in records)
+
+
+def walk(store: Store, limit: int, starting: str = "") -> list[tuple[str, str]]:
+    """Every page from the first, each next one from the cursor the last one gave."""
+    seen: list[tuple[str, str]] = []
+    after = None
+    while True:
+        page = store.playlist_page(limit, after, starting)
+        assert len(page.playlists) <= limit
+        seen += [(p.name.casefold(), p.playlist_uri) for p in page.playlists]
+        if page.after is None:
+            return seen
+        assert len(page.playlists) == limit and page.after == seen[-1]
+        after = page.after
+
+
+@pytest.mark.parametrize("limit", [1, 2, 5, 100])
+def test_pages_give_every_playlist_once_in_name_order(any_store: Store, limit: int) -> None:
+    expected = fill(any_store, NAMES)
+    assert walk(any_store, limit) == expected
+
+
+def test_a_name_prefix_gives_only_the_names_that_start_with_it_in_any_case(any_store: Store) -> None:
+    expected = fill(any_store, NAMES)
+    for prefix in ("summer", "SUMMER H", "sum", "Summertime Sadness", "chillo", "ä", "日本", "zz", "Summer Hits!"):
+        wanted = [key for key in expected if key[0].startswith(prefix.casefold())]
+        assert walk(any_store, 2, prefix) == wanted, prefix
+    assert walk(any_store, 100, "summer")[:2] == [("summer", "pl:02"), ("summer 1", "pl:03")]
+
+
+def test_an_empty_store_has_no_page(any_store: Store) -> None:
+    page = any_store.playlist_page(10)
+    assert page.playlists == [] and page.after is None
+
+
+def test_a_store_made_before_the_name_rank_gets_it_once_even_after_an_interruption(any_store: Store) -> None:
+    """The collections as an older siamrec made them (no rank, no index), half of the playlists already ranked as
+    by a run that was cut short before its index: the first page ranks the rest, then indexes the rank."""
+    backend = any_store.backend
+    old = ((C.TRACKS_COLLECTION, TRACK_KEYWORD_FIELDS), (C.PLAYLISTS_COLLECTION, PLAYLIST_KEYWORD_FIELDS))
+    for collection, keys in old:
+        backend.create(collection, {"hand": 3, f"hand{DERIVED}{ADAPTED}": 3}, keys)
+    any_store.bind_model("hand", 3)
+    records = [PlaylistRecord(f"pl:{i:02d}", name) for i, name in enumerate(NAMES)]
+    points = []
+    for i, record in enumerate(records):
+        payload = playlist_payload(record)
+        if i % 2:
+            del payload["name_rank"]
+        points.append(Point(point_id(record.playlist_uri), {}, payload))
+    backend.upsert(C.PLAYLISTS_COLLECTION, points)
+    assert "name_rank" not in backend.indexed(C.PLAYLISTS_COLLECTION)
+
+    assert walk(any_store, 3) == sorted((r.name.casefold(), r.playlist_uri) for r in records)
+    if isinstance(backend, EdgeBackend):  # qdrant-client's in-memory mode keeps no payload index (a server does)
+        assert "name_rank" in backend.indexed(C.PLAYLISTS_COLLECTION)
+    for hit in backend.scroll(C.PLAYLISTS_COLLECTION):
+        assert hit.payload["name_rank"] == name_rank(hit.payload["name"].casefold())
+    assert rank_missing(backend) == 0  # once
+    assert any_store.find_playlist("zed").playlist_uri == "pl:08"  # the records themselves unchanged
+
+
+def test_ranks_order_as_names_do_and_stay_exact_in_a_float64() -> None:
+    keys = sorted(name.casefold() for name in NAMES)
+    ranks = [name_rank(key) for key in keys]
+    assert ranks == sorted(ranks)
+    assert max(name_rank("\U0010ffff" * 6), name_rank("", fill=0xFF)) < 2**53  # the engine orders as float64
+    assert name_rank("summer hits") == name_rank("summertime") != name_rank("summa")
+    assert name_rank("sum") < name_rank("summa") <= name_rank("sum", fill=0xFF)
