@@ -316,3 +316,36 @@ def test_an_upload_is_decoded_once_and_its_windows_kept(tmp_path: Path, monkeypa
     record, windows = load_item(AudioItem(kept.path))
     assert np.array_equal(kept.windows, windows) and kept.info.duration_s == pytest.approx(6.0, abs=0.01)
     assert record.audio_sha1 == audio.file_sha1(kept.path)
+
+
+def test_playlists_are_listed_a_page_at_a_time_by_name(api: httpx.Client) -> None:
+    """GET /playlists gives `limit` at a time in name order, the next page in its `Link` header (RFC 8288)."""
+    names = ["Summer Hits", "summer hits", "Summertime", "Summa", "Été", "summer 1"]
+    uris = [f"spotify:playlist:page{i}" for i in range(len(names))]
+    for uri, name in zip(uris, names, strict=True):
+        assert api.put(f"/playlists/{uri}", json={"name": name, "track_uris": []}).status_code == 201
+    try:
+        whole = api.get("/playlists", params={"limit": 1000})
+        assert "link" not in whole.headers
+        everything = [(p["name"].casefold(), p["playlist_uri"]) for p in whole.json()]
+        assert everything == sorted(everything) and set(uris) <= {uri for _, uri in everything}
+        pages, path = [], "/playlists?limit=2"
+        while path:
+            answer = api.get(path)
+            assert answer.status_code == 200 and len(answer.json()) <= 2
+            pages += [(p["name"].casefold(), p["playlist_uri"]) for p in answer.json()]
+            link = answer.headers.get("link")
+            path = link[link.index("<") + 1 : link.index(">")] if link else ""
+            assert not link or link.endswith('>; rel="next"')
+        assert pages == everything
+        summer = api.get("/playlists", params={"name": "SUMMER", "limit": 3})
+        assert [p["name"] for p in summer.json()] == ["summer 1", "Summer Hits", "summer hits"]
+        rest = summer.headers["link"][summer.headers["link"].index("<") + 1 : summer.headers["link"].index(">")]
+        assert "name=SUMMER" in rest and [p["name"] for p in api.get(rest).json()] == ["Summertime"]
+        assert api.get("/playlists", params={"name": "zzz"}).json() == []
+        for bad in ("not-a-cursor", "WyJhIl0", "bnVsbA", "x" * 2001):
+            assert_problem(api.get("/playlists", params={"after": bad}), 422)
+        assert_problem(api.get("/playlists", params={"limit": 0}), 422)
+    finally:
+        for uri in uris:
+            api.delete(f"/playlists/{uri}")

@@ -214,6 +214,40 @@ def test_a_hostile_playlist_name_shows_as_text(page: Any, service: str, store: d
     assert page.dialogs == [] and page.errors == []
 
 
+def test_playlists_are_found_by_name_and_listed_a_page_at_a_time(page: Any, service: str) -> None:
+    """The search box asks the service for names that start with what is typed; "More playlists" follows the
+    service's next page (100 at a time) until there is none."""
+    crates = [f"crate:playlist:{i:03d}" for i in range(120)]
+    for i, uri in enumerate(crates):
+        httpx.put(f"{service}/playlists/{uri}", json={"name": f"Crate {i:03d}", "track_uris": []}).raise_for_status()
+    shown = "() => [...document.querySelectorAll('#playlists button.playlist')].map(b => b.dataset.uri)"
+    listed = (  # the list holds n playlists, the first of them `first`
+        "([n, first]) => { const b = document.querySelectorAll('#playlists button.playlist');"
+        " return b.length === n && b[0].dataset.uri === first; }"
+    )
+    try:
+        _open(page, service)
+        page.locator("#playlist-name").fill("CRATE")
+        page.wait_for_function(listed, arg=[100, crates[0]])
+        assert page.locator("#playlists-more").is_visible()
+        page.locator("#playlists-more").click()
+        page.wait_for_function(listed, arg=[120, crates[0]])
+        assert page.evaluate(shown) == crates and page.locator("#playlists-more").is_hidden()
+        page.locator("#playlist-name").fill("crate 11")
+        page.wait_for_function(listed, arg=[10, crates[110]])
+        assert page.evaluate(shown) == crates[110:]
+        page.locator("#playlist-name").fill("no such crate")
+        page.wait_for_function("() => document.getElementById('playlists').textContent.includes('starts with that')")
+        page.locator("#playlist-name").fill("")
+        page.wait_for_function("() => document.querySelectorAll('#playlists button.playlist').length === 100")
+        assert page.evaluate(shown)[0] != crates[0]  # the store's own playlists come first by name again
+        assert page.locator("#playlists-more").is_visible()  # 120 crates and the store's own: over one page
+        assert not page.errors and not page.dialogs
+    finally:
+        for uri in crates:
+            httpx.delete(f"{service}/playlists/{uri}")
+
+
 def test_the_map_plays_what_is_clicked_and_the_store_is_described(
     page: Any, service: str, store: dict[str, Any]
 ) -> None:

@@ -32,6 +32,7 @@ from siamrec.recommend import recommend_playlists, recommend_tracks
 from siamrec.service.backup import add_backup_route
 from siamrec.service.config import ServiceConfig
 from siamrec.service.feedback_routes import add_feedback_routes
+from siamrec.service.listing import add_listing_route
 from siamrec.service.middleware import Gatekeeper, Metrics, UploadGate
 from siamrec.service.problems import FetchRefused, error_responses, install_handlers, problem_media_types
 from siamrec.service.schemas import (
@@ -43,7 +44,6 @@ from siamrec.service.schemas import (
     Playlist,
     PlaylistIn,
     PlaylistResult,
-    PlaylistSummary,
     Recommendations,
     SeedsIn,
     Strategy,
@@ -114,6 +114,7 @@ def create_app(config: ServiceConfig, service: Service | None = None) -> FastAPI
     _add_routes(app, config)
     add_backup_route(app)  # POST /store/backup (siamrec.service.backup)
     add_feedback_routes(app)  # /playlists/{uri}/feedback (siamrec.service.feedback_routes)
+    add_listing_route(app)  # GET /playlists, a page at a time (siamrec.service.listing)
     add_web_routes(app)  # the page at /, track audio, the map (siamrec.service.web_routes)
     original_openapi = app.openapi
 
@@ -141,6 +142,7 @@ def create_app(config: ServiceConfig, service: Service | None = None) -> FastAPI
             allow_origins=list(config.cors_origins),
             allow_methods=["*"],
             allow_headers=["Authorization", "X-API-Key", "Content-Type"],
+            expose_headers=["Link"],  # the next page of GET /playlists
         )
     return app
 
@@ -341,16 +343,6 @@ def _add_routes(app: FastAPI, config: ServiceConfig) -> None:  # noqa: C901 (one
     )
     async def delete_track(request: Request, uri: PathUri) -> Deleted:
         return await _service(request).in_store(_delete_track, _service(request), uri)
-
-    @app.get(
-        "/playlists",
-        response_model=list[PlaylistSummary],
-        tags=["playlists"],
-        responses=error_responses(*COMMON_ERRORS),
-    )
-    async def list_playlists(request: Request) -> list[PlaylistSummary]:
-        playlists = await _service(request).in_store(lambda: list(_service(request).store.iter_playlists()))
-        return [PlaylistSummary.of(p) for p in sorted(playlists, key=lambda p: p.name.casefold())]
 
     @app.get(
         "/playlists/{uri:uri}/recommendations",

@@ -5,13 +5,15 @@
 const KEY_NAME = "siamrec-api-key";
 const RECOMMENDATIONS = 10;
 const TRACKS_SHOWN = 50;
+const PLAYLISTS_PAGE = 100; // playlists listed at a time; "More playlists" asks the service for the next page
+const SEARCH_DELAY_MS = 250;
 const MAP_FOCUSABLE = 300; // up to this many map points, each is a keyboard stop
 const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#17becf",
   "#393b79"];
 const SVG = "http://www.w3.org/2000/svg";
 
 const $ = (id) => document.getElementById(id);
-const state = { playlist: null, blobUrl: null, keyWaiters: [] };
+const state = { playlist: null, blobUrl: null, keyWaiters: [], playlistsNext: null, searchTimer: null };
 
 /** An element with attributes, listeners (onclick: fn) and children; strings become text nodes. */
 function el(tag, props = {}, ...children) {
@@ -132,22 +134,55 @@ const playButton = (track) =>
 
 // ---- playlists ----------------------------------------------------------------------------------------------
 
-async function loadPlaylists() {
-  const playlists = await getJson("/playlists");
-  const list = $("playlists");
-  list.replaceChildren(...playlists.map((p) =>
-    el("li", {},
-      el("button", {
-        type: "button",
-        class: "playlist",
-        "data-uri": p.playlist_uri,
-        "aria-pressed": String(state.playlist === p.playlist_uri),
-        onclick: () => selectPlaylist(p.playlist_uri).catch(failed("Cannot open the playlist")),
-      },
-      el("span", { class: "name" }, p.name),
-      el("span", { class: "count" }, plural(p.tracks, "track", "tracks"))))));
-  if (!playlists.length) list.replaceChildren(el("li", {}, "No playlists yet."));
+const playlistItem = (p) =>
+  el("li", {},
+    el("button", {
+      type: "button",
+      class: "playlist",
+      "data-uri": p.playlist_uri,
+      "aria-pressed": String(state.playlist === p.playlist_uri),
+      onclick: () => selectPlaylist(p.playlist_uri).catch(failed("Cannot open the playlist")),
+    },
+    el("span", { class: "name" }, p.name),
+    el("span", { class: "count" }, plural(p.tracks, "track", "tracks"))));
+
+/** The next page's path from a `Link: <…>; rel="next"` header; only a path of this service's own list. */
+function nextPage(response) {
+  const found = /<([^>]*)>;\s*rel="next"/.exec(response.headers.get("Link") || "");
+  return found && found[1].startsWith("/playlists?") ? found[1] : null;
 }
+
+/** The first page of playlists whose name starts with what the search box holds (all of them when empty). */
+async function loadPlaylists() {
+  const name = $("playlist-name").value;
+  const query = new URLSearchParams({ limit: String(PLAYLISTS_PAGE) });
+  if (name) query.set("name", name);
+  const response = await call(`/playlists?${query}`);
+  const playlists = await response.json();
+  if ($("playlist-name").value !== name) return; // a newer search is on its way
+  state.playlistsNext = nextPage(response);
+  $("playlists").replaceChildren(...playlists.map(playlistItem));
+  if (!playlists.length) {
+    $("playlists").replaceChildren(el("li", {}, name ? "No playlist's name starts with that." : "No playlists yet."));
+  }
+  $("playlists-more").hidden = !state.playlistsNext;
+}
+
+async function morePlaylists() {
+  const response = await call(state.playlistsNext);
+  const playlists = await response.json();
+  state.playlistsNext = nextPage(response);
+  $("playlists").append(...playlists.map(playlistItem));
+  $("playlists-more").hidden = !state.playlistsNext;
+  say(`${plural($("playlists").querySelectorAll("button.playlist").length, "playlist", "playlists")} listed.`);
+}
+
+$("playlists-more").addEventListener("click", () => morePlaylists().catch(failed("Cannot list more playlists")));
+$("playlist-search").addEventListener("submit", (event) => event.preventDefault());
+$("playlist-name").addEventListener("input", () => {
+  clearTimeout(state.searchTimer);
+  state.searchTimer = setTimeout(() => loadPlaylists().catch(failed("Cannot find playlists")), SEARCH_DELAY_MS);
+});
 
 async function selectPlaylist(uri, focus = true) {
   state.playlist = uri;
