@@ -16,7 +16,7 @@ from siamrec.store import (
     playlist_payload,
 )
 from siamrec.store.backend import Point
-from siamrec.store.by_name import rank_missing
+from siamrec.store.by_name import ORDER_CHARS, order_key, rank_missing
 from siamrec.store.edge import EdgeBackend
 from siamrec.store.records import name_rank
 from siamrec.uris import point_id
@@ -29,25 +29,26 @@ NAMES = [
 ]  # fmt: skip
 
 
-def fill(store: Store, names: list[str]) -> list[tuple[str, str]]:
-    """The playlists stored (no tracks), and their (case-folded name, URI) in the order pages must give."""
+def fill(store: Store, names: list[str]) -> list[str]:
+    """The playlists stored (no tracks), and their URIs in the order pages must give: by case-folded name, then
+    by point id (the hash of the URI)."""
     store.bind_model("hand", 3)
     records = [PlaylistRecord(f"pl:{i:02d}", name) for i, name in enumerate(names)]
     store.refresh_centroids(records)
-    return sorted((r.name.casefold(), r.playlist_uri) for r in records)
+    return [r.playlist_uri for r in sorted(records, key=lambda r: (r.name.casefold(), point_id(r.playlist_uri)))]
 
 
-def walk(store: Store, limit: int, starting: str = "") -> list[tuple[str, str]]:
+def walk(store: Store, limit: int, starting: str = "") -> list[str]:
     """Every page from the first, each next one from the cursor the last one gave."""
-    seen: list[tuple[str, str]] = []
+    seen: list[str] = []
     after = None
     while True:
         page = store.playlist_page(limit, after, starting)
         assert len(page.playlists) <= limit
-        seen += [(p.name.casefold(), p.playlist_uri) for p in page.playlists]
+        seen += [p.playlist_uri for p in page.playlists]
         if page.after is None:
             return seen
-        assert len(page.playlists) == limit and page.after == seen[-1]
+        assert len(page.playlists) == limit and page.after[1] == point_id(seen[-1])
         after = page.after
 
 
@@ -59,10 +60,20 @@ def test_pages_give_every_playlist_once_in_name_order(any_store: Store, limit: i
 
 def test_a_name_prefix_gives_only_the_names_that_start_with_it_in_any_case(any_store: Store) -> None:
     expected = fill(any_store, NAMES)
+    name_of = {f"pl:{i:02d}": name.casefold() for i, name in enumerate(NAMES)}
     for prefix in ("summer", "SUMMER H", "sum", "Summertime Sadness", "chillo", "ä", "日本", "zz", "Summer Hits!"):
-        wanted = [key for key in expected if key[0].startswith(prefix.casefold())]
+        wanted = [uri for uri in expected if name_of[uri].startswith(prefix.casefold())]
         assert walk(any_store, 2, prefix) == wanted, prefix
-    assert walk(any_store, 100, "summer")[:2] == [("summer", "pl:02"), ("summer 1", "pl:03")]
+    assert walk(any_store, 100, "summer")[:2] == ["pl:02", "pl:03"]  # "Summer", "summer 1"
+
+
+def test_names_alike_for_longer_than_a_cursor_holds_go_by_point_id(any_store: Store) -> None:
+    """A cursor keeps ORDER_CHARS of a name: past them, names alike so far are placed by point id alone."""
+    long = ["y" * ORDER_CHARS + "b", "y" * ORDER_CHARS + "a", "y" * ORDER_CHARS, "y" * (ORDER_CHARS - 1) + "z"]
+    fill(any_store, long)
+    alike = sorted(["pl:00", "pl:01", "pl:02"], key=point_id)
+    assert walk(any_store, 1) == [*alike, "pl:03"]
+    assert all(len(page[0]) <= ORDER_CHARS for page in [any_store.playlist_page(1).after or ("", "")])
 
 
 def test_an_empty_store_has_no_page(any_store: Store) -> None:
@@ -88,7 +99,7 @@ def test_a_store_made_before_the_name_rank_gets_it_once_even_after_an_interrupti
     backend.upsert(C.PLAYLISTS_COLLECTION, points)
     assert "name_rank" not in backend.indexed(C.PLAYLISTS_COLLECTION)
 
-    assert walk(any_store, 3) == sorted((r.name.casefold(), r.playlist_uri) for r in records)
+    assert walk(any_store, 3) == [r.playlist_uri for r in sorted(records, key=order_key)]
     if isinstance(backend, EdgeBackend):  # qdrant-client's in-memory mode keeps no payload index (a server does)
         assert "name_rank" in backend.indexed(C.PLAYLISTS_COLLECTION)
     for hit in backend.scroll(C.PLAYLISTS_COLLECTION):

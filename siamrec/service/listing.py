@@ -1,7 +1,7 @@
 """`GET /playlists`: the stored playlists a page at a time in name order, as `siamrec playlist list` shows them.
 
 The body stays a JSON list; when more follow, a `Link: <…>; rel="next"` header (RFC 8288) names the next page,
-its `after` cursor being the position of the last playlist shown (opaque to clients). A page costs what it shows
+its `after` cursor being the place of the last playlist shown (opaque to clients). A page costs what it shows
 (siamrec.store.by_name), so a store holding the Million Playlist Dataset answers as quickly as one with ten.
 """
 
@@ -19,14 +19,17 @@ from starlette.exceptions import HTTPException
 from siamrec.service.problems import error_responses
 from siamrec.service.schemas import PlaylistSummary
 from siamrec.service.state import Service
-from siamrec.store.by_name import NamePage
+from siamrec.store.by_name import ORDER_CHARS, NamePage
 
+# a cursor: base64 of an ASCII JSON pair, a name's first ORDER_CHARS characters (each at most 12 bytes: two \uXXXX)
+# and a point id; about 8 KB at most, within a request line
+CURSOR_CHARS = 4 * (12 * ORDER_CHARS + 64) // 3 + 4
 Limit = Annotated[int, Query(ge=1, le=1000, description="How many playlists on this page.")]
 NamePrefix = Annotated[str, Query(max_length=500, description="Only playlists whose name starts with this (any case).")]
 After = Annotated[
     str | None,
     Query(
-        max_length=2000,
+        max_length=CURSOR_CHARS,
         pattern="^[A-Za-z0-9_-]+$",
         description="Where the page starts: the cursor in the previous page's `Link` header (opaque).",
     ),

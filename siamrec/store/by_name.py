@@ -3,8 +3,9 @@
 The engine orders by numbers only, so each playlist's payload carries `name_rank`: the first RANK_BYTES bytes of
 its case-folded name as a number (siamrec.store.records.name_rank). Ranks order as names do, but names that
 share those bytes share a rank, so a page walks the ranks in order and reads each rank it reaches whole (only
-the name and URI of each of its playlists), sorting by (name, URI) itself. A page is then the next `limit`
-playlists after a cursor, the (name, URI) of the last one shown, in one well-defined order.
+the names of its playlists), sorting it itself. The order is the case-folded name's first ORDER_CHARS characters,
+then the point id (a hash of the URI: same names come in a fixed order), so that a cursor, the order key of the
+last playlist shown, stays short whatever a source names its playlists. A page is the next `limit` after it.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ from dataclasses import dataclass
 from siamrec import constants as C
 from siamrec.store.backend import Backend, Hit, Where
 from siamrec.store.records import PlaylistRecord, name_rank, playlist_from_payload
+from siamrec.uris import point_id
 
 RANK = "name_rank"
-KEYS = ("name_key", "playlist_uri", RANK)  # what a walk reads of each playlist
+KEYS = ("name_key", RANK)  # what a walk reads of each playlist
+ORDER_CHARS = 500  # of a name, that set its place (names alike so far go by point id)
 MAX_BATCH = 1000  # playlists read per step of a walk
 
 
@@ -29,8 +32,9 @@ class NamePage:
     after: tuple[str, str] | None
 
 
-def _key(hit: Hit) -> tuple[str, str]:
-    return str(hit.payload.get("name_key", "")), str(hit.payload.get("playlist_uri", ""))
+def order_key(playlist: PlaylistRecord) -> tuple[str, str]:
+    """A playlist's place in name order (what pages give, and `siamrec playlist list` sorts by)."""
+    return playlist.name.casefold()[:ORDER_CHARS], point_id(playlist.playlist_uri)
 
 
 def _ranked(backend: Backend, start: int, stop: int, batch: int) -> Iterator[list[Hit]]:
@@ -59,20 +63,21 @@ def _ranked(backend: Backend, start: int, stop: int, batch: int) -> Iterator[lis
 def playlists_by_name(
     backend: Backend, limit: int, after: tuple[str, str] | None = None, starting: str = ""
 ) -> NamePage:
-    """Up to `limit` playlists whose case-folded name starts with `starting`, in (name, URI) order, after the
-    cursor `after` (the name key and URI of the last playlist of the previous page)."""
+    """Up to `limit` playlists whose case-folded name starts with `starting`, in name order, after the cursor
+    `after` (the order key of the last playlist of the previous page)."""
     prefix = starting.casefold()
     begin = max(after[0], prefix) if after else prefix
-    chosen: list[tuple[str, str, str]] = []  # (name key, uri, point id)
+    chosen: list[tuple[str, str]] = []  # order keys: (name, point id)
     for group in _ranked(backend, name_rank(begin), name_rank(prefix, fill=0xFF), min(limit + 1, MAX_BATCH)):
-        keys = sorted((*_key(hit), hit.id) for hit in group)
-        chosen += [k for k in keys if k[0].startswith(prefix) and (after is None or k[:2] > after)]
+        names = ((str(hit.payload.get("name_key", "")), hit.id) for hit in group)
+        keys = sorted((name[:ORDER_CHARS], pid) for name, pid in names if name.startswith(prefix))
+        chosen += [key for key in keys if after is None or key > after]
         if len(chosen) > limit:
             break
     page = chosen[:limit]
-    found = {hit.id: hit for hit in backend.retrieve(C.PLAYLISTS_COLLECTION, [k[2] for k in page])}
-    playlists = [playlist_from_payload(found[k[2]].payload) for k in page if k[2] in found]
-    return NamePage(playlists, page[-1][:2] if len(chosen) > limit else None)
+    found = {hit.id: hit for hit in backend.retrieve(C.PLAYLISTS_COLLECTION, [pid for _, pid in page])}
+    playlists = [playlist_from_payload(found[pid].payload) for _, pid in page if pid in found]
+    return NamePage(playlists, page[-1] if len(chosen) > limit else None)
 
 
 def rank_missing(backend: Backend) -> int:

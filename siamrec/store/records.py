@@ -98,7 +98,7 @@ def name_rank(name_key: str, fill: int = 0) -> int:
     """The engine's sort key for a case-folded name: its first RANK_BYTES UTF-8 bytes as a number, so ranks
     order as the names do (UTF-8 bytes sort as code points) and equal ranks share those bytes. `fill` pads a
     short key (0xFF: the highest rank any name starting with it can have)."""
-    head = name_key.encode("utf-8")[:RANK_BYTES]
+    head = name_key.encode("utf-8", "surrogatepass")[:RANK_BYTES]  # a name is data: any code point ranks
     return int.from_bytes(head.ljust(RANK_BYTES, bytes([fill])), "big")
 
 
