@@ -11,7 +11,6 @@ every later write keeps it in step.
 
 from __future__ import annotations
 
-import logging
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
@@ -23,6 +22,7 @@ import numpy as np
 from siamrec import constants as C
 from siamrec.config import Settings
 from siamrec.errors import ModelError, NotFoundError, StoreError
+from siamrec.logs import get_logger
 from siamrec.store.backend import EVERYTHING, Backend, Hit, Point, Where
 from siamrec.store.by_name import NamePage, playlists_by_name, rank_missing
 from siamrec.store.location import open_backend
@@ -44,7 +44,7 @@ from siamrec.store.records import (
 from siamrec.uris import point_id
 from siamrec.vectors import l2_normalise
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 PAGE = 1000
 AUDIO_FIELDS = ("audio_id", "audio_sha1")  # keyword-indexed fields that name a track's audio
 CENTROID_TRACKS = 20_000  # member tracks per centroid group: bounds the vectors held at once
