@@ -189,8 +189,12 @@ def test_same_audio_under_two_uris_is_never_recommended_to_itself(home: Path, tm
 def test_playlist_create_with_nothing_usable_keeps_the_stored_playlist(
     filled_home: Path, tmp_path: Path, library_files
 ):
-    invoke("playlist", "create", "Keep", str(library_files["chord_a.wav"]), check=True)
+    invoke("playlist", "create", "Keep", str(library_files["chord_a.wav"]), "spotify:track:notyet", check=True)
     before = json.loads(invoke("playlist", "show", "Keep", "--json", check=True).stdout)
+    assert [(t["track_uri"].split(":")[0], t["has_audio"]) for t in before["tracks"]] == [
+        ("local", True),
+        ("spotify", False),  # referenced, its audio not added yet
+    ]
     bad = tmp_path / "bad.wav"
     bad.write_text("not audio")
     result = invoke("playlist", "create", "Keep", str(bad), str(tmp_path / "missing.ogg"))

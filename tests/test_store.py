@@ -200,3 +200,12 @@ def test_a_sample_of_tracks_is_bounded_and_draws_only_tracks_with_a_vector(any_s
         assert len({t.record.track_uri for t in any_store.sample_tracks(10, seed)[1]}) == 10
     total, every = any_store.sample_tracks(25)
     assert total == 25 and sorted(t.record.track_uri for t in every) == sorted(r.track_uri for r in records[:25])
+
+
+def test_uris_with_vectors_are_the_stored_tracks_whose_audio_was_embedded(hand_store: Store) -> None:
+    """Asked of the indexes: a member not added yet (a metadata-only point), an unknown URI and repeats."""
+    hand_store.save_playlist(PlaylistRecord("pl:z", "Z", track_uris=["x1", "spotify:track:later"]))
+    assert hand_store.get_tracks(["spotify:track:later"])  # stored, without a vector
+    asked = ["x1", "spotify:track:later", "nowhere", "x1", "far"]
+    assert hand_store.uris_with_vectors(asked) == {"x1", "far"}
+    assert hand_store.uris_with_vectors([]) == set()

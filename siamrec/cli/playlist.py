@@ -100,8 +100,9 @@ def playlist_show(playlist: str, settings: Settings, as_json: bool) -> None:
     with Store.open(settings) as store:
         store.bind_stored_model()
         record = store.find_playlist(playlist)
-        tracks = store.get_tracks(record.track_uris, with_vectors=True)
-    rows = [_track_row(uri, tracks.get(uri)) for uri in record.track_uris]
+        tracks = store.get_tracks(record.track_uris)
+        with_audio = store.uris_with_vectors(record.track_uris)
+    rows = [_track_row(uri, tracks.get(uri), uri in with_audio) for uri in record.track_uris]
     if as_json:
         print_json({"playlist_uri": record.playlist_uri, "name": record.name, "tracks": rows})
         return
@@ -111,11 +112,11 @@ def playlist_show(playlist: str, settings: Settings, as_json: bool) -> None:
     stdout.print(table)
 
 
-def _track_row(uri: str, track: StoredTrack | None) -> dict[str, Any]:
+def _track_row(uri: str, track: StoredTrack | None, has_audio: bool) -> dict[str, Any]:
     record = track.record if track else None
     return {
         "track_uri": uri,
         "title": record.title if record else "",
         "artist": record.artist if record else "",
-        "has_audio": bool(track and track.vector is not None),
+        "has_audio": has_audio,
     }

@@ -206,8 +206,7 @@ def _delete_track(service: Service, uri: str) -> Deleted:
 
 def _playlist(service: Service, key: str) -> Playlist:
     record = service.store.find_playlist(key)
-    tracks = service.store.get_tracks(record.track_uris, with_vectors=True)
-    return Playlist.of(record, sum(1 for t in tracks.values() if t.vector is not None))
+    return Playlist.of(record, len(service.store.uris_with_vectors(record.track_uris)))
 
 
 def _save_playlist(service: Service, uri: str, body: PlaylistIn) -> tuple[Playlist, bool]:
