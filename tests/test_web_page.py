@@ -155,6 +155,8 @@ def test_recommendations_play_and_answers_change_them(page: Any, service: str, s
     page.wait_for_selector(f"#tracks li[data-uri='{accepted}']")
     playlist = httpx.get(f"{service}/playlists/{chords}").json()
     assert accepted in playlist["track_uris"]
+    count = page.locator(f"button.playlist[data-uri='{chords}'] .count").text_content()
+    assert count == f"{len(playlist['track_uris'])} tracks"  # the list shows the kept track joined it
     assert accepted not in _recommended(service, chords)
     record = httpx.get(f"{service}/playlists/{chords}/feedback").json()
     assert (record["accepted"], record["rejected"]) == ([accepted], [rejected])

@@ -195,6 +195,10 @@ async function selectPlaylist(uri, focus = true) {
   $("playlist-facts").textContent =
     `${plural(playlist.track_uris.length, "track", "tracks")}, ${playlist.tracks_with_audio} with audio`
     + ` · source: ${playlist.source}`;
+  for (const button of $("playlists").querySelectorAll("button.playlist")) { // a kept track may have joined it
+    if (button.dataset.uri === uri) button.querySelector(".count").textContent = plural(playlist.track_uris.length,
+      "track", "tracks");
+  }
   await Promise.all([loadRecommendations(uri), loadTracks(uri, playlist.track_uris), loadFeedback(uri)]);
   if (focus) $("playlist-heading").focus();
 }
@@ -251,7 +255,7 @@ async function answer(playlistUri, track, verdict) {
     say(verdict === "accept"
       ? `Kept ${trackLabel(track)}${added ? ": added to the playlist" : ""}.`
       : `Rejected ${trackLabel(track)}: it will not be recommended to this playlist again.`);
-    await Promise.all([selectPlaylist(playlistUri, false), loadPlaylists(), loadMap()]);
+    await Promise.all([selectPlaylist(playlistUri, false), loadMap()]); // the list keeps its pages and search
     $("recommendations-heading").focus();
   } catch (error) {
     say(`Cannot ${verdict} ${trackLabel(track)}: ${error.message}`);
