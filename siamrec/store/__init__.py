@@ -2,9 +2,9 @@
 
 This package's front door only re-exports: the records (records), where a store lives (location), the `Store`
 facade over one backend (facade, its adapted metric in metric; backends in edge and client; the embedded one's
-layout in layout, its engine types in conversions), the adapted metric's storage (adaptation), feedback
-(feedback), backups (backup), migration (migrate), disk checks (disk) and reading the store ahead for a service
-(warmup).
+layout in layout, its engine types in conversions), the adapted metric's storage (adaptation), playlists a page
+at a time by name (by_name), feedback (feedback), backups (backup), migration (migrate), disk checks (disk) and
+reading the store ahead for a service (warmup).
 """
 
 from siamrec.store.facade import COLD, PAGE, Store, playlist_centroid
