@@ -27,6 +27,8 @@ def test_markup_in_names_is_shown_literally(
     assert done.returncode == 0, done.stderr
     for name in MARKUP_NAMES:
         assert name in done.stdout
+    found = invoke("playlist", "list", "--name", "[BOLD]", "--limit", "1")  # a search for markup finds it as text
+    assert found.returncode == 0 and MARKUP_NAMES[0] in found.stdout and MARKUP_NAMES[1] not in found.stdout
     for name in MARKUP_NAMES:
         done = invoke("playlist", "show", name)
         assert done.returncode == 0 and name in done.stdout, done.stderr
@@ -51,6 +53,8 @@ def test_markup_in_names_is_shown_literally(
         (("info", "--qdrant-url", "http://bad host:6333"), "host"),
         (("info", "--qdrant-url", "http://localhost:99999"), "port"),
         (("info", "--qdrant-url", "http://localhost:port"), "port"),
+        (("playlist", "list", "--limit", "0"), "--limit"),
+        (("playlist", "list", "--limit", "9" * 5000), "--limit"),
         (("sync-playlists", "--m3u", "x.m3u", "--audio-url", "ftp://example.org/{id}.ogg"), "--audio-url"),
         (("sync-playlists", "--m3u", "x.m3u", "--audio-url", "http://example.org/{nope}.ogg"), "--audio-url"),
     ],
