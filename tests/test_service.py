@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from siamrec.audio import identify
+from siamrec.errors import NotAudioError
 from siamrec.service.state import Service
 from siamrec.testing import chord, drums, write_audio
 from siamrec.uris import local_playlist_uri, local_track_uri, point_id
@@ -298,8 +299,9 @@ def test_fetching_is_off_unless_enabled(tmp_path: Path, tiny_model: Path) -> Non
         assert_problem(httpx.post(f"{base}/tracks", json=body), 403, "URL fetching is off")
 
 
-def test_an_upload_is_decoded_once_and_its_windows_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The check that the bytes are audio decodes them; the windows it made are the ones embedded (no second decode)."""
+def test_an_upload_is_received_sniffed_and_kept_by_its_bytes(tmp_path: Path) -> None:
+    """Received bytes are hashed and sniffed before anything decodes them; kept, they are named by their SHA-1,
+    and decoding the kept file gives the windows add-track makes."""
     import numpy as np
 
     from siamrec import audio
@@ -307,15 +309,51 @@ def test_an_upload_is_decoded_once_and_its_windows_kept(tmp_path: Path, monkeypa
     from siamrec.service import uploads
 
     song = write_audio(tmp_path / "song.flac", chord(6.0, 220.0))
-    decodes = []
-    real = audio.track_windows
-    monkeypatch.setattr(uploads, "track_windows", lambda *a, **k: decodes.append(a) or real(*a, **k))
+    folder = tmp_path / "uploads"
     with song.open("rb") as handle:
-        kept = uploads.store_audio(uploads.file_chunks(handle), tmp_path / "uploads", 10**8, 600.0)
-    assert len(decodes) == 1 and kept.new and kept.path.suffix == ".flac"
-    record, windows = load_item(AudioItem(kept.path))
-    assert np.array_equal(kept.windows, windows) and kept.info.duration_s == pytest.approx(6.0, abs=0.01)
-    assert record.audio_sha1 == audio.file_sha1(kept.path)
+        received = uploads.receive_audio(uploads.file_chunks(handle), folder, 10**8)
+    assert received.sha1 == audio.file_sha1(song) and received.suffix == ".flac"
+    path, new = uploads.keep_upload(received, folder)
+    assert new and path.name == f"{received.sha1}.flac" and not received.temporary.exists()
+    windows, info = uploads.decode_upload(path, 600.0)
+    record, loaded = load_item(AudioItem(path))
+    assert np.array_equal(windows, loaded) and info.duration_s == pytest.approx(6.0, abs=0.01)
+    with song.open("rb") as handle:
+        again = uploads.receive_audio(uploads.file_chunks(handle), folder, 10**8)
+    assert uploads.keep_upload(again, folder) == (path, False)  # the same bytes twice are one file
+    junk = tmp_path / "junk.bin"
+    junk.write_bytes(b"\0" * 5000)
+    with junk.open("rb") as handle, pytest.raises(NotAudioError):
+        uploads.receive_audio(uploads.file_chunks(handle), folder, 10**8)
+    assert sorted(p.name for p in folder.iterdir()) == [path.name]  # refused bytes leave nothing behind
+
+
+def test_an_upload_of_stored_bytes_is_not_decoded_and_takes_the_stored_vector(
+    api: httpx.Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A retried upload, or the same file under another URI, finds the track its bytes made: no decode, no model."""
+    from siamrec.service import uploads
+
+    song = write_audio(tmp_path / "twice.ogg", chord(4.0, 246.9))
+    first = upload(api, song, k=3, track_uri="spotify:track:twice1")
+    assert first.status_code == 201, first.text
+    decodes: list[object] = []
+    real = uploads.track_windows
+    monkeypatch.setattr(uploads, "track_windows", lambda *a, **k: decodes.append(a) or real(*a, **k))
+    try:
+        again = upload(api, song, k=3, track_uri="spotify:track:twice2", title="Twice")
+        assert again.status_code == 201, again.text
+        assert decodes == []
+        track, before = again.json()["track"], first.json()["track"]
+        assert track["title"] == "Twice" and track["has_audio"]
+        assert (track["audio_sha1"], track["duration_s"]) == (before["audio_sha1"], before["duration_s"])
+        assert again.json()["playlists"] == first.json()["playlists"]  # the same vector
+        other = write_audio(tmp_path / "other.ogg", chord(4.0, 261.6))
+        assert upload(api, other, k=3, track_uri="spotify:track:twice3").status_code == 201
+        assert len(decodes) == 1  # new bytes are decoded
+    finally:
+        for uri in ("spotify:track:twice1", "spotify:track:twice2", "spotify:track:twice3"):
+            api.delete(f"/tracks/{uri}")
 
 
 def test_playlists_are_listed_a_page_at_a_time_by_name(api: httpx.Client) -> None:

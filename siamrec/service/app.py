@@ -1,7 +1,8 @@
 """The ASGI app: FastAPI routes that translate HTTP to the same core calls the CLI makes.
 
-Adding a track is `store_audio` (kept, and decoded once) + `describe_item` + `TrackEncoder.track_vectors` (work
-pool) then `write_tracks` (store pool), as `add_audio` does; recommending is `recommend_tracks` /
+Adding a track is `receive_audio` (hashed, sniffed; work pool), a look for stored tracks made from the same bytes
+(store pool), then `keep_upload` + `decode_upload` + `describe_item` + `TrackEncoder.track_vectors` unless one was
+found (work pool) and `write_tracks` (store pool), as `add_audio` does; recommending is `recommend_tracks` /
 `recommend_playlists`; playlists are `Store.save_playlist` / `delete_playlist`. Nothing here ranks, filters or
 writes on its own.
 """
@@ -25,7 +26,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
 from siamrec import __version__
-from siamrec.audio_items import AudioItem, describe_item
+from siamrec.audio_items import AudioItem, describe_item, described_record
 from siamrec.errors import AudioError, NotFoundError
 from siamrec.library import write_tracks
 from siamrec.recommend import recommend_playlists, recommend_tracks
@@ -54,9 +55,16 @@ from siamrec.service.schemas import (
     UploadFields,
 )
 from siamrec.service.state import Service
-from siamrec.service.uploads import fetch_chunks, file_chunks, store_audio
+from siamrec.service.uploads import (
+    ReceivedUpload,
+    decode_upload,
+    fetch_chunks,
+    file_chunks,
+    keep_upload,
+    receive_audio,
+)
 from siamrec.service.web_routes import add_web_routes
-from siamrec.store import PlaylistRecord, TrackRecord
+from siamrec.store import PlaylistRecord, StoredTrack, TrackRecord
 
 DESCRIPTION = """Cold-start music recommendation from audio, over the same library and store as the `siamrec` CLI.
 
@@ -159,14 +167,32 @@ def _service(request: Request) -> Service:
 # ---- work done in the pools (core calls only) -----------------------------------------------------------
 
 
-def _embed(service: Service, chunks: Iterable[bytes], overrides: dict[str, str]) -> tuple[TrackRecord, np.ndarray]:
-    """Keep the bytes if they are audio, then decode and embed them with the calls `siamrec add-track` makes."""
-    config = service.config
-    upload = store_audio(chunks, service.uploads, config.max_upload_bytes, config.max_duration_s)
-    path, new = upload.path, upload.new
+def _receive(service: Service, chunks: Iterable[bytes]) -> ReceivedUpload:
+    return receive_audio(chunks, service.uploads, service.config.max_upload_bytes)
+
+
+def _stored_audio(service: Service, received: ReceivedUpload) -> StoredTrack | None:
+    """A stored track made from these very bytes, within this service's length limit (its vector is reused)."""
+    stored = service.store.tracks_with_audio("audio_sha1", [received.sha1]).get(received.sha1)
+    if stored is None or not stored.record.audio_id or stored.record.duration_s is None:
+        return None
+    return stored if stored.record.duration_s <= service.config.max_duration_s else None
+
+
+def _embed(
+    service: Service, received: ReceivedUpload, overrides: dict[str, str], stored: StoredTrack | None
+) -> tuple[TrackRecord, np.ndarray]:
+    """Keep the bytes, then decode and embed them with the calls `siamrec add-track` makes; bytes a stored track
+    was made from take its audio identity, length and vector, as add-track's do."""
+    path, new = keep_upload(received, service.uploads)
+    item = AudioItem(path, overrides={"source": "api", **overrides})
+    if stored is not None:
+        audio_id, duration_s = str(stored.record.audio_id), float(stored.record.duration_s or 0.0)
+        return described_record(item, received.sha1, audio_id, duration_s), stored.vector
     try:
-        record = describe_item(AudioItem(path, overrides={"source": "api", **overrides}), upload.windows, upload.info)
-        vectors, problems = service.encoder.try_track_vectors([upload.windows])
+        windows, info = decode_upload(path, service.config.max_duration_s)
+        record = describe_item(item, windows, info, received.sha1)
+        vectors, problems = service.encoder.try_track_vectors([windows])
         if problems[0]:
             raise AudioError(problems[0])
     except (AudioError, OSError) as exc:
@@ -312,9 +338,14 @@ def _add_routes(app: FastAPI, config: ServiceConfig) -> None:  # noqa: C901 (one
         service = _service(request)
         try:
             chunks, overrides = await _incoming_audio(request, service)
-            record, vector = await service.in_work(_embed, service, chunks, overrides)
+            received = await service.in_work(_receive, service, chunks)
         finally:
-            await request.close()  # the spooled upload goes as soon as it is embedded
+            await request.close()  # the spooled upload goes as soon as it is received
+        try:
+            stored = await service.in_store(_stored_audio, service, received)
+            record, vector = await service.in_work(_embed, service, received, overrides, stored)
+        finally:
+            received.temporary.unlink(missing_ok=True)  # gone already once kept
         added = await service.in_store(_store_and_suggest, service, record, vector, k)
         response.status_code = 201 if added.created else 200
         return added

@@ -36,28 +36,18 @@ UPLOAD_NAME = "the upload"  # what messages call it: the client never learns whe
 
 
 @dataclass(frozen=True)
-class StoredUpload:
-    """An upload kept as `path` (`new`: False when the same bytes were already kept) and its decoded windows."""
+class ReceivedUpload:
+    """Bytes received into a temporary file of the uploads folder, their SHA-1 and sniffed container's suffix:
+    enough to find audio the store already holds before anything decodes them."""
 
-    path: Path
-    new: bool
-    windows: np.ndarray
-    info: AudioInfo
-
-
-def checked_decode(path: Path, max_duration_s: float) -> tuple[str, np.ndarray, AudioInfo]:
-    """The container suffix and the model windows of an upload, once its bytes decode (as add-track decodes
-    them: the sniffed container only, nothing the bytes name) to audio no longer than `max_duration_s`. The
-    windows are kept: the upload is decoded once, to check it and to embed it."""
-    container = sniff(path)
-    if container is None:
-        raise NotAudioError(f"{UPLOAD_NAME} is not audio this service reads ({READABLE})")
-    windows, info = track_windows(path, max_seconds=max_duration_s, name=UPLOAD_NAME)
-    return container.suffix, windows, info
+    temporary: Path
+    sha1: str
+    suffix: str
 
 
-def store_audio(chunks: Iterable[bytes], folder: Path, max_bytes: int, max_duration_s: float) -> StoredUpload:
-    """Write the bytes to `folder/<sha1><suffix>` if they are audio within the limits; refuse them otherwise."""
+def receive_audio(chunks: Iterable[bytes], folder: Path, max_bytes: int) -> ReceivedUpload:
+    """Write the bytes to a temporary file while hashing them, then sniff them (content, never a name); too many
+    bytes or bytes that are not audio are refused and leave nothing behind."""
     folder.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha1()
     size = 0
@@ -71,13 +61,27 @@ def store_audio(chunks: Iterable[bytes], folder: Path, max_bytes: int, max_durat
                     raise TooLarge(f"the audio is larger than this service accepts ({max_bytes / 1e6:g} MB)")
                 digest.update(chunk)
                 out.write(chunk)
-        suffix, windows, info = checked_decode(temporary, max_duration_s)
-        final = folder / f"{digest.hexdigest()}{suffix}"
-        new = not final.exists()
-        temporary.replace(final)  # same bytes, same name: a second upload of one track is one file
-        return StoredUpload(final, new, windows, info)
-    finally:
+        container = sniff(temporary)
+        if container is None:
+            raise NotAudioError(f"{UPLOAD_NAME} is not audio this service reads ({READABLE})")
+    except BaseException:
         temporary.unlink(missing_ok=True)
+        raise
+    return ReceivedUpload(temporary, digest.hexdigest(), container.suffix)
+
+
+def keep_upload(received: ReceivedUpload, folder: Path) -> tuple[Path, bool]:
+    """The upload under `folder/<sha1><suffix>`, and whether it is new (the same bytes twice are one file)."""
+    final = folder / f"{received.sha1}{received.suffix}"
+    new = not final.exists()
+    received.temporary.replace(final)
+    return final, new
+
+
+def decode_upload(path: Path, max_duration_s: float) -> tuple[np.ndarray, AudioInfo]:
+    """The model windows of a kept upload, as add-track decodes a file (the sniffed container only, nothing the
+    bytes name), refused past `max_duration_s` of decoded audio (a header's claim is not trusted)."""
+    return track_windows(path, max_seconds=max_duration_s, name=UPLOAD_NAME)
 
 
 def file_chunks(handle: BinaryIO) -> Iterator[bytes]:
