@@ -69,11 +69,7 @@ def playlist_import(playlist_files: tuple[Path, ...], settings: Settings, as_jso
 def playlist_list(starting: str, limit: int | None, settings: Settings, as_json: bool) -> None:
     """List the stored playlists by name."""
     with Store.open(settings) as store:
-        playlists = _by_name(store, starting, limit) if store.stored_model() else []
-    rows = [
-        {"playlist_uri": p.playlist_uri, "name": p.name, "source": p.source, "tracks": len(p.track_uris)}
-        for p in playlists
-    ]
+        rows = _rows_by_name(store, starting, limit) if store.stored_model() else []
     if as_json:
         print_json(rows)
         return
@@ -83,12 +79,23 @@ def playlist_list(starting: str, limit: int | None, settings: Settings, as_json:
     stdout.print(table)
 
 
-def _by_name(store: Store, starting: str, limit: int | None) -> list[PlaylistRecord]:
+def _row(playlist: PlaylistRecord) -> dict[str, Any]:
+    return {
+        "playlist_uri": playlist.playlist_uri,
+        "name": playlist.name,
+        "source": playlist.source,
+        "tracks": len(playlist.track_uris),
+    }
+
+
+def _rows_by_name(store: Store, starting: str, limit: int | None) -> list[dict[str, Any]]:
     """The first `limit` by name read a page at a time (a page costs what it shows); all of them read in one
-    pass and sorted here, four times quicker than paging through a whole store (benchmarks/playlist_pages.py)."""
+    pass and sorted here, four times quicker than paging through a whole store (benchmarks/playlist_pages.py),
+    each kept as its row only (not its member URIs, which are most of a playlist's bytes)."""
     if limit is not None:
-        return store.playlist_page(limit, starting=starting).playlists
-    return sorted(store.iter_playlists(starting), key=order_key)
+        return [_row(p) for p in store.playlist_page(limit, starting=starting).playlists]
+    keyed = [(order_key(p), _row(p)) for p in store.iter_playlists(starting)]
+    return [row for _, row in sorted(keyed, key=lambda pair: pair[0])]
 
 
 @playlist_group.command("show")
