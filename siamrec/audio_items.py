@@ -11,7 +11,7 @@ import numpy as np
 from siamrec.audio import AudioInfo, audio_identity, file_sha1, track_windows
 from siamrec.names import path_for_payload
 from siamrec.sniff import sniff
-from siamrec.store import TrackRecord
+from siamrec.store import StoredTrack, TrackRecord
 from siamrec.tags import read_tags
 from siamrec.uris import local_track_uri
 
@@ -95,6 +95,16 @@ def described_record(item: AudioItem, sha1: str, audio_id: str, duration_s: floa
     if record.duration_s is None:
         record.duration_s = round(duration_s, 3)
     return record
+
+
+def reuse_stored(item: AudioItem, sha1: str, stored: StoredTrack) -> tuple[TrackRecord, np.ndarray] | None:
+    """The item's record and vector when its bytes (`sha1`) are those a stored track was made from: same bytes,
+    same decoded windows, so that track's audio identity, length and vector, with no decoding. None when the
+    stored track lacks one of them (then the file is decoded)."""
+    audio_id, duration_s, vector = stored.record.audio_id, stored.record.duration_s, stored.vector
+    if not audio_id or duration_s is None or vector is None:
+        return None
+    return described_record(item, sha1, audio_id, duration_s), vector
 
 
 # Files hashed before decoding, to find stored bytes, are at most this big: a 12-hour FLAC is about 4 GB. A bigger

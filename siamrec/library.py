@@ -24,9 +24,9 @@ from siamrec.audio import AUDIO_SUFFIXES, is_audio_path
 from siamrec.audio_items import (
     AudioItem,
     audio_file_sha1,
-    described_record,
     file_facts,
     load_item,
+    reuse_stored,
     same_audio,
     same_mtime,
     wanted_uri,
@@ -127,13 +127,13 @@ def _load(item: AudioItem, sha1: str | None = None) -> _Loaded:
 def _known_file(item: AudioItem, sha1: str | None, stored: StoredTrack | None) -> _Loaded | None:
     """The item without decoding, when its bytes are those of a stored track with a vector: same bytes, same
     decoded windows, so the same audio identity and vector (its length is the stored track's)."""
-    if sha1 is None or stored is None or not stored.record.audio_id or stored.record.duration_s is None:
+    if sha1 is None or stored is None:
         return None
     try:
-        record = described_record(item, sha1, stored.record.audio_id, stored.record.duration_s)
+        reused = reuse_stored(item, sha1, stored)
     except OSError as exc:  # its tags could not be read
         return _Loaded(item, None, None, f"{quoted(item.path)}: {exc.strerror or exc}")
-    return _Loaded(item, record, None, None, stored.vector)
+    return None if reused is None else _Loaded(item, reused[0], None, None, reused[1])
 
 
 def _hashed(

@@ -26,7 +26,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
 from siamrec import __version__
-from siamrec.audio_items import AudioItem, describe_item, described_record
+from siamrec.audio_items import AudioItem, describe_item, reuse_stored
 from siamrec.errors import AudioError, NotFoundError
 from siamrec.library import write_tracks
 from siamrec.recommend import recommend_playlists, recommend_tracks
@@ -174,9 +174,8 @@ def _receive(service: Service, chunks: Iterable[bytes]) -> ReceivedUpload:
 def _stored_audio(service: Service, received: ReceivedUpload) -> StoredTrack | None:
     """A stored track made from these very bytes, within this service's length limit (its vector is reused)."""
     stored = service.store.tracks_with_audio("audio_sha1", [received.sha1]).get(received.sha1)
-    if stored is None or not stored.record.audio_id or stored.record.duration_s is None:
-        return None
-    return stored if stored.record.duration_s <= service.config.max_duration_s else None
+    duration_s = stored.record.duration_s if stored else None
+    return stored if duration_s is not None and duration_s <= service.config.max_duration_s else None
 
 
 def _embed(
@@ -186,10 +185,10 @@ def _embed(
     was made from take its audio identity, length and vector, as add-track's do."""
     path, new = keep_upload(received, service.uploads)
     item = AudioItem(path, overrides={"source": "api", **overrides})
-    if stored is not None:
-        audio_id, duration_s = str(stored.record.audio_id), float(stored.record.duration_s or 0.0)
-        return described_record(item, received.sha1, audio_id, duration_s), stored.vector
     try:
+        reused = reuse_stored(item, received.sha1, stored) if stored else None
+        if reused is not None:
+            return reused
         windows, info = decode_upload(path, service.config.max_duration_s)
         record = describe_item(item, windows, info, received.sha1)
         vectors, problems = service.encoder.try_track_vectors([windows])
