@@ -37,4 +37,4 @@ test: ffmpeg chromium
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --disable-pip-version-check -e ".[train,dev]"
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q --numprocesses auto --maxprocesses 4
