@@ -5,7 +5,8 @@ A diagnostic store of N playlists of 30 track URIs each (no audio), named as the
 often are: one or two of twenty common words, a third of them with a number, so that many names are alike and
 many share their first six bytes (one rank). Times: the store's first listing after its playlists were written
 without their rank (the one-time upgrade a store made before gets), the first page, a page of 1,000, name
-searches, a walk through every page, and the whole read-and-sort.
+searches, the first word search (it builds the names' word index, once), word searches (a word inside names,
+the beginning of one, two words, a word no name has), a walk through every page, and the whole read-and-sort.
 
     .venv/bin/python benchmarks/playlist_pages.py --playlists 100000
 """
@@ -77,6 +78,11 @@ def main() -> None:
                                        ("name_country", 100, "country"), ("name_none", 100, "zzz")):  # fmt: skip
             runs = [timed(store.playlist_page, limit, None, starting)[1] for _ in range(5)]
             figures[f"{label}_ms"] = round(1000 * sorted(runs)[2], 1)  # the median of 5
+        _, figures["first_word_search_with_index_s"] = timed(store.playlist_page, 100, None, "", "trip")
+        for label, words in (("words_trip", "trip"), ("words_thr", "thr"), ("words_chill_trip", "chill trip"),
+                             ("words_none", "zzz")):  # fmt: skip
+            runs = [timed(store.playlist_page, 100, None, "", words)[1] for _ in range(5)]
+            figures[f"{label}_ms"] = round(1000 * sorted(runs)[2], 1)
         start, after, seen = time.perf_counter(), None, 0
         while True:
             page = store.playlist_page(1000, after)

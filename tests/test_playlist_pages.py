@@ -1,7 +1,11 @@
-"""Playlists a page at a time in name order (siamrec.store.by_name) on both backends, and a store made before
-playlists carried their name rank."""
+"""Playlists a page at a time in name order (siamrec.store.by_name) on both backends, found by the words of
+their names, and a store made before playlists carried their name rank or their names a word index."""
 
 from __future__ import annotations
+
+import re
+import unicodedata
+from pathlib import Path
 
 import pytest
 
@@ -16,7 +20,7 @@ from siamrec.store import (
     playlist_payload,
 )
 from siamrec.store.backend import Point
-from siamrec.store.by_name import ORDER_CHARS, order_key, rank_missing
+from siamrec.store.by_name import ORDER_CHARS, WORDS, index_words, order_key, rank_missing
 from siamrec.store.edge import EdgeBackend
 from siamrec.store.records import name_rank
 from siamrec.uris import point_id
@@ -38,12 +42,12 @@ def fill(store: Store, names: list[str]) -> list[str]:
     return [r.playlist_uri for r in sorted(records, key=lambda r: (r.name.casefold(), point_id(r.playlist_uri)))]
 
 
-def walk(store: Store, limit: int, starting: str = "") -> list[str]:
+def walk(store: Store, limit: int, starting: str = "", words: str = "") -> list[str]:
     """Every page from the first, each next one from the cursor the last one gave."""
     seen: list[str] = []
     after = None
     while True:
-        page = store.playlist_page(limit, after, starting)
+        page = store.playlist_page(limit, after, starting, words)
         assert len(page.playlists) <= limit
         seen += [p.playlist_uri for p in page.playlists]
         if page.after is None:
@@ -115,3 +119,58 @@ def test_ranks_order_as_names_do_and_stay_exact_in_a_float64() -> None:
     assert max(name_rank("\U0010ffff" * 6), name_rank("", fill=0xFF)) < 2**53  # the engine orders as float64
     assert name_rank("summer hits") == name_rank("summertime") != name_rank("summa")
     assert name_rank("sum") < name_rank("summa") <= name_rank("sum", fill=0xFF)
+
+
+def folded_words(text: str) -> list[str]:
+    """A name's words as the text index keeps them: runs of letters and digits, lower case, accents dropped."""
+    plain = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    return re.findall(r"[^\W_]+", plain.lower())
+
+
+WORDY = [
+    "Road Trip", "Chill road-trip 38", "Sunday trip", "Throwback Thursday", "Évasion", "rock_n_roll", "Trips",
+    "Entrip", "日本の歌", "", "trip", "Roadtrip",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("limit", [1, 2, 100])
+def test_words_find_names_with_a_word_starting_with_each_in_name_order(tmp_path: Path, limit: int) -> None:
+    """On the embedded engine (its text index holds the beginnings of words): every word searched must start a
+    word of the name, in any order, any case and with or without its accents; the name prefix still applies."""
+    store = Store(EdgeBackend(tmp_path / "store"))
+    expected = fill(store, WORDY)
+    name_of = {f"pl:{i:02d}": name for i, name in enumerate(WORDY)}
+    for words in ("trip", "TRI", "road tr", "tr ROAD", "evas", "ÉVAS", "roll", "rock n", "日本", "38 chill", "zzz"):
+        wanted = [
+            uri for uri in expected
+            if all(any(w.startswith(q) for w in folded_words(name_of[uri])) for q in folded_words(words))
+        ]  # fmt: skip
+        assert walk(store, limit, words=words) == wanted, words
+    assert walk(store, limit, words="trip") == ["pl:01", "pl:00", "pl:02", "pl:10", "pl:06"]
+    assert walk(store, limit, "road", "trip") == ["pl:00"]  # "Road Trip"; "Roadtrip" has no word starting "trip"
+    assert walk(store, limit, words="  ") == expected  # no words: every playlist
+    store.close()
+
+
+def test_memory_mode_finds_whole_words_only(any_store: Store) -> None:
+    """qdrant-client's memory mode builds no index: there a word must be a whole word of the name (a Qdrant
+    server and the embedded engine find the beginnings of words too)."""
+    fill(any_store, WORDY)
+    assert walk(any_store, 2, words="road Trip") == ["pl:01", "pl:00"]
+    beginnings = [] if any_store.backend.location == ":memory:" else ["pl:01", "pl:00", "pl:02", "pl:10", "pl:06"]
+    assert walk(any_store, 2, words="tri") == beginnings
+
+
+def test_a_store_made_before_the_word_index_gets_it_at_its_first_word_search(tmp_path: Path) -> None:
+    store = Store(EdgeBackend(tmp_path / "store"))
+    fill(store, WORDY)
+    assert WORDS not in store.backend.indexed(C.PLAYLISTS_COLLECTION)
+    store.playlist_page(5)  # a listing without words does not build it
+    assert WORDS not in store.backend.indexed(C.PLAYLISTS_COLLECTION)
+    assert [p.playlist_uri for p in store.playlist_page(5, words="evasion").playlists] == ["pl:04"]
+    assert WORDS in store.backend.indexed(C.PLAYLISTS_COLLECTION)
+    assert index_words(store.backend) is False  # once
+    store.close()
+    reopened = Store(EdgeBackend(tmp_path / "store"))
+    assert [p.playlist_uri for p in reopened.playlist_page(5, words="chill").playlists] == ["pl:01"]
+    reopened.close()

@@ -382,6 +382,12 @@ def test_playlists_are_listed_a_page_at_a_time_by_name(api: httpx.Client) -> Non
         rest = summer.headers["link"][summer.headers["link"].index("<") + 1 : summer.headers["link"].index(">")]
         assert "name=SUMMER" in rest and [p["name"] for p in api.get(rest).json()] == ["Summertime"]
         assert api.get("/playlists", params={"name": "zzz"}).json() == []
+        hits = api.get("/playlists", params={"words": "HITS sum", "limit": 1})  # words: any order, case, place
+        rest = hits.headers["link"][hits.headers["link"].index("<") + 1 : hits.headers["link"].index(">")]
+        assert "words=HITS+sum" in rest and "link" not in api.get(rest).headers
+        assert sorted(p["name"] for p in [*hits.json(), *api.get(rest).json()]) == ["Summer Hits", "summer hits"]
+        assert api.get("/playlists", params={"words": "ete"}).json()[0]["name"] == "Été"
+        assert api.get("/playlists", params={"words": "mmer"}).json() == []  # a word's beginning, not its middle
         for bad in ("not-a-cursor", "WyJhIl0", "bnVsbA", "x" * 9000):
             assert_problem(api.get("/playlists", params={"after": bad}), 422)
         assert_problem(api.get("/playlists", params={"limit": 0}), 422)

@@ -217,8 +217,8 @@ def test_a_hostile_playlist_name_shows_as_text(page: Any, service: str, store: d
 
 
 def test_playlists_are_found_by_name_and_listed_a_page_at_a_time(page: Any, service: str) -> None:
-    """The search box asks the service for names that start with what is typed; "More playlists" follows the
-    service's next page (100 at a time) until there is none."""
+    """The search box asks the service for names with a word starting with each word typed (any order and
+    case); "More playlists" follows the service's next page (100 at a time) until there is none."""
     crates = [f"crate:playlist:{i:03d}" for i in range(120)]
     for i, uri in enumerate(crates):
         httpx.put(f"{service}/playlists/{uri}", json={"name": f"Crate {i:03d}", "track_uris": []}).raise_for_status()
@@ -238,8 +238,10 @@ def test_playlists_are_found_by_name_and_listed_a_page_at_a_time(page: Any, serv
         page.locator("#playlist-name").fill("crate 11")
         page.wait_for_function(listed, arg=[10, crates[110]])
         assert page.evaluate(shown) == crates[110:]
+        page.locator("#playlist-name").fill("119 CRA")  # words in any order, each starting one of the name's
+        page.wait_for_function(listed, arg=[1, crates[119]])
         page.locator("#playlist-name").fill("no such crate")
-        page.wait_for_function("() => document.getElementById('playlists').textContent.includes('starts with that')")
+        page.wait_for_function("() => document.getElementById('playlists').textContent.includes('starting so')")
         page.locator("#playlist-name").fill("")
         page.wait_for_function("() => document.querySelectorAll('#playlists button.playlist').length === 100")
         assert page.evaluate(shown)[0] != crates[0]  # the store's own playlists come first by name again

@@ -26,6 +26,14 @@ from siamrec.store.by_name import ORDER_CHARS, NamePage
 CURSOR_CHARS = 4 * (12 * ORDER_CHARS + 64) // 3 + 4
 Limit = Annotated[int, Query(ge=1, le=1000, description="How many playlists on this page.")]
 NamePrefix = Annotated[str, Query(max_length=500, description="Only playlists whose name starts with this (any case).")]
+Words = Annotated[
+    str,
+    Query(
+        max_length=500,
+        description="Only playlists with a word starting with each of these words in their name (any case or accent:"
+        " `road tr` finds 'Chill road-trip'). Combines with `name`.",
+    ),
+]
 After = Annotated[
     str | None,
     Query(
@@ -60,12 +68,14 @@ def add_listing_route(app: FastAPI) -> None:
         responses=error_responses(400, 401, 422, 503),
     )
     async def list_playlists(
-        request: Request, response: Response, limit: Limit = 100, name: NamePrefix = "", after: After = None
-    ) -> list[PlaylistSummary]:
+        request: Request, response: Response, limit: Limit = 100, name: NamePrefix = "", words: Words = "",
+        after: After = None,
+    ) -> list[PlaylistSummary]:  # fmt: skip
         service: Service = request.app.state.service
         cursor = decode_cursor(after) if after else None
-        page: NamePage = await service.in_store(service.store.playlist_page, limit, cursor, name)
+        page: NamePage = await service.in_store(service.store.playlist_page, limit, cursor, name, words)
         if page.after is not None:
-            query = {"limit": limit, **({"name": name} if name else {}), "after": encode_cursor(page.after)}
+            searched = {key: value for key, value in (("name", name), ("words", words)) if value}
+            query = {"limit": limit, **searched, "after": encode_cursor(page.after)}
             response.headers["Link"] = f'<{request.url.path}?{urlencode(query)}>; rel="next"'
         return [PlaylistSummary.of(p) for p in page.playlists]

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
 PAGE = 1000
+IndexKind = Literal["integer", "text"]
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,9 @@ class Hit:
 class Where:
     """A filter: payload fields that must be empty, fields that must (`any_of`) or must not (`none_of`) hold
     one of some values, integer fields that must equal a number (`equals`), keyword fields that must start with a
-    prefix (`prefix`; scroll only), a named vector the point must hold (`has_vector`), ids left out."""
+    prefix (`prefix`; scroll only), text fields with a word starting with each word given (`words`, through their
+    text index; qdrant-client's memory mode, which has no index, matches whole words only), a named vector the point
+    must hold (`has_vector`), ids left out."""
 
     empty: tuple[str, ...] = ()
     any_of: dict[str, list[str]] = field(default_factory=dict)
@@ -46,10 +49,12 @@ class Where:
     not_ids: tuple[str, ...] = ()
     none_of: dict[str, list[str]] = field(default_factory=dict)
     prefix: dict[str, str] = field(default_factory=dict)
+    words: dict[str, str] = field(default_factory=dict)
     has_vector: str = ""
 
     def __bool__(self) -> bool:
-        return any((self.empty, self.any_of, self.equals, self.not_ids, self.none_of, self.prefix, self.has_vector))
+        conditions = (self.empty, self.any_of, self.equals, self.not_ids, self.none_of, self.prefix, self.words)
+        return any(conditions) or bool(self.has_vector)
 
     def holds_prefixes(self, payload: dict[str, object]) -> bool:
         """Whether `payload` passes the prefix conditions (for an engine that cannot test them itself)."""
@@ -77,8 +82,9 @@ class Backend(Protocol):
     def indexed(self, collection: str) -> set[str]:
         """The payload fields the collection has an index on."""
 
-    def add_integer_index(self, collection: str, key: str) -> None:
-        """Index an integer field of an existing collection (equality and order), for stores made before it."""
+    def add_index(self, collection: str, key: str, kind: IndexKind) -> None:
+        """Index a field of an existing collection, for stores made before it: an integer (equality and order) or
+        a text (its words and their beginnings, any case and accent)."""
 
     def add_vector(self, collection: str, name: str, dim: int) -> None:
         """Add another named vector to an existing collection (e.g. a derived, adapted vector)."""
@@ -111,10 +117,11 @@ class Backend(Protocol):
         for `with_payload` reads only those keys."""
 
     def ordered(
-        self, collection: str, key: str, start_from: int, limit: int, with_payload: bool | Sequence[str] = True
-    ) -> list[Hit]:
-        """The first `limit` points whose integer `key` is at least `start_from`, in the order of that key (its
-        integer index); points with equal values come in no set order."""
+        self, collection: str, key: str, start_from: int, limit: int, with_payload: bool | Sequence[str] = True,
+        where: Where = EVERYTHING,
+    ) -> list[Hit]:  # fmt: skip
+        """The first `limit` points matching `where` whose integer `key` is at least `start_from`, in the order of
+        that key (its integer index); points with equal values come in no set order."""
 
     def count(self, collection: str, where: Where = EVERYTHING) -> int: ...
 

@@ -6,6 +6,9 @@ share those bytes share a rank, so a page walks the ranks in order and reads eac
 the names of its playlists), sorting it itself. The order is the case-folded name's first ORDER_CHARS characters,
 then the point id (a hash of the URI: same names come in a fixed order), so that a cursor, the order key of the
 last playlist shown, stays short whatever a source names its playlists. A page is the next `limit` after it.
+
+A word search (`words`) walks the same order through a filter on the name's text index, which holds the beginnings
+of its words: the engine skips the playlists it leaves out, so a page of a rare word costs what it shows too.
 """
 
 from __future__ import annotations
@@ -14,11 +17,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from siamrec import constants as C
-from siamrec.store.backend import Backend, Hit, Where
+from siamrec.logs import get_logger
+from siamrec.store.backend import EVERYTHING, Backend, Hit, Where
 from siamrec.store.records import PlaylistRecord, name_rank, playlist_from_payload
 from siamrec.uris import point_id
 
+log = get_logger(__name__)
+
 RANK = "name_rank"
+WORDS = "name"  # the field of the text index a word search asks
 KEYS = ("name_key", RANK)  # what a walk reads of each playlist
 ORDER_CHARS = 500  # of a name, that set its place (names alike so far go by point id)
 MAX_BATCH = 1000  # playlists read per step of a walk
@@ -37,20 +44,19 @@ def order_key(playlist: PlaylistRecord) -> tuple[str, str]:
     return playlist.name.casefold()[:ORDER_CHARS], point_id(playlist.playlist_uri)
 
 
-def _ranked(backend: Backend, start: int, stop: int, batch: int) -> Iterator[list[Hit]]:
-    """The playlists with ranks from `start` to `stop`, a whole rank at a time, lowest first: `batch` at a time
-    in rank order, every rank of a batch but its last is whole; that one is read whole on its own."""
+def _ranked(backend: Backend, start: int, stop: int, batch: int, where: Where = EVERYTHING) -> Iterator[list[Hit]]:
+    """The playlists matching `where` with ranks from `start` to `stop`, a whole rank at a time, lowest first:
+    `batch` at a time in rank order, every rank of a batch but its last is whole; that one is read whole alone."""
     value = start
     while value <= stop:
-        hits = backend.ordered(C.PLAYLISTS_COLLECTION, RANK, value, batch, with_payload=list(KEYS))
+        hits = backend.ordered(C.PLAYLISTS_COLLECTION, RANK, value, batch, with_payload=list(KEYS), where=where)
         groups: dict[int, list[Hit]] = {}
         for hit in hits:
             groups.setdefault(int(hit.payload[RANK]), []).append(hit)
         if len(hits) == batch:  # the last rank may go on past the batch
             value = max(groups)
-            groups[value] = list(
-                backend.scroll(C.PLAYLISTS_COLLECTION, Where(equals={RANK: value}), with_payload=list(KEYS))
-            )
+            rank = Where(equals={RANK: value}, words=where.words)
+            groups[value] = list(backend.scroll(C.PLAYLISTS_COLLECTION, rank, with_payload=list(KEYS)))
         for rank in sorted(groups):
             if rank > stop:
                 return
@@ -61,14 +67,17 @@ def _ranked(backend: Backend, start: int, stop: int, batch: int) -> Iterator[lis
 
 
 def playlists_by_name(
-    backend: Backend, limit: int, after: tuple[str, str] | None = None, starting: str = ""
+    backend: Backend, limit: int, after: tuple[str, str] | None = None, starting: str = "", words: str = ""
 ) -> NamePage:
-    """Up to `limit` playlists whose case-folded name starts with `starting`, in name order, after the cursor
-    `after` (the order key of the last playlist of the previous page)."""
+    """Up to `limit` playlists whose case-folded name starts with `starting` and has a word starting with each
+    of `words` (any case or accent), in name order, after the cursor `after` (the order key of the last playlist
+    of the previous page). A word search needs the text index (`index_words`)."""
     prefix = starting.casefold()
     begin = max(after[0], prefix) if after else prefix
+    where = Where(words={WORDS: words}) if words.strip() else EVERYTHING
     chosen: list[tuple[str, str]] = []  # order keys: (name, point id)
-    for group in _ranked(backend, name_rank(begin), name_rank(prefix, fill=0xFF), min(limit + 1, MAX_BATCH)):
+    stop, batch = name_rank(prefix, fill=0xFF), min(limit + 1, MAX_BATCH)
+    for group in _ranked(backend, name_rank(begin), stop, batch, where):
         names = ((str(hit.payload.get("name_key", "")), hit.id) for hit in group)
         keys = sorted((name[:ORDER_CHARS], pid) for name, pid in names if name.startswith(prefix))
         chosen += [key for key in keys if after is None or key > after]
@@ -96,8 +105,17 @@ def rank_missing(backend: Backend) -> int:
             _write_ranks(backend, unranked)
             unranked = {}
     _write_ranks(backend, unranked)
-    backend.add_integer_index(C.PLAYLISTS_COLLECTION, RANK)
+    backend.add_index(C.PLAYLISTS_COLLECTION, RANK, "integer")
     return ranked
+
+
+def index_words(backend: Backend) -> bool:
+    """Give the playlists' names their text index (a store made before it); returns whether it was missing."""
+    if WORDS in backend.indexed(C.PLAYLISTS_COLLECTION):
+        return False
+    backend.add_index(C.PLAYLISTS_COLLECTION, WORDS, "text")
+    log.warning("the store's playlist names got their word index, to be found by any word: once")
+    return True
 
 
 def _write_ranks(backend: Backend, ranks: dict[int, list[str]]) -> None:

@@ -15,7 +15,7 @@ from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedR
 
 from siamrec.errors import StoreError
 from siamrec.redact import one_line
-from siamrec.store.backend import EVERYTHING, PAGE, Hit, Point, Where, payload_keys, pick_vectors
+from siamrec.store.backend import EVERYTHING, PAGE, Hit, IndexKind, Point, Where, payload_keys, pick_vectors
 
 T = TypeVar("T")
 
@@ -28,6 +28,7 @@ def client_filter(where: Where) -> qm.Filter | None:
     must: list[qm.Condition] = [qm.IsEmptyCondition(is_empty=qm.PayloadField(key=key)) for key in where.empty]
     must += [qm.FieldCondition(key=key, match=qm.MatchAny(any=list(values))) for key, values in where.any_of.items()]
     must += [qm.FieldCondition(key=key, match=qm.MatchValue(value=value)) for key, value in where.equals.items()]
+    must += [qm.FieldCondition(key=key, match=qm.MatchText(text=text)) for key, text in where.words.items()]
     must += [qm.HasVectorCondition(has_vector=where.has_vector)] if where.has_vector else []
     must_not: list[qm.Condition] = [qm.HasIdCondition(has_id=list(where.not_ids))] if where.not_ids else []
     must_not += [
@@ -113,9 +114,9 @@ class ClientBackend:
         for key in keyword_fields:
             self._index(collection, key, qm.PayloadSchemaType.KEYWORD)
         for key in integer_fields:
-            self.add_integer_index(collection, key)
+            self.add_index(collection, key, "integer")
 
-    def _index(self, collection: str, key: str, schema: qm.PayloadSchemaType | qm.IntegerIndexParams) -> None:
+    def _index(self, collection: str, key: str, schema: qm.PayloadSchemaType | qm.PayloadSchemaParams) -> None:
         with warnings.catch_warnings():  # local mode ignores payload indexes (and says so); servers use them
             warnings.simplefilter("ignore", UserWarning)
             self._call("index", self.client.create_payload_index, collection, key, schema)
@@ -123,8 +124,14 @@ class ClientBackend:
     def indexed(self, collection: str) -> set[str]:
         return set(self._call("collection info", self.client.get_collection, collection).payload_schema)
 
-    def add_integer_index(self, collection: str, key: str) -> None:
-        schema = qm.IntegerIndexParams(type=qm.IntegerIndexType.INTEGER, lookup=True, range=True)
+    def add_index(self, collection: str, key: str, kind: IndexKind) -> None:
+        schema: qm.PayloadSchemaParams = (
+            qm.IntegerIndexParams(type=qm.IntegerIndexType.INTEGER, lookup=True, range=True)
+            if kind == "integer"
+            else qm.TextIndexParams(
+                type=qm.TextIndexType.TEXT, tokenizer=qm.TokenizerType.PREFIX, lowercase=True, ascii_folding=True
+            )
+        )
         self._index(collection, key, schema)
 
     def add_vector(self, collection: str, name: str, dim: int) -> None:
@@ -194,12 +201,14 @@ class ClientBackend:
                 return
 
     def ordered(
-        self, collection: str, key: str, start_from: int, limit: int, with_payload: bool | Sequence[str] = True
-    ) -> list[Hit]:
+        self, collection: str, key: str, start_from: int, limit: int, with_payload: bool | Sequence[str] = True,
+        where: Where = EVERYTHING,
+    ) -> list[Hit]:  # fmt: skip
         points, _ = self._call(
             "scroll",
             self.client.scroll,
             collection,
+            scroll_filter=client_filter(where),
             limit=limit,
             order_by=qm.OrderBy(key=key, start_from=start_from),
             with_payload=payload_keys(with_payload),

@@ -19,6 +19,7 @@ def edge_filter(where: Where) -> qe.Filter | None:
     must += [qe.FieldCondition(key, match=qe.MatchValue(value)) for key, value in where.equals.items()]
     # The keyword index answers a prefix without reading payloads: 3-10 ms for one folder among 50,000 tracks.
     must += [qe.FieldCondition(key, match=qe.MatchPrefix(start)) for key, start in where.prefix.items()]
+    must += [qe.FieldCondition(key, match=qe.MatchText(text)) for key, text in where.words.items()]
     must += [qe.HasVectorCondition(where.has_vector)] if where.has_vector else []
     must_not: list[Any] = [qe.HasIdCondition(set(where.not_ids))] if where.not_ids else []
     must_not += [qe.FieldCondition(key, match=qe.MatchAny(list(values))) for key, values in where.none_of.items()]

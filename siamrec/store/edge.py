@@ -24,7 +24,7 @@ import qdrant_edge as qe
 
 from siamrec.errors import StoreError
 from siamrec.logs import get_logger
-from siamrec.store.backend import EVERYTHING, PAGE, Hit, Point, Where, payload_keys, pick_vectors
+from siamrec.store.backend import EVERYTHING, PAGE, Hit, IndexKind, Point, Where, payload_keys, pick_vectors
 from siamrec.store.conversions import as_lists, edge_filter
 from siamrec.store.disk import (
     check_room,
@@ -280,8 +280,9 @@ class EdgeBackend:
     def indexed(self, collection: str) -> set[str]:
         return set(self._shard(collection).info().payload_schema)
 
-    def add_integer_index(self, collection: str, key: str) -> None:
-        self._shard(collection).update(qe.UpdateOperation.create_field_index(key, self.layout.integer_index()))
+    def add_index(self, collection: str, key: str, kind: IndexKind) -> None:
+        params = self.layout.integer_index() if kind == "integer" else self.layout.text_index()
+        self._shard(collection).update(qe.UpdateOperation.create_field_index(key, params))
         self._dirty.add(collection)
 
     def add_vector(self, collection: str, name: str, dim: int) -> None:
@@ -372,10 +373,11 @@ class EdgeBackend:
                 return
 
     def ordered(
-        self, collection: str, key: str, start_from: int, limit: int, with_payload: bool | Sequence[str] = True
-    ) -> list[Hit]:
-        order = qe.OrderBy(key, start_from=start_from)
-        request = qe.ScrollRequest(limit=limit, with_payload=payload_keys(with_payload), order_by=order)
+        self, collection: str, key: str, start_from: int, limit: int, with_payload: bool | Sequence[str] = True,
+        where: Where = EVERYTHING,
+    ) -> list[Hit]:  # fmt: skip
+        order, payload = qe.OrderBy(key, start_from=start_from), payload_keys(with_payload)
+        request = qe.ScrollRequest(limit=limit, with_payload=payload, order_by=order, filter=edge_filter(where))
         records, _ = self._shard(collection).scroll(request)
         return [Hit(str(r.id), r.payload or {}) for r in records]
 

@@ -24,7 +24,7 @@ from siamrec.config import Settings
 from siamrec.errors import ModelError, NotFoundError, StoreError
 from siamrec.logs import get_logger
 from siamrec.store.backend import EVERYTHING, Backend, Hit, Point, Where
-from siamrec.store.by_name import NamePage, playlists_by_name, rank_missing
+from siamrec.store.by_name import NamePage, index_words, playlists_by_name, rank_missing
 from siamrec.store.location import open_backend
 from siamrec.store.metric import ADAPTED, DERIVED, WRITE_BATCH, AdaptedMetric
 from siamrec.store.queries import COLD, Queries
@@ -58,6 +58,7 @@ class Store(AdaptedMetric, Queries):
         self._model: tuple[str, int] | None = None
         self._wrote = False
         self._names_ranked = False  # whether this store's playlists are known to carry their name rank
+        self._names_indexed = False  # whether their names are known to have their text index (word searches)
         self._forget_adaptation()
         self.metric = "plain"  # which vectors queries rank with: "plain" or "adapted" (use_metric)
 
@@ -318,10 +319,12 @@ class Store(AdaptedMetric, Queries):
                 found[record.playlist_uri] = (record, self._vector(hit, self.query_vector) if wanted else None)
         return found
 
-    def playlist_page(self, limit: int, after: tuple[str, str] | None = None, starting: str = "") -> NamePage:
+    def playlist_page(
+        self, limit: int, after: tuple[str, str] | None = None, starting: str = "", words: str = ""
+    ) -> NamePage:
         """Up to `limit` playlists in name order after the cursor `after`, their names starting with `starting`
-        (ignoring case): a page costs what it shows, not what the store holds. A store made before the name rank
-        gets it here, once."""
+        and holding a word that starts with each of `words` (ignoring case): a page costs what it shows, not what
+        the store holds. A store made before the name rank, or the names' text index, gets it here, once."""
         if self.backend.vectors(C.PLAYLISTS_COLLECTION) is None:
             return NamePage([], None)
         if not self._names_ranked:
@@ -329,7 +332,10 @@ class Store(AdaptedMetric, Queries):
                 log.warning("the store's %d playlists got their name rank, to be listed by name: once", ranked)
                 self._wrote = True
             self._names_ranked = True
-        return playlists_by_name(self.backend, limit, after, starting)
+        if words.strip() and not self._names_indexed:
+            self._wrote |= index_words(self.backend)
+            self._names_indexed = True
+        return playlists_by_name(self.backend, limit, after, starting, words)
 
     def iter_playlists(self, starting: str = "") -> Iterator[PlaylistRecord]:
         """Every playlist, in no set order; `starting` keeps those whose name starts with it (any case)."""

@@ -81,6 +81,11 @@ class Layout:
         """An integer index that answers equality and order (the playlists' name rank), mapped like the others."""
         return qe.IntegerIndexParams(lookup=True, range=True, memory=qe.Memory.Cold if self.cold else None)
 
+    def text_index(self) -> qe.TextIndexParams:
+        """A text index that finds a name by the beginnings of its words, whatever their case and accents."""
+        cold = qe.Memory.Cold if self.cold else None
+        return qe.TextIndexParams(tokenizer=qe.TokenizerType.Prefix, lowercase=True, ascii_folding=True, memory=cold)
+
     def search(self, exact: bool) -> qe.SearchParams:
         """Exact searches score the originals (the reference the approximate search is measured against)."""
         if exact:

@@ -29,6 +29,8 @@ def test_markup_in_names_is_shown_literally(
         assert name in done.stdout
     found = invoke("playlist", "list", "--name", "[BOLD]", "--limit", "1")  # a search for markup finds it as text
     assert found.returncode == 0 and MARKUP_NAMES[0] in found.stdout and MARKUP_NAMES[1] not in found.stdout
+    found = invoke("playlist", "list", "--words", "ODD", "--json")  # by a word inside the name, all of them
+    assert found.returncode == 0 and [p["name"] for p in json.loads(found.stdout)] == [MARKUP_NAMES[1]]
     for name in MARKUP_NAMES:
         done = invoke("playlist", "show", name)
         assert done.returncode == 0 and name in done.stdout, done.stderr

@@ -243,7 +243,8 @@ def test_a_read_only_home_is_one_line_for_every_command(
     with tmpfs(tmp_path / "ro", "64m") as disk:
         copy_sparse(store.parent, disk / "home")
         assert subprocess.run(["mount", "-o", "remount,ro", str(disk)]).returncode == 0
-        for command in [*STORE_COMMANDS, ("add-track", new_track), ("store", "backup")]:
+        word_search = ("playlist", "list", "--words", "mi")  # would build the names' word index
+        for command in [*STORE_COMMANDS, word_search, ("add-track", new_track), ("store", "backup")]:
             assert_one_error_line(run_siamrec(*command, "--home", str(disk / "home")), "read-only", alone=True)
         assert_one_error_line(run_siamrec("add-track", new_track, "--home", str(disk / "new")), "read-only", alone=True)
         shutil.copytree(disk / "home", tmp_path / "after")

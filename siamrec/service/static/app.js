@@ -152,18 +152,18 @@ function nextPage(response) {
   return found && found[1].startsWith("/playlists?") ? found[1] : null;
 }
 
-/** The first page of playlists whose name starts with what the search box holds (all of them when empty). */
+/** The first page of playlists with a word starting with each word the search box holds (all when empty). */
 async function loadPlaylists() {
   const name = $("playlist-name").value;
   const query = new URLSearchParams({ limit: String(PLAYLISTS_PAGE) });
-  if (name) query.set("name", name);
+  if (name.trim()) query.set("words", name);
   const response = await call(`/playlists?${query}`);
   const playlists = await response.json();
   if ($("playlist-name").value !== name) return; // a newer search is on its way
   state.playlistsNext = nextPage(response);
   $("playlists").replaceChildren(...playlists.map(playlistItem));
   if (!playlists.length) {
-    $("playlists").replaceChildren(el("li", {}, name ? "No playlist's name starts with that." : "No playlists yet."));
+    $("playlists").replaceChildren(el("li", {}, name.trim() ? "No playlist's name has words starting so." : "No playlists yet."));
   }
   $("playlists-more").hidden = !state.playlistsNext;
 }
