@@ -92,10 +92,11 @@ def _row(playlist: PlaylistRecord) -> dict[str, Any]:
 
 
 def _rows_by_name(store: Store, starting: str, words: str, limit: int | None) -> list[dict[str, Any]]:
-    """The first `limit` by name read as one page (a page costs what it shows), and those a word search finds
-    page after page (the engine's text index skips the rest); all of them read in one pass and sorted here,
-    four times quicker than paging through a whole store (benchmarks/playlist_pages.py), each kept as its row
-    only (not its member URIs, which are most of a playlist's bytes)."""
+    """The playlists to list, each kept as its row only (not its member URIs, most of a playlist's bytes).
+
+    The first `limit` are one page (a page costs what it shows). A word search without a limit reads page after
+    page (the text index skips what it leaves out). Otherwise all of them are read in one pass and sorted here,
+    four times quicker than paging through a whole store (benchmarks/playlist_pages.py)."""
     if limit is not None:
         return [_row(p) for p in store.playlist_page(limit, starting=starting, words=words).playlists]
     if words.strip():

@@ -74,7 +74,9 @@ def playlists_by_name(
     of the previous page). A word search needs the text index (`index_words`)."""
     prefix = starting.casefold()
     begin = max(after[0], prefix) if after else prefix
-    where = Where(words={WORDS: words}) if words.strip() else EVERYTHING
+    # text, as the engine takes it: a word from a command line may hold undecodable bytes (lone surrogates)
+    text = words.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    where = Where(words={WORDS: text}) if text.strip() else EVERYTHING
     chosen: list[tuple[str, str]] = []  # order keys: (name, point id)
     stop, batch = name_rank(prefix, fill=0xFF), min(limit + 1, MAX_BATCH)
     for group in _ranked(backend, name_rank(begin), stop, batch, where):

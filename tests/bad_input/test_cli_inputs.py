@@ -31,6 +31,10 @@ def test_markup_in_names_is_shown_literally(
     assert found.returncode == 0 and MARKUP_NAMES[0] in found.stdout and MARKUP_NAMES[1] not in found.stdout
     found = invoke("playlist", "list", "--words", "ODD", "--json")  # by a word inside the name, all of them
     assert found.returncode == 0 and [p["name"] for p in json.loads(found.stdout)] == [MARKUP_NAMES[1]]
+    for undecodable, names in ((b"od\xff", [MARKUP_NAMES[1]]), (b"\xff", [])):  # not UTF-8: a byte is no letter
+        found = run_siamrec("playlist", "list", "--words", undecodable, "--json")
+        assert found.returncode == 0 and "Traceback" not in found.stderr, found.stderr
+        assert [p["name"] for p in json.loads(found.stdout)] == names
     for name in MARKUP_NAMES:
         done = invoke("playlist", "show", name)
         assert done.returncode == 0 and name in done.stdout, done.stderr
