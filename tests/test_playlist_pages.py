@@ -161,9 +161,20 @@ def test_memory_mode_finds_whole_words_only(any_store: Store) -> None:
     assert walk(any_store, 2, words="tri") == beginnings
 
 
+def test_a_new_store_has_the_word_index_from_the_start(tmp_path: Path) -> None:
+    store = Store(EdgeBackend(tmp_path / "store"))
+    store.bind_model("hand", 3)
+    assert {WORDS, "name_rank"} <= store.backend.indexed(C.PLAYLISTS_COLLECTION)
+    assert index_words(store.backend) is False
+    store.close()
+
+
 def test_a_store_made_before_the_word_index_gets_it_at_its_first_word_search(tmp_path: Path) -> None:
     store = Store(EdgeBackend(tmp_path / "store"))
-    fill(store, WORDY)
+    old = ((C.TRACKS_COLLECTION, TRACK_KEYWORD_FIELDS), (C.PLAYLISTS_COLLECTION, PLAYLIST_KEYWORD_FIELDS))
+    for collection, keys in old:
+        store.backend.create(collection, {"hand": 3, f"hand{DERIVED}{ADAPTED}": 3}, keys, {"name_rank": "integer"})
+    fill(store, WORDY)  # as the siamrec before this one made them: ranked, no word index
     assert WORDS not in store.backend.indexed(C.PLAYLISTS_COLLECTION)
     store.playlist_page(5)  # a listing without words does not build it
     assert WORDS not in store.backend.indexed(C.PLAYLISTS_COLLECTION)

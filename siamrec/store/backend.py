@@ -6,7 +6,7 @@ A backend holds named collections of points (id, named vectors, JSON payload). E
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -74,10 +74,10 @@ class Backend(Protocol):
 
     def create(
         self, collection: str, vectors: dict[str, int], keyword_fields: Sequence[str],
-        integer_fields: Sequence[str] = (),
+        indexes: Mapping[str, IndexKind] | None = None,
     ) -> None:  # fmt: skip
-        """Create the collection (cosine vectors) with keyword indexes on `keyword_fields` and ordered integer
-        indexes on `integer_fields`."""
+        """Create the collection (cosine vectors) with keyword indexes on `keyword_fields` and the `indexes` of
+        other kinds (field → kind, as `add_index` makes them)."""
 
     def indexed(self, collection: str) -> set[str]:
         """The payload fields the collection has an index on."""

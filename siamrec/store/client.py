@@ -4,7 +4,7 @@ for migration)."""
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 import httpx
@@ -107,14 +107,14 @@ class ClientBackend:
 
     def create(
         self, collection: str, vectors: dict[str, int], keyword_fields: Sequence[str],
-        integer_fields: Sequence[str] = (),
+        indexes: Mapping[str, IndexKind] | None = None,
     ) -> None:  # fmt: skip
         config = {name: qm.VectorParams(size=dim, distance=qm.Distance.COSINE) for name, dim in vectors.items()}
         self._call("create", self.client.create_collection, collection, vectors_config=config)
         for key in keyword_fields:
             self._index(collection, key, qm.PayloadSchemaType.KEYWORD)
-        for key in integer_fields:
-            self.add_index(collection, key, "integer")
+        for key, kind in (indexes or {}).items():
+            self.add_index(collection, key, kind)
 
     def _index(self, collection: str, key: str, schema: qm.PayloadSchemaType | qm.PayloadSchemaParams) -> None:
         with warnings.catch_warnings():  # local mode ignores payload indexes (and says so); servers use them

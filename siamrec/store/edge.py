@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -261,7 +261,7 @@ class EdgeBackend:
 
     def create(
         self, collection: str, vectors: dict[str, int], keyword_fields: Sequence[str],
-        integer_fields: Sequence[str] = (),
+        indexes: Mapping[str, IndexKind] | None = None,
     ) -> None:  # fmt: skip
         config = self.layout.config(collection, vectors)
         path = self.root / collection
@@ -270,8 +270,8 @@ class EdgeBackend:
         shard = qe.EdgeShard.create(str(path), config)
         for key in keyword_fields:
             shard.update(qe.UpdateOperation.create_field_index(key, self.layout.keyword_index()))
-        for key in integer_fields:
-            shard.update(qe.UpdateOperation.create_field_index(key, self.layout.integer_index()))
+        for key, kind in (indexes or {}).items():
+            shard.update(qe.UpdateOperation.create_field_index(key, self.layout.index(kind)))
         shard.flush()
         self._shards[collection] = shard
         self._meta[collection] = dict(vectors)
@@ -281,8 +281,7 @@ class EdgeBackend:
         return set(self._shard(collection).info().payload_schema)
 
     def add_index(self, collection: str, key: str, kind: IndexKind) -> None:
-        params = self.layout.integer_index() if kind == "integer" else self.layout.text_index()
-        self._shard(collection).update(qe.UpdateOperation.create_field_index(key, params))
+        self._shard(collection).update(qe.UpdateOperation.create_field_index(key, self.layout.index(kind)))
         self._dirty.add(collection)
 
     def add_vector(self, collection: str, name: str, dim: int) -> None:

@@ -29,7 +29,7 @@ from siamrec.store.location import open_backend
 from siamrec.store.metric import ADAPTED, DERIVED, WRITE_BATCH, AdaptedMetric
 from siamrec.store.queries import COLD, Queries
 from siamrec.store.records import (
-    PLAYLIST_INTEGER_FIELDS,
+    PLAYLIST_INDEXES,
     PLAYLIST_KEYWORD_FIELDS,
     PLAYLIST_OWN_KEYS,
     TRACK_KEYWORD_FIELDS,
@@ -110,12 +110,12 @@ class Store(AdaptedMetric, Queries):
         if stored is None:
             if not create:
                 raise NotFoundError("the store is empty: add tracks with `siamrec add-track` first")
-            for collection, keys, numbers in (
-                (C.TRACKS_COLLECTION, TRACK_KEYWORD_FIELDS, ()),
-                (C.PLAYLISTS_COLLECTION, PLAYLIST_KEYWORD_FIELDS, PLAYLIST_INTEGER_FIELDS),
+            for collection, keys, indexes in (
+                (C.TRACKS_COLLECTION, TRACK_KEYWORD_FIELDS, None),
+                (C.PLAYLISTS_COLLECTION, PLAYLIST_KEYWORD_FIELDS, PLAYLIST_INDEXES),
             ):
                 if self.backend.vectors(collection) is None:
-                    self.backend.create(collection, {name: dim, f"{name}{DERIVED}{ADAPTED}": dim}, keys, numbers)
+                    self.backend.create(collection, {name: dim, f"{name}{DERIVED}{ADAPTED}": dim}, keys, indexes)
         elif stored != (name, dim):
             raise ModelError(
                 f"the store holds vectors of model '{stored[0]}' (dim {stored[1]}) but the model is '{name}' "

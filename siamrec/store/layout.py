@@ -21,6 +21,7 @@ from typing import Any
 import qdrant_edge as qe
 
 from siamrec import constants as C
+from siamrec.store.backend import IndexKind
 
 QUANTILE = 0.99  # int8 range from the 1st-99th percentile of each collection's values: outliers clip, not the rest
 
@@ -80,6 +81,10 @@ class Layout:
     def integer_index(self) -> qe.IntegerIndexParams:
         """An integer index that answers equality and order (the playlists' name rank), mapped like the others."""
         return qe.IntegerIndexParams(lookup=True, range=True, memory=qe.Memory.Cold if self.cold else None)
+
+    def index(self, kind: IndexKind) -> qe.IntegerIndexParams | qe.TextIndexParams:
+        """The engine's parameters for an index of that kind (Backend.add_index)."""
+        return self.integer_index() if kind == "integer" else self.text_index()
 
     def text_index(self) -> qe.TextIndexParams:
         """A text index that finds a name by the beginnings of its words, whatever their case and accents."""

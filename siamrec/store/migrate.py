@@ -21,7 +21,7 @@ from siamrec.store.backend import Backend, Point
 from siamrec.store.layout import EXACT
 from siamrec.store.location import embedded_path
 from siamrec.store.records import (
-    PLAYLIST_INTEGER_FIELDS,
+    PLAYLIST_INDEXES,
     PLAYLIST_KEYWORD_FIELDS,
     TRACK_KEYWORD_FIELDS,
     playlist_from_payload,
@@ -73,8 +73,8 @@ def copy_collections(
         vectors = source.vectors(collection)
         if vectors is None:
             continue
-        numbers = PLAYLIST_INTEGER_FIELDS if collection == C.PLAYLISTS_COLLECTION else ()
-        target.create(collection, vectors, keyword_fields, numbers)
+        indexes = PLAYLIST_INDEXES if collection == C.PLAYLISTS_COLLECTION else None
+        target.create(collection, vectors, keyword_fields, indexes)
         batch: list[Point] = []
         copied = 0
         for hit in source.scroll(collection, vectors=list(vectors)):

@@ -8,9 +8,12 @@ from typing import Any
 
 import numpy as np
 
+from siamrec.store.backend import IndexKind
+
 TRACK_KEYWORD_FIELDS = ("track_uri", "playlists", "audio_sha1", "audio_id", "source", "path")
 PLAYLIST_KEYWORD_FIELDS = ("playlist_uri", "name_key")
-PLAYLIST_INTEGER_FIELDS = ("name_rank",)
+# the rank pages list playlists by (siamrec.store.by_name), and the words of their names that a search finds
+PLAYLIST_INDEXES: dict[str, IndexKind] = {"name_rank": "integer", "name": "text"}
 RANK_BYTES = 6  # a name's first 6 UTF-8 bytes: a number the engine orders by exactly (it compares as float64)
 
 
