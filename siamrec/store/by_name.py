@@ -92,8 +92,9 @@ def playlists_by_name(
 
 
 def rank_missing(backend: Backend) -> int:
-    """Give the playlists of a store made before `name_rank` their rank, then index it; returns how many were
-    ranked. The index comes last, so a run cut short leaves no index and the next one finishes the ranks."""
+    """Give the playlists of a store made before `name_rank` their rank, then index it (logged once); returns
+    how many were ranked. The index comes last, so a run cut short leaves no index and the next one finishes the
+    ranks."""
     if RANK in backend.indexed(C.PLAYLISTS_COLLECTION):
         return 0
     ranked = 0
@@ -108,6 +109,8 @@ def rank_missing(backend: Backend) -> int:
             unranked = {}
     _write_ranks(backend, unranked)
     backend.add_index(C.PLAYLISTS_COLLECTION, RANK, "integer")
+    if ranked:
+        log.warning("the store's %d playlists got their name rank, to be listed by name: once", ranked)
     return ranked
 
 

@@ -174,6 +174,23 @@ class ClientBackend:
         )
         return [Hit(str(p.id), p.payload or {}, pick_vectors(p.vector, vectors)) for p in points]
 
+    def _scroll(
+        self, collection: str, where: Where, limit: int, with_payload: bool | list[str], offset: str | None = None,
+        vectors: Sequence[str] = (), order_by: qm.OrderBy | None = None,
+    ) -> tuple[list[qm.Record], Any]:  # fmt: skip
+        """One page of the server's scroll under `where` (less its prefix conditions: see `client_filter`)."""
+        return self._call(
+            "scroll",
+            self.client.scroll,
+            collection,
+            scroll_filter=client_filter(where),
+            limit=limit,
+            offset=offset,
+            order_by=order_by,
+            with_payload=with_payload,
+            with_vectors=list(vectors) or False,
+        )
+
     def scroll(
         self, collection: str, where: Where = EVERYTHING, vectors: Sequence[str] = (),
         with_payload: bool | Sequence[str] = True, start: str | None = None,
@@ -184,16 +201,7 @@ class ClientBackend:
             with_payload = list(dict.fromkeys([*with_payload, *where.prefix]))
         offset: str | None = start
         while True:
-            points, offset = self._call(
-                "scroll",
-                self.client.scroll,
-                collection,
-                scroll_filter=client_filter(where),
-                limit=PAGE,
-                offset=offset,
-                with_payload=with_payload,
-                with_vectors=list(vectors) or False,
-            )
+            points, offset = self._scroll(collection, where, PAGE, with_payload, offset=offset, vectors=vectors)
             for p in points:
                 if where.holds_prefixes(p.payload or {}):
                     yield Hit(str(p.id), p.payload or {}, pick_vectors(p.vector, vectors))
@@ -204,16 +212,8 @@ class ClientBackend:
         self, collection: str, key: str, start_from: int, limit: int, with_payload: bool | Sequence[str] = True,
         where: Where = EVERYTHING,
     ) -> list[Hit]:  # fmt: skip
-        points, _ = self._call(
-            "scroll",
-            self.client.scroll,
-            collection,
-            scroll_filter=client_filter(where),
-            limit=limit,
-            order_by=qm.OrderBy(key=key, start_from=start_from),
-            with_payload=payload_keys(with_payload),
-            with_vectors=False,
-        )
+        order = qm.OrderBy(key=key, start_from=start_from)
+        points, _ = self._scroll(collection, where, limit, payload_keys(with_payload), order_by=order)
         return [Hit(str(p.id), p.payload or {}) for p in points]
 
     def count(self, collection: str, where: Where = EVERYTHING) -> int:

@@ -22,7 +22,6 @@ import numpy as np
 from siamrec import constants as C
 from siamrec.config import Settings
 from siamrec.errors import ModelError, NotFoundError, StoreError
-from siamrec.logs import get_logger
 from siamrec.store.backend import EVERYTHING, Backend, Hit, Point, Where
 from siamrec.store.by_name import NamePage, index_words, playlists_by_name, rank_missing
 from siamrec.store.location import open_backend
@@ -44,7 +43,6 @@ from siamrec.store.records import (
 from siamrec.uris import point_id
 from siamrec.vectors import l2_normalise
 
-log = get_logger(__name__)
 PAGE = 1000
 AUDIO_FIELDS = ("audio_id", "audio_sha1")  # keyword-indexed fields that name a track's audio
 CENTROID_TRACKS = 20_000  # member tracks per centroid group: bounds the vectors held at once
@@ -328,9 +326,7 @@ class Store(AdaptedMetric, Queries):
         if self.backend.vectors(C.PLAYLISTS_COLLECTION) is None:
             return NamePage([], None)
         if not self._names_ranked:
-            if ranked := rank_missing(self.backend):
-                log.warning("the store's %d playlists got their name rank, to be listed by name: once", ranked)
-                self._wrote = True
+            self._wrote |= rank_missing(self.backend) > 0
             self._names_ranked = True
         if words.strip() and not self._names_indexed:
             self._wrote |= index_words(self.backend)
