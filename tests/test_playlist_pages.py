@@ -19,7 +19,7 @@ from siamrec.store import (
     Store,
     playlist_payload,
 )
-from siamrec.store.backend import Point
+from siamrec.store.backend import Point, Where
 from siamrec.store.by_name import ORDER_CHARS, WORDS, index_words, order_key, rank_missing
 from siamrec.store.edge import EdgeBackend
 from siamrec.store.records import name_rank
@@ -185,3 +185,14 @@ def test_a_store_made_before_the_word_index_gets_it_at_its_first_word_search(tmp
     reopened = Store(EdgeBackend(tmp_path / "store"))
     assert [p.playlist_uri for p in reopened.playlist_page(5, words="chill").playlists] == ["pl:01"]
     reopened.close()
+
+
+def test_a_server_backend_refuses_a_prefix_it_would_not_apply_to_an_ordered_walk() -> None:
+    """qdrant-client sends no prefix condition (servers before 1.19 have none): `scroll` tests payloads itself,
+    and the ordered walk, whose pages must be whole, refuses one instead of ignoring it."""
+    store = Store.memory()
+    fill(store, ["ab", "cd"])
+    with pytest.raises(ValueError, match="for scroll only"):
+        store.backend.ordered(C.PLAYLISTS_COLLECTION, "name_rank", 0, 10, where=Where(prefix={"name_key": "a"}))
+    found = store.backend.scroll(C.PLAYLISTS_COLLECTION, Where(prefix={"name_key": "a"}))
+    assert [hit.payload["name_key"] for hit in found] == ["ab"]
