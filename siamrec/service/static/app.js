@@ -163,7 +163,8 @@ async function loadPlaylists() {
   state.playlistsNext = nextPage(response);
   $("playlists").replaceChildren(...playlists.map(playlistItem));
   if (!playlists.length) {
-    $("playlists").replaceChildren(el("li", {}, name.trim() ? "No playlist's name has words starting so." : "No playlists yet."));
+    const none = name.trim() ? "No playlist's name has words starting so." : "No playlists yet.";
+    $("playlists").replaceChildren(el("li", {}, none));
   }
   $("playlists-more").hidden = !state.playlistsNext;
 }
