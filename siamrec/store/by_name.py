@@ -55,8 +55,8 @@ def _ranked(backend: Backend, start: int, stop: int, batch: int, where: Where = 
             groups.setdefault(int(hit.payload[RANK]), []).append(hit)
         if len(hits) == batch:  # the last rank may go on past the batch
             value = max(groups)
-            rank = Where(equals={RANK: value}, words=where.words)
-            groups[value] = list(backend.scroll(C.PLAYLISTS_COLLECTION, rank, with_payload=list(KEYS)))
+            whole_rank = Where(equals={RANK: value}, words=where.words)
+            groups[value] = list(backend.scroll(C.PLAYLISTS_COLLECTION, whole_rank, with_payload=list(KEYS)))
         for rank in sorted(groups):
             if rank > stop:
                 return
